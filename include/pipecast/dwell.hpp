@@ -1,0 +1,475 @@
+// pipecast — sales-pipeline forecasting
+// SPDX-License-Identifier: MIT
+#pragma once
+
+/// @file dwell.hpp
+/// @brief Dwell-time (time-in-stage) distributions and their residuals.
+///
+/// A dwell_distribution is an immutable value: exponential, gamma, lognormal, Weibull (all
+/// parameterised by their mean plus a shape or standard deviation, as in the JSON model
+/// format), a fixed time, or an empirical distribution (weighted support points, e.g. a
+/// Kaplan–Meier estimate). Every function below is a free function, as in Boost.Math:
+/// `pdf`, `cdf`, `survival`, `quantile`, `mean`, `variance`, and the same on
+/// `residual(d, age)`, the distribution of the time still to spend in the stage given that
+/// `age` has already been spent there.
+///
+/// Continuous families are computed with Boost.Math (double precision, no promotion to long
+/// double). Times are in the model's time unit.
+
+#include <pipecast/error.hpp>
+
+#include <boost/math/distributions/exponential.hpp>
+#include <boost/math/distributions/gamma.hpp>
+#include <boost/math/distributions/lognormal.hpp>
+#include <boost/math/distributions/weibull.hpp>
+#include <boost/math/special_functions/gamma.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pipecast {
+
+/// The family of a dwell-time distribution.
+enum class dwell_family { exponential, gamma, lognormal, weibull, fixed, empirical };
+
+/// Name used in the JSON format ("exponential", "gamma", ...).
+[[nodiscard]] constexpr std::string_view to_string(dwell_family f) noexcept {
+    switch (f) {
+    case dwell_family::exponential: return "exponential";
+    case dwell_family::gamma: return "gamma";
+    case dwell_family::lognormal: return "lognormal";
+    case dwell_family::weibull: return "weibull";
+    case dwell_family::fixed: return "fixed";
+    case dwell_family::empirical: return "empirical";
+    }
+    return "?";
+}
+
+namespace detail {
+/// Boost.Math policy: plain double arithmetic, +inf instead of an exception on overflow
+/// (quantile(1) = inf). Domain errors still throw; the library validates before calling.
+using boost_policy = boost::math::policies::policy<
+    boost::math::policies::promote_double<false>,
+    boost::math::policies::overflow_error<boost::math::policies::ignore_error>>;
+
+inline void require_positive(std::string_view what, std::string_view name, double v) {
+    if (!(std::isfinite(v) && v > 0.0))
+        throw model_error(message(what, ": ", name, " must be positive and finite, got ", v));
+}
+} // namespace detail
+
+/// An immutable dwell-time distribution. Build it with the named constructors.
+class dwell_distribution {
+public:
+    /// Exponential with the given mean. @throws model_error unless mean > 0 and finite.
+    static dwell_distribution exponential(double mean) {
+        detail::require_positive("exponential dwell", "mean", mean);
+        dwell_distribution d(dwell_family::exponential, mean);
+        d.scale_ = mean;
+        return d;
+    }
+    /// Gamma with shape k and mean (scale = mean / k). @throws model_error on k, mean <= 0.
+    static dwell_distribution gamma(double shape, double mean) {
+        detail::require_positive("gamma dwell", "shape", shape);
+        detail::require_positive("gamma dwell", "mean", mean);
+        dwell_distribution d(dwell_family::gamma, mean);
+        d.shape_ = shape;
+        d.scale_ = mean / shape;
+        return d;
+    }
+    /// Lognormal with the given mean and standard deviation (of the time, not its log).
+    static dwell_distribution lognormal(double mean, double sd) {
+        detail::require_positive("lognormal dwell", "mean", mean);
+        detail::require_positive("lognormal dwell", "sd", sd);
+        dwell_distribution d(dwell_family::lognormal, mean);
+        d.sd_ = sd;
+        const double s2 = std::log1p((sd / mean) * (sd / mean));
+        d.log_sigma_ = std::sqrt(s2);
+        d.log_mu_ = std::log(mean) - 0.5 * s2;
+        return d;
+    }
+    /// Lognormal from the parameters of the log (mu, sigma).
+    static dwell_distribution lognormal_log(double mu, double sigma) {
+        detail::require_positive("lognormal dwell", "sigma", sigma);
+        if (!std::isfinite(mu))
+            throw model_error(detail::message("lognormal dwell: mu must be finite, got ", mu));
+        const double mean = std::exp(mu + 0.5 * sigma * sigma);
+        const double sd = mean * std::sqrt(std::expm1(sigma * sigma));
+        dwell_distribution d = lognormal(mean, sd);
+        d.log_mu_ = mu;
+        d.log_sigma_ = sigma;
+        return d;
+    }
+    /// Weibull with shape k and mean (scale = mean / Γ(1 + 1/k)).
+    static dwell_distribution weibull(double shape, double mean) {
+        detail::require_positive("weibull dwell", "shape", shape);
+        detail::require_positive("weibull dwell", "mean", mean);
+        dwell_distribution d(dwell_family::weibull, mean);
+        d.shape_ = shape;
+        d.scale_ = mean / std::tgamma(1.0 + 1.0 / shape);
+        if (!(std::isfinite(d.scale_) && d.scale_ > 0.0))
+            throw model_error(detail::message("weibull dwell: shape ", shape, " with mean ", mean,
+                                              " gives no finite scale"));
+        return d;
+    }
+    /// A fixed time: every deal stays exactly `value`.
+    static dwell_distribution fixed(double value) {
+        detail::require_positive("fixed dwell", "value", value);
+        return dwell_distribution(dwell_family::fixed, value);
+    }
+    /// Empirical distribution putting equal mass on each sample.
+    static dwell_distribution empirical(std::vector<double> samples) {
+        std::vector<double> w(samples.size(), 1.0);
+        return empirical(std::move(samples), std::move(w));
+    }
+    /// Empirical distribution with mass weights[i] at values[i] (normalised to sum 1).
+    /// @throws model_error on empty input, size mismatch, negative or non-finite entries.
+    static dwell_distribution empirical(std::vector<double> values, std::vector<double> weights) {
+        if (values.empty()) throw model_error("empirical dwell: no samples");
+        if (values.size() != weights.size())
+            throw model_error(detail::message("empirical dwell: ", values.size(), " values but ",
+                                              weights.size(), " weights"));
+        std::vector<std::size_t> order(values.size());
+        std::iota(order.begin(), order.end(), std::size_t{0});
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            if (!(std::isfinite(values[i]) && values[i] >= 0.0))
+                throw model_error(detail::message("empirical dwell: sample ", i,
+                                                  " must be finite and >= 0, got ", values[i]));
+            if (!(std::isfinite(weights[i]) && weights[i] >= 0.0))
+                throw model_error(detail::message("empirical dwell: weight ", i,
+                                                  " must be finite and >= 0, got ", weights[i]));
+        }
+        std::sort(order.begin(), order.end(),
+                  [&](std::size_t a, std::size_t b) { return values[a] < values[b]; });
+        dwell_distribution d(dwell_family::empirical, 0.0);
+        double total = 0.0;
+        for (std::size_t i : order) {
+            if (weights[i] == 0.0) continue;
+            if (!d.values_.empty() && d.values_.back() == values[i]) {
+                d.cumulative_.back() += weights[i];
+            } else {
+                d.values_.push_back(values[i]);
+                d.cumulative_.push_back(weights[i]);
+            }
+            total += weights[i];
+        }
+        if (!(total > 0.0)) throw model_error("empirical dwell: weights sum to zero");
+        double acc = 0.0, m = 0.0, m2 = 0.0;
+        for (std::size_t i = 0; i < d.values_.size(); ++i) {
+            const double p = d.cumulative_[i] / total;
+            acc += p;
+            d.cumulative_[i] = acc;
+            m += p * d.values_[i];
+            m2 += p * d.values_[i] * d.values_[i];
+        }
+        d.cumulative_.back() = 1.0;
+        if (!(m > 0.0)) throw model_error("empirical dwell: mean must be positive (all samples are 0)");
+        d.mean_ = m;
+        d.sd_ = std::sqrt(std::max(0.0, m2 - m * m));
+        return d;
+    }
+
+    [[nodiscard]] dwell_family family() const noexcept { return family_; }
+    /// The mean dwell time.
+    [[nodiscard]] double mean() const noexcept { return mean_; }
+    /// Shape parameter (gamma, Weibull); NaN for the other families.
+    [[nodiscard]] double shape() const noexcept { return shape_; }
+    /// Scale parameter (exponential: mean; gamma: mean/k; Weibull: λ); NaN otherwise.
+    [[nodiscard]] double scale() const noexcept { return scale_; }
+    /// Standard deviation of the time (every family).
+    [[nodiscard]] double sd() const noexcept {
+        switch (family_) {
+        case dwell_family::exponential: return mean_;
+        case dwell_family::gamma: return mean_ / std::sqrt(shape_);
+        case dwell_family::weibull: {
+            const double g1 = std::tgamma(1.0 + 1.0 / shape_);
+            const double g2 = std::tgamma(1.0 + 2.0 / shape_);
+            return scale_ * std::sqrt(std::max(0.0, g2 - g1 * g1));
+        }
+        case dwell_family::fixed: return 0.0;
+        case dwell_family::lognormal:
+        case dwell_family::empirical: return sd_;
+        }
+        return sd_;
+    }
+    /// Location and scale of log T (lognormal only; NaN otherwise).
+    [[nodiscard]] double log_mu() const noexcept { return log_mu_; }
+    [[nodiscard]] double log_sigma() const noexcept { return log_sigma_; }
+    /// Support points (sorted, distinct) and cumulative probabilities (empirical only).
+    [[nodiscard]] std::span<const double> values() const noexcept { return values_; }
+    [[nodiscard]] std::span<const double> cumulative() const noexcept { return cumulative_; }
+
+    friend bool operator==(const dwell_distribution&, const dwell_distribution&) = default;
+
+private:
+    dwell_distribution(dwell_family f, double mean) : family_(f), mean_(mean) {}
+
+    static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+    dwell_family family_;
+    double mean_;
+    double shape_ = nan;
+    double scale_ = nan;
+    double sd_ = nan;
+    double log_mu_ = nan;
+    double log_sigma_ = nan;
+    std::vector<double> values_;
+    std::vector<double> cumulative_;
+};
+
+namespace detail {
+
+/// Calls f with the Boost.Math distribution object of a continuous family.
+template <class F>
+decltype(auto) with_boost(const dwell_distribution& d, F&& f) {
+    switch (d.family()) {
+    case dwell_family::exponential:
+        return f(boost::math::exponential_distribution<double, boost_policy>(1.0 / d.mean()));
+    case dwell_family::gamma:
+        return f(boost::math::gamma_distribution<double, boost_policy>(d.shape(), d.scale()));
+    case dwell_family::lognormal:
+        return f(boost::math::lognormal_distribution<double, boost_policy>(d.log_mu(), d.log_sigma()));
+    case dwell_family::weibull:
+    default:
+        PIPECAST_ASSERT(d.family() == dwell_family::weibull);
+        return f(boost::math::weibull_distribution<double, boost_policy>(d.shape(), d.scale()));
+    }
+}
+
+[[nodiscard]] inline bool is_continuous(const dwell_distribution& d) noexcept {
+    return d.family() != dwell_family::fixed && d.family() != dwell_family::empirical;
+}
+
+inline void require_probability(std::string_view fn, double p) {
+    if (!(p >= 0.0 && p <= 1.0))
+        throw argument_error(message(fn, ": probability must be in [0, 1], got ", p));
+}
+
+inline void require_time(std::string_view fn, std::string_view what, double t) {
+    if (std::isnan(t)) throw argument_error(message(fn, ": ", what, " is NaN"));
+}
+
+/// Index of the first support point > t (empirical).
+[[nodiscard]] inline std::size_t first_above(const dwell_distribution& d, double t) noexcept {
+    const auto v = d.values();
+    return static_cast<std::size_t>(std::upper_bound(v.begin(), v.end(), t) - v.begin());
+}
+
+} // namespace detail
+
+/// P(T <= t). @throws argument_error if t is NaN.
+[[nodiscard]] inline double cdf(const dwell_distribution& d, double t) {
+    detail::require_time("cdf", "t", t);
+    if (t <= 0.0) return d.family() == dwell_family::empirical && t == 0.0 && d.values()[0] == 0.0
+                             ? d.cumulative()[0]
+                             : 0.0;
+    if (std::isinf(t)) return 1.0;
+    switch (d.family()) {
+    case dwell_family::fixed: return t >= d.mean() ? 1.0 : 0.0;
+    case dwell_family::empirical: {
+        const std::size_t i = detail::first_above(d, t);
+        return i == 0 ? 0.0 : d.cumulative()[i - 1];
+    }
+    default: return detail::with_boost(d, [t](const auto& b) { return boost::math::cdf(b, t); });
+    }
+}
+
+/// P(T > t), computed directly (not 1 - cdf) to keep the tail accurate.
+[[nodiscard]] inline double survival(const dwell_distribution& d, double t) {
+    detail::require_time("survival", "t", t);
+    if (t < 0.0) return 1.0;
+    if (std::isinf(t)) return 0.0;
+    switch (d.family()) {
+    case dwell_family::fixed: return t >= d.mean() ? 0.0 : 1.0;
+    case dwell_family::empirical: return 1.0 - cdf(d, t);
+    default:
+        if (t == 0.0) return 1.0;
+        return detail::with_boost(
+            d, [t](const auto& b) { return boost::math::cdf(boost::math::complement(b, t)); });
+    }
+}
+
+/// Density at t (for fixed and empirical: the probability mass at exactly t).
+[[nodiscard]] inline double pdf(const dwell_distribution& d, double t) {
+    detail::require_time("pdf", "t", t);
+    if (t < 0.0 || std::isinf(t)) return 0.0;
+    switch (d.family()) {
+    case dwell_family::fixed: return t == d.mean() ? 1.0 : 0.0;
+    case dwell_family::empirical: {
+        const auto v = d.values();
+        const auto it = std::lower_bound(v.begin(), v.end(), t);
+        if (it == v.end() || *it != t) return 0.0;
+        const auto i = static_cast<std::size_t>(it - v.begin());
+        return d.cumulative()[i] - (i == 0 ? 0.0 : d.cumulative()[i - 1]);
+    }
+    default: return detail::with_boost(d, [t](const auto& b) { return boost::math::pdf(b, t); });
+    }
+}
+
+/// The smallest t with P(T <= t) >= p. quantile(d, 1) is +inf for unbounded families.
+/// @throws argument_error unless 0 <= p <= 1.
+[[nodiscard]] inline double quantile(const dwell_distribution& d, double p) {
+    detail::require_probability("quantile", p);
+    switch (d.family()) {
+    case dwell_family::fixed: return d.mean();
+    case dwell_family::empirical: {
+        const auto c = d.cumulative();
+        const auto it = std::lower_bound(c.begin(), c.end(), p);
+        return d.values()[std::min(static_cast<std::size_t>(it - c.begin()), c.size() - 1)];
+    }
+    default:
+        if (p == 1.0) return std::numeric_limits<double>::infinity();
+        return detail::with_boost(d, [p](const auto& b) { return boost::math::quantile(b, p); });
+    }
+}
+
+/// The t with P(T > t) = q (the complement quantile, accurate for small q).
+[[nodiscard]] inline double survival_quantile(const dwell_distribution& d, double q) {
+    detail::require_probability("survival_quantile", q);
+    if (!detail::is_continuous(d)) return quantile(d, 1.0 - q);
+    if (q == 0.0) return std::numeric_limits<double>::infinity();
+    return detail::with_boost(
+        d, [q](const auto& b) { return boost::math::quantile(boost::math::complement(b, q)); });
+}
+
+[[nodiscard]] inline double mean(const dwell_distribution& d) noexcept { return d.mean(); }
+[[nodiscard]] inline double variance(const dwell_distribution& d) noexcept { return d.sd() * d.sd(); }
+
+/// The distribution of the remaining dwell T - a given T > a, for a deal of age a.
+///
+/// Ages at or beyond the end of the support (survival(d, a) == 0 in double precision, e.g. a
+/// fixed dwell already exceeded) give a residual that is 0 with certainty: the deal is
+/// overdue and leaves at once. The exponential residual is the distribution itself
+/// (memoryless) and the Weibull residual has a closed form valid at any age.
+class residual_dwell {
+public:
+    /// @throws argument_error if age is negative or not finite.
+    residual_dwell(const dwell_distribution& d, double age) : d_(&d), age_(age) {
+        if (!(std::isfinite(age) && age >= 0.0))
+            throw argument_error(detail::message("residual: age must be finite and >= 0, got ", age));
+        surv_age_ = age == 0.0 ? 1.0 : survival(d, age);
+    }
+    [[nodiscard]] const dwell_distribution& base() const noexcept { return *d_; }
+    [[nodiscard]] double age() const noexcept { return age_; }
+    /// P(T > age) under the base distribution.
+    [[nodiscard]] double survival_at_age() const noexcept { return surv_age_; }
+    /// True when the age is past the support: the residual is 0.
+    [[nodiscard]] bool overdue() const noexcept {
+        return surv_age_ <= 0.0 && d_->family() != dwell_family::exponential &&
+               d_->family() != dwell_family::weibull;
+    }
+
+private:
+    const dwell_distribution* d_;
+    double age_;
+    double surv_age_;
+};
+
+/// Residual distribution of `d` at `age` (keeps a reference to d).
+[[nodiscard]] inline residual_dwell residual(const dwell_distribution& d, double age) {
+    return residual_dwell(d, age);
+}
+
+/// P(T - a > t | T > a).
+[[nodiscard]] inline double survival(const residual_dwell& r, double t) {
+    detail::require_time("survival(residual)", "t", t);
+    if (t < 0.0) return 1.0;
+    const auto& d = r.base();
+    if (d.family() == dwell_family::exponential) return survival(d, t);
+    if (r.overdue()) return 0.0;
+    if (d.family() == dwell_family::weibull) {
+        const double k = d.shape(), lam = d.scale();
+        return std::exp(std::pow(r.age() / lam, k) - std::pow((r.age() + t) / lam, k));
+    }
+    return std::min(1.0, survival(d, r.age() + t) / r.survival_at_age());
+}
+
+/// P(T - a <= t | T > a).
+[[nodiscard]] inline double cdf(const residual_dwell& r, double t) {
+    return t < 0.0 ? 0.0 : 1.0 - survival(r, t);
+}
+
+/// Residual density (mass for the discrete families).
+[[nodiscard]] inline double pdf(const residual_dwell& r, double t) {
+    if (r.overdue()) return t == 0.0 ? 1.0 : 0.0;
+    return pdf(r.base(), r.age() + t) / r.survival_at_age();
+}
+
+/// Quantile of the residual dwell: closed form for the exponential and Weibull families,
+/// the base distribution's complement quantile otherwise (no root finding of our own).
+[[nodiscard]] inline double quantile(const residual_dwell& r, double p) {
+    detail::require_probability("quantile(residual)", p);
+    const auto& d = r.base();
+    if (d.family() == dwell_family::exponential) return quantile(d, p);
+    if (r.overdue()) return 0.0;
+    const double a = r.age();
+    switch (d.family()) {
+    case dwell_family::weibull: {
+        const double k = d.shape(), lam = d.scale();
+        if (p == 1.0) return std::numeric_limits<double>::infinity();
+        return std::max(0.0, lam * std::pow(std::pow(a / lam, k) - std::log1p(-p), 1.0 / k) - a);
+    }
+    case dwell_family::fixed: return d.mean() - a;
+    case dwell_family::empirical: {
+        const auto c = d.cumulative();
+        const double below = cdf(d, a); // mass at or below the age
+        const double target = below + p * (1.0 - below);
+        const std::size_t first = detail::first_above(d, a);
+        const auto it = std::lower_bound(c.begin() + static_cast<std::ptrdiff_t>(first), c.end(),
+                                         target - 1e-15);
+        const std::size_t i = std::min(static_cast<std::size_t>(it - c.begin()), c.size() - 1);
+        return d.values()[i] - a;
+    }
+    default:
+        if (a == 0.0) return quantile(d, p);
+        return std::max(0.0, survival_quantile(d, r.survival_at_age() * (1.0 - p)) - a);
+    }
+}
+
+/// Mean remaining dwell E[T - a | T > a]. Closed forms (incomplete gamma, normal tail) for
+/// every family.
+[[nodiscard]] inline double mean(const residual_dwell& r) {
+    const auto& d = r.base();
+    const double a = r.age();
+    if (d.family() == dwell_family::exponential || a == 0.0) return d.mean();
+    if (r.overdue()) return 0.0;
+    const double s = r.survival_at_age();
+    switch (d.family()) {
+    case dwell_family::gamma: {
+        // E[T 1{T>a}] = k θ Q(k+1, a/θ)
+        const double k = d.shape(), th = d.scale();
+        const double q1 = boost::math::gamma_q(k + 1.0, a / th, detail::boost_policy{});
+        return k * th * q1 / s - a;
+    }
+    case dwell_family::lognormal: {
+        // E[T 1{T>a}] = e^{μ+σ²/2} Φ((μ + σ² − ln a)/σ)
+        const double mu = d.log_mu(), sg = d.log_sigma();
+        const double z = (mu + sg * sg - std::log(a)) / sg;
+        return d.mean() * 0.5 * std::erfc(-z / std::sqrt(2.0)) / s - a;
+    }
+    case dwell_family::weibull: {
+        // E[T − a | T > a] = λ e^{x} Γ(1 + 1/k, x) − a, x = (a/λ)^k
+        const double k = d.shape(), lam = d.scale();
+        const double x = std::pow(a / lam, k);
+        const double g = boost::math::tgamma(1.0 + 1.0 / k, x, detail::boost_policy{});
+        return std::max(0.0, lam * std::exp(x) * g - a);
+    }
+    case dwell_family::fixed: return d.mean() - a;
+    case dwell_family::empirical:
+    default: {
+        const auto v = d.values();
+        const auto c = d.cumulative();
+        double acc = 0.0;
+        for (std::size_t i = detail::first_above(d, a); i < v.size(); ++i)
+            acc += (c[i] - (i == 0 ? 0.0 : c[i - 1])) * (v[i] - a);
+        return acc / s;
+    }
+    }
+}
+
+} // namespace pipecast

@@ -1,0 +1,16 @@
+// pipecast — sales-pipeline forecasting
+// SPDX-License-Identifier: MIT
+#pragma once
+
+/// @file pipecast.hpp
+/// @brief Umbrella header: includes the whole library.
+
+#include <pipecast/error.hpp>
+#include <pipecast/dwell.hpp>
+#include <pipecast/stage_graph.hpp>
+#include <pipecast/model.hpp>
+#include <pipecast/model_io.hpp>
+#include <pipecast/book.hpp>
+#include <pipecast/book_io.hpp>
+#include <pipecast/analytics.hpp>
+#include <pipecast/first_passage.hpp>
