@@ -70,6 +70,7 @@ public:
     /// Exponential with the given mean. @throws model_error unless mean > 0 and finite.
     static dwell_distribution exponential(double mean) {
         detail::require_positive("exponential dwell", "mean", mean);
+        detail::require_positive("exponential dwell", "rate (1/mean)", 1.0 / mean);
         dwell_distribution d(dwell_family::exponential, mean);
         d.scale_ = mean;
         return d;
@@ -81,6 +82,7 @@ public:
         dwell_distribution d(dwell_family::gamma, mean);
         d.shape_ = shape;
         d.scale_ = mean / shape;
+        detail::require_positive("gamma dwell", "scale (mean/shape)", d.scale_);
         return d;
     }
     /// Lognormal with the given mean and standard deviation (of the time, not its log).
@@ -160,18 +162,20 @@ public:
             total += weights[i];
         }
         if (!(total > 0.0)) throw model_error("empirical dwell: weights sum to zero");
-        double acc = 0.0, m = 0.0, m2 = 0.0;
+        double acc = 0.0, m = 0.0;
         for (std::size_t i = 0; i < d.values_.size(); ++i) {
             const double p = d.cumulative_[i] / total;
             acc += p;
             d.cumulative_[i] = acc;
             m += p * d.values_[i];
-            m2 += p * d.values_[i] * d.values_[i];
         }
         d.cumulative_.back() = 1.0;
         if (!(m > 0.0)) throw model_error("empirical dwell: mean must be positive (all samples are 0)");
+        double v = 0.0; // second pass: no cancellation for values far from 0 with a small spread
+        for (std::size_t i = 0; i < d.values_.size(); ++i)
+            v += (d.cumulative_[i] - (i == 0 ? 0.0 : d.cumulative_[i - 1])) * (d.values_[i] - m) * (d.values_[i] - m);
         d.mean_ = m;
-        d.sd_ = std::sqrt(std::max(0.0, m2 - m * m));
+        d.sd_ = std::sqrt(v);
         return d;
     }
 
@@ -205,7 +209,14 @@ public:
     [[nodiscard]] std::span<const double> values() const noexcept { return values_; }
     [[nodiscard]] std::span<const double> cumulative() const noexcept { return cumulative_; }
 
-    friend bool operator==(const dwell_distribution&, const dwell_distribution&) = default;
+    /// Same family and parameters (parameters a family does not use, stored as NaN, compare
+    /// equal to each other).
+    friend bool operator==(const dwell_distribution& a, const dwell_distribution& b) noexcept {
+        auto same = [](double x, double y) { return x == y || (std::isnan(x) && std::isnan(y)); };
+        return a.family_ == b.family_ && same(a.mean_, b.mean_) && same(a.shape_, b.shape_) &&
+               same(a.scale_, b.scale_) && same(a.sd_, b.sd_) && same(a.log_mu_, b.log_mu_) &&
+               same(a.log_sigma_, b.log_sigma_) && a.values_ == b.values_ && a.cumulative_ == b.cumulative_;
+    }
 
 private:
     dwell_distribution(dwell_family f, double mean) : family_(f), mean_(mean) {}
@@ -252,6 +263,30 @@ inline void require_probability(std::string_view fn, double p) {
 
 inline void require_time(std::string_view fn, std::string_view what, double t) {
     if (std::isnan(t)) throw argument_error(message(fn, ": ", what, " is NaN"));
+}
+
+/// e^x Γ(s, x), the scaled upper incomplete gamma function, without overflow or underflow
+/// at large x: Boost.Math below x = max(40, 2s + 10), else the continued fraction
+/// Γ(s, x) = e^{-x} x^s / (x + 1 - s - 1(1 - s)/(x + 3 - s - 2(2 - s)/(x + 5 - s - ...)))
+/// evaluated by the modified Lentz method (it converges fast for x > s + 1).
+[[nodiscard]] inline double scaled_upper_gamma(double s, double x) {
+    if (x < std::max(40.0, 2.0 * s + 10.0))
+        return std::exp(x) * boost::math::tgamma(s, x, boost_policy{});
+    constexpr double tiny = 1e-300, eps = 1e-16;
+    double b = x + 1.0 - s, c = 1.0 / tiny, d = 1.0 / b, h = d;
+    for (int i = 1; i < 1000; ++i) {
+        const double an = -i * (i - s);
+        b += 2.0;
+        d = an * d + b;
+        if (std::abs(d) < tiny) d = tiny;
+        c = b + an / c;
+        if (std::abs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        const double del = d * c;
+        h *= del;
+        if (std::abs(del - 1.0) < eps) break;
+    }
+    return std::pow(x, s) * h;
 }
 
 /// Index of the first support point > t (empirical).
@@ -383,8 +418,10 @@ private:
     if (d.family() == dwell_family::exponential) return survival(d, t);
     if (r.overdue()) return 0.0;
     if (d.family() == dwell_family::weibull) {
-        const double k = d.shape(), lam = d.scale();
-        return std::exp(std::pow(r.age() / lam, k) - std::pow((r.age() + t) / lam, k));
+        // exp(x_a - x_{a+t}) with x_u = (u/λ)^k, written as exp(-x_a ((1 + t/a)^k - 1)).
+        const double k = d.shape(), lam = d.scale(), a = r.age();
+        if (a == 0.0) return survival(d, t);
+        return std::exp(-std::pow(a / lam, k) * std::expm1(k * std::log1p(t / a)));
     }
     return std::min(1.0, survival(d, r.age() + t) / r.survival_at_age());
 }
@@ -396,8 +433,17 @@ private:
 
 /// Residual density (mass for the discrete families).
 [[nodiscard]] inline double pdf(const residual_dwell& r, double t) {
+    detail::require_time("pdf(residual)", "t", t);
+    const auto& d = r.base();
+    if (d.family() == dwell_family::exponential) return pdf(d, t);
     if (r.overdue()) return t == 0.0 ? 1.0 : 0.0;
-    return pdf(r.base(), r.age() + t) / r.survival_at_age();
+    if (t < 0.0) return 0.0;
+    if (d.family() == dwell_family::weibull && r.age() > 0.0) {
+        // hazard at a + t times the residual survival (no 0/0 at large ages)
+        const double k = d.shape(), lam = d.scale();
+        return k / lam * std::pow((r.age() + t) / lam, k - 1.0) * survival(r, t);
+    }
+    return pdf(d, r.age() + t) / r.survival_at_age();
 }
 
 /// Quantile of the residual dwell: closed form for the exponential and Weibull families,
@@ -410,12 +456,16 @@ private:
     const double a = r.age();
     switch (d.family()) {
     case dwell_family::weibull: {
+        // x_{a+t} = x_a + c with c = -log(1 - p): t = a ((1 + c/x_a)^{1/k} - 1)
         const double k = d.shape(), lam = d.scale();
         if (p == 1.0) return std::numeric_limits<double>::infinity();
-        return std::max(0.0, lam * std::pow(std::pow(a / lam, k) - std::log1p(-p), 1.0 / k) - a);
+        const double c = -std::log1p(-p);
+        if (a == 0.0) return lam * std::pow(c, 1.0 / k);
+        return a * std::expm1(std::log1p(c / std::pow(a / lam, k)) / k);
     }
     case dwell_family::fixed: return d.mean() - a;
     case dwell_family::empirical: {
+        if (a == 0.0) return quantile(d, p); // age 0 is the distribution itself, mass at 0 included
         const auto c = d.cumulative();
         const double below = cdf(d, a); // mass at or below the age
         const double target = below + p * (1.0 - below);
@@ -453,11 +503,11 @@ private:
         return d.mean() * 0.5 * std::erfc(-z / std::sqrt(2.0)) / s - a;
     }
     case dwell_family::weibull: {
-        // E[T − a | T > a] = λ e^{x} Γ(1 + 1/k, x) − a, x = (a/λ)^k
+        // E[T − a | T > a] = λ e^{x} Γ(1 + 1/k, x) − a = (λ/k) e^{x} Γ(1/k, x), x = (a/λ)^k;
+        // the second form has no cancellation and stays finite at any age.
         const double k = d.shape(), lam = d.scale();
         const double x = std::pow(a / lam, k);
-        const double g = boost::math::tgamma(1.0 + 1.0 / k, x, detail::boost_policy{});
-        return std::max(0.0, lam * std::exp(x) * g - a);
+        return lam / k * detail::scaled_upper_gamma(1.0 / k, x);
     }
     case dwell_family::fixed: return d.mean() - a;
     case dwell_family::empirical:
