@@ -47,6 +47,9 @@ class stage_graph {
 public:
     /// Rows must sum to 1 within this tolerance; they are then renormalised exactly.
     static constexpr double row_tolerance = 1e-6;
+    /// Rows summing to 1 within this (rounding) tolerance are kept exactly as given, so that
+    /// renormalisation is idempotent and a model written and read back compares equal.
+    static constexpr double row_rounding = 1e-12;
 
     /// @param stages open stages in funnel order (at least one)
     /// @param outcomes absorbing outcomes (at least one win and one non-win)
@@ -188,7 +191,7 @@ private:
             if (!(std::abs(sum - 1.0) <= row_tolerance))
                 throw model_error(detail::message("stage '", name(i), "': transition probabilities sum to ", sum,
                                                   ", expected 1 (tolerance ", row_tolerance, ")"));
-            p_.row(r) /= sum;
+            if (std::abs(sum - 1.0) > row_rounding) p_.row(r) /= sum;
         }
         // Every open stage must reach an outcome: backward search from the outcomes.
         std::vector<char> reaches(m, 0);
