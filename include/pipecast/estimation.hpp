@@ -1,0 +1,1118 @@
+// pipecast — sales-pipeline forecasting
+// SPDX-License-Identifier: MIT
+#pragma once
+
+/// @file estimation.hpp
+/// @brief Learning a pipeline model from deal history: transition probabilities with their
+/// uncertainty, and dwell-time distributions fitted with right-censoring.
+///
+/// The data of one open stage are its visits. A visit that ended (to **any** next stage:
+/// the next open stage, a regression, Won or Lost) is an *exit*: its duration is an
+/// observed dwell time and its next stage one multinomial draw. A visit still open at the
+/// log end is *right-censored*: the dwell is only known to exceed its current age. Lost is
+/// a competing risk for Won, not censoring: in the semi-Markov model the dwell ends with any
+/// exit and the next stage is drawn independently of it, so
+///
+///  * the transition row of a stage is estimated from its exits only (multinomial MLE
+///    p_j = n_j / n; censored visits carry no information on the next stage), with a
+///    Dirichlet posterior Dir(n_j + α_j) for uncertainty and an optional prior α;
+///  * the dwell distribution maximises Σ_exits log f(t) + Σ_censored log S(c) (or is the
+///    Kaplan–Meier estimate); dropping the censored visits, as most CRMs do, biases the
+///    dwell short because long visits are the ones still open.
+///
+/// Families: exponential (closed form), Weibull (1-D profile likelihood in the shape: the
+/// scale given the shape is closed form), gamma and lognormal (closed form or a 1-D
+/// equation without censoring; with censoring a safeguarded 2-D Newton method from the
+/// uncensored estimate, analytic derivatives for the lognormal, Boost's incomplete gamma
+/// for the gamma). The family is chosen by AIC = 2p − 2 log L. Uncensored parts use
+/// sufficient statistics (n, Σt, Σlog t, Σlog² t); the censored terms are summed per
+/// evaluation. See docs/estimation.md.
+
+#include <pipecast/dwell.hpp>
+#include <pipecast/error.hpp>
+#include <pipecast/history.hpp>
+#include <pipecast/model.hpp>
+#include <pipecast/stage_graph.hpp>
+
+#include <boost/math/special_functions/beta.hpp>
+#include <boost/math/special_functions/digamma.hpp>
+#include <boost/math/special_functions/erf.hpp>
+#include <boost/math/special_functions/gamma.hpp>
+#include <boost/math/special_functions/trigamma.hpp>
+#include <boost/math/tools/roots.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numbers>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pipecast {
+
+// ---------------------------------------------------------------------------------------
+// Results
+// ---------------------------------------------------------------------------------------
+
+/// Outcome of an iterative fit (a status, never an exception).
+enum class fit_status {
+    converged,      ///< the optimiser met its tolerance
+    max_iterations, ///< stopped at the iteration limit; the estimate is the last iterate
+    too_few_events, ///< not enough exits to estimate the family (or degenerate data)
+    failed          ///< numerical failure (non-finite likelihood, no ascent direction)
+};
+
+[[nodiscard]] constexpr std::string_view to_string(fit_status s) noexcept {
+    switch (s) {
+    case fit_status::converged: return "converged";
+    case fit_status::max_iterations: return "max_iterations";
+    case fit_status::too_few_events: return "too_few_events";
+    case fit_status::failed: return "failed";
+    }
+    return "?";
+}
+
+/// A fitted parameter with its asymptotic standard error (inverse observed information).
+struct parameter_estimate {
+    std::string name;
+    double value = std::numeric_limits<double>::quiet_NaN();
+    double se = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// One parametric family fitted by censored maximum likelihood.
+struct family_fit {
+    dwell_family family = dwell_family::exponential;
+    fit_status status = fit_status::failed;
+    std::size_t iterations = 0;
+    double log_likelihood = std::numeric_limits<double>::quiet_NaN();
+    double aic = std::numeric_limits<double>::quiet_NaN(); ///< 2p − 2 log L
+    /// exponential: mean; gamma: shape, scale; lognormal: mu, sigma (of log T);
+    /// weibull: shape, scale.
+    std::vector<parameter_estimate> parameters;
+    double mean = std::numeric_limits<double>::quiet_NaN();    ///< fitted mean dwell
+    double mean_se = std::numeric_limits<double>::quiet_NaN(); ///< its standard error (delta method)
+    std::optional<dwell_distribution> dwell; ///< the fitted distribution (when status is converged)
+
+    [[nodiscard]] bool ok() const noexcept { return status == fit_status::converged && dwell.has_value(); }
+};
+
+/// Kaplan–Meier estimate of the survival function of a dwell time.
+struct kaplan_meier {
+    std::vector<double> time;      ///< distinct event (exit) times, increasing
+    std::vector<double> survival;  ///< S(t) just after time[i]
+    std::vector<double> at_risk;   ///< visits at risk just before time[i]
+    std::vector<double> events;    ///< exits at time[i]
+    std::vector<double> std_error; ///< Greenwood standard error of survival[i]
+    double last_time = 0.0;        ///< largest observed duration (exit or censored)
+    /// S after the last event time: the probability mass the events do not place because
+    /// the longest visits are censored (0 when the longest visit is an exit).
+    double leftover = 1.0;
+    double median = std::numeric_limits<double>::quiet_NaN(); ///< first t with S(t) <= 1/2; NaN if never
+    double restricted_mean = 0.0;  ///< ∫_0^last_time S(t) dt (a lower bound of the mean)
+
+    /// S(t), the right-continuous step function.
+    [[nodiscard]] double survival_at(double t) const noexcept {
+        const auto it = std::upper_bound(time.begin(), time.end(), t);
+        return it == time.begin() ? 1.0 : survival[static_cast<std::size_t>(it - time.begin()) - 1];
+    }
+    /// Smallest event time with S <= 1 - p; NaN if S never gets that low.
+    [[nodiscard]] double quantile(double p) const noexcept {
+        for (std::size_t i = 0; i < time.size(); ++i)
+            if (survival[i] <= 1.0 - p + 1e-12) return time[i];
+        return std::numeric_limits<double>::quiet_NaN();
+    }
+};
+
+/// Where a Kaplan–Meier dwell puts the mass `leftover` beyond the last event time.
+enum class km_tail {
+    efron,     ///< at the largest observed time (Efron: the largest visit counts as an exit); default
+    parametric ///< at last_time + the mean residual of a parametric fit beyond last_time
+};
+
+/// One transition edge of a stage, with its Dirichlet posterior.
+struct transition_estimate {
+    std::string to;           ///< next stage
+    double count = 0.0;       ///< observed exits to it
+    double mle = 0.0;         ///< count / exits
+    double probability = 0.0; ///< posterior mean (count + α) / (exits + Σα); the MLE without prior
+    double se = 0.0;          ///< posterior standard deviation
+    double lower = 0.0;       ///< equal-tailed credible interval (Beta marginal)
+    double upper = 0.0;
+};
+
+/// Everything estimated for one open stage.
+struct stage_estimate {
+    std::string name;
+    std::size_t visits = 0;
+    std::size_t exits = 0;
+    std::size_t censored = 0;
+    std::vector<transition_estimate> transitions; ///< one per observed (or prior) next stage
+    std::array<family_fit, 4> fits;               ///< exponential, gamma, lognormal, weibull
+    std::optional<std::size_t> best;              ///< index into fits with the least AIC
+    kaplan_meier km;
+    std::optional<dwell_distribution> dwell;      ///< the dwell used in the model (see fit_options::dwell)
+    std::string dwell_source;                     ///< "aic", "kaplan_meier", or the family name
+    double naive_mean = std::numeric_limits<double>::quiet_NaN(); ///< mean of the exits only (ignores censoring)
+};
+
+/// A fitted history: the stages in funnel order, the outcomes, arrivals and deal sizes.
+struct history_fit {
+    std::vector<stage_estimate> stages;  ///< open stages in funnel order
+    std::vector<outcome_stage> outcomes; ///< outcomes, wins first
+    std::string entry_stage;             ///< the stage most deals start in
+    double arrival_rate = std::numeric_limits<double>::quiet_NaN(); ///< deals per time unit entering
+    std::optional<deal_size_distribution> deal_size; ///< lognormal fit of the deal amounts
+    double start_time = 0.0, end_time = 0.0;         ///< first entry and log end
+    std::size_t visits = 0, deals = 0;
+    std::string time_unit = "day";
+
+    /// The stage estimate by name. @throws argument_error if there is none.
+    [[nodiscard]] const stage_estimate& stage(std::string_view name) const {
+        for (const auto& s : stages)
+            if (s.name == name) return s;
+        throw argument_error(detail::message("history_fit: no open stage '", name, "'"));
+    }
+};
+
+/// Which dwell the model gets.
+enum class dwell_choice { aic, kaplan_meier, exponential, gamma, lognormal, weibull };
+
+/// Options of fit_history.
+struct fit_options {
+    std::string time_unit = "day"; ///< the model time unit (the history's times are in it)
+    /// Outcomes that count as wins. Empty: decided by name ("won", "closed won", "win", ...).
+    std::vector<std::string> won;
+    /// Funnel order of the open stages. Empty: by the mean position of the stage in the
+    /// deals' paths (ties by first appearance).
+    std::vector<std::string> stage_order;
+    /// Dirichlet pseudo-count added to every observed edge of every stage (0: plain MLE).
+    double prior_count = 0.0;
+    /// Explicit Dirichlet pseudo-counts per edge (from stage -> next stage -> α), added to
+    /// prior_count; may name edges never observed.
+    transition_rows prior;
+    double credible_level = 0.95; ///< of the transition intervals
+    dwell_choice dwell = dwell_choice::aic;
+    km_tail tail = km_tail::efron;
+    /// The naive CRM-style fit: drop the visits still open (biased; for comparison only).
+    bool ignore_censored = false;
+    /// Parametric fits count an exit of duration <= 0 (same timestamp in and out) at this
+    /// time; the Kaplan–Meier estimate keeps 0.
+    double min_dwell = 1e-6;
+    std::size_t max_iterations = 200;
+};
+
+// ---------------------------------------------------------------------------------------
+// Numerical kernels
+// ---------------------------------------------------------------------------------------
+
+namespace detail {
+
+inline constexpr double nan_v = std::numeric_limits<double>::quiet_NaN();
+
+/// Durations of one stage, split into exits and censored visits, with their logs and the
+/// sufficient statistics of the exits.
+struct dwell_sample {
+    std::vector<double> t, log_t; ///< exits (clamped to min_dwell)
+    std::vector<double> c, log_c; ///< censored durations > 0 (a visit censored at 0 carries no information)
+    double n = 0, sum_t = 0, sum_log = 0, sum_log2 = 0, sum_c = 0;
+
+    dwell_sample(std::span<const double> exits, std::span<const double> censored, double min_dwell) {
+        t.reserve(exits.size());
+        log_t.reserve(exits.size());
+        for (double x : exits) {
+            const double v = std::max(x, min_dwell);
+            const double l = std::log(v);
+            t.push_back(v);
+            log_t.push_back(l);
+            sum_t += v;
+            sum_log += l;
+            sum_log2 += l * l;
+        }
+        n = static_cast<double>(t.size());
+        for (double x : censored) {
+            if (!(x > 0.0)) continue;
+            c.push_back(x);
+            log_c.push_back(std::log(x));
+            sum_c += x;
+        }
+    }
+    [[nodiscard]] bool has_censoring() const noexcept { return !c.empty(); }
+    [[nodiscard]] double mean_log() const noexcept { return sum_log / n; }
+    [[nodiscard]] double var_log() const noexcept { return std::max(0.0, sum_log2 / n - mean_log() * mean_log()); }
+};
+
+/// Value, gradient and Hessian of a 2-parameter log-likelihood.
+struct local_quadratic {
+    double f = 0;
+    std::array<double, 2> g{};
+    std::array<double, 4> h{}; ///< row-major 2x2
+};
+
+/// 2x2 inverse of the negated Hessian (the covariance); nullopt unless positive definite.
+[[nodiscard]] inline std::optional<std::array<double, 4>> covariance(const std::array<double, 4>& h) {
+    const double a = -h[0], b = -h[1], d = -h[3];
+    const double det = a * d - b * b;
+    if (!(a > 0.0 && det > 0.0 && std::isfinite(det))) return std::nullopt;
+    return std::array<double, 4>{d / det, -b / det, -b / det, a / det};
+}
+
+struct newton_result {
+    std::array<double, 2> x{};
+    local_quadratic q;
+    fit_status status = fit_status::failed;
+    std::size_t iterations = 0;
+};
+
+/// Maximises f from x0 by Newton's method with a backtracking line search (gradient ascent
+/// where the Hessian is not negative definite); steps are capped at `max_step` per
+/// coordinate. f returns a local_quadratic (f = -inf outside the domain).
+template <class F>
+[[nodiscard]] newton_result maximise_2d(F&& f, std::array<double, 2> x, std::size_t max_iter, double max_step = 2.0) {
+    newton_result r;
+    local_quadratic q = f(x);
+    if (!std::isfinite(q.f)) return r;
+    for (std::size_t it = 1; it <= max_iter; ++it) {
+        r.iterations = it;
+        std::array<double, 2> d;
+        const auto cov = covariance(q.h);
+        if (cov) {
+            d = {(*cov)[0] * q.g[0] + (*cov)[1] * q.g[1], (*cov)[2] * q.g[0] + (*cov)[3] * q.g[1]};
+        } else {
+            const double gn = std::hypot(q.g[0], q.g[1]);
+            if (!(gn > 0.0)) break;
+            d = {q.g[0] / gn * 0.1, q.g[1] / gn * 0.1};
+        }
+        const double big = std::max(std::abs(d[0]), std::abs(d[1]));
+        if (big > max_step) d = {d[0] * max_step / big, d[1] * max_step / big};
+        const double slope = q.g[0] * d[0] + q.g[1] * d[1];
+        if (cov && slope < 1e-12 * (1.0 + std::abs(q.f)) && big < 1e-7) {
+            r.status = fit_status::converged;
+            break;
+        }
+        double step = 1.0;
+        local_quadratic next;
+        std::array<double, 2> y{};
+        bool moved = false;
+        for (int k = 0; k < 40; ++k, step *= 0.5) {
+            y = {x[0] + step * d[0], x[1] + step * d[1]};
+            next = f(y);
+            if (std::isfinite(next.f) && next.f >= q.f + 1e-4 * step * slope) {
+                moved = true;
+                break;
+            }
+        }
+        if (!moved) {
+            // No ascent: at a maximum up to rounding if the Newton decrement is tiny.
+            if (cov && slope < 1e-8 * (1.0 + std::abs(q.f))) r.status = fit_status::converged;
+            break;
+        }
+        const double change = std::max(std::abs(y[0] - x[0]), std::abs(y[1] - x[1]));
+        x = y;
+        q = next;
+        if (cov && change < 1e-10) {
+            r.status = fit_status::converged;
+            break;
+        }
+        if (it == max_iter) r.status = fit_status::max_iterations;
+    }
+    r.x = x;
+    r.q = q;
+    if (r.status == fit_status::converged && !covariance(q.h)) r.status = fit_status::failed;
+    return r;
+}
+
+/// log Φc(z) = log P(Z > z) and the inverse Mills ratio h(z) = φ(z)/Φc(z), stable in both tails.
+inline void normal_tail(double z, double& log_sf, double& mills) {
+    constexpr double log_sqrt_2pi = 0.91893853320467274178;
+    if (z < 30.0) {
+        const double sf = 0.5 * boost::math::erfc(z / std::numbers::sqrt2, boost_policy{});
+        log_sf = std::log(sf);
+        mills = std::exp(-0.5 * z * z - log_sqrt_2pi) / sf;
+    } else { // asymptotic series (relative error < 1e-9 at z = 30)
+        const double iz2 = 1.0 / (z * z);
+        log_sf = -0.5 * z * z - std::log(z) - log_sqrt_2pi + std::log1p(-iz2 + 3.0 * iz2 * iz2 - 15.0 * iz2 * iz2 * iz2);
+        mills = z / (1.0 - iz2 + 3.0 * iz2 * iz2 - 15.0 * iz2 * iz2 * iz2);
+    }
+}
+
+inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_likelihood; }
+
+/// Exponential: closed form θ = (Σt + Σc) / n.
+[[nodiscard]] inline family_fit fit_exponential(const dwell_sample& s) {
+    family_fit f;
+    f.family = dwell_family::exponential;
+    if (s.n < 1) {
+        f.status = fit_status::too_few_events;
+        return f;
+    }
+    const double theta = (s.sum_t + s.sum_c) / s.n;
+    f.log_likelihood = -s.n * std::log(theta) - s.n;
+    set_aic(f, 1);
+    f.mean = theta;
+    f.mean_se = theta / std::sqrt(s.n);
+    f.parameters = {{"mean", theta, f.mean_se}};
+    f.iterations = 0;
+    f.status = fit_status::converged;
+    f.dwell = dwell_distribution::exponential(theta);
+    return f;
+}
+
+/// Weibull: profile likelihood in the shape k (the scale given k is closed form:
+/// λ^k = Σ_all x^k / n), solved by Newton's method on the monotone score with a bracket.
+[[nodiscard]] inline family_fit fit_weibull(const dwell_sample& s, std::size_t max_iter) {
+    family_fit f;
+    f.family = dwell_family::weibull;
+    if (s.n < 2 || !(s.var_log() > 0.0)) {
+        f.status = fit_status::too_few_events;
+        return f;
+    }
+    // Work with u = log x - g (g = mean log of the exits), shifted by u_max in the exponent.
+    const double g = s.mean_log();
+    double u_max = -std::numeric_limits<double>::infinity();
+    for (double l : s.log_t) u_max = std::max(u_max, l - g);
+    for (double l : s.log_c) u_max = std::max(u_max, l - g);
+    const double sum_u_events = s.sum_log - s.n * g; // = 0 up to rounding
+    auto moments = [&](double k, double& b, double& a, double& c2) {
+        b = a = c2 = 0.0;
+        auto acc = [&](const std::vector<double>& logs) {
+            for (double l : logs) {
+                const double u = l - g;
+                const double w = std::exp(k * (u - u_max));
+                b += w;
+                a += w * u;
+                c2 += w * u * u;
+            }
+        };
+        acc(s.log_t);
+        acc(s.log_c);
+    };
+    auto score = [&](double k) {
+        double b, a, c2;
+        moments(k, b, a, c2);
+        const double ab = a / b;
+        const double val = s.n / k + sum_u_events - s.n * ab;
+        const double der = -s.n / (k * k) - s.n * (c2 / b - ab * ab);
+        return std::pair<double, double>(val, der);
+    };
+    const double guess = std::clamp(std::numbers::pi / std::sqrt(6.0 * s.var_log()), 0.02, 50.0);
+    boost::uintmax_t iters = max_iter;
+    double k = guess;
+    try {
+        k = boost::math::tools::newton_raphson_iterate(score, guess, 1e-3, 1e3, 40, iters);
+    } catch (const std::exception&) {
+        f.status = fit_status::failed;
+        return f;
+    }
+    f.iterations = static_cast<std::size_t>(iters);
+    double b, a, c2;
+    moments(k, b, a, c2);
+    const double log_lambda = g + u_max + (std::log(b) - std::log(s.n)) / k;
+    const double lambda = std::exp(log_lambda);
+    f.log_likelihood = s.n * std::log(k) - s.n * k * log_lambda + (k - 1.0) * s.sum_log - s.n;
+    set_aic(f, 2);
+    // Observed information in (k, η = log λ): with w = (x/λ)^k, S0 = Σw (= n), S1 = Σ w log(x/λ),
+    // S2 = Σ w log²(x/λ): H_ηη = -k² S0, H_kk = -n/k² - S2, H_kη = -n + S0 + k S1.
+    double s0 = 0, s1 = 0, s2 = 0;
+    auto acc = [&](const std::vector<double>& logs) {
+        for (double l : logs) {
+            const double v = l - log_lambda;
+            const double w = std::exp(k * v);
+            s0 += w;
+            s1 += w * v;
+            s2 += w * v * v;
+        }
+    };
+    acc(s.log_t);
+    acc(s.log_c);
+    const std::array<double, 4> h{-s.n / (k * k) - s2, -s.n + s0 + k * s1, -s.n + s0 + k * s1, -k * k * s0};
+    const double score_at = score(k).first;
+    const bool finite = std::isfinite(k) && std::isfinite(lambda) && std::isfinite(f.log_likelihood);
+    f.status = !finite                                                   ? fit_status::failed
+               : iters >= max_iter                                       ? fit_status::max_iterations
+               : std::abs(score_at) > 1e-6 * s.n                         ? fit_status::failed
+                                                                         : fit_status::converged;
+    if (!finite) return f;
+    const auto cov = covariance(h);
+    const double g1 = std::tgamma(1.0 + 1.0 / k);
+    f.mean = lambda * g1;
+    double se_k = nan_v, se_l = nan_v;
+    if (cov) {
+        se_k = std::sqrt((*cov)[0]);
+        se_l = lambda * std::sqrt((*cov)[3]);
+        const double dk = f.mean * (-1.0 / (k * k)) * boost::math::digamma(1.0 + 1.0 / k, boost_policy{});
+        const double de = f.mean;
+        f.mean_se = std::sqrt(std::max(0.0, dk * dk * (*cov)[0] + 2 * dk * de * (*cov)[1] + de * de * (*cov)[3]));
+    }
+    f.parameters = {{"shape", k, se_k}, {"scale", lambda, se_l}};
+    if (f.status == fit_status::converged) {
+        try {
+            f.dwell = dwell_distribution::weibull(k, f.mean);
+        } catch (const model_error&) {
+            f.status = fit_status::failed;
+        }
+    }
+    return f;
+}
+
+/// Gamma shape from s = log(mean) - mean(log) > 0 (the uncensored profile equation
+/// log k - ψ(k) = s), by Newton's method from the Minka/Thom approximation.
+[[nodiscard]] inline std::optional<double> gamma_shape(double s, std::size_t max_iter, std::size_t& used) {
+    if (!(s > 0.0) || !std::isfinite(s)) return std::nullopt;
+    const double guess = (3.0 - s + std::sqrt((s - 3.0) * (s - 3.0) + 24.0 * s)) / (12.0 * s);
+    auto eq = [s](double k) {
+        return std::pair<double, double>(std::log(k) - boost::math::digamma(k, boost_policy{}) - s,
+                                         1.0 / k - boost::math::trigamma(k, boost_policy{}));
+    };
+    boost::uintmax_t iters = max_iter;
+    try {
+        const double k = boost::math::tools::newton_raphson_iterate(eq, guess, 1e-6, 1e7, 45, iters);
+        used = static_cast<std::size_t>(iters);
+        return k;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+/// Gamma: closed-form scale and a 1-D shape equation without censoring; with censoring a
+/// 2-D Newton method in (log k, log θ) from that estimate, the censored terms log Q(k, c/θ)
+/// (Boost's regularised upper incomplete gamma) differentiated by central differences.
+[[nodiscard]] inline family_fit fit_gamma(const dwell_sample& s, std::size_t max_iter) {
+    family_fit f;
+    f.family = dwell_family::gamma;
+    if (s.n < 2 || !(s.var_log() > 0.0)) {
+        f.status = fit_status::too_few_events;
+        return f;
+    }
+    std::size_t used = 0;
+    const double mean_t = s.sum_t / s.n;
+    const auto k0 = gamma_shape(std::log(mean_t) - s.mean_log(), max_iter, used);
+    if (!k0) {
+        f.status = fit_status::failed;
+        return f;
+    }
+    // Exact part in (a, b) = (log k, log θ): ℓ_e = (k-1)Σlog t - Σt/θ - n k log θ - n lnΓ(k).
+    auto exits_part = [&](double a, double b, local_quadratic& q) {
+        const double k = std::exp(a), th = std::exp(b);
+        const double lg = boost::math::lgamma(k, boost_policy{});
+        const double psi = boost::math::digamma(k, boost_policy{});
+        const double tri = boost::math::trigamma(k, boost_policy{});
+        q.f = (k - 1.0) * s.sum_log - s.sum_t / th - s.n * k * b - s.n * lg;
+        const double dk = s.sum_log - s.n * b - s.n * psi; // ∂/∂k
+        const double db = s.sum_t / th - s.n * k;          // ∂/∂b
+        q.g = {k * dk, db};
+        q.h = {k * dk - k * k * s.n * tri, -s.n * k, -s.n * k, -s.sum_t / th};
+    };
+    auto censored_sum = [&](double a, double b) {
+        const double k = std::exp(a), th = std::exp(b);
+        double acc = 0.0;
+        for (double c : s.c) {
+            const double q = boost::math::gamma_q(k, c / th, boost_policy{});
+            acc += q > 0.0 ? std::log(q) : -std::numeric_limits<double>::infinity();
+        }
+        return acc;
+    };
+    auto loglik = [&](const std::array<double, 2>& x) {
+        local_quadratic q;
+        if (!(std::abs(x[0]) < 30.0 && std::abs(x[1]) < 700.0)) {
+            q.f = -std::numeric_limits<double>::infinity();
+            return q;
+        }
+        exits_part(x[0], x[1], q);
+        if (!s.has_censoring()) return q;
+        constexpr double h = 1e-4;
+        const double c0 = censored_sum(x[0], x[1]);
+        const double ap = censored_sum(x[0] + h, x[1]), am = censored_sum(x[0] - h, x[1]);
+        const double bp = censored_sum(x[0], x[1] + h), bm = censored_sum(x[0], x[1] - h);
+        const double pp = censored_sum(x[0] + h, x[1] + h), mm = censored_sum(x[0] - h, x[1] - h);
+        q.f += c0;
+        q.g[0] += (ap - am) / (2 * h);
+        q.g[1] += (bp - bm) / (2 * h);
+        const double haa = (ap - 2 * c0 + am) / (h * h), hbb = (bp - 2 * c0 + bm) / (h * h);
+        const double hab = (pp - ap - bp + 2 * c0 - am - bm + mm) / (2 * h * h);
+        q.h[0] += haa;
+        q.h[3] += hbb;
+        q.h[1] += hab;
+        q.h[2] += hab;
+        return q;
+    };
+    const std::array<double, 2> x0{std::log(*k0), std::log(mean_t / *k0)};
+    newton_result r;
+    if (!s.has_censoring()) {
+        r.x = x0;
+        r.q = loglik(x0);
+        r.status = fit_status::converged;
+        r.iterations = used;
+    } else {
+        r = maximise_2d(loglik, x0, max_iter);
+    }
+    const double k = std::exp(r.x[0]), th = std::exp(r.x[1]);
+    f.iterations = r.iterations;
+    f.status = r.status;
+    f.log_likelihood = r.q.f;
+    set_aic(f, 2);
+    f.mean = k * th;
+    const auto cov = covariance(r.q.h);
+    if (cov) {
+        f.parameters = {{"shape", k, k * std::sqrt((*cov)[0])}, {"scale", th, th * std::sqrt((*cov)[3])}};
+        f.mean_se = f.mean * std::sqrt(std::max(0.0, (*cov)[0] + 2 * (*cov)[1] + (*cov)[3]));
+    } else {
+        f.parameters = {{"shape", k, nan_v}, {"scale", th, nan_v}};
+    }
+    if (f.status == fit_status::converged) {
+        try {
+            f.dwell = dwell_distribution::gamma(k, f.mean);
+        } catch (const model_error&) {
+            f.status = fit_status::failed;
+        }
+    }
+    return f;
+}
+
+/// Lognormal: closed form without censoring (mean and variance of log t); with censoring a
+/// 2-D Newton method in (μ, log σ) with analytic derivatives of log Φc.
+[[nodiscard]] inline family_fit fit_lognormal(const dwell_sample& s, std::size_t max_iter) {
+    family_fit f;
+    f.family = dwell_family::lognormal;
+    if (s.n < 2 || !(s.var_log() > 0.0)) {
+        f.status = fit_status::too_few_events;
+        return f;
+    }
+    constexpr double log_sqrt_2pi = 0.91893853320467274178;
+    auto loglik = [&](const std::array<double, 2>& x) {
+        local_quadratic q;
+        const double mu = x[0], ls = x[1];
+        if (!(std::abs(ls) < 300.0 && std::isfinite(mu))) {
+            q.f = -std::numeric_limits<double>::infinity();
+            return q;
+        }
+        const double sg = std::exp(ls), is2 = std::exp(-2.0 * ls);
+        const double s1 = s.sum_log - s.n * mu;
+        const double s2 = s.sum_log2 - 2.0 * mu * s.sum_log + s.n * mu * mu;
+        q.f = -s.n * ls - 0.5 * s2 * is2 - s.sum_log - s.n * log_sqrt_2pi;
+        q.g = {s1 * is2, -s.n + s2 * is2};
+        q.h = {-s.n * is2, -2.0 * s1 * is2, -2.0 * s1 * is2, -2.0 * s2 * is2};
+        for (double y : s.log_c) {
+            const double z = (y - mu) / sg;
+            double lsf, h;
+            normal_tail(z, lsf, h);
+            const double g2 = -h * (h - z); // second derivative of log Φc
+            q.f += lsf;
+            q.g[0] += h / sg;
+            q.g[1] += h * z;
+            q.h[0] += g2 / (sg * sg);
+            const double cross = g2 * z / sg - h / sg;
+            q.h[1] += cross;
+            q.h[2] += cross;
+            q.h[3] += g2 * z * z - h * z;
+        }
+        return q;
+    };
+    const std::array<double, 2> x0{s.mean_log(), 0.5 * std::log(s.var_log())};
+    const newton_result r = s.has_censoring() ? maximise_2d(loglik, x0, max_iter)
+                                              : newton_result{x0, loglik(x0), fit_status::converged, 0};
+    const double mu = r.x[0], sg = std::exp(r.x[1]);
+    f.iterations = r.iterations;
+    f.status = r.status;
+    f.log_likelihood = r.q.f;
+    set_aic(f, 2);
+    f.mean = std::exp(mu + 0.5 * sg * sg);
+    const auto cov = covariance(r.q.h);
+    if (cov) {
+        f.parameters = {{"mu", mu, std::sqrt((*cov)[0])}, {"sigma", sg, sg * std::sqrt((*cov)[3])}};
+        const double dm = f.mean, ds = f.mean * sg * sg; // ∂mean/∂μ, ∂mean/∂log σ
+        f.mean_se = std::sqrt(std::max(0.0, dm * dm * (*cov)[0] + 2 * dm * ds * (*cov)[1] + ds * ds * (*cov)[3]));
+    } else {
+        f.parameters = {{"mu", mu, nan_v}, {"sigma", sg, nan_v}};
+    }
+    if (f.status == fit_status::converged) {
+        try {
+            f.dwell = dwell_distribution::lognormal_log(mu, sg);
+        } catch (const model_error&) {
+            f.status = fit_status::failed;
+        }
+    }
+    return f;
+}
+
+} // namespace detail
+
+// ---------------------------------------------------------------------------------------
+// Dwell estimators
+// ---------------------------------------------------------------------------------------
+
+/// Fits one parametric family by maximum likelihood with right-censoring:
+/// log L = Σ_exits log f(t) + Σ_censored log S(c).
+/// @param exits observed dwell times (durations of completed visits)
+/// @param censored ages of the visits still open at the log end
+/// @param family exponential, gamma, lognormal or weibull
+/// @returns the fit; trouble (too few exits, no convergence) is its status, not an exception.
+/// @throws argument_error for another family or a non-finite duration.
+/// Complexity: O(n) to form the statistics, then O(n) per Weibull iteration and O(m) per
+/// gamma/lognormal iteration for m censored visits (exits enter through sufficient statistics).
+/// Example: `auto f = fit_dwell_family(dwell_family::gamma, exits, open_ages);`
+[[nodiscard]] inline family_fit fit_dwell_family(dwell_family family, std::span<const double> exits,
+                                                 std::span<const double> censored, const fit_options& opt = {}) {
+    for (double x : exits)
+        if (!std::isfinite(x)) throw argument_error(detail::message("fit_dwell_family: exit duration ", x, " is not finite"));
+    for (double x : censored)
+        if (!std::isfinite(x)) throw argument_error(detail::message("fit_dwell_family: censored duration ", x, " is not finite"));
+    const detail::dwell_sample s(exits, opt.ignore_censored ? std::span<const double>{} : censored, opt.min_dwell);
+    switch (family) {
+    case dwell_family::exponential: return detail::fit_exponential(s);
+    case dwell_family::gamma: return detail::fit_gamma(s, opt.max_iterations);
+    case dwell_family::lognormal: return detail::fit_lognormal(s, opt.max_iterations);
+    case dwell_family::weibull: return detail::fit_weibull(s, opt.max_iterations);
+    default:
+        throw argument_error(detail::message("fit_dwell_family: cannot fit the family '", to_string(family),
+                                             "' (exponential, gamma, lognormal, weibull)"));
+    }
+}
+
+/// The Kaplan–Meier estimate of the survival of a dwell time, with Greenwood standard
+/// errors. A visit censored at time c is at risk at every event time <= c.
+/// @throws argument_error on a negative or non-finite duration.
+/// Complexity: O(n log n) (sorting).
+[[nodiscard]] inline kaplan_meier fit_kaplan_meier(std::span<const double> exits, std::span<const double> censored) {
+    std::vector<double> e(exits.begin(), exits.end()), c(censored.begin(), censored.end());
+    for (double x : e)
+        if (!(std::isfinite(x) && x >= 0.0)) throw argument_error(detail::message("kaplan_meier: exit duration ", x, " must be finite and >= 0"));
+    for (double x : c)
+        if (!(std::isfinite(x) && x >= 0.0)) throw argument_error(detail::message("kaplan_meier: censored duration ", x, " must be finite and >= 0"));
+    std::sort(e.begin(), e.end());
+    std::sort(c.begin(), c.end());
+    kaplan_meier km;
+    km.last_time = std::max(e.empty() ? 0.0 : e.back(), c.empty() ? 0.0 : c.back());
+    double at_risk = static_cast<double>(e.size() + c.size());
+    double s = 1.0, greenwood = 0.0, prev_t = 0.0;
+    std::size_t ci = 0;
+    for (std::size_t i = 0; i < e.size();) {
+        const double t = e[i];
+        while (ci < c.size() && c[ci] < t) { // censored before t leave the risk set
+            ++ci;
+            at_risk -= 1.0;
+        }
+        std::size_t j = i;
+        while (j < e.size() && e[j] == t) ++j;
+        const double d = static_cast<double>(j - i);
+        km.restricted_mean += s * (t - prev_t);
+        prev_t = t;
+        km.time.push_back(t);
+        km.at_risk.push_back(at_risk);
+        km.events.push_back(d);
+        s *= 1.0 - d / at_risk;
+        if (at_risk > d) greenwood += d / (at_risk * (at_risk - d));
+        km.survival.push_back(s);
+        km.std_error.push_back(s * std::sqrt(greenwood));
+        if (std::isnan(km.median) && s <= 0.5) km.median = t;
+        at_risk -= d;
+        i = j;
+    }
+    km.restricted_mean += s * (km.last_time - prev_t);
+    km.leftover = s;
+    return km;
+}
+
+/// The Kaplan–Meier estimate as an empirical dwell distribution usable by the simulator:
+/// mass S(t_{i-1}) − S(t_i) at each event time, and the mass `leftover` (the survival
+/// beyond the last event time, left by censored visits longer than every exit) placed per
+/// `tail`: at the largest observed time (efron), or at last_time + the mean residual of
+/// `parametric` beyond last_time.
+/// @throws argument_error if there are no exits, or km_tail::parametric without a distribution.
+[[nodiscard]] inline dwell_distribution to_dwell(const kaplan_meier& km, km_tail tail = km_tail::efron,
+                                                 const dwell_distribution* parametric = nullptr) {
+    if (km.time.empty()) throw argument_error("kaplan_meier to_dwell: no exits, the survival never drops");
+    std::vector<double> v, w;
+    v.reserve(km.time.size() + 1);
+    w.reserve(km.time.size() + 1);
+    double prev = 1.0;
+    for (std::size_t i = 0; i < km.time.size(); ++i) {
+        v.push_back(km.time[i]);
+        w.push_back(prev - km.survival[i]);
+        prev = km.survival[i];
+    }
+    if (km.leftover > 0.0) {
+        double at = km.last_time;
+        if (tail == km_tail::parametric) {
+            if (!parametric) throw argument_error("kaplan_meier to_dwell: km_tail::parametric needs a parametric dwell");
+            at = km.last_time + mean(residual(*parametric, km.last_time));
+        }
+        v.push_back(at);
+        w.push_back(km.leftover);
+    }
+    return dwell_distribution::empirical(std::move(v), std::move(w));
+}
+
+// ---------------------------------------------------------------------------------------
+// Transitions
+// ---------------------------------------------------------------------------------------
+
+/// Multinomial MLE and Dirichlet posterior of one transition row.
+/// @param targets next-stage names, @param counts exits to each, @param prior pseudo-counts
+///   (same length, >= 0), @param level credible level in (0, 1).
+/// @throws argument_error on mismatched lengths, negative counts or a bad level.
+[[nodiscard]] inline std::vector<transition_estimate> estimate_transitions(const std::vector<std::string>& targets,
+                                                                           std::span<const double> counts,
+                                                                           std::span<const double> prior,
+                                                                           double level = 0.95) {
+    if (counts.size() != targets.size() || prior.size() != targets.size())
+        throw argument_error("estimate_transitions: targets, counts and prior must have the same length");
+    if (!(level > 0.0 && level < 1.0))
+        throw argument_error(detail::message("estimate_transitions: credible level must be in (0, 1), got ", level));
+    double n = 0.0, a = 0.0;
+    for (std::size_t j = 0; j < counts.size(); ++j) {
+        if (!(counts[j] >= 0.0 && prior[j] >= 0.0))
+            throw argument_error(detail::message("estimate_transitions: negative count or prior for '", targets[j], "'"));
+        n += counts[j];
+        a += counts[j] + prior[j];
+    }
+    std::vector<transition_estimate> out;
+    for (std::size_t j = 0; j < counts.size(); ++j) {
+        transition_estimate t;
+        t.to = targets[j];
+        t.count = counts[j];
+        t.mle = n > 0.0 ? counts[j] / n : detail::nan_v;
+        const double aj = counts[j] + prior[j];
+        if (a > 0.0) {
+            t.probability = aj / a;
+            t.se = std::sqrt(t.probability * (1.0 - t.probability) / (a + 1.0));
+            const double bj = a - aj;
+            const double lo = 0.5 * (1.0 - level);
+            t.lower = aj <= 0.0 ? 0.0 : bj <= 0.0 ? 1.0 : boost::math::ibeta_inv(aj, bj, lo, detail::boost_policy{});
+            t.upper = aj <= 0.0 ? 0.0 : bj <= 0.0 ? 1.0 : boost::math::ibeta_inv(aj, bj, 1.0 - lo, detail::boost_policy{});
+        } else {
+            t.probability = t.se = t.lower = t.upper = detail::nan_v;
+        }
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+/// True if an outcome name reads as a win: "won", "win", "closed won" (any case, with
+/// spaces, '-' or '_' between the words).
+[[nodiscard]] inline bool looks_won(std::string_view name) {
+    std::string s;
+    for (char ch : detail::trim(name)) {
+        const char l = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (l == ' ' || l == '-' || l == '_') continue;
+        s += l;
+    }
+    return s == "won" || s == "win" || s == "closedwon" || s == "closedwin";
+}
+
+// ---------------------------------------------------------------------------------------
+// The whole history
+// ---------------------------------------------------------------------------------------
+
+namespace detail {
+
+/// Fits every family, picks the least AIC among the converged ones.
+inline void fit_stage_dwell(stage_estimate& st, std::span<const double> exits, std::span<const double> censored,
+                            const fit_options& opt) {
+    const dwell_sample s(exits, censored, opt.min_dwell);
+    st.fits = {fit_exponential(s), fit_gamma(s, opt.max_iterations), fit_lognormal(s, opt.max_iterations),
+               fit_weibull(s, opt.max_iterations)};
+    for (std::size_t k = 0; k < st.fits.size(); ++k)
+        if (st.fits[k].ok() && (!st.best || st.fits[k].aic < st.fits[*st.best].aic)) st.best = k;
+    st.km = fit_kaplan_meier(exits, censored);
+    double sum = 0.0;
+    for (double x : exits) sum += x;
+    st.naive_mean = exits.empty() ? nan_v : sum / static_cast<double>(exits.size());
+
+    const dwell_distribution* best = st.best ? &*st.fits[*st.best].dwell : nullptr;
+    auto use_km = [&] {
+        if (st.km.time.empty()) return;
+        try {
+            st.dwell = to_dwell(st.km, best ? opt.tail : km_tail::efron, best);
+            st.dwell_source = "kaplan_meier";
+        } catch (const model_error&) {
+        }
+    };
+    auto use_family = [&](std::size_t k) {
+        if (st.fits[k].ok()) {
+            st.dwell = st.fits[k].dwell;
+            st.dwell_source = std::string(to_string(st.fits[k].family));
+        }
+    };
+    switch (opt.dwell) {
+    case dwell_choice::aic:
+        if (st.best) {
+            st.dwell = best ? std::optional<dwell_distribution>(*best) : std::nullopt;
+            st.dwell_source = "aic";
+        } else {
+            use_km(); // no parametric family converged: fall back to the empirical estimate
+        }
+        break;
+    case dwell_choice::kaplan_meier: use_km(); break;
+    case dwell_choice::exponential: use_family(0); break;
+    case dwell_choice::gamma: use_family(1); break;
+    case dwell_choice::lognormal: use_family(2); break;
+    case dwell_choice::weibull: use_family(3); break;
+    }
+}
+
+/// Fits the visits i with select(i) true.
+template <class Select>
+[[nodiscard]] history_fit fit_selected(const visit_log& log, const fit_options& opt, Select&& select) {
+    if (!(opt.prior_count >= 0.0 && std::isfinite(opt.prior_count)))
+        throw argument_error(message("fit_history: prior_count must be finite and >= 0, got ", opt.prior_count));
+    if (!(std::isfinite(opt.min_dwell) && opt.min_dwell > 0.0))
+        throw argument_error(message("fit_history: min_dwell must be positive, got ", opt.min_dwell));
+    const std::size_t ns = log.stage_names.size();
+    history_fit out;
+    out.time_unit = opt.time_unit;
+    out.end_time = log.end_time;
+
+    // One pass: positions in the deals' paths, counts, durations per stage.
+    std::vector<double> pos_sum(ns, 0.0), pos_n(ns, 0.0);
+    std::vector<std::size_t> n_exit(ns, 0), n_cens(ns, 0);
+    std::vector<std::size_t> first_seen(ns, std::numeric_limits<std::size_t>::max());
+    std::vector<double> entry_count(ns, 0.0);
+    std::vector<double> deal_amount;
+    double start = std::numeric_limits<double>::infinity();
+    std::size_t deals = 0, visits = 0;
+    {
+        std::uint32_t cur = no_stage;
+        double position = 0.0, amount = nan_v;
+        auto close_deal = [&] {
+            if (cur != no_stage && std::isfinite(amount) && amount > 0.0) deal_amount.push_back(amount);
+        };
+        for (std::size_t i = 0; i < log.size(); ++i) {
+            if (!select(i)) continue;
+            ++visits;
+            if (log.deal[i] != cur) {
+                close_deal();
+                cur = log.deal[i];
+                position = 0.0;
+                amount = nan_v;
+                ++deals;
+                entry_count[log.stage[i]] += 1.0;
+            }
+            const std::uint32_t s = log.stage[i];
+            first_seen[s] = std::min(first_seen[s], i);
+            pos_sum[s] += position;
+            pos_n[s] += 1.0;
+            position += 1.0;
+            if (!std::isnan(log.amount[i])) amount = log.amount[i];
+            start = std::min(start, log.entered[i]);
+            if (log.censored(i)) ++n_cens[s];
+            else ++n_exit[s];
+        }
+        close_deal();
+    }
+    out.visits = visits;
+    out.deals = deals;
+    out.start_time = std::isfinite(start) ? start : log.end_time;
+
+    // Open stages in funnel order.
+    std::vector<std::uint32_t> open;
+    if (!opt.stage_order.empty()) {
+        for (const auto& nm : opt.stage_order) {
+            const auto code = log.find_stage(nm);
+            if (!code || !log.stage_open[*code])
+                throw argument_error(message("fit_history: stage_order names '", nm, "', not an open stage of the history"));
+            open.push_back(*code);
+        }
+        for (std::uint32_t s = 0; s < ns; ++s)
+            if (log.stage_open[s] && pos_n[s] > 0 && std::find(open.begin(), open.end(), s) == open.end())
+                throw argument_error(message("fit_history: stage_order misses the open stage '", log.stage_names[s], "'"));
+    } else {
+        for (std::uint32_t s = 0; s < ns; ++s)
+            if (log.stage_open[s] && pos_n[s] > 0) open.push_back(s);
+        std::stable_sort(open.begin(), open.end(), [&](std::uint32_t a, std::uint32_t b) {
+            const double pa = pos_sum[a] / pos_n[a], pb = pos_sum[b] / pos_n[b];
+            return pa != pb ? pa < pb : first_seen[a] < first_seen[b];
+        });
+    }
+    if (open.empty()) throw argument_error("fit_history: the history has no visits");
+    std::vector<std::size_t> slot(ns, std::numeric_limits<std::size_t>::max());
+    for (std::size_t k = 0; k < open.size(); ++k) slot[open[k]] = k;
+
+    // Outcomes (of the whole log, so that segment models share them): wins first.
+    std::vector<std::uint32_t> outcome_codes;
+    for (std::uint32_t s = 0; s < ns; ++s)
+        if (!log.stage_open[s]) outcome_codes.push_back(s);
+    auto is_won = [&](std::uint32_t s) {
+        const std::string& nm = log.stage_names[s];
+        if (!opt.won.empty()) return std::find(opt.won.begin(), opt.won.end(), nm) != opt.won.end();
+        return looks_won(nm);
+    };
+    for (const auto& w : opt.won)
+        if (!log.find_stage(w) || log.stage_open[*log.find_stage(w)])
+            throw argument_error(message("fit_history: won names '", w, "', not an outcome of the history"));
+    std::stable_partition(outcome_codes.begin(), outcome_codes.end(), is_won);
+    for (auto s : outcome_codes) out.outcomes.push_back({log.stage_names[s], is_won(s)});
+
+    // Durations and counts per open stage.
+    std::vector<std::vector<double>> exits(open.size()), cens(open.size());
+    for (std::size_t k = 0; k < open.size(); ++k) {
+        exits[k].reserve(n_exit[open[k]]);
+        cens[k].reserve(n_cens[open[k]]);
+    }
+    std::vector<std::vector<double>> counts(open.size(), std::vector<double>(ns, 0.0));
+    for (std::size_t i = 0; i < log.size(); ++i) {
+        if (!select(i)) continue;
+        const std::size_t k = slot[log.stage[i]];
+        const double d = log.duration(i);
+        if (log.censored(i)) {
+            cens[k].push_back(d);
+        } else {
+            exits[k].push_back(d);
+            counts[k][log.next[i]] += 1.0;
+        }
+    }
+    if (opt.ignore_censored)
+        for (auto& c : cens) c.clear();
+
+    out.stages.resize(open.size());
+    for (std::size_t k = 0; k < open.size(); ++k) {
+        stage_estimate& st = out.stages[k];
+        const std::uint32_t s = open[k];
+        st.name = log.stage_names[s];
+        st.exits = exits[k].size();
+        st.censored = opt.ignore_censored ? 0 : n_cens[s];
+        st.visits = st.exits + st.censored;
+        // Transition row: observed edges (in stage order: open stages, then outcomes), plus prior edges.
+        std::vector<std::string> targets;
+        std::vector<double> cnt, pri;
+        const auto prior_row = opt.prior.find(st.name);
+        auto add_target = [&](std::uint32_t t) {
+            double p = counts[k][t] > 0.0 ? opt.prior_count : 0.0;
+            if (prior_row != opt.prior.end()) {
+                const auto e = prior_row->second.find(log.stage_names[t]);
+                if (e != prior_row->second.end()) {
+                    if (!(e->second >= 0.0 && std::isfinite(e->second)))
+                        throw argument_error(message("fit_history: prior pseudo-count of '", st.name, "' -> '",
+                                                     e->first, "' must be finite and >= 0, got ", e->second));
+                    p += e->second;
+                }
+            }
+            if (counts[k][t] > 0.0 || p > 0.0) {
+                targets.push_back(log.stage_names[t]);
+                cnt.push_back(counts[k][t]);
+                pri.push_back(p);
+            }
+        };
+        for (auto t : open) add_target(t);
+        for (auto t : outcome_codes) add_target(t);
+        if (prior_row != opt.prior.end())
+            for (const auto& [to, alpha] : prior_row->second)
+                if (!log.find_stage(to))
+                    throw argument_error(message("fit_history: prior names the unknown stage '", to, "'"));
+        st.transitions = estimate_transitions(targets, cnt, pri, opt.credible_level);
+        fit_stage_dwell(st, exits[k], cens[k], opt);
+    }
+
+    // Arrivals: deals per time unit entering the most common first stage.
+    const auto entry = static_cast<std::uint32_t>(std::max_element(entry_count.begin(), entry_count.end()) - entry_count.begin());
+    out.entry_stage = log.stage_names[entry];
+    const double span = log.end_time - out.start_time;
+    out.arrival_rate = span > 0.0 ? entry_count[entry] / span : nan_v;
+    // Deal sizes: lognormal by the moments of log(amount), one amount per deal.
+    if (deal_amount.size() >= 2) {
+        double m = 0.0, m2 = 0.0;
+        for (double a : deal_amount) {
+            const double l = std::log(a);
+            m += l;
+            m2 += l * l;
+        }
+        const double n = static_cast<double>(deal_amount.size());
+        m /= n;
+        const double sg = std::sqrt(std::max(0.0, m2 / n - m * m) * n / (n - 1.0));
+        out.deal_size = deal_size_distribution(std::exp(m), sg);
+    }
+    return out;
+}
+
+} // namespace detail
+
+/// Fits transition probabilities and dwell distributions of every open stage of a history.
+/// @throws argument_error on bad options (unknown stage in stage_order / won / prior,
+///   negative prior, bad credible level) or an empty history.
+/// Complexity: O(n) for n visits plus the per-stage fits (O(n log n) for Kaplan–Meier).
+/// Example:
+/// @code
+///   auto log = load_visit_log("history.csv");
+///   auto fit = fit_history(log);
+///   save_model(to_model(fit), "fitted.json");
+/// @endcode
+[[nodiscard]] inline history_fit fit_history(const visit_log& log, const fit_options& opt = {}) {
+    return detail::fit_selected(log, opt, [](std::size_t) { return true; });
+}
+
+/// One segment's fit (the visits whose segment column has this value).
+struct segment_fit {
+    std::string value;
+    history_fit fit;
+};
+
+/// Fits each value of an extra column separately (owner, team, region, ...): one
+/// history_fit per value, in order of first appearance. Every segment shares the outcomes
+/// and the funnel order of the whole history.
+/// @throws argument_error if the column is not an extra column of the log.
+[[nodiscard]] inline std::vector<segment_fit> fit_segments(const visit_log& log, std::string_view column,
+                                                           fit_options opt = {}) {
+    const auto c = log.find_column(column);
+    if (!c) {
+        std::string cols;
+        for (const auto& n : log.extra_columns) cols += (cols.empty() ? "" : ", ") + n;
+        throw argument_error(detail::message("fit_segments: no column '", column, "' in ", log.source,
+                                             " (extra columns: ", cols.empty() ? "none" : cols, ")"));
+    }
+    if (opt.stage_order.empty()) {
+        const history_fit all = fit_history(log, opt);
+        for (const auto& s : all.stages) opt.stage_order.push_back(s.name);
+    }
+    std::vector<segment_fit> out;
+    const auto& codes = log.extra[*c];
+    for (std::uint32_t v = 0; v < log.extra_values[*c].size(); ++v) {
+        fit_options o = opt;
+        // Stages a segment never visits are left out of its order.
+        std::vector<char> seen(log.stage_names.size(), 0);
+        for (std::size_t i = 0; i < log.size(); ++i)
+            if (codes[i] == v) seen[log.stage[i]] = 1;
+        o.stage_order.clear();
+        for (const auto& nm : opt.stage_order)
+            if (seen[*log.find_stage(nm)]) o.stage_order.push_back(nm);
+        if (o.stage_order.empty()) continue;
+        out.push_back({log.extra_values[*c][v], detail::fit_selected(log, o, [&](std::size_t i) { return codes[i] == v; })});
+    }
+    return out;
+}
+
+/// The fitted model: the stage graph (fitted dwells, posterior-mean transitions), the deal
+/// size and arrival estimates, the time unit.
+/// @throws model_error naming the stage if a stage has no exits (and no prior) or no dwell
+///   estimate, or if the outcomes lack a win or a loss (stage_graph's checks).
+[[nodiscard]] inline model to_model(const history_fit& fit, std::string name = "fitted") {
+    std::vector<open_stage> stages;
+    transition_rows rows;
+    for (const auto& s : fit.stages) {
+        if (!s.dwell)
+            throw model_error(detail::message("fitted model: stage '", s.name, "' has no dwell estimate (",
+                                              s.exits, " exits, ", s.censored, " censored)"));
+        if (s.transitions.empty())
+            throw model_error(detail::message("fitted model: stage '", s.name,
+                                              "' has no completed exits; its transitions cannot be estimated (give a prior)"));
+        stages.push_back({s.name, *s.dwell});
+        auto& row = rows[s.name];
+        for (const auto& t : s.transitions) row[t.to] = t.probability;
+    }
+    model m{stage_graph::from_rows(std::move(stages), fit.outcomes, rows), fit.deal_size, std::nullopt,
+            std::move(name), "", fit.time_unit, ""};
+    m.description = detail::message("Fitted from ", fit.visits, " stage visits of ", fit.deals, " deals");
+    if (std::isfinite(fit.arrival_rate) && fit.arrival_rate >= 0.0) {
+        arrival_process a;
+        a.stage = m.graph.index_of(fit.entry_stage);
+        a.rate = fit.arrival_rate;
+        m.arrivals = a;
+    }
+    return m;
+}
+
+} // namespace pipecast

@@ -1,0 +1,697 @@
+// pipecast — sales-pipeline forecasting
+// SPDX-License-Identifier: MIT
+#pragma once
+
+/// @file history.hpp
+/// @brief Deal history: a table of stage visits read from a CRM export, the input of the
+/// estimator (estimation.hpp) and the KPIs (kpi.hpp).
+///
+/// Two export formats are read, columns found by (case-insensitive) header name:
+///
+///  * the **visit log**, one row per stage visit:
+///    `deal_id, stage, entered, exited, next_stage[, amount][, extra columns...]`.
+///    Empty `exited` and `next_stage` mark a visit still open at the end of the log: it is
+///    **right-censored** at the log end (the `as_of` option, else the latest time in the file);
+///  * the **stage-change log**, one row per stage change: `deal_id, stage, changed_at[, amount]`.
+///    The rows of one deal, in time order, are turned into visits: row k opens a visit in
+///    its stage that row k+1 closes (its stage being the next stage); a final row in an
+///    outcome stage only closes the previous visit; the last visit of a deal still in an
+///    open stage is censored at the log end.
+///
+/// Times are plain numbers (already in the model time unit) or ISO-8601 dates, converted to
+/// days since 1970-01-01 and divided by `days_per_unit`; a file must not mix the two.
+/// Extra columns (owner, team, region, ...) are kept, dictionary-encoded, for segment fits.
+///
+/// Validation: a malformed row, a visit that ends before it starts, an exit time without a
+/// next stage (or the reverse), overlapping visits of one deal, a next stage that does not
+/// match the deal's next visit (or an open stage the deal never visits), a visit after an
+/// outcome, an unknown stage when the stage names are given: each throws parse_error with
+/// file:line:column. With `skip_bad_rows` the bad row is skipped and recorded in
+/// `visit_log::skipped` instead; a problem between two rows of a deal skips all the deal's
+/// rows (each recorded): nothing is dropped silently.
+
+#include <pipecast/detail/csv.hpp>
+#include <pipecast/error.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <istream>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace pipecast {
+
+/// A row that `skip_bad_rows` skipped: its line and the error it would have raised.
+struct skipped_row {
+    std::size_t line = 0;
+    std::string reason;
+};
+
+/// Options of the history readers.
+struct history_options {
+    /// Name used in error messages (the file name).
+    std::string source = "<stream>";
+    /// Record and skip bad rows instead of throwing.
+    bool skip_bad_rows = false;
+    /// Length of the model time unit in days: dates become days / days_per_unit.
+    double days_per_unit = 1.0;
+    /// Censoring time of the visits still open: a number or an ISO-8601 date (the same kind
+    /// as the file's times). Default: the latest time in the log. Times after it are errors.
+    std::optional<std::string> as_of;
+    /// Known open stages (optional). When given, a stage or next stage that is neither one
+    /// of them nor an outcome is an error, and these stages are open even if never left.
+    std::vector<std::string> stages;
+    /// Known outcome (absorbing) stages (optional). When empty they are inferred: next stages
+    /// never visited (visit log) or stages no deal ever leaves (stage-change log).
+    std::vector<std::string> outcomes;
+};
+
+/// Sentinel stage code: "no next stage" (a censored visit).
+inline constexpr std::uint32_t no_stage = std::numeric_limits<std::uint32_t>::max();
+
+/// The visits of a deal history, one entry per visit in each column (structure of arrays),
+/// sorted by deal then entry time. Deal ids, stage names and extra columns are
+/// dictionary-encoded. Built by read_visit_log / read_stage_changes (or add_visit + finish).
+struct visit_log {
+    // --- dictionaries ---
+    std::vector<std::string> deal_ids;    ///< deal code -> id
+    std::vector<std::string> stage_names; ///< stage code -> name (visited stages and next stages)
+    std::vector<std::uint8_t> stage_open; ///< stage code -> 1 for an open stage, 0 for an outcome
+
+    // --- one entry per visit ---
+    std::vector<std::uint32_t> deal;  ///< deal code
+    std::vector<std::uint32_t> stage; ///< stage code (always an open stage)
+    std::vector<std::uint32_t> next;  ///< next stage code, or no_stage when censored
+    std::vector<double> entered;      ///< entry time (model time unit)
+    std::vector<double> exited;       ///< exit time; NaN when censored
+    std::vector<double> amount;       ///< deal amount on the row; NaN when not given
+    std::vector<std::size_t> line;    ///< source line (0 for visits added in code)
+
+    // --- extra columns, one code per visit each ---
+    std::vector<std::string> extra_columns;             ///< names (lower case)
+    std::vector<std::vector<std::uint32_t>> extra;      ///< [column][visit] -> value code
+    std::vector<std::vector<std::string>> extra_values; ///< [column][code] -> value
+
+    double end_time = std::numeric_limits<double>::quiet_NaN(); ///< censoring time of open visits
+    bool dates = false;                  ///< times came from ISO-8601 dates
+    std::string source = "<stream>";     ///< file name
+    std::vector<skipped_row> skipped;    ///< rows skipped under skip_bad_rows
+    std::size_t repeated_rows = 0;       ///< stage-change rows repeating the current stage (merged)
+
+    /// Number of visits.
+    [[nodiscard]] std::size_t size() const noexcept { return stage.size(); }
+    [[nodiscard]] bool empty() const noexcept { return stage.empty(); }
+    /// True if visit i is still open at the log end.
+    [[nodiscard]] bool censored(std::size_t i) const noexcept { return next[i] == no_stage; }
+    /// Time spent in the stage: exit - entry, or end_time - entry when censored.
+    [[nodiscard]] double duration(std::size_t i) const noexcept {
+        return (censored(i) ? end_time : exited[i]) - entered[i];
+    }
+    /// Code of a stage name, if present.
+    [[nodiscard]] std::optional<std::uint32_t> find_stage(std::string_view name) const {
+        for (std::size_t s = 0; s < stage_names.size(); ++s)
+            if (stage_names[s] == name) return static_cast<std::uint32_t>(s);
+        return std::nullopt;
+    }
+    /// Index of an extra column by (case-insensitive) name, if present.
+    [[nodiscard]] std::optional<std::size_t> find_column(std::string_view name) const {
+        const std::string n = detail::lower(detail::trim(name));
+        for (std::size_t c = 0; c < extra_columns.size(); ++c)
+            if (extra_columns[c] == n) return c;
+        return std::nullopt;
+    }
+    /// Number of distinct deals.
+    [[nodiscard]] std::size_t deal_count() const noexcept { return deal_ids.size(); }
+
+    /// Adds a visit by names (for logs built in code; call finish() afterwards).
+    /// `exited` NaN and `next_stage` empty mark a censored visit.
+    void add_visit(std::string_view deal_id, std::string_view stage_name, double entry, double exit,
+                   std::string_view next_stage, double deal_amount = std::numeric_limits<double>::quiet_NaN(),
+                   std::size_t source_line = 0) {
+        deal.push_back(deal_code(deal_id));
+        stage.push_back(stage_code(stage_name));
+        next.push_back(next_stage.empty() ? no_stage : stage_code(next_stage));
+        entered.push_back(entry);
+        exited.push_back(exit);
+        amount.push_back(deal_amount);
+        line.push_back(source_line);
+        for (auto& col : extra) col.push_back(0);
+    }
+
+    /// Dictionary code of a deal id (added if new).
+    std::uint32_t deal_code(std::string_view id) {
+        const auto [it, fresh] = deal_index_.try_emplace(std::string(id), static_cast<std::uint32_t>(deal_ids.size()));
+        if (fresh) deal_ids.emplace_back(id);
+        return it->second;
+    }
+    /// Dictionary code of a stage name (added if new, marked open until finish() decides).
+    std::uint32_t stage_code(std::string_view name) {
+        const auto [it, fresh] = stage_index_.try_emplace(std::string(name), static_cast<std::uint32_t>(stage_names.size()));
+        if (fresh) {
+            stage_names.emplace_back(name);
+            stage_open.push_back(1);
+        }
+        return it->second;
+    }
+    /// Dictionary code of a value of extra column c (added if new).
+    std::uint32_t extra_code(std::size_t c, std::string_view value) {
+        if (extra_index_.size() < extra_columns.size()) extra_index_.resize(extra_columns.size());
+        auto& idx = extra_index_[c];
+        const auto [it, fresh] = idx.try_emplace(std::string(value), static_cast<std::uint32_t>(extra_values[c].size()));
+        if (fresh) extra_values[c].emplace_back(value);
+        return it->second;
+    }
+
+    /// Validates the visits added with add_visit and sorts them (see read_visit_log).
+    /// @throws parse_error (or records, with opt.skip_bad_rows) as the readers do.
+    void finish(const history_options& opt = {});
+
+private:
+    std::unordered_map<std::string, std::uint32_t> deal_index_;
+    std::unordered_map<std::string, std::uint32_t> stage_index_;
+    std::vector<std::unordered_map<std::string, std::uint32_t>> extra_index_;
+};
+
+namespace detail {
+
+/// Keeps only the visits whose keep flag is set (all columns).
+inline void filter_visits(visit_log& log, const std::vector<char>& keep) {
+    std::size_t w = 0;
+    for (std::size_t i = 0; i < log.size(); ++i) {
+        if (!keep[i]) continue;
+        log.deal[w] = log.deal[i];
+        log.stage[w] = log.stage[i];
+        log.next[w] = log.next[i];
+        log.entered[w] = log.entered[i];
+        log.exited[w] = log.exited[i];
+        log.amount[w] = log.amount[i];
+        log.line[w] = log.line[i];
+        for (auto& col : log.extra) col[w] = col[i];
+        ++w;
+    }
+    log.deal.resize(w);
+    log.stage.resize(w);
+    log.next.resize(w);
+    log.entered.resize(w);
+    log.exited.resize(w);
+    log.amount.resize(w);
+    log.line.resize(w);
+    for (auto& col : log.extra) col.resize(w);
+}
+
+/// Reorders every column by the permutation `order` (new i = old order[i]).
+inline void permute_visits(visit_log& log, const std::vector<std::size_t>& order) {
+    auto apply = [&](auto& v) {
+        auto copy = v;
+        for (std::size_t i = 0; i < order.size(); ++i) v[i] = copy[order[i]];
+    };
+    apply(log.deal);
+    apply(log.stage);
+    apply(log.next);
+    apply(log.entered);
+    apply(log.exited);
+    apply(log.amount);
+    apply(log.line);
+    for (auto& col : log.extra) apply(col);
+}
+
+/// Two times are equal up to rounding of the source text.
+[[nodiscard]] inline bool same_time(double a, double b) noexcept {
+    return std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)});
+}
+
+/// Sorts by (deal, entry, line) and checks the visits of each deal against each other.
+/// A problem throws a parse_error at the offending row, or (skip) drops all the deal's rows.
+/// Columns (1-based) named in the messages of check_visit_chains.
+struct chain_columns {
+    std::size_t stage = 2, entered = 3, next = 5;
+};
+
+inline void check_visit_chains(visit_log& log, const history_options& opt, chain_columns col) {
+    const std::size_t n = log.size();
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    const bool sorted = std::is_sorted(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        if (log.deal[a] != log.deal[b]) return log.deal[a] < log.deal[b];
+        if (log.entered[a] != log.entered[b]) return log.entered[a] < log.entered[b];
+        return log.line[a] < log.line[b];
+    });
+    if (!sorted) {
+        std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+            if (log.deal[a] != log.deal[b]) return log.deal[a] < log.deal[b];
+            if (log.entered[a] != log.entered[b]) return log.entered[a] < log.entered[b];
+            return log.line[a] < log.line[b];
+        });
+        permute_visits(log, order);
+    }
+
+    std::vector<char> keep(n, 1);
+    bool dropped = false;
+    auto fail = [&](std::size_t first, std::size_t last, std::size_t at, std::size_t column,
+                    const std::string& what) {
+        parse_error e(log.source, log.line[at], column, what);
+        if (!opt.skip_bad_rows) throw e;
+        dropped = true;
+        for (std::size_t k = first; k < last; ++k) {
+            keep[k] = 0;
+            log.skipped.push_back({log.line[k], k == at ? std::string(e.what())
+                                                        : message(log.source, ":", log.line[k], ": skipped with deal '",
+                                                                  log.deal_ids[log.deal[k]], "' (see line ", log.line[at], ")")});
+        }
+    };
+    for (std::size_t first = 0; first < n;) {
+        std::size_t last = first + 1;
+        while (last < n && log.deal[last] == log.deal[first]) ++last;
+        const std::string& id = log.deal_ids[log.deal[first]];
+        for (std::size_t k = first; k < last; ++k) {
+            const bool is_last = k + 1 == last;
+            if (log.censored(k)) {
+                if (!is_last) {
+                    fail(first, last, k + 1, col.entered,
+                         message("deal '", id, "': visit of line ", log.line[k], " in '", log.stage_names[log.stage[k]],
+                                 "' has no exit but the deal has a later visit (overlapping visits)"));
+                    break;
+                }
+                continue;
+            }
+            if (is_last) {
+                if (log.stage_open[log.next[k]]) {
+                    fail(first, last, k, col.next,
+                         message("deal '", id, "': leaves to open stage '", log.stage_names[log.next[k]],
+                                 "' but has no visit there"));
+                    break;
+                }
+                continue;
+            }
+            if (!log.stage_open[log.next[k]]) {
+                fail(first, last, k + 1, col.stage,
+                     message("deal '", id, "': visit after the outcome '", log.stage_names[log.next[k]],
+                             "' reached on line ", log.line[k]));
+                break;
+            }
+            if (log.entered[k + 1] < log.exited[k] && !same_time(log.entered[k + 1], log.exited[k])) {
+                fail(first, last, k + 1, col.entered,
+                     message("deal '", id, "': overlapping visits: enters '", log.stage_names[log.stage[k + 1]], "' at ",
+                             log.entered[k + 1], " before the visit of line ", log.line[k], " exits at ", log.exited[k]));
+                break;
+            }
+            if (log.next[k] != log.stage[k + 1]) {
+                fail(first, last, k, col.next,
+                     message("deal '", id, "': next stage '", log.stage_names[log.next[k]],
+                             "' but the deal's next visit (line ", log.line[k + 1], ") is in '",
+                             log.stage_names[log.stage[k + 1]], "'"));
+                break;
+            }
+        }
+        first = last;
+    }
+    if (dropped) filter_visits(log, keep);
+}
+
+/// Decides which stage codes are open, checks the names against the options, sets the log
+/// end and validates the chains. `open_by_data[s]` says the data shows s as open.
+inline void finish_log(visit_log& log, const history_options& opt, std::optional<double> as_of,
+                       chain_columns col = {}) {
+    std::unordered_set<std::string> known_open(opt.stages.begin(), opt.stages.end());
+    std::unordered_set<std::string> known_outcome(opt.outcomes.begin(), opt.outcomes.end());
+    for (std::size_t s = 0; s < log.stage_names.size(); ++s) {
+        if (known_outcome.contains(log.stage_names[s])) log.stage_open[s] = 0;
+        if (known_open.contains(log.stage_names[s])) log.stage_open[s] = 1;
+    }
+    double latest = -std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < log.size(); ++i)
+        latest = std::max({latest, log.entered[i], std::isnan(log.exited[i]) ? latest : log.exited[i]});
+    log.end_time = as_of ? *as_of : latest;
+    check_visit_chains(log, opt, col);
+}
+
+} // namespace detail
+
+inline void visit_log::finish(const history_options& opt) {
+    std::optional<double> as_of;
+    if (opt.as_of) as_of = detail::parse_number(*opt.as_of, "as-of", 0, 0, "as_of");
+    std::vector<char> visited(stage_names.size(), 0);
+    for (auto s : stage) visited[s] = 1;
+    for (std::size_t s = 0; s < stage_names.size(); ++s) stage_open[s] = visited[s];
+    detail::finish_log(*this, opt, as_of);
+}
+
+namespace detail {
+
+/// Shared state of the two readers: header, time kinds, per-row error handling.
+class history_reader {
+public:
+    history_reader(std::istream& in, const history_options& opt) : csv_(in, opt.source), opt_(opt) {
+        if (!(std::isfinite(opt.days_per_unit) && opt.days_per_unit > 0.0))
+            throw argument_error(message("history: days_per_unit must be positive, got ", opt.days_per_unit));
+        if (!csv_.next(fields_)) throw parse_error(opt.source, 0, 0, "empty file: expected a header line");
+        header_ = csv_header(fields_);
+        log_.source = opt.source;
+        for (const auto& s : opt.stages) known_.insert(s);
+        for (const auto& s : opt.outcomes) known_.insert(s);
+        for (const auto& s : opt.outcomes) outcomes_.insert(s);
+    }
+
+    [[nodiscard]] std::size_t required(std::initializer_list<std::string_view> names) {
+        if (auto c = header_.find(names)) return use(*c);
+        throw parse_error(opt_.source, csv_.line(), 0, message("missing required column '", *names.begin(), "'"));
+    }
+    [[nodiscard]] std::optional<std::size_t> optional(std::initializer_list<std::string_view> names) {
+        auto c = header_.find(names);
+        if (c) use(*c);
+        return c;
+    }
+    /// Every column not used by the format becomes an extra column.
+    void keep_extra_columns() {
+        for (std::size_t c = 0; c < header_.size(); ++c) {
+            if (std::find(used_.begin(), used_.end(), c) != used_.end()) continue;
+            extra_cols_.push_back(c);
+            log_.extra_columns.push_back(header_.name(c));
+            log_.extra_values.emplace_back();
+            log_.extra.emplace_back();
+        }
+        needed_ = 0;
+        for (auto c : used_) needed_ = std::max(needed_, c + 1);
+        for (auto c : extra_cols_) needed_ = std::max(needed_, c + 1);
+    }
+
+    /// Reads the next row; returns false at the end. Checks the field count.
+    bool next() {
+        if (!csv_.next(fields_)) return false;
+        if (fields_.size() < needed_)
+            row_error(0, message("expected ", needed_, " fields, got ", fields_.size()));
+        return true;
+    }
+    [[nodiscard]] std::size_t line() const noexcept { return csv_.line(); }
+    [[nodiscard]] std::string_view field(std::size_t c) const { return trim(fields_[c]); }
+
+    [[noreturn]] void row_error(std::size_t c, const std::string& what) const {
+        if (c == no_column) throw parse_error(opt_.source, csv_.line(), 0, what);
+        throw parse_error(opt_.source, csv_.line(), c + 1, message("column '", header_.name(c), "': ", what));
+    }
+    static constexpr std::size_t no_column = std::numeric_limits<std::size_t>::max();
+
+    /// A time field (number or date), converted; nullopt if empty. Checks kind consistency
+    /// and the as-of bound.
+    std::optional<double> time(std::size_t c) {
+        bool is_date = false;
+        auto t = parse_time(fields_[c], opt_.source, csv_.line(), c + 1, header_.name(c), &is_date);
+        if (!t) return t;
+        if (kind_ == unknown) kind_ = is_date ? dates : numbers;
+        if ((kind_ == dates) != is_date)
+            row_error(c, message("'", field(c), "' mixes ", is_date ? "a date into numeric times" : "a number into date times"));
+        if (is_date) *t /= opt_.days_per_unit;
+        if (as_of() && *t > *as_of_ && !same_time(*t, *as_of_))
+            row_error(c, message("time '", field(c), "' is after the as-of time ", *opt_.as_of));
+        return t;
+    }
+    /// The as-of time, parsed once the kind of the file's times is known.
+    std::optional<double> as_of() {
+        if (!opt_.as_of || as_of_) return as_of_;
+        bool is_date = false;
+        as_of_ = parse_time(*opt_.as_of, "as-of", 0, 0, "as_of", &is_date);
+        if (!as_of_) throw argument_error("history: empty as-of time");
+        if (kind_ != unknown && (kind_ == dates) != is_date)
+            throw argument_error(message("history: as-of '", *opt_.as_of, "' must be ",
+                                         kind_ == dates ? "an ISO-8601 date" : "a number", " like the file's times"));
+        if (is_date) *as_of_ /= opt_.days_per_unit;
+        return as_of_;
+    }
+    /// An optional non-negative amount; NaN if empty.
+    double amount(std::optional<std::size_t> c) {
+        if (!c) return std::numeric_limits<double>::quiet_NaN();
+        const auto a = parse_number(fields_[*c], opt_.source, csv_.line(), *c + 1, header_.name(*c));
+        if (!a) return std::numeric_limits<double>::quiet_NaN();
+        if (*a < 0.0) row_error(*c, message("negative amount ", *a));
+        return *a;
+    }
+    /// A stage name: non-empty, known when the options list the stages.
+    std::string_view stage_name(std::size_t c, bool may_be_outcome) {
+        const std::string_view s = field(c);
+        if (s.empty()) row_error(c, "empty stage name");
+        if (!known_.empty() && !known_.contains(std::string(s)))
+            row_error(c, message("unknown stage '", s, "'"));
+        if (!may_be_outcome && outcomes_.contains(std::string(s)))
+            row_error(c, message("stage '", s, "' is an outcome and cannot be visited"));
+        return s;
+    }
+    /// Appends the extra-column codes of the current row to the (just added) last visit.
+    void add_extras() {
+        for (std::size_t k = 0; k < extra_cols_.size(); ++k)
+            log_.extra[k].back() = log_.extra_code(k, field(extra_cols_[k]));
+    }
+    /// The extra-column codes of the current row.
+    [[nodiscard]] std::vector<std::uint32_t> extra_codes() {
+        std::vector<std::uint32_t> codes(extra_cols_.size());
+        for (std::size_t k = 0; k < extra_cols_.size(); ++k) codes[k] = log_.extra_code(k, field(extra_cols_[k]));
+        return codes;
+    }
+
+    /// Runs one row's parsing; under skip_bad_rows a parse_error is recorded instead.
+    template <class F>
+    void row(F&& f) {
+        if (!opt_.skip_bad_rows) return f();
+        try {
+            f();
+        } catch (const parse_error& e) {
+            log_.skipped.push_back({e.line(), e.what()});
+        }
+    }
+
+    [[nodiscard]] bool dates_kind() const noexcept { return kind_ == dates; }
+    visit_log& log() noexcept { return log_; }
+    [[nodiscard]] const history_options& options() const noexcept { return opt_; }
+
+private:
+    std::size_t use(std::size_t c) {
+        used_.push_back(c);
+        return c;
+    }
+
+    csv_reader csv_;
+    const history_options& opt_;
+    std::vector<std::string> fields_;
+    csv_header header_;
+    std::vector<std::size_t> used_, extra_cols_;
+    std::size_t needed_ = 0;
+    enum { unknown, numbers, dates } kind_ = unknown;
+    std::optional<double> as_of_;
+    std::unordered_set<std::string> known_, outcomes_;
+    visit_log log_;
+};
+
+} // namespace detail
+
+/// Reads a visit log (`deal_id, stage, entered, exited, next_stage[, amount]`, extra columns
+/// kept). Outcomes are the next stages never visited, unless `opt.outcomes` names them.
+/// @throws parse_error naming source:line:column for a missing required column, a row with
+///   too few fields, an empty deal id or stage, a bad number or date, a file mixing dates
+///   and numbers, a negative amount, an exit before the entry, an exit time without next
+///   stage or the reverse, a time after the as-of time, an unknown stage (with opt.stages),
+///   and the problems between the visits of one deal listed in the file comment
+///   (with opt.skip_bad_rows these are recorded in `skipped` instead).
+/// @throws argument_error for bad options (days_per_unit, as_of).
+/// Complexity: O(n log n) for n rows (a sort unless the rows come sorted by deal and time).
+/// Example: `auto log = load_visit_log(PIPECAST_SHARED_DIR "/scenarios/b2b6_history.csv");`
+[[nodiscard]] inline visit_log read_visit_log(std::istream& in, const history_options& opt = {}) {
+    detail::history_reader r(in, opt);
+    const std::size_t c_id = r.required({"deal_id", "id", "deal"});
+    const std::size_t c_stage = r.required({"stage"});
+    const std::size_t c_in = r.required({"entered", "entered_at", "start"});
+    const std::size_t c_out = r.required({"exited", "exited_at", "end"});
+    const std::size_t c_next = r.required({"next_stage", "next", "to_stage"});
+    const auto c_amount = r.optional({"amount", "value"});
+    r.keep_extra_columns();
+    visit_log& log = r.log();
+    while (r.next()) {
+        r.row([&] {
+            const std::string_view id = r.field(c_id);
+            if (id.empty()) r.row_error(c_id, "empty deal id");
+            const std::string_view stage = r.stage_name(c_stage, false);
+            const auto in_t = r.time(c_in);
+            if (!in_t) r.row_error(c_in, "empty entry time");
+            const auto out_t = r.time(c_out);
+            const std::string_view next = r.field(c_next);
+            if (out_t && next.empty()) r.row_error(c_next, "an exit time needs a next stage");
+            if (!out_t && !next.empty())
+                r.row_error(c_out, detail::message("next stage '", next, "' without an exit time"));
+            if (!next.empty()) (void)r.stage_name(c_next, true);
+            if (out_t && *out_t < *in_t)
+                r.row_error(c_out, detail::message("the visit ends (", r.field(c_out), ") before it starts (", r.field(c_in), ")"));
+            const double amount = r.amount(c_amount);
+            log.add_visit(id, stage, *in_t, out_t ? *out_t : std::numeric_limits<double>::quiet_NaN(), next, amount,
+                          r.line());
+            r.add_extras();
+        });
+    }
+    log.dates = r.dates_kind();
+    // Open stages: those visited (and the listed ones); next stages never visited are outcomes.
+    std::vector<char> visited(log.stage_names.size(), 0);
+    for (auto s : log.stage) visited[s] = 1;
+    for (std::size_t s = 0; s < log.stage_names.size(); ++s) log.stage_open[s] = visited[s];
+    detail::finish_log(log, opt, r.as_of(), {c_stage + 1, c_in + 1, c_next + 1});
+    return log;
+}
+
+/// Reads a stage-change log (`deal_id, stage, changed_at[, amount]`, extra columns kept)
+/// and turns it into visits (see the file comment). Rows of one deal at the same time keep
+/// their file order; a row repeating the deal's current stage is merged into the open visit
+/// (counted in `repeated_rows`). Outcomes are the stages no deal ever leaves, unless
+/// `opt.outcomes` names them.
+/// @throws parse_error as read_visit_log, and for a deal whose first row is an outcome or a
+///   row after a deal reached an outcome.
+[[nodiscard]] inline visit_log read_stage_changes(std::istream& in, const history_options& opt = {}) {
+    detail::history_reader r(in, opt);
+    const std::size_t c_id = r.required({"deal_id", "id", "deal"});
+    const std::size_t c_stage = r.required({"stage", "to_stage", "new_stage"});
+    const std::size_t c_time = r.required({"changed_at", "changed", "date", "timestamp", "time"});
+    const auto c_amount = r.optional({"amount", "value"});
+    r.keep_extra_columns();
+
+    struct change {
+        std::uint32_t deal, stage;
+        double time, amount;
+        std::size_t line;
+        std::vector<std::uint32_t> extra;
+    };
+    std::vector<change> rows;
+    visit_log& log = r.log();
+    while (r.next()) {
+        r.row([&] {
+            const std::string_view id = r.field(c_id);
+            if (id.empty()) r.row_error(c_id, "empty deal id");
+            const std::string_view stage = r.stage_name(c_stage, true);
+            const auto t = r.time(c_time);
+            if (!t) r.row_error(c_time, "empty change time");
+            const double amount = r.amount(c_amount);
+            rows.push_back({log.deal_code(id), log.stage_code(stage), *t, amount, r.line(), r.extra_codes()});
+        });
+    }
+    // The visits are built in a second log (dictionaries in visit order).
+    visit_log out;
+    out.source = opt.source;
+    out.dates = r.dates_kind();
+    out.skipped = std::move(log.skipped);
+    out.extra_columns = log.extra_columns;
+    out.extra_values = log.extra_values;
+    out.extra.resize(log.extra_columns.size());
+
+    std::stable_sort(rows.begin(), rows.end(), [](const change& a, const change& b) {
+        return a.deal != b.deal ? a.deal < b.deal : a.time < b.time;
+    });
+    // Outcomes: named, or stages that no deal ever leaves.
+    std::vector<char> left(log.stage_names.size(), 0);
+    for (std::size_t k = 0; k + 1 < rows.size(); ++k)
+        if (rows[k].deal == rows[k + 1].deal && rows[k].stage != rows[k + 1].stage) left[rows[k].stage] = 1;
+    std::unordered_set<std::string> named_outcome(opt.outcomes.begin(), opt.outcomes.end());
+    std::unordered_set<std::string> named_open(opt.stages.begin(), opt.stages.end());
+    auto is_outcome = [&](std::uint32_t s) {
+        const std::string& nm = log.stage_names[s];
+        if (named_outcome.contains(nm)) return true;
+        if (named_open.contains(nm) || !opt.outcomes.empty()) return false;
+        return !left[s];
+    };
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    auto fail_deal = [&](std::size_t first, std::size_t last, std::size_t at, std::size_t column, const std::string& what) {
+        parse_error e(opt.source, rows[at].line, column, what);
+        if (!opt.skip_bad_rows) throw e;
+        for (std::size_t k = first; k < last; ++k)
+            out.skipped.push_back({rows[k].line, k == at ? std::string(e.what())
+                                                         : detail::message(opt.source, ":", rows[k].line, ": skipped with deal '",
+                                                                           log.deal_ids[rows[k].deal], "' (see line ",
+                                                                           rows[at].line, ")")});
+    };
+    for (std::size_t first = 0; first < rows.size();) {
+        std::size_t last = first + 1;
+        while (last < rows.size() && rows[last].deal == rows[first].deal) ++last;
+        const std::string& id = log.deal_ids[rows[first].deal];
+        // Validate the deal's sequence before emitting anything.
+        bool ok = true;
+        if (is_outcome(rows[first].stage)) {
+            fail_deal(first, last, first, c_stage + 1,
+                      detail::message("deal '", id, "': first row is the outcome '", log.stage_names[rows[first].stage],
+                                      "' (no open stage visited)"));
+            ok = false;
+        }
+        for (std::size_t k = first; ok && k + 1 < last; ++k) {
+            if (is_outcome(rows[k].stage)) {
+                fail_deal(first, last, k + 1, c_stage + 1,
+                          detail::message("deal '", id, "': stage change after the outcome '",
+                                          log.stage_names[rows[k].stage], "' reached on line ", rows[k].line));
+                ok = false;
+            }
+        }
+        if (ok) {
+            std::size_t open = first; // row that opened the current visit
+            for (std::size_t k = first + 1; k <= last; ++k) {
+                if (k < last && rows[k].stage == rows[open].stage) { // not a change: merge
+                    ++out.repeated_rows;
+                    continue;
+                }
+                const change& o = rows[open];
+                double amount = o.amount;
+                for (std::size_t j = open; j < k; ++j)
+                    if (!std::isnan(rows[j].amount)) amount = rows[j].amount;
+                if (k < last) {
+                    out.add_visit(id, log.stage_names[o.stage], o.time, rows[k].time, log.stage_names[rows[k].stage],
+                                  amount, o.line);
+                    if (is_outcome(rows[k].stage) && !std::isnan(rows[k].amount)) out.amount.back() = rows[k].amount;
+                } else {
+                    out.add_visit(id, log.stage_names[o.stage], o.time, nan, "", amount, o.line);
+                }
+                for (std::size_t c = 0; c < out.extra.size(); ++c) out.extra[c].back() = o.extra[c];
+                open = k;
+            }
+        }
+        first = last;
+    }
+    for (std::size_t s = 0; s < out.stage_names.size(); ++s) {
+        const auto code = log.find_stage(out.stage_names[s]);
+        out.stage_open[s] = is_outcome(*code) ? 0 : 1;
+    }
+    std::sort(out.skipped.begin(), out.skipped.end(), [](const skipped_row& a, const skipped_row& b) { return a.line < b.line; });
+    detail::finish_log(out, opt, r.as_of());
+    return out;
+}
+
+/// True if the header of a CSV stream names a `changed_at`-like column and no `exited`
+/// column (a stage-change log). Reads only the first line; the stream is rewound.
+[[nodiscard]] inline bool is_stage_change_log(std::istream& in) {
+    const auto pos = in.tellg();
+    std::string line;
+    std::getline(in, line);
+    in.clear();
+    in.seekg(pos);
+    const std::string h = detail::lower(line);
+    const bool has_exit = h.find("exited") != std::string::npos || h.find("next_stage") != std::string::npos;
+    const bool has_change = h.find("changed_at") != std::string::npos || h.find("changed") != std::string::npos ||
+                            h.find("timestamp") != std::string::npos;
+    return has_change && !has_exit;
+}
+
+/// Reads a history file in either format (told apart by its header).
+/// @throws error if the file cannot be opened, else as read_visit_log / read_stage_changes.
+[[nodiscard]] inline visit_log load_history(const std::string& path, history_options opt = {}) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw error(detail::message(path, ": cannot open history file"));
+    opt.source = path;
+    return is_stage_change_log(in) ? read_stage_changes(in, opt) : read_visit_log(in, opt);
+}
+
+/// Reads a visit-log file. @throws error if it cannot be opened, else as read_visit_log.
+[[nodiscard]] inline visit_log load_visit_log(const std::string& path, history_options opt = {}) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw error(detail::message(path, ": cannot open history file"));
+    opt.source = path;
+    return read_visit_log(in, opt);
+}
+
+} // namespace pipecast
