@@ -12,11 +12,13 @@
 ///  3. programmer bugs are PIPECAST_ASSERT, compiled out with NDEBUG.
 
 #include <cassert>
+#include <charconv>
 #include <cstddef>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #ifndef PIPECAST_ASSERT
 #define PIPECAST_ASSERT(cond) assert(cond)
@@ -73,12 +75,24 @@ private:
 
 namespace detail {
 
+/// Writes one part of a message; floating-point values in their shortest round-trip form
+/// (0.3, not 0.29999999999999999).
+template <class T>
+void message_part(std::ostringstream& os, const T& part) {
+    if constexpr (std::is_floating_point_v<T>) {
+        char buf[64];
+        const auto res = std::to_chars(buf, buf + sizeof buf, part);
+        os << std::string_view(buf, static_cast<std::size_t>(res.ptr - buf));
+    } else {
+        os << part;
+    }
+}
+
 /// Builds a message from streamable parts: `message("stage '", name, "': bad")`.
 template <class... Parts>
 [[nodiscard]] std::string message(const Parts&... parts) {
     std::ostringstream os;
-    os.precision(17);
-    (os << ... << parts);
+    (message_part(os, parts), ...);
     return os.str();
 }
 

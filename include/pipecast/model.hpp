@@ -74,14 +74,14 @@ struct arrival_process {
     /// @throws model_error on a negative or non-finite rate, or seasonality without a period.
     void validate(const stage_graph& g) const {
         if (!g.is_open(stage)) throw model_error("arrivals: the entry stage must be an open stage");
-        if (!(std::isfinite(rate) && rate >= 0.0))
-            throw model_error(detail::message("arrivals: rate must be finite and >= 0, got ", rate));
         if (!period_rates.empty() && !(std::isfinite(period) && period > 0.0))
             throw model_error(detail::message("arrivals: seasonal rates need a positive period, got ", period));
-        for (std::size_t k = 0; k < period_rates.size(); ++k)
+        for (std::size_t k = 0; k < period_rates.size(); ++k) // before `rate`, often their average
             if (!(std::isfinite(period_rates[k]) && period_rates[k] >= 0.0))
                 throw model_error(detail::message("arrivals: rate of period ", k, " must be finite and >= 0, got ",
                                                   period_rates[k]));
+        if (!(std::isfinite(rate) && rate >= 0.0))
+            throw model_error(detail::message("arrivals: rate must be finite and >= 0, got ", rate));
     }
     friend bool operator==(const arrival_process&, const arrival_process&) = default;
 };
@@ -107,6 +107,8 @@ struct model {
     std::string description;
     std::string time_unit = "day";
     std::string currency;
+
+    friend bool operator==(const model&, const model&) = default;
 };
 
 } // namespace pipecast

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <fstream>
 #include <istream>
+#include <iterator>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -35,7 +36,7 @@ public:
     explicit json_reader(std::string source) : source_(std::move(source)) {}
 
     [[noreturn]] void fail(const std::string& path, const std::string& what) const {
-        throw parse_error(source_, 0, 0, path + ": " + what);
+        throw parse_error(source_, 0, 0, path.empty() ? what : path + ": " + what);
     }
     const nlohmann::json& member(const nlohmann::json& obj, const std::string& path, const char* key) const {
         if (!obj.is_object()) fail(path, "expected an object");
@@ -84,9 +85,13 @@ private:
 inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::json& j, const std::string& path) {
     const std::string dist = r.string(j, path, "dist");
     return r.at(path, [&] {
-        if (dist == "exponential")
-            return dwell_distribution::exponential(j.contains("rate") ? 1.0 / r.number(j, path, "rate")
-                                                                      : r.number(j, path, "mean"));
+        if (dist == "exponential") {
+            if (!j.contains("rate")) return dwell_distribution::exponential(r.number(j, path, "mean"));
+            const double rate = r.number(j, path, "rate");
+            if (!(std::isfinite(rate) && rate > 0.0))
+                r.fail(path + "/rate", detail::message("exponential dwell: rate must be positive, got ", rate));
+            return dwell_distribution::exponential(1.0 / rate);
+        }
         if (dist == "gamma") {
             const double k = r.number(j, path, "shape");
             return dwell_distribution::gamma(k, j.contains("scale") ? k * r.number(j, path, "scale")
@@ -126,8 +131,15 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
         j["mean"] = d.mean();
         break;
     case dwell_family::lognormal:
-        j["mean"] = d.mean();
-        j["sd"] = d.sd();
+        // mean and sd (the b2b6 form) when they rebuild the same distribution exactly,
+        // else the exact log parameters, so that reading the JSON back gives an equal value
+        if (dwell_distribution::lognormal(d.mean(), d.sd()) == d) {
+            j["mean"] = d.mean();
+            j["sd"] = d.sd();
+        } else {
+            j["mu"] = d.log_mu();
+            j["sigma"] = d.log_sigma();
+        }
         break;
     case dwell_family::fixed: j["value"] = d.mean(); break;
     case dwell_family::empirical: {
@@ -191,11 +203,24 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
         const auto& jt = j["transitions"];
         if (!jt.is_object()) r.fail("/transitions", "expected an object: stage -> {next stage: probability}");
         transition_rows rows;
+        auto known = [&](const std::string& nm) {
+            return std::any_of(stages.begin(), stages.end(), [&](const auto& s) { return s.name == nm; }) ||
+                   std::any_of(outcomes.begin(), outcomes.end(), [&](const auto& o) { return o.name == nm; });
+        };
         for (const auto& [from, row] : jt.items()) {
-            if (!row.is_object()) r.fail("/transitions/" + from, "expected an object: next stage -> probability");
+            const nlohmann::json::json_pointer from_ptr = nlohmann::json::json_pointer("/transitions") / from;
+            const std::string from_path = from_ptr.to_string(); // '/' and '~' escaped
+            if (!row.is_object()) r.fail(from_path, "expected an object: next stage -> probability");
+            if (!known(from)) r.fail(from_path, "unknown stage '" + from + "'");
             for (const auto& [to, p] : row.items()) {
-                if (!p.is_number()) r.fail("/transitions/" + from + "/" + to, "expected a probability, got " + p.dump());
-                rows[from][to] = p.get<double>();
+                const std::string to_path = (from_ptr / to).to_string();
+                if (!p.is_number()) r.fail(to_path, "expected a probability, got " + p.dump());
+                if (!known(to)) r.fail(to_path, "stage '" + from + "': unknown target stage '" + to + "'");
+                const double v = p.get<double>();
+                if (!(v >= 0.0 && v <= 1.0))
+                    r.fail(to_path, detail::message("stage '", from, "': transition probability to '", to,
+                                                    "' must be in [0, 1], got ", v));
+                rows[from][to] = v;
             }
         }
         graph = r.at("/transitions", [&] { return stage_graph::from_rows(stages, outcomes, rows); });
@@ -264,11 +289,25 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
 /// Reads a model from a stream of JSON text. @throws parse_error (with line and column for
 /// malformed JSON) or as model_from_json.
 [[nodiscard]] inline model read_model(std::istream& in, const std::string& source = "<stream>") {
+    const std::string text(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>{});
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(in);
+        j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
-        throw parse_error(source, 0, 0, std::string("malformed JSON: ") + e.what());
+        // e.byte is the 1-based offset of the offending character: turn it into line:column.
+        const std::size_t at = std::min<std::size_t>(e.byte, text.size());
+        std::size_t line = 1, column = 1;
+        for (std::size_t i = 0; i + 1 < at; ++i) {
+            if (text[i] == '\n') {
+                ++line;
+                column = 1;
+            } else {
+                ++column;
+            }
+        }
+        std::string what = e.what();
+        if (const auto colon = what.find("syntax error"); colon != std::string::npos) what.erase(0, colon);
+        throw parse_error(source, line, column, "malformed JSON: " + what);
     }
     return model_from_json(j, source);
 }

@@ -1,0 +1,466 @@
+// Tests of model_io.hpp (and model.hpp): the JSON model format, its extensions, round trips
+// and the error messages with JSON paths.
+#include <pipecast/model_io.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <sstream>
+#include <string>
+
+using pipecast::dwell_distribution;
+using pipecast::model;
+using pipecast::parse_error;
+using nlohmann::json;
+
+namespace {
+
+const std::string b2b6_path = PIPECAST_SHARED_DIR "/scenarios/b2b6.json";
+
+model parse(const std::string& text) {
+    std::istringstream in(text);
+    return pipecast::read_model(in, "test.json");
+}
+
+/// A small valid model as JSON, to be broken one field at a time.
+json small() {
+    return json::parse(R"({
+      "name": "small", "time_unit": "week",
+      "stages": [
+        {"name": "Lead", "dwell": {"dist": "exponential", "mean": 2}},
+        {"name": "Deal", "dwell": {"dist": "gamma", "shape": 2, "mean": 3}}
+      ],
+      "outcomes": {"won": "Won", "lost": "Lost"},
+      "transitions": {
+        "Lead": {"Deal": 0.5, "Lost": 0.5},
+        "Deal": {"Won": 0.6, "Lead": 0.1, "Lost": 0.3}
+      }
+    })");
+}
+
+/// Expects model_from_json(j) to throw parse_error whose message holds every fragment.
+void check_parse_error(const json& j, std::initializer_list<const char*> fragments) {
+    bool thrown = false;
+    try {
+        (void)pipecast::model_from_json(j, "test.json");
+    } catch (const parse_error& e) {
+        thrown = true;
+        const std::string msg = e.what();
+        CHECK(e.source() == "test.json");
+        CHECK(msg.starts_with("test.json: "));
+        for (const char* frag : fragments) {
+            INFO("message: " << msg << "  expected fragment: " << frag);
+            CHECK(msg.find(frag) != std::string::npos);
+        }
+    }
+    CHECK(thrown);
+}
+
+} // namespace
+
+TEST_CASE("model_io") {
+    SUBCASE("b2b6.json loads as it is") {
+        const model m = pipecast::load_model(b2b6_path);
+        CHECK(m.name == "b2b6");
+        CHECK(m.time_unit == "day");
+        CHECK(m.currency == "USD");
+        CHECK_FALSE(m.description.empty());
+        const auto& g = m.graph;
+        REQUIRE(g.open_count() == 5);
+        REQUIRE(g.outcome_count() == 2);
+        const char* names[] = {"Prospecting", "Qualification", "Demo", "Proposal", "Negotiation", "Won", "Lost"};
+        for (std::size_t s = 0; s < 7; ++s) CHECK(g.name(s) == names[s]);
+        CHECK(g.is_win(5));
+        CHECK_FALSE(g.is_win(6));
+        CHECK(g.dwell(0) == dwell_distribution::exponential(7));
+        CHECK(g.dwell(1) == dwell_distribution::gamma(2.0, 14));
+        CHECK(g.dwell(2) == dwell_distribution::lognormal(10, 6));
+        CHECK(g.dwell(3) == dwell_distribution::gamma(3.0, 21));
+        CHECK(g.dwell(4) == dwell_distribution::weibull(1.5, 18));
+        const std::size_t won = 5, lost = 6;
+        CHECK(g.transition(0, 1) == 0.40);
+        CHECK(g.transition(0, lost) == 0.60);
+        CHECK(g.transition(1, 2) == 0.55);
+        CHECK(g.transition(1, 3) == 0.05);
+        CHECK(g.transition(1, lost) == 0.40);
+        CHECK(g.transition(2, 3) == 0.60);
+        CHECK(g.transition(2, 1) == 0.05);
+        CHECK(g.transition(2, lost) == 0.35);
+        CHECK(g.transition(3, 4) == 0.65);
+        CHECK(g.transition(3, 2) == 0.05);
+        CHECK(g.transition(3, lost) == 0.30);
+        CHECK(g.transition(4, won) == 0.75);
+        CHECK(g.transition(4, 3) == 0.05);
+        CHECK(g.transition(4, lost) == 0.20);
+        CHECK(g.transition(0, won) == 0.0);
+        REQUIRE(m.deal_size.has_value());
+        CHECK(m.deal_size->median() == 10000.0);
+        CHECK(m.deal_size->sigma() == 1.0);
+        CHECK(m.deal_size->mean() == doctest::Approx(10000.0 * std::exp(0.5)).epsilon(1e-15));
+        REQUIRE(m.arrivals.has_value());
+        CHECK(m.arrivals->stage == 0);
+        CHECK(m.arrivals->rate == 40.0);
+        CHECK(m.arrivals->period_rates.empty());
+        CHECK(m.arrivals->expected_count(2.5) == 100.0);
+    }
+
+    SUBCASE("round trip: to_json -> model_from_json gives an equal model") {
+        const model m = pipecast::load_model(b2b6_path);
+        const model back = pipecast::model_from_json(pipecast::to_json(m));
+        CHECK(back == m);
+        // through text as well
+        std::ostringstream out;
+        pipecast::write_model(out, m);
+        CHECK(parse(out.str()) == m);
+        // the written form keeps b2b6's mean-based dwell parameters
+        const json j = pipecast::to_json(m);
+        CHECK(j["stages"][2]["dwell"] == json{{"dist", "lognormal"}, {"mean", 10.0}, {"sd", 6.0}});
+        CHECK(j["stages"][4]["dwell"] == json{{"dist", "weibull"}, {"shape", 1.5}, {"mean", 18.0}});
+        CHECK(j["transitions"]["Negotiation"]["Won"] == 0.75);
+        // a changed model is not equal
+        model other = m;
+        other.currency = "EUR";
+        CHECK_FALSE(other == m);
+    }
+
+    SUBCASE("round trip of every dwell family and parameterisation") {
+        json j = small();
+        j["stages"] = json::array();
+        const json dwells[] = {
+            {{"dist", "exponential"}, {"rate", 0.25}},
+            {{"dist", "gamma"}, {"shape", 0.7}, {"scale", 3.0}},
+            {{"dist", "lognormal"}, {"mu", 1.3}, {"sigma", 0.45}},
+            {{"dist", "lognormal"}, {"mean", 4.0}, {"sd", 1.0}},
+            {{"dist", "weibull"}, {"shape", 2.5}, {"scale", 7.0}},
+            {{"dist", "fixed"}, {"value", 3.5}},
+            {{"dist", "fixed"}, {"mean", 2.0}},
+            {{"dist", "empirical"}, {"samples", {1.0, 2.0, 2.0, 7.0}}},
+            {{"dist", "empirical"}, {"values", {3.0, 1.0}}, {"weights", {1.0, 3.0}}},
+        };
+        json rows = json::object();
+        for (std::size_t i = 0; i < std::size(dwells); ++i) {
+            const std::string nm = "S" + std::to_string(i);
+            j["stages"].push_back({{"name", nm}, {"dwell", dwells[i]}});
+            rows[nm] = i + 1 < std::size(dwells) ? json{{"S" + std::to_string(i + 1), 0.5}, {"Lost", 0.5}}
+                                                 : json{{"Won", 1.0}};
+        }
+        j["transitions"] = rows;
+        const model m = pipecast::model_from_json(j);
+        const auto& g = m.graph;
+        CHECK(g.dwell(0) == dwell_distribution::exponential(4.0));
+        CHECK(g.dwell(1) == dwell_distribution::gamma(0.7, 0.7 * 3.0));
+        CHECK(g.dwell(1).scale() == doctest::Approx(3.0).epsilon(1e-15));
+        CHECK(g.dwell(2) == dwell_distribution::lognormal_log(1.3, 0.45));
+        CHECK(g.dwell(3) == dwell_distribution::lognormal(4.0, 1.0));
+        CHECK(g.dwell(4).scale() == doctest::Approx(7.0).epsilon(1e-14));
+        CHECK(g.dwell(4).mean() == doctest::Approx(7.0 * std::tgamma(1.4)).epsilon(1e-15));
+        CHECK(g.dwell(5) == dwell_distribution::fixed(3.5));
+        CHECK(g.dwell(6) == dwell_distribution::fixed(2.0));
+        CHECK(g.dwell(7) == dwell_distribution::empirical({1.0, 2.0, 2.0, 7.0}));
+        CHECK(g.dwell(8) == dwell_distribution::empirical({3.0, 1.0}, {1.0, 3.0}));
+
+        const model back = pipecast::model_from_json(pipecast::to_json(m));
+        // every family but the empirical one round-trips exactly (lognormal_log via mu/sigma)
+        for (std::size_t i = 0; i < 7; ++i) CHECK(back.graph.dwell(i) == g.dwell(i));
+        for (std::size_t i = 7; i < 9; ++i) { // empirical weights are rewritten as differences
+            const auto &a = back.graph.dwell(i), &b = g.dwell(i);
+            REQUIRE(a.values().size() == b.values().size());
+            for (std::size_t k = 0; k < a.values().size(); ++k) {
+                CHECK(a.values()[k] == b.values()[k]);
+                CHECK(a.cumulative()[k] == doctest::Approx(b.cumulative()[k]).epsilon(1e-15));
+            }
+            CHECK(a.mean() == doctest::Approx(b.mean()).epsilon(1e-15));
+        }
+        CHECK(back.graph.transitions() == g.transitions());
+        CHECK(back.time_unit == "week");
+    }
+
+    SUBCASE("linear funnel form: win_rate or conversion per stage, no transitions") {
+        const json w = json::parse(R"({
+          "stages": [
+            {"name": "Lead",     "win_rate": 0.2, "dwell": {"dist": "exponential", "mean": 5}},
+            {"name": "Demo",     "win_rate": 0.4, "dwell": {"dist": "exponential", "mean": 10}},
+            {"name": "Proposal", "win_rate": 0.5, "dwell": {"dist": "gamma", "shape": 2, "mean": 7}},
+            {"name": "Nego",     "win_rate": 0.8, "dwell": {"dist": "exponential", "mean": 14}},
+            {"name": "Signing",  "win_rate": 1.0, "dwell": {"dist": "fixed", "value": 3}}
+          ],
+          "outcomes": {"won": "Signed", "lost": "Dropped"}
+        })");
+        const model m = pipecast::model_from_json(w);
+        const auto& g = m.graph;
+        CHECK(g.name(5) == "Signed");
+        CHECK(g.name(6) == "Dropped");
+        const double c[] = {0.5, 0.8, 0.625, 0.8, 1.0};
+        for (std::size_t i = 0; i < 5; ++i) {
+            CHECK(g.transition(i, i + 1) == doctest::Approx(c[i]).epsilon(1e-15));
+            CHECK(g.transition(i, 6) == doctest::Approx(1 - c[i]).epsilon(1e-15));
+        }
+        json cv = w;
+        for (std::size_t i = 0; i < 5; ++i) {
+            cv["stages"][i].erase("win_rate");
+            cv["stages"][i]["conversion"] = c[i];
+        }
+        const model mc = pipecast::model_from_json(cv);
+        CHECK((mc.graph.transitions() - g.transitions()).cwiseAbs().maxCoeff() <= 1e-15);
+        CHECK(mc.graph.dwell(4) == dwell_distribution::fixed(3));
+        // written back, it is a general graph that reads back equal
+        CHECK(pipecast::model_from_json(pipecast::to_json(m)) == m);
+    }
+
+    SUBCASE("more outcomes: a list, or 'other' beside won/lost") {
+        json j = small();
+        j["outcomes"] = json::parse(R"([{"name": "Won", "win": true}, {"name": "Lost", "win": false},
+                                        {"name": "Disqualified", "win": false}, {"name": "Renewed", "win": true}])");
+        j["transitions"]["Deal"] = {{"Won", 0.5}, {"Renewed", 0.1}, {"Lead", 0.1}, {"Disqualified", 0.3}};
+        const model m = pipecast::model_from_json(j);
+        CHECK(m.graph.outcome_count() == 4);
+        CHECK(m.graph.name(4) == "Disqualified");
+        CHECK_FALSE(m.graph.is_win(4));
+        CHECK(m.graph.is_win(5));
+        CHECK(m.graph.transition(1, 5) == 0.1);
+        CHECK(pipecast::model_from_json(pipecast::to_json(m)) == m);
+
+        json o = small();
+        o["outcomes"]["other"] = json::parse(R"([{"name": "Disqualified", "win": false}])");
+        o["transitions"]["Lead"] = {{"Deal", 0.5}, {"Lost", 0.3}, {"Disqualified", 0.2}};
+        const model mo = pipecast::model_from_json(o);
+        CHECK(mo.graph.outcome_count() == 3);
+        CHECK(mo.graph.name(2) == "Won");
+        CHECK(mo.graph.name(3) == "Lost");
+        CHECK(mo.graph.name(4) == "Disqualified");
+        CHECK(mo.graph.transition(0, 4) == 0.2);
+    }
+
+    SUBCASE("deal_size by median or mean; seasonal arrivals") {
+        json j = small();
+        j["deal_size"] = {{"dist", "lognormal"}, {"mean", 1000.0}, {"sigma", 0.5}};
+        j["arrivals"] = {{"stage", "Deal"}, {"period", 13.0}, {"rates", {10.0, 20.0, 30.0, 40.0}}};
+        const model m = pipecast::model_from_json(j);
+        CHECK(m.deal_size->mean() == doctest::Approx(1000.0).epsilon(1e-14));
+        CHECK(m.deal_size->median() == doctest::Approx(1000.0 * std::exp(-0.125)).epsilon(1e-15));
+        CHECK(m.arrivals->stage == 1);
+        CHECK(m.arrivals->period == 13.0);
+        CHECK(m.arrivals->rate == 25.0); // the average rate
+        CHECK(m.arrivals->rate_at(0.0) == 10.0);
+        CHECK(m.arrivals->rate_at(13.0) == 20.0);
+        CHECK(m.arrivals->rate_at(51.9) == 40.0);
+        CHECK(m.arrivals->rate_at(52.0) == 10.0); // the pattern repeats
+        CHECK(m.arrivals->expected_count(19.5) == doctest::Approx(13 * 10 + 6.5 * 20).epsilon(1e-15));
+        CHECK(m.arrivals->expected_count(52.0) == doctest::Approx(13 * 100).epsilon(1e-15));
+        CHECK(pipecast::model_from_json(pipecast::to_json(m)) == m);
+        CHECK(m.deal_size->quantile(0.5) == doctest::Approx(m.deal_size->median()).epsilon(1e-14));
+        CHECK_THROWS_AS((void)m.deal_size->quantile(1.0), pipecast::argument_error);
+    }
+
+    SUBCASE("time units") {
+        CHECK(pipecast::days_per_unit("day") == 1.0);
+        CHECK(pipecast::days_per_unit("weeks") == 7.0);
+        CHECK(pipecast::days_per_unit("month") == doctest::Approx(30.436875));
+        CHECK(pipecast::days_per_unit("hour") == doctest::Approx(1.0 / 24));
+        CHECK_THROWS_AS((void)pipecast::days_per_unit("fortnight"), pipecast::model_error);
+    }
+
+    SUBCASE("malformed JSON gives line and column") {
+        const std::string text = "{\n  \"stages\": [\n    {\"name\": \"A\",, }\n  ]\n}\n";
+        try {
+            (void)parse(text);
+            FAIL("no exception");
+        } catch (const parse_error& e) {
+            CHECK(e.source() == "test.json");
+            CHECK(e.line() == 3);
+            CHECK(e.column() == 18); // the second comma
+            CHECK(std::string(e.what()).starts_with("test.json:3:18: malformed JSON"));
+        }
+        try {
+            (void)parse("");
+            FAIL("no exception");
+        } catch (const parse_error& e) {
+            CHECK(e.line() == 1);
+        }
+        CHECK_THROWS_AS((void)pipecast::load_model("/nonexistent/model.json"), pipecast::error);
+    }
+
+    SUBCASE("every malformed model names the JSON path") {
+        check_parse_error(json::array(), {"a model must be a JSON object"});
+        {
+            json j = small();
+            j.erase("stages");
+            check_parse_error(j, {"missing field 'stages'"});
+        }
+        {
+            json j = small();
+            j["stages"] = json::array();
+            check_parse_error(j, {"/stages", "non-empty array"});
+        }
+        {
+            json j = small();
+            j["stages"][1]["dwell"].erase("mean");
+            check_parse_error(j, {"/stages/1/dwell", "missing field 'mean'"});
+        }
+        {
+            json j = small();
+            j["stages"][0]["name"] = 3;
+            check_parse_error(j, {"/stages/0/name", "expected a string"});
+        }
+        {
+            json j = small();
+            j["stages"][1]["dwell"]["shape"] = "two";
+            check_parse_error(j, {"/stages/1/dwell/shape", "expected a number", "\"two\""});
+        }
+        {
+            json j = small();
+            j["stages"][1]["dwell"]["dist"] = "pareto";
+            check_parse_error(j, {"/stages/1/dwell/dist", "unknown distribution 'pareto'"});
+        }
+        {
+            json j = small();
+            j["stages"][0]["dwell"]["mean"] = -2;
+            check_parse_error(j, {"/stages/0/dwell", "exponential dwell", "mean must be positive", "-2"});
+        }
+        {
+            json j = small();
+            j["stages"][0]["dwell"] = {{"dist", "exponential"}, {"rate", 0}};
+            check_parse_error(j, {"/stages/0/dwell/rate", "rate must be positive"});
+        }
+        {
+            json j = small();
+            j["stages"][0]["dwell"] = {{"dist", "empirical"}, {"samples", {1, "x"}}};
+            check_parse_error(j, {"/stages/0/dwell/samples/1", "expected a number"});
+        }
+        {
+            json j = small();
+            j["transitions"]["Deal"]["Lost"] = 1.3;
+            check_parse_error(j, {"/transitions/Deal/Lost", "stage 'Deal'", "must be in [0, 1]", "1.3"});
+        }
+        {
+            json j = small();
+            j["transitions"]["Deal"]["Lost"] = -0.3;
+            check_parse_error(j, {"/transitions/Deal/Lost", "-0.3"});
+        }
+        {
+            json j = small();
+            j["transitions"]["Deal"]["Lost"] = "0.3";
+            check_parse_error(j, {"/transitions/Deal/Lost", "expected a probability"});
+        }
+        {
+            json j = small();
+            j["transitions"]["Deal"]["Lost"] = 0.2; // sums to 0.9
+            check_parse_error(j, {"/transitions", "stage 'Deal'", "sum to 0.89"});
+        }
+        {
+            json j = small();
+            j["transitions"]["Dael"] = {{"Won", 1.0}};
+            check_parse_error(j, {"/transitions/Dael", "unknown stage 'Dael'"});
+        }
+        {
+            json j = small();
+            j["transitions"]["Deal"]["Wonn"] = 0.0;
+            check_parse_error(j, {"/transitions/Deal/Wonn", "unknown target stage 'Wonn'"});
+        }
+        {
+            json j = small();
+            j["transitions"]["Won"] = {{"Lost", 1.0}};
+            check_parse_error(j, {"/transitions", "'Won'", "is an outcome"});
+        }
+        {
+            json j = small();
+            j["transitions"].erase("Deal");
+            check_parse_error(j, {"/transitions", "stage 'Deal'", "no transition row"});
+        }
+        {
+            json j = small();
+            j["transitions"]["Deal"] = {{"Lead", 1.0}};
+            j["transitions"]["Lead"] = {{"Deal", 1.0}};
+            check_parse_error(j, {"/transitions", "no outcome can be reached"});
+        }
+        {
+            json j = small();
+            j["transitions"] = json::array();
+            check_parse_error(j, {"/transitions", "expected an object"});
+        }
+        {
+            json j = small();
+            j["outcomes"] = "Won";
+            check_parse_error(j, {"/outcomes", "expected an object"});
+        }
+        {
+            json j = small();
+            j["outcomes"].erase("lost");
+            check_parse_error(j, {"/outcomes", "missing field 'lost'"});
+        }
+        {
+            json j = small();
+            j["outcomes"] = json::parse(R"([{"name": "Won", "win": "yes"}, {"name": "Lost", "win": false}])");
+            check_parse_error(j, {"/outcomes/0/win", "expected true or false"});
+        }
+        {
+            json j = small();
+            j["outcomes"] = json::parse(R"([{"name": "Won", "win": true}, {"name": "Lost", "win": true}])");
+            check_parse_error(j, {"/transitions", "no losing outcome"});
+        }
+        {
+            json j = small();
+            j["arrivals"] = {{"stage", "Nowhere"}, {"rate", 3}};
+            check_parse_error(j, {"/arrivals/stage", "unknown stage 'Nowhere'"});
+        }
+        {
+            json j = small();
+            j["arrivals"] = {{"stage", "Won"}, {"rate", 3}};
+            check_parse_error(j, {"/arrivals", "open stage"});
+        }
+        {
+            json j = small();
+            j["arrivals"] = {{"stage", "Lead"}, {"rate", -3}};
+            check_parse_error(j, {"/arrivals", "rate must be finite and >= 0", "-3"});
+        }
+        {
+            json j = small();
+            j["arrivals"] = {{"stage", "Lead"}, {"rates", {1, 2}}};
+            check_parse_error(j, {"/arrivals", "missing field 'period'"});
+        }
+        {
+            json j = small();
+            j["arrivals"] = {{"stage", "Lead"}, {"rates", {1, -2}}, {"period", 4}};
+            check_parse_error(j, {"/arrivals", "rate of period 1"});
+        }
+        {
+            json j = small();
+            j["time_unit"] = "fortnight";
+            check_parse_error(j, {"/time_unit", "unknown time_unit 'fortnight'"});
+        }
+        {
+            json j = small();
+            j["deal_size"] = {{"dist", "normal"}, {"median", 1}, {"sigma", 1}};
+            check_parse_error(j, {"/deal_size/dist", "only 'lognormal'"});
+        }
+        {
+            json j = small();
+            j["deal_size"] = {{"dist", "lognormal"}, {"median", -1}, {"sigma", 1}};
+            check_parse_error(j, {"/deal_size", "median must be positive"});
+        }
+        {
+            json j = small();
+            j["deal_size"] = {{"dist", "lognormal"}, {"median", 10}};
+            check_parse_error(j, {"/deal_size", "missing field 'sigma'"});
+        }
+    }
+
+    SUBCASE("malformed linear funnels") {
+        json j = small();
+        j.erase("transitions");
+        check_parse_error(j, {"no 'transitions'", "'win_rate' or 'conversion' on every stage"});
+        j["stages"][0]["win_rate"] = 0.3;
+        check_parse_error(j, {"on every stage"});
+        j["stages"][1]["conversion"] = 0.9;
+        check_parse_error(j, {"/stages/1", "mixes 'win_rate' and 'conversion'"});
+        j["stages"][1].erase("conversion");
+        j["stages"][1]["win_rate"] = 0.2; // decreasing
+        check_parse_error(j, {"/stages", "must not decrease"});
+        j["stages"][1]["win_rate"] = "high";
+        check_parse_error(j, {"/stages/1/win_rate", "expected a number"});
+        j["stages"][1]["win_rate"] = 1.0;
+        CHECK_NOTHROW((void)pipecast::model_from_json(j));
+        j["outcomes"]["other"] = json::parse(R"([{"name": "Disqualified", "win": false}])");
+        check_parse_error(j, {"/outcomes", "exactly the outcomes 'won' and 'lost'"});
+    }
+}
