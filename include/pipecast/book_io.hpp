@@ -87,7 +87,7 @@ struct book_csv_options {
     while (csv.next(f)) {
         const std::size_t line = csv.line();
         if (f.size() < needed)
-            throw parse_error(opt.source, line, 0,
+            throw parse_error(opt.source, line, f.size() + 1, // the first missing field
                               detail::message("expected at least ", needed, " fields, got ", f.size()));
         auto fail = [&](std::size_t c, const std::string& what) -> parse_error {
             return parse_error(opt.source, line, c + 1, detail::message("column '", h.name(c), "': ", what));
@@ -111,10 +111,10 @@ struct book_csv_options {
             if (!a) throw fail(*c_age, "empty age");
             age = *a;
         } else if (c_entered) {
-            bool is_date = false;
-            const auto e = detail::parse_time(field(*c_entered), opt.source, line, *c_entered + 1, h.name(*c_entered), &is_date);
-            if (!e) throw fail(*c_entered, "empty entry date");
-            if (!is_date) throw fail(*c_entered, "expected an ISO-8601 date");
+            const std::string_view text = detail::trim(field(*c_entered));
+            if (text.empty()) throw fail(*c_entered, "empty entry date");
+            const auto e = detail::parse_iso8601(text);
+            if (!e) throw fail(*c_entered, detail::message("expected an ISO-8601 date (YYYY-MM-DD), got '", text, "'"));
             age = (*as_of - *e) / opt.days_per_unit;
             if (age < 0.0) throw fail(*c_entered, detail::message("entry date is after the as-of date ", *opt.as_of));
         }

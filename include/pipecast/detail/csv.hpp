@@ -21,8 +21,11 @@
 
 namespace pipecast::detail {
 
+[[nodiscard]] inline std::string_view trim(std::string_view s) noexcept;
+
 /// Reads records one at a time: quoted fields ("a,b", "say ""hi"""), CRLF or LF line ends,
-/// a UTF-8 byte-order mark, blank lines skipped. Quoted fields may span lines.
+/// a UTF-8 byte-order mark, blank lines skipped. Quoted fields may span lines; blanks
+/// around a quoted field are ignored.
 class csv_reader {
 public:
     csv_reader(std::istream& in, std::string source) : in_(in), source_(std::move(source)) {}
@@ -71,10 +74,12 @@ public:
                 fields.push_back(std::move(field));
                 field.clear();
                 was_quoted = false;
-            } else if (c == '"' && field.empty() && !was_quoted) {
+            } else if (c == '"' && !was_quoted && trim(field).empty()) {
+                field.clear(); // blanks before an opening quote are padding
                 quoted = was_quoted = true;
-            } else if (was_quoted && c != ' ') {
-                throw parse_error(source_, record_line_, fields.size() + 1, "text after a closing quote");
+            } else if (was_quoted) {
+                if (c != ' ' && c != '\t') // blanks after a closing quote are padding too
+                    throw parse_error(source_, record_line_, fields.size() + 1, "text after a closing quote");
             } else {
                 field += c;
             }
