@@ -291,23 +291,18 @@ inline void check_visit_chains(visit_log& log, const history_options& opt, chain
                 }
                 continue;
             }
-            if (!log.stage_open[log.next[k]]) {
-                fail(first, last, k + 1, col.stage,
-                     message("deal '", id, "': visit after the outcome '", log.stage_names[log.next[k]],
-                             "' reached on line ", log.line[k]));
+            if (log.next[k] != log.stage[k + 1]) {
+                fail(first, last, k, col.next,
+                     message("deal '", id, "': next stage '", log.stage_names[log.next[k]], "'",
+                             log.stage_open[log.next[k]] ? "" : " (an outcome: no deal visits it)",
+                             " but the deal's next visit (line ", log.line[k + 1], ") is in '",
+                             log.stage_names[log.stage[k + 1]], "'"));
                 break;
             }
             if (log.entered[k + 1] < log.exited[k] && !same_time(log.entered[k + 1], log.exited[k])) {
                 fail(first, last, k + 1, col.entered,
                      message("deal '", id, "': overlapping visits: enters '", log.stage_names[log.stage[k + 1]], "' at ",
                              log.entered[k + 1], " before the visit of line ", log.line[k], " exits at ", log.exited[k]));
-                break;
-            }
-            if (log.next[k] != log.stage[k + 1]) {
-                fail(first, last, k, col.next,
-                     message("deal '", id, "': next stage '", log.stage_names[log.next[k]],
-                             "' but the deal's next visit (line ", log.line[k + 1], ") is in '",
-                             log.stage_names[log.stage[k + 1]], "'"));
                 break;
             }
         }
@@ -355,8 +350,10 @@ public:
         if (!csv_.next(fields_)) throw parse_error(opt.source, 0, 0, "empty file: expected a header line");
         header_ = csv_header(fields_);
         log_.source = opt.source;
-        for (const auto& s : opt.stages) known_.insert(s);
-        for (const auto& s : opt.outcomes) known_.insert(s);
+        if (!opt.stages.empty()) { // the stage names are given: anything else is unknown
+            for (const auto& s : opt.stages) known_.insert(s);
+            for (const auto& s : opt.outcomes) known_.insert(s);
+        }
         for (const auto& s : opt.outcomes) outcomes_.insert(s);
     }
 
@@ -383,13 +380,8 @@ public:
         for (auto c : extra_cols_) needed_ = std::max(needed_, c + 1);
     }
 
-    /// Reads the next row; returns false at the end. Checks the field count.
-    bool next() {
-        if (!csv_.next(fields_)) return false;
-        if (fields_.size() < needed_)
-            row_error(0, message("expected ", needed_, " fields, got ", fields_.size()));
-        return true;
-    }
+    /// Reads the next row; returns false at the end.
+    bool next() { return csv_.next(fields_); }
     [[nodiscard]] std::size_t line() const noexcept { return csv_.line(); }
     [[nodiscard]] std::string_view field(std::size_t c) const { return trim(fields_[c]); }
 
@@ -458,9 +450,14 @@ public:
     /// Runs one row's parsing; under skip_bad_rows a parse_error is recorded instead.
     template <class F>
     void row(F&& f) {
-        if (!opt_.skip_bad_rows) return f();
-        try {
+        auto body = [&] {
+            if (fields_.size() < needed_)
+                row_error(no_column, message("expected ", needed_, " fields, got ", fields_.size()));
             f();
+        };
+        if (!opt_.skip_bad_rows) return body();
+        try {
+            body();
         } catch (const parse_error& e) {
             log_.skipped.push_back({e.line(), e.what()});
         }
@@ -637,6 +634,7 @@ private:
                     continue;
                 }
                 const change& o = rows[open];
+                if (k == last && is_outcome(o.stage)) break; // the final outcome row closed the last visit
                 double amount = o.amount;
                 for (std::size_t j = open; j < k; ++j)
                     if (!std::isnan(rows[j].amount)) amount = rows[j].amount;
