@@ -1,0 +1,391 @@
+// Tests of estimation.hpp: censored MLE of the dwell families, Kaplan–Meier, transition
+// posteriors, the fit of the b2b6 reference history against its known truth, segments.
+#include <pipecast/estimation.hpp>
+#include <pipecast/model_io.hpp>
+
+#include <doctest/doctest.h>
+
+#include <boost/math/special_functions/beta.hpp>
+
+#include <cmath>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace pipecast;
+
+namespace {
+
+const std::string b2b6_dir = PIPECAST_SHARED_DIR "/scenarios/";
+
+history_options as_of_730() {
+    history_options o;
+    o.as_of = "730";
+    return o;
+}
+
+/// A sample with independent exponential censoring: exits and censored ages.
+struct sample {
+    std::vector<double> exits, censored;
+};
+template <class Dist>
+sample draw(Dist dist, std::size_t n, double censor_mean, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::exponential_distribution<double> cens(censor_mean > 0.0 ? 1.0 / censor_mean : 1.0);
+    sample s;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double t = dist(rng);
+        const double c = censor_mean > 0.0 ? cens(rng) : std::numeric_limits<double>::infinity();
+        if (t <= c) s.exits.push_back(t);
+        else s.censored.push_back(c);
+    }
+    return s;
+}
+
+/// |estimate − truth| <= k SE, printing the numbers when it fails.
+void check_within(const parameter_estimate& p, double truth, double k = 4.0) {
+    INFO(p.name, " = ", p.value, " ± ", p.se, ", truth ", truth);
+    REQUIRE(std::isfinite(p.se));
+    CHECK(p.se > 0.0);
+    CHECK(std::abs(p.value - truth) <= k * p.se);
+}
+
+} // namespace
+
+TEST_CASE("estimation") {
+    SUBCASE("b2b6: the fit recovers the generating model") {
+        const visit_log log = load_visit_log(b2b6_dir + "b2b6_history.csv", as_of_730());
+        const model truth = load_model(b2b6_dir + "b2b6.json");
+        const history_fit fit = fit_history(log);
+        const stage_graph& g = truth.graph;
+        REQUIRE(fit.stages.size() == g.open_count());
+        CHECK(fit.visits == 54711);
+        CHECK(fit.deals == 28930);
+        CHECK(fit.entry_stage == "Prospecting");
+        REQUIRE(fit.outcomes.size() == 2);
+        CHECK(fit.outcomes[0].name == "Won");
+        CHECK(fit.outcomes[0].win);
+        CHECK(fit.outcomes[1].name == "Lost");
+        CHECK_FALSE(fit.outcomes[1].win);
+        int right_family = 0;
+        for (std::size_t i = 0; i < g.open_count(); ++i) {
+            const stage_estimate& st = fit.stages[i];
+            CAPTURE(st.name);
+            CHECK(st.name == g.name(i)); // funnel order inferred from the paths
+            CHECK(st.visits == st.exits + st.censored);
+            // transitions: the observed edges are exactly the true ones, each within 3 SE
+            std::size_t true_edges = 0;
+            for (std::size_t j = 0; j < g.size(); ++j) true_edges += g.transition(i, j) > 0.0;
+            CHECK(st.transitions.size() == true_edges);
+            double sum = 0.0;
+            for (const auto& t : st.transitions) {
+                const double p = g.transition(i, g.index_of(t.to));
+                INFO(st.name, " -> ", t.to, ": ", t.probability, " ± ", t.se, ", truth ", p);
+                CHECK(std::abs(t.probability - p) <= 3.0 * t.se);
+                CHECK(t.probability == doctest::Approx(t.mle)); // no prior: the MLE
+                CHECK(t.lower < p);
+                CHECK(t.upper > p);
+                sum += t.probability;
+            }
+            CHECK(sum == doctest::Approx(1.0));
+            // dwell: the AIC choice has the true mean within 10%
+            REQUIRE(st.dwell);
+            const double mu = g.dwell(i).mean();
+            CHECK(std::abs(st.dwell->mean() - mu) <= 0.1 * mu);
+            for (const auto& f : st.fits) CHECK(f.status == fit_status::converged);
+            REQUIRE(st.best);
+            const auto picked = st.fits[*st.best].family;
+            MESSAGE(st.name, ": true ", to_string(g.dwell(i).family()), ", AIC picks ", to_string(picked),
+                    ", mean ", st.dwell->mean(), " (true ", mu, ")");
+            right_family += picked == g.dwell(i).family();
+            // the chosen family's mean is within 4 of its standard errors of the truth
+            CHECK(std::abs(st.fits[*st.best].mean - mu) <= 4.0 * st.fits[*st.best].mean_se);
+        }
+        CHECK(right_family >= 4);
+
+        // Censoring matters: ignoring the open visits shortens every stage's dwell.
+        fit_options naive_opt;
+        naive_opt.ignore_censored = true;
+        const history_fit naive = fit_history(log, naive_opt);
+        for (std::size_t i = 0; i < g.open_count(); ++i) {
+            CAPTURE(fit.stages[i].name);
+            CHECK(naive.stages[i].censored == 0);
+            CHECK(naive.stages[i].dwell->mean() < fit.stages[i].dwell->mean());
+            CHECK(fit.stages[i].naive_mean < fit.stages[i].dwell->mean());
+            CHECK(fit.stages[i].km.restricted_mean > fit.stages[i].naive_mean);
+        }
+
+        // The model: savable, loads back equal, and its win rates match the truth's.
+        const model m = to_model(fit);
+        CHECK(m.graph.open_count() == 5);
+        CHECK(m.arrivals);
+        CHECK(m.arrivals->rate == doctest::Approx(28930.0 / (730.0 - fit.start_time)));
+        REQUIRE(m.deal_size);
+        // deal sizes: lognormal(log 10000, 1), n = 28930: SE of the log-median 1/sqrt(n)
+        CHECK(std::abs(std::log(m.deal_size->median()) - std::log(10000.0)) <= 4.0 / std::sqrt(28930.0));
+        CHECK(std::abs(m.deal_size->sigma() - 1.0) <= 4.0 / std::sqrt(2.0 * 28930.0));
+        std::stringstream io;
+        write_model(io, m);
+        const model back = read_model(io);
+        CHECK(back.graph == m.graph);
+    }
+
+    SUBCASE("censored MLE recovers each family's parameters within 4 SE") {
+        const std::size_t n = 20000;
+        {
+            const auto s = draw(std::exponential_distribution<double>(1.0 / 7.0), n, 20.0, 1);
+            CHECK_FALSE(s.censored.empty());
+            const auto f = fit_dwell_family(dwell_family::exponential, s.exits, s.censored);
+            REQUIRE(f.ok());
+            check_within(f.parameters[0], 7.0);
+            // closed form: (Σ t + Σ c) / n_exits
+            double tot = 0.0;
+            for (double x : s.exits) tot += x;
+            for (double x : s.censored) tot += x;
+            CHECK(f.mean == doctest::Approx(tot / static_cast<double>(s.exits.size())));
+        }
+        {
+            const auto s = draw(std::gamma_distribution<double>(2.0, 5.0), n, 30.0, 2);
+            const auto f = fit_dwell_family(dwell_family::gamma, s.exits, s.censored);
+            REQUIRE(f.ok());
+            check_within(f.parameters[0], 2.0);
+            check_within(f.parameters[1], 5.0);
+            CHECK(std::abs(f.mean - 10.0) <= 4.0 * f.mean_se);
+        }
+        {
+            const auto s = draw(std::lognormal_distribution<double>(2.0, 0.5), n, 25.0, 3);
+            const auto f = fit_dwell_family(dwell_family::lognormal, s.exits, s.censored);
+            REQUIRE(f.ok());
+            check_within(f.parameters[0], 2.0);
+            check_within(f.parameters[1], 0.5);
+        }
+        {
+            const auto s = draw(std::weibull_distribution<double>(1.5, 20.0), n, 40.0, 4);
+            const auto f = fit_dwell_family(dwell_family::weibull, s.exits, s.censored);
+            REQUIRE(f.ok());
+            check_within(f.parameters[0], 1.5);
+            check_within(f.parameters[1], 20.0);
+            CHECK(std::abs(f.mean - 20.0 * std::tgamma(1.0 + 1.0 / 1.5)) <= 4.0 * f.mean_se);
+        }
+        // Uncensored fits take the closed forms / 1-D equations.
+        {
+            const auto s = draw(std::gamma_distribution<double>(3.0, 2.0), n, 0.0, 5);
+            CHECK(s.censored.empty());
+            const auto f = fit_dwell_family(dwell_family::gamma, s.exits, s.censored);
+            REQUIRE(f.ok());
+            check_within(f.parameters[0], 3.0);
+            double m = 0.0;
+            for (double x : s.exits) m += x;
+            CHECK(f.mean == doctest::Approx(m / static_cast<double>(n))); // the gamma MLE keeps the sample mean
+            const auto l = fit_dwell_family(dwell_family::lognormal, s.exits, s.censored);
+            double ml = 0.0;
+            for (double x : s.exits) ml += std::log(x);
+            CHECK(l.parameters[0].value == doctest::Approx(ml / static_cast<double>(n)));
+        }
+    }
+
+    SUBCASE("AIC picks the generating family") {
+        const std::size_t n = 20000;
+        auto pick = [](const sample& s) {
+            stage_estimate st;
+            detail::fit_stage_dwell(st, s.exits, s.censored, fit_options{});
+            REQUIRE(st.best);
+            return st.fits[*st.best].family;
+        };
+        CHECK(pick(draw(std::gamma_distribution<double>(3.0, 2.0), n, 20.0, 11)) == dwell_family::gamma);
+        CHECK(pick(draw(std::lognormal_distribution<double>(1.0, 0.6), n, 10.0, 12)) == dwell_family::lognormal);
+        CHECK(pick(draw(std::weibull_distribution<double>(2.5, 10.0), n, 30.0, 13)) == dwell_family::weibull);
+    }
+
+    SUBCASE("heavy censoring: the naive mean is biased, the censored MLE is not") {
+        // Visits enter uniformly over [0, 30] and the log ends at 30: administrative censoring.
+        std::mt19937_64 rng(99);
+        std::gamma_distribution<double> dwell(2.0, 5.0); // mean 10
+        std::uniform_real_distribution<double> entry(0.0, 30.0);
+        sample s;
+        for (int i = 0; i < 20000; ++i) {
+            const double t = dwell(rng), age = 30.0 - entry(rng);
+            if (t <= age) s.exits.push_back(t);
+            else s.censored.push_back(age);
+        }
+        CHECK(s.censored.size() > 5000);
+        const auto f = fit_dwell_family(dwell_family::gamma, s.exits, s.censored);
+        REQUIRE(f.ok());
+        CHECK(std::abs(f.mean - 10.0) <= 3.0 * f.mean_se);
+        fit_options naive;
+        naive.ignore_censored = true;
+        const auto g = fit_dwell_family(dwell_family::gamma, s.exits, s.censored, naive);
+        REQUIRE(g.ok());
+        INFO("naive mean ", g.mean, " ± ", g.mean_se, ", censored MLE ", f.mean, " ± ", f.mean_se);
+        CHECK(10.0 - g.mean > 10.0 * g.mean_se); // biased short, far beyond its standard error
+        const auto km = fit_kaplan_meier(s.exits, s.censored);
+        // KM median vs the true gamma(2, 5) median 8.3917: within 4 Greenwood SE (σ_t ≈ σ_S / f(t))
+        const double true_median = 8.391734950083306;
+        const double f_med = true_median * std::exp(-true_median / 5.0) / 25.0; // gamma(2, 5) density there
+        const double se_s = km.std_error[static_cast<std::size_t>(
+            std::lower_bound(km.time.begin(), km.time.end(), km.median) - km.time.begin())];
+        CHECK(std::abs(km.median - true_median) <= 4.0 * se_s / f_med);
+    }
+
+    SUBCASE("Kaplan-Meier") {
+        // No censoring: S(t) is the empirical survival function.
+        const std::vector<double> t{3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0};
+        const auto km = fit_kaplan_meier(t, {});
+        for (double x : {0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0, 8.9, 9.0, 10.0}) {
+            double above = 0;
+            for (double y : t) above += y > x;
+            CHECK(km.survival_at(x) == doctest::Approx(above / 8.0));
+        }
+        CHECK(km.leftover == 0.0);
+        CHECK(km.restricted_mean == doctest::Approx(31.0 / 8.0)); // the sample mean
+        CHECK(km.median == 3.0);
+        const dwell_distribution e = to_dwell(km);
+        CHECK(e.mean() == doctest::Approx(31.0 / 8.0));
+        CHECK(cdf(e, 1.0) == doctest::Approx(0.25));
+
+        // Hand example: exits 1, 3, 3, 6; censored 2, 4.
+        const auto h = fit_kaplan_meier(std::vector<double>{1, 3, 3, 6}, std::vector<double>{2, 4});
+        REQUIRE(h.time == std::vector<double>{1, 3, 6});
+        CHECK(h.at_risk == std::vector<double>{6, 4, 1});
+        CHECK(h.events == std::vector<double>{1, 2, 1});
+        CHECK(h.survival[0] == doctest::Approx(5.0 / 6.0));
+        CHECK(h.survival[1] == doctest::Approx(5.0 / 12.0));
+        CHECK(h.survival[2] == 0.0);
+        CHECK(h.std_error[0] == doctest::Approx(5.0 / 6.0 * std::sqrt(1.0 / 30.0)));
+        CHECK(h.std_error[1] == doctest::Approx(5.0 / 12.0 * std::sqrt(1.0 / 30.0 + 2.0 / 8.0)));
+        CHECK(h.median == 3.0);
+        CHECK(h.restricted_mean == doctest::Approx(1.0 + 2.0 * 5.0 / 6.0 + 3.0 * 5.0 / 12.0));
+        CHECK(h.quantile(0.5) == 3.0);
+
+        // Leftover mass: exits 1, 2; censored 5.
+        const auto l = fit_kaplan_meier(std::vector<double>{1, 2}, std::vector<double>{5});
+        CHECK(l.leftover == doctest::Approx(1.0 / 3.0));
+        CHECK(l.last_time == 5.0);
+        CHECK(std::isnan(l.quantile(0.9)));
+        const dwell_distribution efron = to_dwell(l);
+        CHECK(efron.mean() == doctest::Approx((1.0 + 2.0 + 5.0) / 3.0));
+        const dwell_distribution expo = dwell_distribution::exponential(4.0);
+        const dwell_distribution tail = to_dwell(l, km_tail::parametric, &expo);
+        CHECK(tail.mean() == doctest::Approx((1.0 + 2.0 + 9.0) / 3.0)); // 5 + memoryless mean 4
+        CHECK_THROWS_AS((void)to_dwell(l, km_tail::parametric), argument_error);
+        CHECK_THROWS_AS((void)to_dwell(fit_kaplan_meier({}, std::vector<double>{1.0})), argument_error);
+        CHECK_THROWS_AS((void)fit_kaplan_meier(std::vector<double>{-1.0}, {}), argument_error);
+    }
+
+    SUBCASE("transition posteriors and priors") {
+        const auto t = estimate_transitions({"Won", "Lost"}, std::vector<double>{3, 1}, std::vector<double>{1, 1}, 0.9);
+        REQUIRE(t.size() == 2);
+        CHECK(t[0].mle == 0.75);
+        CHECK(t[0].probability == doctest::Approx(4.0 / 6.0));
+        CHECK(t[0].se == doctest::Approx(std::sqrt(4.0 / 6.0 * 2.0 / 6.0 / 7.0)));
+        CHECK(boost::math::ibeta(4.0, 2.0, t[0].lower) == doctest::Approx(0.05));
+        CHECK(boost::math::ibeta(4.0, 2.0, t[0].upper) == doctest::Approx(0.95));
+        CHECK(t[1].probability == doctest::Approx(2.0 / 6.0));
+        CHECK_THROWS_AS((void)estimate_transitions({"A"}, std::vector<double>{1}, std::vector<double>{1}, 1.0), argument_error);
+
+        // A stage with few exits: the prior pulls it, and can add an unseen edge.
+        std::istringstream in("deal_id,stage,entered,exited,next_stage\n"
+                              "A,Lead,0,1,Won\nB,Lead,0,2,Won\nC,Lead,0,4,Lost\nD,Lead,1,,\n");
+        history_options ho;
+        ho.as_of = "5";
+        const visit_log log = read_visit_log(in, ho);
+        fit_options o;
+        o.prior_count = 1.0;
+        o.prior["Lead"]["Lost"] = 1.0;
+        const history_fit fit = fit_history(log, o);
+        const auto& lead = fit.stage("Lead");
+        REQUIRE(lead.transitions.size() == 2);
+        CHECK(lead.transitions[0].to == "Won");
+        CHECK(lead.transitions[0].probability == doctest::Approx(3.0 / 6.0)); // (2 + 1) / (3 + 3)
+        CHECK(lead.transitions[1].probability == doctest::Approx(3.0 / 6.0)); // (1 + 1 + 1) / 6
+        CHECK(lead.exits == 3);
+        CHECK(lead.censored == 1);
+        // exponential by hand: (1 + 2 + 4 + 4) / 3
+        CHECK(lead.fits[0].mean == doctest::Approx(11.0 / 3.0));
+        fit_options bad;
+        bad.prior["Lead"]["Nowhere"] = 1.0;
+        CHECK_THROWS_AS((void)fit_history(log, bad), argument_error);
+        bad = {};
+        bad.prior_count = -1.0;
+        CHECK_THROWS_AS((void)fit_history(log, bad), argument_error);
+    }
+
+    SUBCASE("won-ness, stage order, options") {
+        CHECK(looks_won("Won"));
+        CHECK(looks_won(" closed won "));
+        CHECK(looks_won("Closed-Won"));
+        CHECK(looks_won("WIN"));
+        CHECK_FALSE(looks_won("Closed Lost"));
+        CHECK_FALSE(looks_won("Wonder"));
+        std::istringstream in("deal_id,stage,entered,exited,next_stage\n"
+                              "A,Lead,0,1,Demo\nA,Demo,1,3,Signed\nB,Lead,0,2,Dropped\nC,Lead,0,1,Demo\nC,Demo,1,2,Dropped\n");
+        const visit_log log = read_visit_log(in);
+        CHECK_THROWS_AS((void)to_model(fit_history(log)), model_error); // no outcome reads as a win
+        fit_options o;
+        o.won = {"Signed"};
+        const history_fit fit = fit_history(log, o);
+        CHECK(fit.stages[0].name == "Lead");
+        CHECK(fit.stages[1].name == "Demo");
+        CHECK(fit.outcomes[0].name == "Signed");
+        CHECK(fit.outcomes[0].win);
+        const model m = to_model(fit);
+        CHECK(m.graph.is_win(m.graph.index_of("Signed")));
+        o.stage_order = {"Demo", "Lead"};
+        CHECK(fit_history(log, o).stages[0].name == "Demo");
+        o.stage_order = {"Demo"};
+        CHECK_THROWS_AS((void)fit_history(log, o), argument_error);
+        o.stage_order = {"Demo", "Lead", "Nope"};
+        CHECK_THROWS_AS((void)fit_history(log, o), argument_error);
+        o = {};
+        o.won = {"Lead"};
+        CHECK_THROWS_AS((void)fit_history(log, o), argument_error);
+        CHECK_THROWS_AS((void)fit_dwell_family(dwell_family::empirical, std::vector<double>{1, 2}, {}), argument_error);
+        CHECK_THROWS_AS((void)fit_dwell_family(dwell_family::gamma, std::vector<double>{1, NAN}, {}), argument_error);
+    }
+
+    SUBCASE("degenerate data and non-convergence are statuses") {
+        const auto one = fit_dwell_family(dwell_family::gamma, std::vector<double>{2.0}, {});
+        CHECK(one.status == fit_status::too_few_events);
+        CHECK_FALSE(one.ok());
+        const auto same = fit_dwell_family(dwell_family::weibull, std::vector<double>{2.0, 2.0, 2.0}, {});
+        CHECK(same.status == fit_status::too_few_events);
+        const auto none = fit_dwell_family(dwell_family::exponential, {}, std::vector<double>{1.0});
+        CHECK(none.status == fit_status::too_few_events);
+        // zero-length visits (same timestamp in and out) do not break the log-likelihoods
+        const auto zeros = fit_dwell_family(dwell_family::lognormal, std::vector<double>{0.0, 1.0, 2.0, 3.0}, {});
+        CHECK(std::isfinite(zeros.log_likelihood));
+        // one iteration cannot converge from the uncensored start with heavy censoring
+        const auto s = draw(std::gamma_distribution<double>(2.0, 5.0), 2000, 5.0, 21);
+        fit_options o;
+        o.max_iterations = 1;
+        const auto f = fit_dwell_family(dwell_family::gamma, s.exits, s.censored, o);
+        CHECK(f.status == fit_status::max_iterations);
+        CHECK_FALSE(f.dwell);
+    }
+
+    SUBCASE("segment fits") {
+        // Two teams: "fast" exits Lead after exponential(2), "slow" after exponential(8).
+        std::mt19937_64 rng(5);
+        std::ostringstream os;
+        os << "deal_id,stage,entered,exited,next_stage,team\n";
+        for (int i = 0; i < 4000; ++i) {
+            const bool fast = i % 2 == 0;
+            std::exponential_distribution<double> d(fast ? 0.5 : 0.125);
+            const double t = d(rng);
+            os << "D" << i << ",Lead,0," << t << ',' << (i % 3 == 0 ? "Won" : "Lost") << ',' << (fast ? "fast" : "slow")
+               << '\n';
+        }
+        std::istringstream in(os.str());
+        const visit_log log = read_visit_log(in);
+        const auto seg = fit_segments(log, "Team");
+        REQUIRE(seg.size() == 2);
+        CHECK(seg[0].value == "fast");
+        CHECK(seg[1].value == "slow");
+        CHECK(seg[0].fit.visits == 2000);
+        check_within(seg[0].fit.stage("Lead").fits[0].parameters[0], 2.0);
+        check_within(seg[1].fit.stage("Lead").fits[0].parameters[0], 8.0);
+        CHECK(to_model(seg[1].fit).graph.open_count() == 1);
+        CHECK_THROWS_AS((void)fit_segments(log, "owner"), argument_error);
+    }
+}
