@@ -161,7 +161,7 @@ void print_text(const pipecast::model& mdl, const pipecast::ideal_funnel_result&
     os << "Steady state (by sales cycle): deals entering each stage per period, and standing in it\n";
     std::vector<std::string> head = {"Stage", "P(win)", "Enter/period", "In stage", "Value", "Weighted"};
     if (f.gap) {
-        for (const char* h : {"Actual", "Actual value", "Gap (deals)", "Gap %"}) head.emplace_back(h);
+        for (const char* h : {"Actual", "Actual value", "Short (deals)", "Short %"}) head.emplace_back(h);
     }
     table steady(head);
     for (const auto& s : f.stages) {
@@ -217,7 +217,10 @@ void print_text(const pipecast::model& mdl, const pipecast::ideal_funnel_result&
        << "  = 1 / win rate (" << fixed(c.inverse_win_rate, 2) << "x) x cycle / period (" << fixed(c.cycle_length, 1)
        << " / " << fixed(f.period, 1) << " = " << fixed(c.cycle_over_period, 3) << "); rule of thumb "
        << fixed(c.rule_of_thumb_low, 0) << "x-" << fixed(c.rule_of_thumb_high, 0) << "x holds when the cycle is one period and\n"
-       << "  the win rate 25%-33%.";
+       << "  the win rate 25%-33%; this model is "
+       << (c.steady_state < c.rule_of_thumb_low ? "below it"
+                                                : c.steady_state > c.rule_of_thumb_high ? "above it" : "within it")
+       << ".";
     if (c.actual) os << " Actual book: " << fixed(*c.actual, 2) << "x the remaining quota.";
     os << "\n";
 
