@@ -112,9 +112,13 @@ namespace detail {
 }
 
 /// P(won by t | deal just entered stage), linearly interpolated from the table (t is
-/// clamped to the table's horizon).
+/// clamped to the table's horizon). @throws argument_error for a stage outside the table or
+/// a NaN time.
 [[nodiscard]] inline double won_by(const win_time_table& tab, std::size_t stage, double t) {
-    PIPECAST_ASSERT(static_cast<Eigen::Index>(stage) < tab.won_by.cols());
+    if (static_cast<Eigen::Index>(stage) >= tab.won_by.cols())
+        throw argument_error(detail::message("won_by: stage index ", stage, " is not an open stage of the table (",
+                                             tab.won_by.cols(), " stages)"));
+    if (std::isnan(t)) throw argument_error("won_by: t is NaN");
     return detail::interpolate(tab.won_by, tab.step, static_cast<Eigen::Index>(stage), t);
 }
 
@@ -123,6 +127,9 @@ namespace detail {
 [[nodiscard]] inline double won_within(const stage_graph& g, const win_time_table& tab, std::size_t stage, double age,
                                        double h) {
     if (!g.is_open(stage)) throw argument_error(detail::message("won_within: stage index ", stage, " is not open"));
+    if (tab.won_by.cols() != static_cast<Eigen::Index>(g.open_count()))
+        throw argument_error(detail::message("won_within: the table has ", tab.won_by.cols(), " stages, the graph ",
+                                             g.open_count(), " open stages"));
     if (!(std::isfinite(h) && h >= 0.0 && h <= tab.horizon() * (1.0 + 1e-12)))
         throw argument_error(detail::message("won_within: horizon ", h, " outside the table's [0, ", tab.horizon(), "]"));
     if (h == 0.0) return 0.0;
