@@ -1,0 +1,858 @@
+// pipecast — sales-pipeline forecasting
+// SPDX-License-Identifier: MIT
+#pragma once
+
+/// @file simulation.hpp
+/// @brief Monte Carlo simulation of the open book (and optional new arrivals) forward to
+/// a horizon: the distribution of won value and won count, by sub-period, per deal and
+/// per stage; what-if differences with common random numbers. See docs/simulation.md.
+///
+/// **Semantics (semi-Markov).** Each open deal starts in its stage with its age a: its
+/// first dwell is drawn from the residual distribution T − a | T > a, later stages draw
+/// fresh dwells, and at each exit the next stage is drawn from the transition row. A deal
+/// is won within the horizon h if it reaches a winning outcome at a time t <= h. Optional
+/// Poisson arrivals enter the entry stage at times τ (constant or seasonal rate) with
+/// lognormal amounts and are won if τ + (their time to win) <= h. Optional correlation: a
+/// per-path shock Z ~ N(0, 1) shifts the log-odds of every stage's forward conversion by
+/// σZ (a logit-normal random effect; "forward" = the edges to a winning outcome or to a
+/// later open stage), so good and bad quarters hit every deal of the path together.
+///
+/// **Random numbers.** Philox4x32-10 keyed by the seed; the counter of every block is
+/// (draw block, path, item low word, domain << 24 | item high bits) with domain 0 for book
+/// deals (item = deal index), 1 for arrivals (item = arrival number in the path), 2 for
+/// per-path numbers (item 0: the shock, item 1: arrival gaps). Each block serves two
+/// stage visits (a dwell word and a transition word each). Results are therefore a
+/// function of the seed alone: bit-identical at any thread count, and two models run with
+/// the same seed share their random numbers (common random numbers).
+///
+/// **Determinism of the reductions.** Per-path totals are summed within one task in deal
+/// order; per-deal counters are integers (close times in fixed point, 2⁻¹⁶ time units);
+/// means are summed over the per-path vector in path order.
+///
+/// Memory: O(deals · threads + paths · (1 + sub-periods) + bins), never O(deals · paths).
+
+#include <pipecast/analytics.hpp>
+#include <pipecast/book.hpp>
+#include <pipecast/detail/sim_philox.hpp>
+#include <pipecast/dwell.hpp>
+#include <pipecast/error.hpp>
+#include <pipecast/model.hpp>
+#include <pipecast/stage_graph.hpp>
+#include <pipecast/variates.hpp>
+
+#include <boost/math/special_functions/erf.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace pipecast {
+
+/// Options of a simulation run. Defaults: 10,000 paths, no horizon (every deal runs to
+/// its outcome), seed 1, all cores, P10/P50/P90, 40 histogram bins, no arrivals, no shock.
+struct simulation_options {
+    std::size_t paths = 10000;           ///< number of Monte Carlo paths (>= 1)
+    double horizon = std::numeric_limits<double>::infinity(); ///< h > 0; +inf = no horizon
+    std::uint64_t seed = 1;              ///< the Philox key
+    unsigned threads = 0;                ///< worker threads; 0 = std::thread::hardware_concurrency()
+    std::vector<double> quantiles = {0.1, 0.5, 0.9}; ///< levels in [0, 1]
+    std::vector<double> quotas;          ///< report P(won value >= quota) for each (>= 0)
+    /// Ends of sub-periods (increasing, in (0, h]): the won value by the end of each is
+    /// summarised too. sub_periods(h, n) makes n equal ones.
+    std::vector<double> sub_period_ends;
+    std::size_t histogram_bins = 40;     ///< bins of the won-value histogram (>= 1)
+    /// New deals: a Poisson stream into arrivals->stage (needs a finite horizon).
+    std::optional<arrival_process> arrivals;
+    /// Use the model's own arrival process when `arrivals` is empty (model overloads only).
+    bool model_arrivals = false;
+    /// Amounts of new deals; the model's deal_size when empty (model overloads).
+    std::optional<deal_size_distribution> arrival_deal_size;
+    /// σ of the per-path log-odds shock on forward conversion (0 = independent deals).
+    double correlation = 0.0;
+    /// Called from the calling thread about every 50 ms with the fraction of paths done;
+    /// returning false cancels the run.
+    std::function<bool(double)> progress;
+    /// Cancels the run when a stop is requested.
+    std::stop_token stop;
+    /// Paths per work unit (0 = automatic). Results do not depend on it.
+    std::size_t chunk_paths = 0;
+};
+
+/// `n` equal sub-periods of a horizon: {h/n, 2h/n, ..., h}.
+/// @throws argument_error unless h is positive and finite and n >= 1.
+[[nodiscard]] inline std::vector<double> sub_periods(double horizon, std::size_t n) {
+    if (!(std::isfinite(horizon) && horizon > 0.0))
+        throw argument_error(detail::message("sub_periods: horizon must be positive and finite, got ", horizon));
+    if (n == 0) throw argument_error("sub_periods: the number of sub-periods must be >= 1, got 0");
+    std::vector<double> e(n);
+    for (std::size_t i = 0; i < n; ++i) e[i] = horizon * static_cast<double>(i + 1) / static_cast<double>(n);
+    e.back() = horizon;
+    return e;
+}
+
+/// Equal-width histogram of the per-path values.
+struct simulation_histogram {
+    double lower = 0.0;                 ///< left edge of bin 0
+    double width = 0.0;                 ///< bin width (0 if every value is equal)
+    std::vector<std::uint64_t> counts;  ///< paths per bin; the last bin includes its right edge
+};
+
+/// Summary of one per-path quantity (won value, won count, ...).
+struct outcome_summary {
+    double mean = 0.0;
+    double standard_error = 0.0;        ///< sd / sqrt(paths)
+    double sd = 0.0;                    ///< sample standard deviation over paths
+    double min = 0.0, max = 0.0;
+    std::vector<double> quantile_levels;
+    std::vector<double> quantiles;      ///< sample quantiles (linear interpolation, type 7)
+    std::vector<double> quotas;
+    std::vector<double> p_quota;        ///< P(value >= quotas[i]), fraction of paths
+    simulation_histogram histogram;
+};
+
+/// How a run ended.
+enum class simulation_status { completed, cancelled };
+
+/// Result of simulate(). Statistics cover the completed paths (all of them unless
+/// cancelled; a cancelled run reports the paths it finished, whole work units only).
+struct simulation_result {
+    simulation_status status = simulation_status::completed;
+    std::size_t paths = 0;               ///< paths completed
+    std::size_t paths_requested = 0;
+    std::size_t deals = 0;               ///< deals in the book
+    std::uint64_t deal_paths = 0;        ///< deals × completed paths (book deals only)
+    double horizon = 0.0;
+    std::uint64_t seed = 0;
+    double elapsed_seconds = 0.0;        ///< wall time of the simulation (tables included)
+
+    outcome_summary won_value;           ///< won value within the horizon
+    outcome_summary won_count;           ///< number of deals won within the horizon
+    std::vector<double> sub_period_ends;
+    std::vector<outcome_summary> sub_period_value; ///< won value by the end of each sub-period
+
+    std::vector<double> deal_win_probability; ///< per deal: P(won within the horizon)
+    std::vector<double> deal_expected_close_time; ///< per deal: E[time of win | won]; NaN if never won
+    std::vector<double> stage_expected_wins;  ///< per open stage: expected wins among its deals
+    std::vector<double> stage_expected_value; ///< per open stage: expected won value of its deals
+
+    double arrivals_expected_count = 0.0;    ///< mean number of arrivals per path
+    double arrivals_expected_wins = 0.0;     ///< mean number of arrivals won within the horizon
+    double arrivals_expected_value = 0.0;    ///< mean won value of arrivals
+    std::uint64_t arrival_deal_paths = 0;    ///< arrivals simulated in total
+
+    /// Deal-paths per second of wall time.
+    [[nodiscard]] double deal_paths_per_second() const noexcept {
+        return elapsed_seconds > 0.0 ? static_cast<double>(deal_paths) / elapsed_seconds : 0.0;
+    }
+};
+
+/// Result of simulate_difference(): both runs and the per-path difference variant − base.
+struct simulation_difference {
+    simulation_result base;
+    simulation_result variant;
+    outcome_summary difference;          ///< of won value, variant − base, path by path
+    double correlation = 0.0;            ///< correlation of the two runs' won values over paths
+};
+
+namespace detail {
+
+/// Fixed-point quantum of summed close times (deterministic integer reductions).
+inline constexpr double sim_time_quantum = 0x1p-16;
+
+/// Philox counter word 3 for a domain and item.
+[[nodiscard]] constexpr std::uint32_t sim_domain_word(std::uint32_t domain, std::uint64_t item) noexcept {
+    return (domain << 24) | static_cast<std::uint32_t>((item >> 32) & 0xFFFFFFu);
+}
+
+inline void validate_options(const simulation_options& o, const stage_graph& g, bool have_deal_size) {
+    if (o.paths == 0) throw argument_error("simulate: paths must be >= 1, got 0");
+    if (o.paths > 0xFFFFFFFFull)
+        throw argument_error(detail::message("simulate: paths must be < 2^32, got ", o.paths));
+    if (!(o.horizon > 0.0))
+        throw argument_error(detail::message("simulate: horizon must be positive (or +inf for none), got ", o.horizon));
+    if (o.threads > 4096) throw argument_error(detail::message("simulate: threads must be <= 4096, got ", o.threads));
+    for (double q : o.quantiles)
+        if (!(q >= 0.0 && q <= 1.0))
+            throw argument_error(detail::message("simulate: quantile level must be in [0, 1], got ", q));
+    for (double q : o.quotas)
+        if (!(std::isfinite(q) && q >= 0.0))
+            throw argument_error(detail::message("simulate: quota must be finite and >= 0, got ", q));
+    if (o.histogram_bins == 0) throw argument_error("simulate: histogram_bins must be >= 1, got 0");
+    if (!(std::isfinite(o.correlation) && o.correlation >= 0.0))
+        throw argument_error(detail::message("simulate: correlation (sd of the shock) must be finite and >= 0, got ",
+                                             o.correlation));
+    double prev = 0.0;
+    for (double e : o.sub_period_ends) {
+        if (!(e > prev && e <= o.horizon && std::isfinite(e)))
+            throw argument_error(detail::message("simulate: sub-period end ", e,
+                                                 " must be finite, increasing and in (0, horizon = ", o.horizon, "]"));
+        prev = e;
+    }
+    if (o.arrivals) {
+        if (!std::isfinite(o.horizon))
+            throw argument_error("simulate: arrivals need a finite horizon");
+        if (!have_deal_size)
+            throw argument_error("simulate: arrivals need a deal-size distribution (arrival_deal_size or the model's)");
+        try {
+            o.arrivals->validate(g);
+        } catch (const model_error& e) {
+            throw argument_error(detail::message("simulate: ", e.what()));
+        }
+    }
+}
+
+/// Summary of a per-path vector (sorted copy for the quantiles).
+[[nodiscard]] inline outcome_summary summarise(std::span<const double> x, const simulation_options& o) {
+    outcome_summary s;
+    const std::size_t n = x.size();
+    s.quantile_levels = o.quantiles;
+    s.quotas = o.quotas;
+    if (n == 0) {
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        s.mean = s.standard_error = s.sd = s.min = s.max = nan;
+        s.quantiles.assign(o.quantiles.size(), nan);
+        s.p_quota.assign(o.quotas.size(), nan);
+        return s;
+    }
+    double sum = 0.0;
+    for (double v : x) sum += v;
+    s.mean = sum / static_cast<double>(n);
+    double ss = 0.0;
+    for (double v : x) ss += (v - s.mean) * (v - s.mean);
+    s.sd = n > 1 ? std::sqrt(ss / static_cast<double>(n - 1)) : 0.0;
+    s.standard_error = s.sd / std::sqrt(static_cast<double>(n));
+    std::vector<double> sorted(x.begin(), x.end());
+    std::sort(sorted.begin(), sorted.end());
+    s.min = sorted.front();
+    s.max = sorted.back();
+    for (double q : o.quantiles) {
+        const double h = q * static_cast<double>(n - 1);
+        const auto lo = static_cast<std::size_t>(std::floor(h));
+        const std::size_t hi = std::min(lo + 1, n - 1);
+        s.quantiles.push_back(sorted[lo] + (h - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]));
+    }
+    for (double q : o.quotas) {
+        const auto it = std::lower_bound(sorted.begin(), sorted.end(), q);
+        s.p_quota.push_back(static_cast<double>(sorted.end() - it) / static_cast<double>(n));
+    }
+    s.histogram.lower = s.min;
+    s.histogram.counts.assign(o.histogram_bins, 0);
+    s.histogram.width = (s.max - s.min) / static_cast<double>(o.histogram_bins);
+    for (double v : sorted) {
+        std::size_t b = s.histogram.width > 0.0
+                            ? static_cast<std::size_t>((v - s.min) / s.histogram.width)
+                            : 0;
+        ++s.histogram.counts[std::min(b, o.histogram_bins - 1)];
+    }
+    return s;
+}
+
+/// The prepared simulation: samplers, per-deal start data, shock rows. Runs paths.
+class sim_engine {
+public:
+    /// Per-path outputs (owned by the caller, indexed by path).
+    struct path_outputs {
+        std::vector<double> value, count, sub_value; // sub_value: paths × sub-periods
+        std::vector<double> arrivals, arrival_wins, arrival_value;
+    };
+
+    sim_engine(const stage_graph& g, const book& b, const simulation_options& o,
+               std::optional<deal_size_distribution> deal_size)
+        : g_(g), b_(b), o_(o), deal_size_(std::move(deal_size)) {
+        if (!b.compatible_with(g))
+            throw argument_error("simulate: the book was made for a model with other open stages");
+        m_ = g.open_count();
+        horizon_ = o.horizon;
+        nsub_ = o.sub_period_ends.size();
+        win_.assign(g.size(), 0);
+        for (std::size_t s = m_; s < g.size(); ++s) win_[s] = g.is_win(s) ? 1 : 0;
+        prepare_deals();
+        rows_ = transition_sampler(g);
+        if (o.correlation > 0.0) prepare_shock();
+        if (o.arrivals) prepare_arrivals();
+    }
+
+    /// Runs every path; returns false if cancelled. Fills `out` and the per-deal sums.
+    bool run(path_outputs& out) {
+        const std::size_t paths = o_.paths, n = b_.size();
+        out.value.assign(paths, 0.0);
+        out.count.assign(paths, 0.0);
+        out.sub_value.assign(paths * nsub_, 0.0);
+        if (o_.arrivals) {
+            out.arrivals.assign(paths, 0.0);
+            out.arrival_wins.assign(paths, 0.0);
+            out.arrival_value.assign(paths, 0.0);
+        }
+        unsigned threads = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
+        std::size_t chunk = o_.chunk_paths;
+        if (chunk == 0) {
+            const std::size_t work = std::max<std::size_t>(n + expected_arrivals_, 1);
+            chunk = std::max<std::size_t>(1, (std::size_t{1} << 21) / work);
+            chunk = std::min(chunk, std::max<std::size_t>(1, paths / (8 * threads)));
+        }
+        const std::size_t chunks = (paths + chunk - 1) / chunk;
+        threads = static_cast<unsigned>(std::min<std::size_t>(threads, chunks));
+        chunk_done_.assign(chunks, 0);
+
+        struct local {
+            std::vector<std::uint64_t> wins, time;
+        };
+        std::vector<local> locals(threads);
+        std::atomic<std::size_t> next{0}, done{0};
+        std::atomic<bool> cancel{false};
+        std::mutex mu;
+        std::condition_variable cv;
+        std::size_t finished_threads = 0;
+        {
+            std::vector<std::jthread> pool;
+            pool.reserve(threads);
+            for (unsigned t = 0; t < threads; ++t)
+                pool.emplace_back([&, t] {
+                    local& L = locals[t];
+                    L.wins.assign(n, 0);
+                    L.time.assign(n, 0);
+                    worker_state ws(*this);
+                    for (;;) {
+                        if (cancel.load(std::memory_order_relaxed)) break;
+                        const std::size_t c = next.fetch_add(1);
+                        if (c >= chunks) break;
+                        const std::size_t p0 = c * chunk, p1 = std::min(paths, p0 + chunk);
+                        run_chunk(ws, p0, p1, out, L.wins, L.time);
+                        chunk_done_[c] = 1;
+                        done.fetch_add(p1 - p0);
+                    }
+                    std::lock_guard lk(mu);
+                    ++finished_threads;
+                    cv.notify_all();
+                });
+            std::unique_lock lk(mu);
+            while (finished_threads < threads) {
+                cv.wait_for(lk, std::chrono::milliseconds(50));
+                if (finished_threads == threads) break;
+                lk.unlock();
+                bool stop = o_.stop.stop_requested();
+                if (o_.progress && !stop)
+                    stop = !o_.progress(static_cast<double>(done.load()) / static_cast<double>(paths));
+                if (stop) cancel.store(true);
+                lk.lock();
+            }
+        }
+        wins_.assign(n, 0);
+        time_.assign(n, 0);
+        for (const auto& L : locals)
+            for (std::size_t d = 0; d < n; ++d) {
+                wins_[d] += L.wins[d];
+                time_[d] += L.time[d];
+            }
+        const bool cancelled = done.load() < paths;
+        if (!cancelled && o_.progress) (void)o_.progress(1.0);
+        return !cancelled;
+    }
+
+    /// Which paths completed (after a cancelled run).
+    [[nodiscard]] std::vector<std::size_t> completed_paths() const {
+        std::vector<std::size_t> p;
+        const std::size_t chunk = (o_.paths + chunk_done_.size() - 1) / chunk_done_.size();
+        for (std::size_t c = 0; c < chunk_done_.size(); ++c)
+            if (chunk_done_[c])
+                for (std::size_t i = c * chunk; i < std::min(o_.paths, (c + 1) * chunk); ++i) p.push_back(i);
+        return p;
+    }
+    [[nodiscard]] const std::vector<std::uint64_t>& deal_wins() const noexcept { return wins_; }
+    [[nodiscard]] const std::vector<std::uint64_t>& deal_time_sums() const noexcept { return time_; }
+
+private:
+    /// Start data of a deal, packed for the hot loop.
+    struct deal_start {
+        double cdf_at_age;      ///< F(a)
+        double survival_at_age; ///< S(a)
+        double age;             ///< a (+inf: overdue, leaves at once)
+        double amount;
+        std::uint32_t stage;
+        std::uint32_t exact;    ///< 1: first dwell by the exact residual quantile (far tail)
+    };
+
+    /// Per-thread scratch: the transition rows of the current path (with the shock).
+    struct worker_state {
+        explicit worker_state(const sim_engine& e) : rows(e.rows_) {
+            for (auto* v : {&lanes.lane, &lanes.stage, &lanes.w0, &lanes.w1, &lanes.w2, &lanes.w3, &lanes.c2, &lanes.c3})
+                v->assign(batch + 4, 0);
+            lanes.time.assign(batch + 4, 0.0);
+        }
+        transition_sampler rows;
+        std::vector<double> scratch;
+        struct {
+            std::vector<std::uint32_t> lane, stage, w0, w1, w2, w3, c2, c3;
+            std::vector<double> time;
+        } lanes;
+    };
+    /// Lanes per batch (deals, or arrivals, simulated in lock step).
+    static constexpr std::size_t batch = 1024;
+
+    void prepare_deals() {
+        const std::size_t n = b_.size();
+        const auto st = b_.stages();
+        const auto am = b_.amounts();
+        const auto ag = b_.ages();
+        deals_.resize(n);
+        std::vector<int> depth(m_, dwell_sampler::default_upper_min_exponent);
+        for (std::size_t d = 0; d < n; ++d) {
+            const std::size_t s = st[d];
+            const auto& dw = g_.dwell(s);
+            deal_start& x = deals_[d];
+            x.stage = static_cast<std::uint32_t>(s);
+            x.amount = am[d];
+            x.exact = 0;
+            const double a = ag[d];
+            if (a == 0.0 || dw.family() == dwell_family::exponential) {
+                x.cdf_at_age = 0.0;
+                x.survival_at_age = 1.0;
+                x.age = 0.0;
+                continue;
+            }
+            x.age = a;
+            x.survival_at_age = survival(dw, a);
+            x.cdf_at_age = std::min(1.0, cdf(dw, a));
+            if (!(x.survival_at_age > 0.0)) {
+                if (dw.family() == dwell_family::weibull) {
+                    x.exact = 1; // closed-form residual at any age
+                } else {
+                    x.age = std::numeric_limits<double>::infinity(); // overdue: leaves at once
+                    x.survival_at_age = 1.0;
+                    x.cdf_at_age = 0.0;
+                }
+                continue;
+            }
+            const int e = dwell_sampler::upper_exponent_for(x.survival_at_age);
+            if (x.survival_at_age < 0x1p-960) x.exact = 1;
+            else depth[s] = std::min(depth[s], e);
+        }
+        samplers_.reserve(m_);
+        for (std::size_t s = 0; s < m_; ++s) samplers_.emplace_back(g_.dwell(s), depth[s]);
+        all_tabulated_ = true;
+        for (const auto& sm : samplers_) {
+            views_.push_back(sm.view());
+            all_tabulated_ = all_tabulated_ && sm.tabulated();
+        }
+    }
+
+    void prepare_shock() {
+        // Forward-edge mask of every row's entries.
+        forward_.resize(m_);
+        base_probs_.resize(m_);
+        for (std::size_t i = 0; i < m_; ++i) {
+            for (std::uint32_t j : rows_.entries(i)) {
+                forward_[i].push_back((j >= m_ ? g_.is_win(j) : j > i) ? 1 : 0);
+                base_probs_[i].push_back(g_.transition(i, j));
+            }
+        }
+    }
+
+    void prepare_arrivals() {
+        const arrival_process& a = *o_.arrivals;
+        arrival_total_ = a.expected_count(horizon_);
+        expected_arrivals_ = static_cast<std::size_t>(arrival_total_);
+        // Piecewise-constant intensity: segment starts, cumulative intensity, rate.
+        if (a.period_rates.empty()) {
+            seg_t_ = {0.0};
+            seg_cum_ = {0.0};
+            seg_rate_ = {a.rate};
+        } else {
+            double t = 0.0, cum = 0.0;
+            for (std::size_t k = 0; t < horizon_; ++k, t += a.period) {
+                const double r = a.period_rates[k % a.period_rates.size()];
+                seg_t_.push_back(t);
+                seg_cum_.push_back(cum);
+                seg_rate_.push_back(r);
+                cum += r * (std::min(horizon_, t + a.period) - t);
+            }
+        }
+        entry_ = a.stage;
+        deal_mu_ = deal_size_->log_mu();
+        deal_sigma_ = deal_size_->sigma();
+    }
+
+    /// A batch of deal-paths advanced in lock step, one stage visit per sweep, with the
+    /// still-running lanes compacted after each sweep: every lane of sweep k has made k
+    /// visits, so the Philox block refills (every second visit) need no per-lane branch and
+    /// the hot loop has no data-dependent branch but the rare win bookkeeping.
+    /// `start(i)` gives lane i's start; `on_win(i, t)` is called, in lane order within each
+    /// sweep, for every lane won at time t <= horizon.
+    struct lane_start {
+        std::uint32_t stage;
+        double cdf_at_age, survival_at_age, age, t0;
+        bool exact;
+    };
+    template <class Start, class OnWin>
+    void run_batch(worker_state& ws, std::size_t lanes, std::uint32_t path, std::uint32_t domain,
+                   std::uint64_t item_base, Start&& start, OnWin&& on_win) const {
+        auto& L = ws.lanes;
+        const double h = horizon_;
+        const transition_sampler& rows = ws.rows;
+        const std::uint32_t m = static_cast<std::uint32_t>(m_);
+        const std::uint8_t* win = win_.data();
+        const dwell_sampler::table_view* smp = views_.data();
+        std::uint32_t* lane = L.lane.data();
+        std::uint32_t* stage = L.stage.data();
+        double* time = L.time.data();
+        std::uint32_t *w0 = L.w0.data(), *w1 = L.w1.data(), *w2 = L.w2.data(), *w3 = L.w3.data();
+        std::uint32_t *c2 = L.c2.data(), *c3 = L.c3.data();
+        const std::uint64_t seed = o_.seed;
+        auto draw = [&](std::uint32_t block, std::size_t count) {
+            for (std::size_t j = 0; j < count; j += 4)
+                philox4x32_10_x4(seed, block, path, c2 + j, c3 + j, w0 + j, w1 + j, w2 + j, w3 + j);
+        };
+        // Visit 0: the residual dwell of the first stage.
+        for (std::size_t i = 0; i < lanes; ++i) {
+            const std::uint64_t item = item_base + i;
+            c2[i] = static_cast<std::uint32_t>(item);
+            c3[i] = sim_domain_word(domain, item);
+        }
+        draw(0, lanes);
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < lanes; ++i) {
+            const lane_start x = start(i);
+            double dwell;
+            if (x.exact) [[unlikely]]
+                dwell = pipecast::quantile(residual(g_.dwell(x.stage), x.age), uniform_open(w0[i]));
+            else if (all_tabulated_) [[likely]]
+                dwell = std::max(smp[x.stage].total_time(w0[i], x.cdf_at_age, x.survival_at_age) - x.age, 0.0);
+            else
+                dwell = std::max(samplers_[x.stage].total_time(w0[i], x.cdf_at_age, x.survival_at_age) - x.age, 0.0);
+            const double t = x.t0 + dwell;
+            const std::uint32_t s = rows.next(x.stage, w1[i]);
+            const bool in_time = t <= h;
+            const bool open = s < m;
+            if (in_time & !open & (win[s] != 0)) on_win(i, t);
+            lane[n] = static_cast<std::uint32_t>(i);
+            stage[n] = s;
+            time[n] = t;
+            w2[n] = w2[i];
+            w3[n] = w3[i];
+            n += static_cast<std::size_t>(in_time & open);
+        }
+        // Later visits: fresh dwells; a new block every second visit.
+        for (std::uint32_t visit = 1; n > 0; ++visit) {
+            const std::uint32_t* wd = w2;
+            const std::uint32_t* wt = w3;
+            if (!(visit & 1u)) {
+                for (std::size_t j = 0; j < n; ++j) {
+                    const std::uint64_t item = item_base + lane[j];
+                    c2[j] = static_cast<std::uint32_t>(item);
+                    c3[j] = sim_domain_word(domain, item);
+                }
+                draw(visit / 2, n);
+                wd = w0;
+                wt = w1;
+            }
+            std::size_t k = 0;
+            for (std::size_t j = 0; j < n; ++j) {
+                const std::uint32_t s0 = stage[j];
+                const double t = time[j] + (all_tabulated_ ? smp[s0].sample(wd[j]) : samplers_[s0].sample(wd[j]));
+                const std::uint32_t s = rows.next(s0, wt[j]);
+                const bool in_time = t <= h;
+                const bool open = s < m;
+                if (in_time & !open & (win[s] != 0)) on_win(lane[j], t);
+                lane[k] = lane[j];
+                stage[k] = s;
+                time[k] = t;
+                w2[k] = w2[j];
+                w3[k] = w3[j];
+                k += static_cast<std::size_t>(in_time & open);
+            }
+            n = k;
+        }
+    }
+
+    void apply_shock(worker_state& ws, std::size_t path) const {
+        const philox_block r = philox_draw(o_.seed, {0, static_cast<std::uint32_t>(path), 0, sim_domain_word(2, 0)});
+        const double u1 = uniform_open(r[0]), u2 = uniform_open(r[1]);
+        const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+        const double mult = std::exp(o_.correlation * z);
+        for (std::size_t i = 0; i < m_; ++i) {
+            const auto& p = base_probs_[i];
+            double fwd = 0.0;
+            for (std::size_t e = 0; e < p.size(); ++e)
+                if (forward_[i][e]) fwd += p[e];
+            ws.scratch.assign(p.begin(), p.end());
+            if (fwd > 0.0 && fwd < 1.0) {
+                const double odds = fwd / (1.0 - fwd) * mult;
+                const double nf = odds / (1.0 + odds);
+                for (std::size_t e = 0; e < p.size(); ++e)
+                    ws.scratch[e] = p[e] * (forward_[i][e] ? nf / fwd : (1.0 - nf) / (1.0 - fwd));
+            }
+            ws.rows.set_row(i, ws.scratch);
+        }
+    }
+
+    void run_chunk(worker_state& ws, std::size_t p0, std::size_t p1, path_outputs& out,
+                   std::vector<std::uint64_t>& wins, std::vector<std::uint64_t>& time) const {
+        const std::size_t n = deals_.size();
+        const double* ends = o_.sub_period_ends.data();
+        const std::size_t nsub = nsub_;
+        for (std::size_t p = p0; p < p1; ++p) {
+            if (o_.correlation > 0.0) apply_shock(ws, p);
+            double value = 0.0, count = 0.0;
+            double* sub = nsub ? out.sub_value.data() + p * nsub : nullptr;
+            const auto pw = static_cast<std::uint32_t>(p);
+            for (std::size_t d0 = 0; d0 < n; d0 += batch) {
+                const deal_start* x = deals_.data() + d0;
+                std::uint64_t* wn = wins.data() + d0;
+                std::uint64_t* tm = time.data() + d0;
+                run_batch(
+                    ws, std::min(batch, n - d0), pw, 0, d0,
+                    [x](std::size_t i) {
+                        const deal_start& e = x[i];
+                        return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0};
+                    },
+                    [&](std::size_t i, double t) {
+                        value += x[i].amount;
+                        count += 1.0;
+                        ++wn[i];
+                        tm[i] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5);
+                        if (sub) {
+                            const auto b = static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
+                            if (b < nsub) sub[b] += x[i].amount;
+                        }
+                    });
+            }
+            if (o_.arrivals) run_arrivals(ws, p, value, count, sub, out);
+            for (std::size_t i = 1; i < nsub; ++i) sub[i] += sub[i - 1];
+            out.value[p] = value;
+            out.count[p] = count;
+        }
+    }
+
+    /// Arrivals of path p: times by inverting the cumulative intensity at the partial sums
+    /// of Exp(1) gaps (domain 2, item 1); arrival j runs as a fresh deal from its arrival
+    /// time (domain 1, item j), its amount drawn only if it is won (block 2³² − 1).
+    void run_arrivals(worker_state& ws, std::size_t p, double& value, double& count, double* sub,
+                      path_outputs& out) const {
+        const auto pw = static_cast<std::uint32_t>(p);
+        philox_counter gc = {0, pw, 1, sim_domain_word(2, 1)};
+        philox_block g = philox_draw(o_.seed, gc);
+        unsigned slot = 0;
+        double cum = 0.0, wins = 0.0, val = 0.0;
+        std::size_t seg = 0;
+        std::uint64_t total = 0;
+        std::vector<double>& taus = ws.scratch;
+        const double* ends = o_.sub_period_ends.data();
+        for (bool more = true; more;) {
+            taus.clear();
+            while (taus.size() < batch) {
+                if (slot == 4) {
+                    ++gc[0];
+                    g = philox_draw(o_.seed, gc);
+                    slot = 0;
+                }
+                cum += -std::log(uniform_open(g[slot++]));
+                if (cum > arrival_total_) {
+                    more = false;
+                    break;
+                }
+                while (seg + 1 < seg_t_.size() && seg_cum_[seg + 1] < cum) ++seg;
+                while (seg + 1 < seg_t_.size() && seg_rate_[seg] <= 0.0) ++seg;
+                taus.push_back(std::min(seg_t_[seg] + (cum - seg_cum_[seg]) / seg_rate_[seg], horizon_));
+            }
+            const std::uint64_t base = total;
+            const auto entry = static_cast<std::uint32_t>(entry_);
+            run_batch(
+                ws, taus.size(), pw, 1, base,
+                [&](std::size_t i) { return lane_start{entry, 0.0, 1.0, 0.0, taus[i], false}; },
+                [&](std::size_t i, double t) {
+                    const std::uint64_t j = base + i;
+                    const philox_block r = philox_draw(
+                        o_.seed, {0xFFFFFFFFu, pw, static_cast<std::uint32_t>(j), sim_domain_word(1, j)});
+                    const double amount = std::exp(deal_mu_ - deal_sigma_ * 1.4142135623730951 *
+                                                                  boost::math::erfc_inv(2.0 * uniform_open(r[0])));
+                    value += amount;
+                    count += 1.0;
+                    wins += 1.0;
+                    val += amount;
+                    if (sub) {
+                        const auto b = static_cast<std::size_t>(std::lower_bound(ends, ends + nsub_, t) - ends);
+                        if (b < nsub_) sub[b] += amount;
+                    }
+                });
+            total += taus.size();
+        }
+        out.arrivals[p] = static_cast<double>(total);
+        out.arrival_wins[p] = wins;
+        out.arrival_value[p] = val;
+    }
+
+    const stage_graph& g_;
+    const book& b_;
+    const simulation_options& o_;
+    std::optional<deal_size_distribution> deal_size_;
+    std::size_t m_ = 0, nsub_ = 0;
+    double horizon_ = 0.0;
+    std::vector<std::uint8_t> win_;
+    std::vector<deal_start> deals_;
+    std::vector<dwell_sampler> samplers_;
+    std::vector<dwell_sampler::table_view> views_;
+    bool all_tabulated_ = true;
+    transition_sampler rows_;
+    std::vector<std::vector<std::uint8_t>> forward_;
+    std::vector<std::vector<double>> base_probs_;
+    // arrivals
+    double arrival_total_ = 0.0;
+    std::size_t expected_arrivals_ = 0, entry_ = 0;
+    std::vector<double> seg_t_, seg_cum_, seg_rate_;
+    double deal_mu_ = 0.0, deal_sigma_ = 0.0;
+    // results
+    std::vector<char> chunk_done_;
+    std::vector<std::uint64_t> wins_, time_;
+};
+
+/// Runs the engine and assembles the result; `values` receives the per-path won values
+/// (of the completed paths, in path order).
+inline simulation_result run_simulation(const stage_graph& g, const book& b, const simulation_options& o,
+                                        std::optional<deal_size_distribution> deal_size,
+                                        std::vector<double>* values = nullptr) {
+    validate_options(o, g, deal_size.has_value());
+    const auto start = std::chrono::steady_clock::now();
+    sim_engine engine(g, b, o, std::move(deal_size));
+    sim_engine::path_outputs out;
+    const bool ok = engine.run(out);
+    const auto stop = std::chrono::steady_clock::now();
+
+    simulation_result r;
+    r.status = ok ? simulation_status::completed : simulation_status::cancelled;
+    r.paths_requested = o.paths;
+    r.deals = b.size();
+    r.horizon = o.horizon;
+    r.seed = o.seed;
+    r.elapsed_seconds = std::chrono::duration<double>(stop - start).count();
+
+    std::vector<std::size_t> keep;
+    if (!ok) keep = engine.completed_paths();
+    auto select = [&](const std::vector<double>& v, std::size_t stride = 1, std::size_t offset = 0) {
+        std::vector<double> s;
+        if (ok) {
+            if (stride == 1) return v;
+            s.reserve(o.paths);
+            for (std::size_t p = 0; p < o.paths; ++p) s.push_back(v[p * stride + offset]);
+        } else {
+            s.reserve(keep.size());
+            for (std::size_t p : keep) s.push_back(v[p * stride + offset]);
+        }
+        return s;
+    };
+    const std::vector<double> value = select(out.value);
+    r.paths = value.size();
+    r.deal_paths = static_cast<std::uint64_t>(r.paths) * b.size();
+    r.won_value = summarise(value, o);
+    r.won_count = summarise(select(out.count), o);
+    r.sub_period_ends = o.sub_period_ends;
+    for (std::size_t i = 0; i < o.sub_period_ends.size(); ++i)
+        r.sub_period_value.push_back(summarise(select(out.sub_value, o.sub_period_ends.size(), i), o));
+
+    const std::size_t n = b.size(), m = g.open_count();
+    r.deal_win_probability.resize(n);
+    r.deal_expected_close_time.resize(n);
+    r.stage_expected_wins.assign(m, 0.0);
+    r.stage_expected_value.assign(m, 0.0);
+    const auto& wins = engine.deal_wins();
+    const auto& tsum = engine.deal_time_sums();
+    const double paths = static_cast<double>(r.paths);
+    for (std::size_t d = 0; d < n; ++d) {
+        const double w = static_cast<double>(wins[d]);
+        r.deal_win_probability[d] = paths > 0 ? w / paths : std::numeric_limits<double>::quiet_NaN();
+        r.deal_expected_close_time[d] = wins[d] ? static_cast<double>(tsum[d]) * sim_time_quantum / w
+                                                : std::numeric_limits<double>::quiet_NaN();
+        r.stage_expected_wins[b.stages()[d]] += r.deal_win_probability[d];
+        r.stage_expected_value[b.stages()[d]] += r.deal_win_probability[d] * b.amounts()[d];
+    }
+    if (o.arrivals && r.paths > 0) {
+        const auto a = select(out.arrivals), aw = select(out.arrival_wins), av = select(out.arrival_value);
+        double sa = 0.0, sw = 0.0, sv = 0.0;
+        for (std::size_t p = 0; p < a.size(); ++p) {
+            sa += a[p];
+            sw += aw[p];
+            sv += av[p];
+        }
+        r.arrivals_expected_count = sa / paths;
+        r.arrivals_expected_wins = sw / paths;
+        r.arrivals_expected_value = sv / paths;
+        r.arrival_deal_paths = static_cast<std::uint64_t>(sa);
+    }
+    if (values) *values = value;
+    return r;
+}
+
+[[nodiscard]] inline simulation_options with_model_arrivals(const model& mdl, simulation_options o) {
+    if (!o.arrivals && o.model_arrivals) o.arrivals = mdl.arrivals;
+    if (!o.arrival_deal_size) o.arrival_deal_size = mdl.deal_size;
+    return o;
+}
+
+} // namespace detail
+
+/// Simulates the book on a stage graph (no deal-size distribution: arrivals need
+/// options.arrival_deal_size).
+/// @throws argument_error on bad options (paths 0, horizon <= 0 or NaN, threads > 4096,
+///   quantile levels outside [0,1], negative quotas, bad sub-periods, arrivals without a
+///   finite horizon or a deal size) or a book made for another graph.
+/// Complexity: O(paths · (deals + arrivals) · stage visits / threads); memory
+/// O(deals · threads + paths).
+/// Example: `simulation_options o; o.horizon = 90; o.paths = 20000;
+///           auto r = simulate(m, bk, o); r.won_value.mean; r.won_value.quantiles[1];`
+[[nodiscard]] inline simulation_result simulate(const stage_graph& g, const book& b, const simulation_options& o = {}) {
+    return detail::run_simulation(g, b, o, o.arrival_deal_size);
+}
+
+/// Simulates the book on a model: as above, with arrival amounts from the model's deal
+/// size and, when options.model_arrivals is set, the model's own arrival process.
+[[nodiscard]] inline simulation_result simulate(const model& mdl, const book& b, const simulation_options& o = {}) {
+    const simulation_options oo = detail::with_model_arrivals(mdl, o);
+    return detail::run_simulation(mdl.graph, b, oo, oo.arrival_deal_size);
+}
+
+/// What-if with common random numbers: runs `base` and `variant` with the same seed (so
+/// the same Philox words drive the same deal, path and stage visit in both) and
+/// summarises the per-path difference of won value, variant − base. The difference's
+/// standard error is typically far smaller than either run's.
+/// @throws argument_error as simulate(); a cancelled run gives both statuses cancelled
+///   and the difference over the paths both completed.
+[[nodiscard]] inline simulation_difference simulate_difference(const model& base, const model& variant, const book& b,
+                                                               const simulation_options& o = {}) {
+    simulation_difference r;
+    std::vector<double> vb, vv;
+    const simulation_options ob = detail::with_model_arrivals(base, o);
+    const simulation_options ov = detail::with_model_arrivals(variant, o);
+    r.base = detail::run_simulation(base.graph, b, ob, ob.arrival_deal_size, &vb);
+    r.variant = detail::run_simulation(variant.graph, b, ov, ov.arrival_deal_size, &vv);
+    const std::size_t n = std::min(vb.size(), vv.size());
+    std::vector<double> diff(n);
+    for (std::size_t p = 0; p < n; ++p) diff[p] = vv[p] - vb[p];
+    r.difference = detail::summarise(diff, o);
+    if (n > 1 && r.base.won_value.sd > 0.0 && r.variant.won_value.sd > 0.0) {
+        double c = 0.0;
+        for (std::size_t p = 0; p < n; ++p)
+            c += (vb[p] - r.base.won_value.mean) * (vv[p] - r.variant.won_value.mean);
+        r.correlation = c / static_cast<double>(n - 1) / (r.base.won_value.sd * r.variant.won_value.sd);
+    }
+    return r;
+}
+
+/// Same with two stage graphs (no arrivals from a model).
+[[nodiscard]] inline simulation_difference simulate_difference(const stage_graph& base, const stage_graph& variant,
+                                                               const book& b, const simulation_options& o = {}) {
+    return simulate_difference(model{base, {}, {}, {}, {}, "day", {}}, model{variant, {}, {}, {}, {}, "day", {}}, b, o);
+}
+
+} // namespace pipecast
