@@ -156,6 +156,13 @@ TEST_CASE("funnel") {
         CHECK_FALSE(late.stages[2].can_close_quantile); // 69 > 30
         // The steady state does not depend on the clock.
         CHECK(late.stages[1].in_stage == doctest::Approx(f.stages[1].in_stage));
+
+        // A ten-year period keeps the quantiles accurate (they have their own table).
+        t = chain_target();
+        t.period = 3650.0;
+        const auto decade = ideal_funnel(g, t);
+        CHECK(*decade.stages[2].time_to_win_quantile == doctest::Approx(30.0 * std::log(10.0)).epsilon(1e-3));
+        CHECK(decade.stages[2].win_within_remaining == doctest::Approx(0.8).epsilon(1e-6));
     }
 
     SUBCASE("the numbers game: 10% overall, 6 orders need 60 prospects") {
@@ -357,6 +364,31 @@ TEST_CASE("funnel") {
         CHECK(f2.gap->weighted_forecast == doctest::Approx(0.9e5));
         // ... and scales the in-period share: 0.9 × P(won within 90 | Demo) / 0.5.
         CHECK(f2.gap->in_period_forecast == doctest::Approx(1e5 * 0.9 * p90(1) / 0.5).epsilon(1e-4));
+    }
+
+    SUBCASE("deal ages: in-period forecast uses the residual dwell") {
+        // One stage with a fixed dwell of 20 days, won with 0.5; 10 days left in the period.
+        // A new deal (age 0) leaves at day 20: it cannot close in time; a deal aged 15 leaves
+        // in 5 days: 0.5. Exponential dwells are memoryless: age does not matter.
+        const stage_graph g = linear_funnel({"Only"}, {0.5}, std::vector<dwell_distribution>{dwell_distribution::fixed(20.0)});
+        funnel_target t;
+        t.quota = 1e5;
+        t.period = 30.0;
+        t.elapsed = 20.0;
+        t.deal_size = 1e4;
+        book b(g);
+        b.add("new", 0, 1e4, 0.0);
+        b.add("old", 0, 3e4, 15.0);
+        const auto f = ideal_funnel(g, t, b);
+        CHECK(f.stages[0].win_within_remaining == doctest::Approx(0.0));
+        CHECK_FALSE(f.stages[0].hold_now.has_value()); // it cannot close in the 10 days left
+        CHECK(f.gap->in_period_forecast == doctest::Approx(0.5 * 3e4).epsilon(1e-6));
+        const stage_graph ge = linear_funnel({"Only"}, {0.5}, std::vector<double>{20.0});
+        book be(ge);
+        be.add("new", 0, 1e4, 0.0);
+        be.add("old", 0, 3e4, 15.0);
+        const double p10 = 0.5 * (1.0 - std::exp(-0.5));
+        CHECK(ideal_funnel(ge, t, be).gap->in_period_forecast == doctest::Approx(4e4 * p10).epsilon(1e-4));
     }
 
     SUBCASE("no gap: nothing needed, no cheapest lever") {

@@ -277,8 +277,8 @@ struct age_group {
 ///   positive and finite; entry_stage not an open stage or unable to win; elapsed outside
 ///   [0, period); won_to_date negative; quantile outside (0, 1); lever_step outside
 ///   (0, 0.75]; a book made for other stages.
-/// Complexity: O(m³) for the jump chain, O(K² m) for the first-passage table (K ≤ 8000
-/// grid steps), O(K) per deal of the book, times ~60 for the shorter-cycle lever (on deals
+/// Complexity: O(m³) for the jump chain, O(K² m) for each of at most two first-passage
+/// tables (K ≤ 8000 grid steps), O(K) per deal of the book, times ~60 for the shorter-cycle lever (on deals
 /// grouped by stage and age).
 /// Example:
 /// @code
@@ -340,23 +340,26 @@ struct age_group {
     f.cycle_length = a.mean_time_to_close(ec);
     f.mean_time_to_win = a.mean_time_to_win(ec);
 
-    // One first-passage table for every time-phased quantity: long enough for the quantiles
-    // (mean + 12 sd of the time to close) and for the shorter-cycle lever (period / 0.25).
-    double horizon = std::max(a.mean_time_to_close.maxCoeff() + 12.0 * std::sqrt(a.time_to_close_variance.maxCoeff()),
-                              t.period / detail::funnel_min_cycle_scale);
-    win_time_table tab;
+    // First-passage tables: one long enough for the quantiles (mean + 12 sd of the time to
+    // close, doubled while a quantile is not reached), and one for the period (up to
+    // period / 0.25 for the shorter-cycle lever); the same table when the first covers both,
+    // so that a long period does not coarsen the quantiles' grid.
+    double horizon = a.mean_time_to_close.maxCoeff() + 12.0 * std::sqrt(a.time_to_close_variance.maxCoeff());
+    win_time_table q_tab;
     std::vector<std::optional<double>> q_time(static_cast<std::size_t>(m));
     for (int attempt = 0; attempt < 4; ++attempt, horizon *= 2.0) {
-        tab = win_time_distribution(g, horizon);
+        q_tab = win_time_distribution(g, horizon);
         bool all = true;
         for (Eigen::Index j = 0; j < m; ++j) {
             const double w = a.win_probability(j);
             q_time[static_cast<std::size_t>(j)] =
-                w > 0.0 ? detail::win_quantile_from_table(tab, j, w, t.quantile) : std::nullopt;
+                w > 0.0 ? detail::win_quantile_from_table(q_tab, j, w, t.quantile) : std::nullopt;
             all = all && (w <= 0.0 || q_time[static_cast<std::size_t>(j)].has_value());
         }
         if (all) break;
     }
+    const double period_horizon = t.period / detail::funnel_min_cycle_scale;
+    const win_time_table tab = q_tab.horizon() >= period_horizon ? q_tab : win_time_distribution(g, period_horizon);
 
     const double entering_rate = f.new_deals_per_period / t.period; // new deals per time unit
     f.stages.resize(static_cast<std::size_t>(m));
