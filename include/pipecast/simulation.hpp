@@ -326,7 +326,7 @@ public:
                     L.time.assign(n, 0);
                     worker_state ws(*this);
                     for (;;) {
-                        if (cancel.load(std::memory_order_relaxed)) break;
+                        if (cancel.load(std::memory_order_relaxed) || o_.stop.stop_requested()) break;
                         const std::size_t c = next.fetch_add(1);
                         if (c >= chunks) break;
                         const std::size_t p0 = c * chunk, p1 = std::min(paths, p0 + chunk);
@@ -342,6 +342,7 @@ public:
             while (finished_threads < threads) {
                 cv.wait_for(lk, std::chrono::milliseconds(50));
                 if (finished_threads == threads) break;
+                if (cancel.load()) continue; // cancelled: wait for the workers, report nothing more
                 lk.unlock();
                 bool stop = o_.stop.stop_requested();
                 if (o_.progress && !stop)
@@ -836,7 +837,9 @@ inline simulation_result run_simulation(const stage_graph& g, const book& b, con
     const simulation_options ov = detail::with_model_arrivals(variant, o);
     r.base = detail::run_simulation(base.graph, b, ob, ob.arrival_deal_size, &vb);
     r.variant = detail::run_simulation(variant.graph, b, ov, ov.arrival_deal_size, &vv);
-    const std::size_t n = std::min(vb.size(), vv.size());
+    // Paired paths only when both runs completed (a cancelled run keeps other paths).
+    const bool paired = r.base.status == simulation_status::completed && r.variant.status == simulation_status::completed;
+    const std::size_t n = paired ? vb.size() : 0;
     std::vector<double> diff(n);
     for (std::size_t p = 0; p < n; ++p) diff[p] = vv[p] - vb[p];
     r.difference = detail::summarise(diff, o);

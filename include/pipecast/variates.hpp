@@ -23,8 +23,10 @@
 /// probability) of the exact values and derivatives dT/dp = ∓1/f(T) at the cell ends.
 ///
 /// A deal of age a needs T | T > a: with S₀ = S(a), F₀ = F(a) and a uniform v, the total
-/// dwell is T = S⁻¹(S₀ v) when S₀ v ≤ ½ (upper table), else T = F⁻¹(F₀ + S₀(1 − v)) (lower
-/// table); the remaining dwell is T − a. A fresh draw is the case S₀ = 1, F₀ = 0, a = 0.
+/// dwell is the quantile T = F⁻¹(F₀ + S₀ v), read from the lower table when F₀ + S₀ v ≤ ½
+/// and otherwise as T = S⁻¹(S₀ (1 − v)) from the upper table (no cancellation in either
+/// tail); the remaining dwell is T − a. A fresh draw is the case S₀ = 1, F₀ = 0, a = 0.
+/// T increases with v, as the library's quantile(residual(d, a), v) does.
 ///
 /// **Error.** Node values come from Boost.Math (quantile / complement quantile, pdf). In a
 /// cell of relative width h = 2⁻⁴ the cubic Hermite error is about h⁴/384·|p⁴T''''/T|,
@@ -163,16 +165,18 @@ public:
         std::int64_t bias[2] = {0, 0};
         double upper_floor = 0.0;
 
-        /// A fresh dwell from the word k (no branch: the tail is picked by the top bit).
+        /// A fresh dwell T = F⁻¹(v) from the word k (no branch: the tail is picked by the
+        /// top bit of k, i.e. v > ½).
         [[nodiscard]] double sample(std::uint32_t k) const noexcept {
-            const std::uint32_t up = (k >> 31) ^ 1u;            // 1 when v < ½
-            const std::uint32_t kk = k ^ (up - 1u);             // v when up, else 1 − v
+            const std::uint32_t up = k >> 31;                   // 1 when v > ½
+            const std::uint32_t kk = k ^ (0u - up);             // v, or 1 − v in the upper tail
             return lookup(table, bias[up], uniform_open(kk));
         }
-        /// T | T > a from the word k and F₀ = F(a), S₀ = S(a) (no branch).
+        /// T = F⁻¹(F₀ + S₀ v), i.e. T | T > a, from the word k and F₀ = F(a), S₀ = S(a)
+        /// (no branch).
         [[nodiscard]] double total_time(std::uint32_t k, double f0, double s0) const noexcept {
-            const double p = std::max(s0 * uniform_open(k), upper_floor);
-            const double q = std::min(f0 + s0 * uniform_open_complement(k), 0.5);
+            const double p = std::max(s0 * uniform_open_complement(k), upper_floor);
+            const double q = std::min(f0 + s0 * uniform_open(k), 0.5);
             const std::uint64_t up = p <= 0.5 ? 1 : 0;
             const std::uint64_t mask = 0 - up;
             const std::uint64_t xb = (std::bit_cast<std::uint64_t>(p) & mask) | (std::bit_cast<std::uint64_t>(q) & ~mask);

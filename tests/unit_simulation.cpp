@@ -1,0 +1,464 @@
+// Tests of simulation.hpp: determinism across threads, exact phase-type values, an
+// independent slow reference on b2b6, the weighted forecast without a horizon, arrivals,
+// common random numbers, sub-periods, correlation, cancellation and bad options.
+#include <pipecast/simulation.hpp>
+#include <pipecast/analytics.hpp>
+#include <pipecast/book_io.hpp>
+#include <pipecast/model_io.hpp>
+
+#include <doctest/doctest.h>
+
+#include <boost/math/quadrature/gauss_kronrod.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+using namespace pipecast;
+
+namespace {
+
+model b2b6() { return load_model(PIPECAST_SHARED_DIR "/scenarios/b2b6.json"); }
+book b2b6_book(const stage_graph& g) { return load_book_csv(PIPECAST_SHARED_DIR "/scenarios/b2b6_open_deals.csv", g); }
+
+/// b2b6 with every dwell replaced by an exponential of the same mean (a CTMC).
+stage_graph markov_b2b6() {
+    const stage_graph g = b2b6().graph;
+    std::vector<open_stage> st;
+    for (const auto& s : g.stages()) st.push_back({s.name, dwell_distribution::exponential(s.dwell.mean())});
+    return stage_graph(st, {g.outcomes().begin(), g.outcomes().end()}, g.transitions());
+}
+
+/// One open stage with dwell d, then Won with probability p, else Lost.
+stage_graph one_stage(dwell_distribution d, double p) {
+    Eigen::MatrixXd t(1, 3);
+    t << 0.0, p, 1.0 - p;
+    return stage_graph({{"S", std::move(d)}}, {{"Won", true}, {"Lost", false}}, t);
+}
+
+/// Tolerance for comparing two independent estimates: k combined standard errors.
+double combined(double se1, double se2, double k = 4.0) { return k * std::sqrt(se1 * se1 + se2 * se2); }
+
+/// The independent slow reference: std::mt19937_64, <random>, Boost.Math quantiles per
+/// draw (through dwell.hpp's residual quantile), a linear search of the transition row.
+/// Returns the per-path won value within the horizon.
+std::vector<double> slow_reference(const stage_graph& g, const book& b, double horizon, std::size_t paths,
+                                   std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> unif(0.0, 1.0);
+    auto open_u = [&] {
+        double u;
+        do u = unif(rng);
+        while (u <= 0.0);
+        return u;
+    };
+    std::vector<double> totals;
+    for (std::size_t p = 0; p < paths; ++p) {
+        double total = 0.0;
+        for (std::size_t d = 0; d < b.size(); ++d) {
+            std::size_t s = b.stages()[d];
+            double t = quantile(residual(g.dwell(s), b.ages()[d]), open_u() * (1.0 - 1e-16));
+            for (;;) {
+                if (t > horizon) break;
+                const double u = unif(rng);
+                double acc = 0.0;
+                std::size_t next = g.size() - 1;
+                for (std::size_t j = 0; j < g.size(); ++j) {
+                    acc += g.transition(s, j);
+                    if (u < acc) {
+                        next = j;
+                        break;
+                    }
+                }
+                if (g.is_outcome(next)) {
+                    if (g.is_win(next)) total += b.amounts()[d];
+                    break;
+                }
+                s = next;
+                t += quantile(g.dwell(s), open_u() * (1.0 - 1e-16));
+            }
+        }
+        totals.push_back(total);
+    }
+    return totals;
+}
+
+} // namespace
+
+TEST_CASE("simulation") {
+    const model m = b2b6();
+    const book bk = b2b6_book(m.graph);
+
+    SUBCASE("bit-identical results for 1, 2 and 3 threads and any work unit") {
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 300;
+        o.seed = 42;
+        o.quotas = {4.6e7};
+        o.sub_period_ends = sub_periods(90, 3);
+        o.threads = 1;
+        const simulation_result r1 = simulate(m, bk, o);
+        o.threads = 2;
+        const simulation_result r2 = simulate(m, bk, o);
+        o.threads = 3;
+        o.chunk_paths = 7;
+        const simulation_result r3 = simulate(m, bk, o);
+        for (const auto* r : {&r2, &r3}) {
+            CHECK(r->status == simulation_status::completed);
+            CHECK(r->won_value.mean == r1.won_value.mean);
+            CHECK(r->won_value.sd == r1.won_value.sd);
+            CHECK(r->won_value.quantiles == r1.won_value.quantiles);
+            CHECK(r->won_value.p_quota == r1.won_value.p_quota);
+            CHECK(r->won_value.histogram.counts == r1.won_value.histogram.counts);
+            CHECK(r->won_count.mean == r1.won_count.mean);
+            CHECK(r->sub_period_value[1].mean == r1.sub_period_value[1].mean);
+            CHECK(r->deal_win_probability == r1.deal_win_probability);
+            for (std::size_t d = 0; d < bk.size(); ++d)
+                if (!(r->deal_expected_close_time[d] == r1.deal_expected_close_time[d]))
+                    REQUIRE(std::isnan(r->deal_expected_close_time[d]) == std::isnan(r1.deal_expected_close_time[d]));
+        }
+        // Another seed gives another stream.
+        o.seed = 43;
+        CHECK(simulate(m, bk, o).won_value.mean != r1.won_value.mean);
+        CHECK(r1.deal_paths == 300u * bk.size());
+        CHECK(r1.paths == 300);
+    }
+
+    SUBCASE("all-exponential model: P(won by t | stage) matches the exact phase-type value") {
+        const stage_graph g = markov_b2b6();
+        book b(g);
+        // 40 deals per stage at various ages (memoryless: the age must not matter).
+        for (std::size_t s = 0; s < g.open_count(); ++s)
+            for (int i = 0; i < 40; ++i) b.add("d", s, 1.0, 3.0 * i);
+        for (double t : {5.0, 20.0, 60.0, 150.0}) {
+            simulation_options o;
+            o.horizon = t;
+            o.paths = 2000;
+            o.seed = 7;
+            const simulation_result r = simulate(g, b, o);
+            const Eigen::VectorXd exact = won_by_exact(g, t);
+            for (std::size_t s = 0; s < g.open_count(); ++s) {
+                // Each stage's 40 deals: mean of 80,000 Bernoulli draws (independent deals).
+                double p = 0.0;
+                for (int i = 0; i < 40; ++i) p += r.deal_win_probability[s * 40 + static_cast<std::size_t>(i)];
+                p /= 40.0;
+                const double e = exact(static_cast<Eigen::Index>(s));
+                const double se = std::sqrt(std::max(e * (1.0 - e), 1e-6) / (40.0 * 2000.0));
+                CAPTURE(t);
+                CAPTURE(s);
+                CHECK(std::abs(p - e) <= 4.0 * se);
+            }
+        }
+    }
+
+    SUBCASE("b2b6, horizon 90: the mean won value matches a slow independent reference") {
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 2000;
+        o.seed = 2026;
+        const simulation_result r = simulate(m, bk, o);
+        const std::vector<double> ref = slow_reference(m.graph, bk, 90.0, 60, 99);
+        double mean = 0.0, ss = 0.0;
+        for (double v : ref) mean += v;
+        mean /= static_cast<double>(ref.size());
+        for (double v : ref) ss += (v - mean) * (v - mean);
+        const double se = std::sqrt(ss / static_cast<double>(ref.size() - 1) / static_cast<double>(ref.size()));
+        CAPTURE(r.won_value.mean);
+        CAPTURE(mean);
+        CHECK(std::abs(r.won_value.mean - mean) <= combined(r.won_value.standard_error, se));
+        // A test that can fail: a 2% bias would be caught.
+        CHECK(combined(r.won_value.standard_error, se) < 0.02 * mean);
+        // Identities: per-stage expected wins add up to the mean won count and value.
+        double wins = 0.0, value = 0.0;
+        for (std::size_t s = 0; s < m.graph.open_count(); ++s) {
+            wins += r.stage_expected_wins[s];
+            value += r.stage_expected_value[s];
+        }
+        CHECK(wins == doctest::Approx(r.won_count.mean).epsilon(1e-12));
+        CHECK(value == doctest::Approx(r.won_value.mean).epsilon(1e-12));
+        for (std::size_t d = 0; d < bk.size(); ++d)
+            if (r.deal_win_probability[d] > 0.0) {
+                REQUIRE(r.deal_expected_close_time[d] >= 0.0);
+                REQUIRE(r.deal_expected_close_time[d] <= 90.0);
+            }
+    }
+
+    SUBCASE("no horizon: the mean equals the weighted forecast") {
+        simulation_options o;
+        o.paths = 400;
+        o.seed = 5;
+        const simulation_result r = simulate(m, bk, o);
+        const Eigen::VectorXd w = win_probabilities(m.graph);
+        double forecast = 0.0, count = 0.0;
+        for (std::size_t d = 0; d < bk.size(); ++d) {
+            forecast += bk.amounts()[d] * w(bk.stages()[d]);
+            count += w(bk.stages()[d]);
+        }
+        CHECK(std::abs(r.won_value.mean - forecast) <= 4.0 * r.won_value.standard_error);
+        CHECK(std::abs(r.won_count.mean - count) <= 4.0 * r.won_count.standard_error);
+        CHECK(std::isinf(r.horizon));
+    }
+
+    SUBCASE("one exponential stage: win probability and close time in closed form") {
+        const double mu = 10.0, p = 0.6, h = 15.0;
+        const stage_graph g = one_stage(dwell_distribution::exponential(mu), p);
+        book b(g);
+        b.add("a", 0, 100.0, 0.0);
+        simulation_options o;
+        o.horizon = h;
+        o.paths = 100000;
+        const simulation_result r = simulate(g, b, o);
+        const double q = 1.0 - std::exp(-h / mu);
+        const double pw = p * q;
+        CHECK(std::abs(r.deal_win_probability[0] - pw) <= 4.0 * std::sqrt(pw * (1 - pw) / 1e5));
+        // E[T | T <= h] for T ~ Exp(mean mu), and its sd.
+        const double et = mu - h * std::exp(-h / mu) / q;
+        const double et2 = (2 * mu * mu - std::exp(-h / mu) * (h * h + 2 * mu * h + 2 * mu * mu)) / q;
+        const double se = std::sqrt((et2 - et * et) / (pw * 1e5));
+        CHECK(std::abs(r.deal_expected_close_time[0] - et) <= 4.0 * se);
+        CHECK(r.won_value.mean == doctest::Approx(100.0 * r.deal_win_probability[0]).epsilon(1e-12));
+    }
+
+    SUBCASE("aged and overdue deals") {
+        // Fixed dwell 10, age 15: overdue, leaves at once; a Weibull deal so old that its
+        // survival underflows uses the closed-form residual.
+        const stage_graph gf = one_stage(dwell_distribution::fixed(10.0), 0.7);
+        book bf(gf);
+        bf.add("late", 0, 1.0, 15.0);
+        bf.add("young", 0, 1.0, 4.0);
+        simulation_options o;
+        o.horizon = 5.0;
+        o.paths = 20000;
+        const simulation_result rf = simulate(gf, bf, o);
+        CHECK(std::abs(rf.deal_win_probability[0] - 0.7) <= 4.0 * std::sqrt(0.21 / 20000));
+        CHECK(rf.deal_expected_close_time[0] == 0.0);
+        CHECK(rf.deal_win_probability[1] == 0.0); // needs 6 more
+        const stage_graph gw = one_stage(dwell_distribution::weibull(2.0, 10.0), 1.0);
+        book bw(gw);
+        bw.add("ancient", 0, 1.0, 400.0);
+        o.horizon = 3.0; // P(residual > 3) = exp(-(3·803)/λ²) ≈ 6e-9
+        const simulation_result rw = simulate(gw, bw, o);
+        CHECK(rw.deal_win_probability[0] == 1.0); // residual mean ≈ λ²/(2a) ≈ 0.16
+        CHECK(rw.deal_expected_close_time[0] < 0.5);
+        CHECK(rw.deal_expected_close_time[0] > 0.0);
+    }
+
+    SUBCASE("arrivals: count and wins within h match the integral of the rate") {
+        const stage_graph g = markov_b2b6();
+        book empty(g);
+        const double h = 60.0;
+        for (int seasonal = 0; seasonal < 2; ++seasonal) {
+            arrival_process a;
+            a.stage = 0;
+            a.rate = 4.0;
+            if (seasonal) {
+                a.period = 10.0;
+                a.period_rates = {2.0, 0.0, 9.0};
+            }
+            simulation_options o;
+            o.horizon = h;
+            o.paths = 4000;
+            o.arrivals = a;
+            o.arrival_deal_size = deal_size_distribution(1000.0, 0.5);
+            const simulation_result r = simulate(g, empty, o);
+            // E[wins] = ∫_0^h λ(τ) F_0(h − τ) dτ, F_0 = P(won by t | entered stage 0).
+            auto integrand = [&](double tau) { return a.rate_at(tau) * won_by_exact(g, h - tau)(0); };
+            double expected = 0.0;
+            const double step = seasonal ? a.period : h;
+            for (double s0 = 0.0; s0 < h; s0 += step)
+                expected += boost::math::quadrature::gauss_kronrod<double, 15>::integrate(integrand, s0,
+                                                                                          std::min(h, s0 + step));
+            const double lam = a.expected_count(h);
+            CAPTURE(seasonal);
+            CHECK(std::abs(r.arrivals_expected_count - lam) <= 4.0 * std::sqrt(lam / 4000.0));
+            CHECK(std::abs(r.arrivals_expected_wins - expected) <= 4.0 * std::sqrt(expected / 4000.0));
+            CHECK(r.won_count.mean == r.arrivals_expected_wins);
+            // Compound Poisson: Var(value) = E[wins] E[A²].
+            const deal_size_distribution ds = *o.arrival_deal_size;
+            const double ea = ds.mean(), ea2 = ds.median() * ds.median() * std::exp(2 * ds.sigma() * ds.sigma());
+            CHECK(std::abs(r.arrivals_expected_value - expected * ea) <= 4.0 * std::sqrt(expected * ea2 / 4000.0));
+        }
+        // The model overload takes the model's arrivals and deal size when asked.
+        simulation_options o;
+        o.horizon = 30;
+        o.paths = 50;
+        o.model_arrivals = true;
+        const simulation_result r = simulate(m, book(m.graph), o);
+        CHECK(std::abs(r.arrivals_expected_count - 40.0 * 30.0) <= 4.0 * std::sqrt(1200.0 / 50.0));
+    }
+
+    SUBCASE("common random numbers: Var(difference) << Var(either run)") {
+        model variant = m;
+        Eigen::MatrixXd t = m.graph.transitions();
+        const auto neg = static_cast<Eigen::Index>(m.graph.index_of("Negotiation"));
+        t(neg, static_cast<Eigen::Index>(m.graph.index_of("Won"))) = 0.80;
+        t(neg, static_cast<Eigen::Index>(m.graph.index_of("Lost"))) = 0.15;
+        variant.graph = stage_graph({m.graph.stages().begin(), m.graph.stages().end()},
+                                    {m.graph.outcomes().begin(), m.graph.outcomes().end()}, t);
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 600;
+        o.seed = 11;
+        const simulation_difference d = simulate_difference(m, variant, bk, o);
+        const double var_diff = d.difference.sd * d.difference.sd;
+        CAPTURE(d.difference.sd);
+        CAPTURE(d.base.won_value.sd);
+        const double var_base = d.base.won_value.sd * d.base.won_value.sd;
+        const double var_variant = d.variant.won_value.sd * d.variant.won_value.sd;
+        // Independent runs would give Var(difference) = Var(base) + Var(variant).
+        CHECK(var_diff < 0.1 * (var_base + var_variant));
+        CHECK(var_diff < 0.25 * std::min(var_base, var_variant));
+        simulation_options other = o;
+        other.seed = 12;
+        const simulation_result indep = simulate(variant, bk, other);
+        // The same difference estimated from independent runs agrees, with a far larger error.
+        CHECK(std::abs(indep.won_value.mean - d.base.won_value.mean - d.difference.mean) <=
+              combined(indep.won_value.standard_error, d.base.won_value.standard_error));
+        CHECK(d.correlation > 0.9);
+        CHECK(d.difference.mean == doctest::Approx(d.variant.won_value.mean - d.base.won_value.mean).epsilon(1e-9));
+        CHECK(d.difference.mean > 4.0 * d.difference.standard_error); // the better close rate shows
+        // The same model twice: zero difference on every path.
+        const simulation_difference same = simulate_difference(m, m, bk, o);
+        CHECK(same.difference.sd == 0.0);
+        CHECK(same.difference.mean == 0.0);
+    }
+
+    SUBCASE("sub-periods: cumulative, the last equals the horizon's, the first equals a shorter run") {
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 200;
+        o.sub_period_ends = sub_periods(90, 3);
+        const simulation_result r = simulate(m, bk, o);
+        REQUIRE(r.sub_period_value.size() == 3);
+        CHECK(r.sub_period_value[0].mean <= r.sub_period_value[1].mean);
+        CHECK(r.sub_period_value[1].mean <= r.sub_period_value[2].mean);
+        CHECK(r.sub_period_value[2].mean == doctest::Approx(r.won_value.mean).epsilon(1e-12));
+        simulation_options o30 = o;
+        o30.horizon = 30;
+        o30.sub_period_ends.clear();
+        CHECK(simulate(m, bk, o30).won_value.mean == doctest::Approx(r.sub_period_value[0].mean).epsilon(1e-12));
+        CHECK(sub_periods(90, 3) == std::vector<double>{30, 60, 90});
+        CHECK_THROWS_AS((void)sub_periods(90, 0), argument_error);
+    }
+
+    SUBCASE("summary: quantiles, P(quota), histogram") {
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 500;
+        o.quantiles = {0.0, 0.1, 0.5, 0.9, 1.0};
+        o.quotas = {0.0, 4.5e7, 4.7e7, 1e12};
+        o.histogram_bins = 10;
+        const simulation_result r = simulate(m, bk, o);
+        const auto& s = r.won_value;
+        CHECK(s.quantiles.front() == s.min);
+        CHECK(s.quantiles.back() == s.max);
+        CHECK(std::is_sorted(s.quantiles.begin(), s.quantiles.end()));
+        CHECK(s.p_quota[0] == 1.0);
+        CHECK(s.p_quota[1] >= s.p_quota[2]);
+        CHECK(s.p_quota[3] == 0.0);
+        std::uint64_t total = 0;
+        for (auto c : s.histogram.counts) total += c;
+        CHECK(total == 500);
+        CHECK(s.histogram.counts.size() == 10);
+        CHECK(s.standard_error == doctest::Approx(s.sd / std::sqrt(500.0)));
+    }
+
+    SUBCASE("correlation widens the spread") {
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 400;
+        const simulation_result r0 = simulate(m, bk, o);
+        o.correlation = 0.3;
+        const simulation_result r1 = simulate(m, bk, o);
+        CHECK(r1.won_value.sd > 3.0 * r0.won_value.sd);
+        // The log-odds shock has median 0: the mean moves far less than the spread grows.
+        CHECK(std::abs(r1.won_value.mean - r0.won_value.mean) < 0.05 * r0.won_value.mean);
+    }
+
+    SUBCASE("progress and cancellation") {
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 300;
+        std::vector<double> seen;
+        o.progress = [&](double f) {
+            seen.push_back(f);
+            return true;
+        };
+        const simulation_result done = simulate(m, bk, o);
+        CHECK(done.status == simulation_status::completed);
+        REQUIRE(!seen.empty());
+        CHECK(seen.back() == 1.0);
+        CHECK(std::is_sorted(seen.begin(), seen.end()));
+
+        o.paths = 2000000; // minutes of work unless cancelled
+        int calls = 0;
+        o.progress = [&](double f) {
+            ++calls;
+            return f < 0.0; // cancel at the first report
+        };
+        const simulation_result c = simulate(m, bk, o);
+        CHECK(c.status == simulation_status::cancelled);
+        CHECK(calls == 1);
+        CHECK(c.paths < o.paths);
+        CHECK(c.deal_paths == c.paths * bk.size());
+        if (c.paths > 0) CHECK(std::isfinite(c.won_value.mean));
+        else CHECK(std::isnan(c.won_value.mean));
+
+        std::stop_source src;
+        src.request_stop();
+        o.progress = nullptr;
+        o.stop = src.get_token();
+        const simulation_result s = simulate(m, bk, o);
+        CHECK(s.status == simulation_status::cancelled);
+        CHECK(s.paths < o.paths);
+    }
+
+    SUBCASE("bad options throw argument_error naming the item") {
+        simulation_options o;
+        o.paths = 0;
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("paths"), argument_error);
+        o = {};
+        o.horizon = -1;
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("horizon"), argument_error);
+        o.horizon = std::nan("");
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("horizon"), argument_error);
+        o.horizon = 0;
+        CHECK_THROWS_AS((void)simulate(m, bk, o), argument_error);
+        o = {};
+        o.threads = 100000;
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("threads"), argument_error);
+        o = {};
+        o.quotas = {-5};
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("quota"), argument_error);
+        o.quotas = {std::nan("")};
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("quota"), argument_error);
+        o = {};
+        o.quantiles = {1.5};
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("quantile"), argument_error);
+        o = {};
+        o.histogram_bins = 0;
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("histogram"), argument_error);
+        o = {};
+        o.correlation = -0.1;
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("correlation"), argument_error);
+        o = {};
+        o.horizon = 90;
+        o.sub_period_ends = {30, 20};
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("sub-period"), argument_error);
+        o.sub_period_ends = {30, 120};
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("sub-period"), argument_error);
+        o = {};
+        o.arrivals = arrival_process{0, 5.0, 0.0, {}};
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("finite horizon"), argument_error);
+        o.horizon = 30;
+        CHECK_THROWS_WITH_AS((void)simulate(m.graph, bk, o), doctest::Contains("deal-size"), argument_error);
+        o.arrivals = arrival_process{0, -5.0, 0.0, {}};
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("rate"), argument_error);
+        const stage_graph other = one_stage(dwell_distribution::exponential(3.0), 0.5);
+        CHECK_THROWS_WITH_AS((void)simulate(other, bk, simulation_options{}), doctest::Contains("book"),
+                             argument_error);
+    }
+}
