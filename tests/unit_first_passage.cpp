@@ -187,6 +187,47 @@ TEST_CASE("first_passage") {
         }
     }
 
+    SUBCASE("fixed and empirical dwells: atoms at their exact positions, O(Δ²)") {
+        // A (fixed v) -> B (exponential 4) with 0.6, B -> Won with 0.8:
+        //   P(won by t | A) = 0.48 (1 - e^{-(t - v)/4}) for t > v
+        const double v = 5.13;
+        const auto g = chain2(dwell_distribution::fixed(v), 0.6, 4.0, 0.8);
+        auto exact = [&](double t, double shift) { return t > shift ? 0.48 * -std::expm1(-(t - shift) / 4.0) : 0.0; };
+        auto max_err = [&](std::size_t steps) {
+            const auto tab = pipecast::win_time_distribution(g, 40.0, steps);
+            double err = 0.0;
+            for (double t : {6.0, 10.0, 20.0, 40.0}) {
+                err = std::max(err, std::abs(pipecast::won_by(tab, 0, t) - exact(t, v)));
+                // a deal of age 2 has 3.13 left
+                err = std::max(err, std::abs(pipecast::won_within(g, tab, 0, 2.0, t) - exact(t, v - 2.0)));
+            }
+            return err;
+        };
+        const double e1 = max_err(200), e3 = max_err(800);
+        INFO("errors " << e1 << " " << e3);
+        CHECK(e1 < 2e-4);
+        CHECK(e1 / e3 > 10.0); // two halvings: ~16 for O(Δ²), 4 for O(Δ)
+        // overdue: the deal leaves at once, P = Y(h)
+        const auto tab = pipecast::win_time_distribution(g, 40.0, 400);
+        CHECK(pipecast::won_within(g, tab, 0, 7.0, 10.0) ==
+              Approx(0.6 * pipecast::won_by(tab, 1, 10.0)).epsilon(1e-12));
+        CHECK(pipecast::won_within(g, tab, 0, 2.0, 3.0) == 0.0); // not out of A yet
+
+        // empirical atoms 1.3, 4.0, 6.1 with weights 0.2, 0.5, 0.3
+        const auto e = chain2(dwell_distribution::empirical({1.3, 4.0, 6.1}, {0.2, 0.5, 0.3}), 0.6, 4.0, 0.8);
+        const double at[3] = {1.3, 4.0, 6.1}, wt[3] = {0.2, 0.5, 0.3};
+        const auto te = pipecast::win_time_distribution(e, 40.0, 100); // Δ = 0.4: atoms inside cells
+        for (double t : {2.0, 6.0, 10.0, 40.0}) {
+            double want = 0.0, want_aged = 0.0; // age 2: atoms 4.0, 6.1 remain with 0.5/0.8, 0.3/0.8
+            for (int l = 0; l < 3; ++l) {
+                want += wt[l] * exact(t, at[l]);
+                if (l > 0) want_aged += wt[l] / 0.8 * exact(t, at[l] - 2.0);
+            }
+            CHECK(std::abs(pipecast::won_by(te, 0, t) - want) < 1e-4);
+            CHECK(std::abs(pipecast::won_within(e, te, 0, 2.0, t) - want_aged) < 2e-4);
+        }
+    }
+
     SUBCASE("b2b6: a long horizon gives the win probability; second order on mixed families") {
         const auto g = pipecast::load_model(PIPECAST_SHARED_DIR "/scenarios/b2b6.json").graph;
         const auto a = pipecast::analyse(g);

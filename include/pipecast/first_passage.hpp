@@ -10,14 +10,19 @@
 /// P(won by t | deal just entered open stage i) and Y_i(t) = P_i,win + Σ_j Q_ij F_j(t)
 /// the same for a deal just leaving i. Then F_i(t) = ∫_0^t dG_i(s) Y_i(t - s), with G_i the
 /// dwell cdf. On a grid t_n = nΔ the Stieltjes integral is summed cell by cell with the
-/// exact dwell mass of each cell, G_i(t_k) - G_i(t_{k-1}), times the trapezoid average of Y
-/// over the cell; the k = 1 cell involves F(t_n) itself and is solved exactly as a small
-/// linear system (I - D Q) F(t_n) = ... . The error is O(Δ²) for smooth dwell densities and
-/// O(Δ) for fixed or empirical dwells (mass is placed at cell midpoints); tests check it
-/// against the matrix-exponential solution of all-exponential models.
+/// exact dwell mass of each cell, G_i(t_k) - G_i(t_{k-1}), times Y interpolated linearly at
+/// the position of that mass in the cell (the cell midpoint, i.e. the trapezoid average, for
+/// continuous dwells; the atoms' exact positions for fixed and empirical dwells); the k = 1
+/// cell involves F(t_n) itself and is solved exactly as a small linear system
+/// (I - D Q) F(t_n) = ... . The error is O(Δ²) wherever Y is smooth, for continuous
+/// densities and atoms alike (a jump of F, which only atoms create, is smeared over one
+/// cell); the cell masses sum to G_i(t) exactly so F(∞) = P(win) is reached to rounding;
+/// tests check the error order against the matrix-exponential solution of all-exponential
+/// models and against quadrature (docs/analytics.md).
 ///
 /// A deal of age a in stage i uses the residual dwell in its first stage:
-/// P(won within h | i, a) = ∫_0^h dG_i^a(s) Y_i(h - s), summed the same way.
+/// P(won within h | i, a) = ∫_0^h dG_i^a(s) Y_i(h - s), summed the same way (exactly over
+/// the atoms for fixed and empirical dwells).
 /// Cost: O(K² m) to build a table of K steps for m stages, O(K) per (stage, age) query.
 
 #include <pipecast/analytics.hpp>
@@ -73,8 +78,13 @@ namespace detail {
     win_time_table tab;
     tab.step = horizon / static_cast<double>(steps);
 
-    // dg(k, i) = G_i(kΔ) - G_i((k-1)Δ), k >= 1 (any mass at 0 goes into the first cell).
+    // dg(k, i) = G_i(kΔ) - G_i((k-1)Δ), k >= 1 (any mass at 0 goes into the first cell), and
+    // pos(k, i) in [0, 1]: where in cell k that mass sits, as a fraction of the cell. It is ½
+    // for continuous dwells (the trapezoid rule, O(Δ²) for smooth densities) and the exact
+    // mass-weighted position of the atoms for fixed and empirical dwells, so that their atoms
+    // are not moved to the cell midpoints (which would cost O(Δ)).
     Eigen::MatrixXd dg(k_max + 1, m);
+    Eigen::MatrixXd pos = Eigen::MatrixXd::Constant(k_max + 1, m, 0.5);
     for (Eigen::Index i = 0; i < m; ++i) {
         const auto& d = g.dwell(static_cast<std::size_t>(i));
         double prev = 0.0;
@@ -84,14 +94,35 @@ namespace detail {
             dg(k, i) = c - prev;
             prev = c;
         }
+        if (detail::is_continuous(d)) continue;
+        const std::vector<double> atoms = d.family() == dwell_family::fixed
+                                              ? std::vector<double>{d.mean()}
+                                              : std::vector<double>(d.values().begin(), d.values().end());
+        Eigen::VectorXd moment = Eigen::VectorXd::Zero(k_max + 1);
+        for (std::size_t l = 0; l < atoms.size(); ++l) {
+            const double v = atoms[l];
+            const double mass = d.family() == dwell_family::fixed ? 1.0 : pdf(d, v);
+            // the cell of v as cdf() sees it: the smallest k >= 1 with kΔ >= v
+            auto k = std::max<Eigen::Index>(1, static_cast<Eigen::Index>(std::ceil(v / tab.step)));
+            while (k > 1 && static_cast<double>(k - 1) * tab.step >= v) --k;
+            while (k <= k_max && static_cast<double>(k) * tab.step < v) ++k;
+            if (k > k_max) break;
+            moment(k) += mass * std::clamp(v / tab.step - static_cast<double>(k - 1), 0.0, 1.0);
+        }
+        for (Eigen::Index k = 1; k <= k_max; ++k)
+            if (dg(k, i) > 0.0) pos(k, i) = std::clamp(moment(k) / dg(k, i), 0.0, 1.0);
     }
+    // Cell k of stage i contributes dg·((1 - pos) Y(t_{n-k+1}) + pos Y(t_{n-k})): the linear
+    // interpolation of Y at the mass's position. `late` and `early` hold the two weights.
+    const Eigen::MatrixXd late = dg.cwiseProduct((Eigen::MatrixXd::Ones(k_max + 1, m) - pos));
+    const Eigen::MatrixXd early = dg.cwiseProduct(pos);
     const Eigen::MatrixXd q = g.transient_block();
     Eigen::VectorXd p_win = Eigen::VectorXd::Zero(m);
     for (std::size_t k = 0; k < g.outcome_count(); ++k)
         if (g.outcomes()[k].win) p_win += g.absorbing_block().col(static_cast<Eigen::Index>(k));
 
-    const Eigen::VectorXd half_first = 0.5 * dg.row(1).transpose();
-    const Eigen::PartialPivLU<Eigen::MatrixXd> lu(Eigen::MatrixXd::Identity(m, m) - half_first.asDiagonal() * q);
+    const Eigen::VectorXd late_first = late.row(1).transpose();
+    const Eigen::PartialPivLU<Eigen::MatrixXd> lu(Eigen::MatrixXd::Identity(m, m) - late_first.asDiagonal() * q);
 
     tab.won_by = Eigen::MatrixXd::Zero(k_max + 1, m);
     tab.after_exit = Eigen::MatrixXd::Zero(k_max + 1, m);
@@ -99,12 +130,12 @@ namespace detail {
     Eigen::VectorXd rest(m);
     for (Eigen::Index n = 1; n <= k_max; ++n) {
         for (Eigen::Index i = 0; i < m; ++i) {
-            double acc = 0.5 * dg(1, i) * tab.after_exit(n - 1, i);
+            double acc = early(1, i) * tab.after_exit(n - 1, i);
             for (Eigen::Index k = 2; k <= n; ++k)
-                acc += dg(k, i) * 0.5 * (tab.after_exit(n - k, i) + tab.after_exit(n - k + 1, i));
+                acc += early(k, i) * tab.after_exit(n - k, i) + late(k, i) * tab.after_exit(n - k + 1, i);
             rest(i) = acc;
         }
-        const Eigen::VectorXd f = lu.solve(rest + half_first.cwiseProduct(p_win)).cwiseMax(0.0).cwiseMin(1.0);
+        const Eigen::VectorXd f = lu.solve(rest + late_first.cwiseProduct(p_win)).cwiseMax(0.0).cwiseMin(1.0);
         tab.won_by.row(n) = f.transpose();
         tab.after_exit.row(n) = (p_win + q * f).cwiseMin(1.0).transpose();
     }
@@ -135,6 +166,20 @@ namespace detail {
     if (h == 0.0) return 0.0;
     const residual_dwell r(g.dwell(stage), age);
     const auto col = static_cast<Eigen::Index>(stage);
+    const auto y_at = [&](double t) { return detail::interpolate(tab.after_exit, tab.step, col, t); };
+    const auto& d = g.dwell(stage);
+    if (r.overdue()) return std::clamp(y_at(h), 0.0, 1.0); // leaves at once
+    if (d.family() == dwell_family::fixed) {
+        const double rest = d.mean() - age;
+        return rest <= h ? std::clamp(y_at(h - rest), 0.0, 1.0) : 0.0;
+    }
+    if (d.family() == dwell_family::empirical) { // exact sum over the atoms of the residual
+        const auto v = d.values();
+        double acc = 0.0;
+        for (std::size_t l = age == 0.0 ? 0 : detail::first_above(d, age); l < v.size() && v[l] - age <= h; ++l)
+            acc += pdf(d, v[l]) * y_at(h - (v[l] - age));
+        return std::clamp(acc / r.survival_at_age(), 0.0, 1.0);
+    }
     const auto cells = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(h / tab.step - 1e-9)));
     const double ds = h / static_cast<double>(cells);
     double acc = 0.0, prev_cdf = 0.0, y_prev = detail::interpolate(tab.after_exit, tab.step, col, h);
