@@ -245,6 +245,7 @@ TEST_CASE("model_io") {
         CHECK(m.arrivals->rate_at(13.0) == 20.0);
         CHECK(m.arrivals->rate_at(51.9) == 40.0);
         CHECK(m.arrivals->rate_at(52.0) == 10.0); // the pattern repeats
+        CHECK(m.arrivals->rate_at(-1.0) == 40.0);  // ... backwards too
         CHECK(m.arrivals->expected_count(19.5) == doctest::Approx(13 * 10 + 6.5 * 20).epsilon(1e-15));
         CHECK(m.arrivals->expected_count(52.0) == doctest::Approx(13 * 100).epsilon(1e-15));
         CHECK(pipecast::model_from_json(pipecast::to_json(m)) == m);

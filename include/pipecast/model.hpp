@@ -57,11 +57,12 @@ struct arrival_process {
     double period = 0.0;
     std::vector<double> period_rates;
 
-    /// Arrival rate at time t (t >= 0).
+    /// Arrival rate at time t (the seasonal pattern repeats in both directions of time).
     [[nodiscard]] double rate_at(double t) const noexcept {
         if (period_rates.empty()) return rate;
-        const auto k = static_cast<std::size_t>(std::floor(t / period));
-        return period_rates[k % period_rates.size()];
+        const auto n = static_cast<long long>(period_rates.size());
+        const auto k = static_cast<long long>(std::floor(t / period));
+        return period_rates[static_cast<std::size_t>(((k % n) + n) % n)];
     }
     /// Expected number of arrivals in [0, t].
     [[nodiscard]] double expected_count(double t) const noexcept {
