@@ -1,6 +1,418 @@
-// pipecast fit / kpi — placeholder until its issue lands (registers nothing yet).
+// pipecast fit / kpi — learn the model from deal history, and the pipeline's health KPIs.
 #include "cli_common.hpp"
 
+#include <pipecast/book_io.hpp>
+#include <pipecast/estimation.hpp>
+#include <pipecast/history.hpp>
+#include <pipecast/kpi.hpp>
+#include <pipecast/model_io.hpp>
+
+#include <cctype>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
 namespace pipecast_cli {
-void add_fit_commands(CLI::App&) {}
+namespace {
+
+using nlohmann::json;
+
+/// Options shared by fit and kpi: how to read and fit the history.
+struct history_args {
+    std::string history;
+    std::string as_of;
+    std::string time_unit = "day";
+    std::vector<std::string> won;
+    std::vector<std::string> outcomes;
+    std::string dwell = "aic";
+    double prior_count = 0.0;
+    bool skip_bad_rows = false;
+    bool json = false;
+};
+
+void add_history_options(CLI::App* cmd, history_args& a) {
+    cmd->add_option("--history", a.history, "stage-visit log (deal_id,stage,entered,exited,next_stage[,amount]) "
+                                             "or stage-change log (deal_id,stage,changed_at[,amount]) CSV")
+        ->required();
+    cmd->add_option("--as-of", a.as_of, "end of the log: open visits are censored here (default: latest time in the file)");
+    cmd->add_option("--time-unit", a.time_unit, "model time unit; ISO dates are converted to it (day, week, month, ...)")
+        ->capture_default_str();
+    cmd->add_option("--won", a.won, "outcome(s) that count as wins (default: by name, e.g. Won, Closed Won)");
+    cmd->add_option("--outcomes", a.outcomes, "outcome stage names (default: inferred from the log)");
+    cmd->add_option("--dwell", a.dwell, "dwell of the model: aic, km, exponential, gamma, lognormal, weibull")
+        ->capture_default_str();
+    cmd->add_option("--prior-count", a.prior_count, "Dirichlet pseudo-count added to every observed transition")
+        ->capture_default_str();
+    cmd->add_flag("--skip-bad-rows", a.skip_bad_rows, "report and skip malformed rows instead of stopping");
+    cmd->add_flag("--json", a.json, "print JSON");
+}
+
+pipecast::visit_log read_history(const history_args& a) {
+    pipecast::history_options o;
+    o.skip_bad_rows = a.skip_bad_rows;
+    o.days_per_unit = pipecast::days_per_unit(a.time_unit);
+    if (!a.as_of.empty()) o.as_of = a.as_of;
+    o.outcomes = a.outcomes;
+    pipecast::visit_log log = pipecast::load_history(a.history, o);
+    if (!log.skipped.empty()) {
+        std::cerr << "pipecast: skipped " << log.skipped.size() << " bad row(s) of " << a.history << ":\n";
+        for (const auto& s : log.skipped) std::cerr << "  " << s.reason << '\n';
+    }
+    return log;
+}
+
+pipecast::fit_options fit_options_of(const history_args& a) {
+    pipecast::fit_options o;
+    o.time_unit = a.time_unit;
+    o.won = a.won;
+    o.prior_count = a.prior_count;
+    static const std::map<std::string, pipecast::dwell_choice> choices{
+        {"aic", pipecast::dwell_choice::aic},
+        {"km", pipecast::dwell_choice::kaplan_meier},
+        {"kaplan_meier", pipecast::dwell_choice::kaplan_meier},
+        {"exponential", pipecast::dwell_choice::exponential},
+        {"gamma", pipecast::dwell_choice::gamma},
+        {"lognormal", pipecast::dwell_choice::lognormal},
+        {"weibull", pipecast::dwell_choice::weibull}};
+    const auto it = choices.find(a.dwell);
+    if (it == choices.end())
+        throw pipecast::argument_error("--dwell: expected aic, km, exponential, gamma, lognormal or weibull, got '" +
+                                       a.dwell + "'");
+    o.dwell = it->second;
+    return o;
+}
+
+json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+/// The dwell as {dist, parameters..., mean}; an empirical (Kaplan–Meier) dwell lists its
+/// support size instead of every point.
+json dwell_json(const pipecast::dwell_distribution& d) {
+    json j;
+    if (d.family() == pipecast::dwell_family::empirical) {
+        j = {{"dist", "empirical"}, {"points", d.values().size()}, {"mean", d.mean()}, {"sd", d.sd()}};
+        return j;
+    }
+    j = pipecast::to_json(d);
+    switch (d.family()) {
+    case pipecast::dwell_family::gamma:
+    case pipecast::dwell_family::weibull: j["scale"] = d.scale(); break;
+    case pipecast::dwell_family::lognormal:
+        j["mu"] = d.log_mu();
+        j["sigma"] = d.log_sigma();
+        break;
+    default: break;
+    }
+    return j;
+}
+
+json fit_json(const pipecast::history_fit& fit) {
+    json stages = json::array();
+    for (const auto& s : fit.stages) {
+        json tr = json::object(), detail = json::array();
+        for (const auto& t : s.transitions) {
+            tr[t.to] = t.probability;
+            detail.push_back({{"to", t.to},
+                              {"count", t.count},
+                              {"probability", t.probability},
+                              {"mle", num(t.mle)},
+                              {"se", t.se},
+                              {"lower", t.lower},
+                              {"upper", t.upper}});
+        }
+        json fits = json::array();
+        for (const auto& f : s.fits) {
+            json params = json::object();
+            for (const auto& p : f.parameters) params[p.name] = {{"value", num(p.value)}, {"se", num(p.se)}};
+            fits.push_back({{"family", std::string(pipecast::to_string(f.family))},
+                            {"status", std::string(pipecast::to_string(f.status))},
+                            {"iterations", f.iterations},
+                            {"log_likelihood", num(f.log_likelihood)},
+                            {"aic", num(f.aic)},
+                            {"parameters", params},
+                            {"mean", num(f.mean)},
+                            {"mean_se", num(f.mean_se)}});
+        }
+        json js = {{"stage", s.name},
+                   {"visits", s.visits},
+                   {"exits", s.exits},
+                   {"censored", s.censored},
+                   {"transitions", tr},
+                   {"transition_estimates", detail},
+                   {"dwell", s.dwell ? dwell_json(*s.dwell) : json(nullptr)},
+                   {"dwell_source", s.dwell_source},
+                   {"best_family", s.best ? json(std::string(pipecast::to_string(s.fits[*s.best].family))) : json(nullptr)},
+                   {"fits", fits},
+                   {"kaplan_meier",
+                    {{"median", num(s.km.median)}, {"restricted_mean", s.km.restricted_mean}, {"leftover", s.km.leftover},
+                     {"last_time", s.km.last_time}, {"event_times", s.km.time.size()}}},
+                   {"naive_mean", num(s.naive_mean)}};
+        if (s.dwell) js["dwell"]["source"] = s.dwell_source;
+        stages.push_back(std::move(js));
+    }
+    json outcomes = json::array();
+    for (const auto& o : fit.outcomes) outcomes.push_back({{"name", o.name}, {"win", o.win}});
+    json j = {{"visits", fit.visits},          {"deals", fit.deals},
+              {"start_time", fit.start_time},  {"end_time", fit.end_time},
+              {"time_unit", fit.time_unit},    {"entry_stage", fit.entry_stage},
+              {"arrival_rate", num(fit.arrival_rate)}, {"outcomes", outcomes},
+              {"stages", stages}};
+    if (fit.deal_size) j["deal_size"] = {{"median", fit.deal_size->median()}, {"sigma", fit.deal_size->sigma()}};
+    return j;
+}
+
+json skipped_json(const pipecast::visit_log& log) {
+    json s = json::array();
+    for (const auto& r : log.skipped) s.push_back({{"line", r.line}, {"reason", r.reason}});
+    return s;
+}
+
+void print_fit_tables(const pipecast::history_fit& fit, std::ostream& os) {
+    os << fit.visits << " visits of " << fit.deals << " deals, log " << fixed(fit.start_time, 1) << " .. "
+       << fixed(fit.end_time, 1) << " (" << fit.time_unit << "s); entry " << fit.entry_stage << " at "
+       << fixed(fit.arrival_rate, 2) << " deals/" << fit.time_unit << "\n\n";
+    table t({"stage", "visits", "exits", "censored", "dwell", "mean", "KM median", "naive mean"});
+    for (const auto& s : fit.stages)
+        t.add_row({s.name, std::to_string(s.visits), std::to_string(s.exits), std::to_string(s.censored),
+                   s.dwell ? (s.dwell_source == "aic" ? std::string(pipecast::to_string(s.dwell->family()))
+                                                      : s.dwell_source)
+                           : "-",
+                   s.dwell ? fixed(s.dwell->mean(), 2) : "-", fixed(s.km.median, 2), fixed(s.naive_mean, 2)});
+    t.print(os);
+    os << '\n';
+    table tr({"from", "to", "exits", "probability", "std. error", "95% interval"});
+    for (const auto& s : fit.stages) {
+        for (const auto& e : s.transitions)
+            tr.add_row({s.name, e.to, fixed(e.count, 0), percent(e.probability, 2), percent(e.se, 2),
+                        percent(e.lower, 1) + " .. " + percent(e.upper, 1)});
+    }
+    tr.print(os);
+    os << '\n';
+    table ft({"stage", "family", "status", "log L", "AIC", "mean", "± se", "parameters"});
+    for (const auto& s : fit.stages) {
+        for (std::size_t k = 0; k < s.fits.size(); ++k) {
+            const auto& f = s.fits[k];
+            std::string params;
+            for (const auto& p : f.parameters)
+                params += (params.empty() ? "" : ", ") + p.name + " " + fixed(p.value, 3) + " ± " + fixed(p.se, 3);
+            ft.add_row({k == 0 ? s.name : "", std::string(pipecast::to_string(f.family)) + (s.best == k ? " *" : ""),
+                        std::string(pipecast::to_string(f.status)), fixed(f.log_likelihood, 1), fixed(f.aic, 1),
+                        fixed(f.mean, 2), fixed(f.mean_se, 2), params});
+        }
+    }
+    ft.print(os);
+    os << "(* least AIC)\n";
+}
+
+/// "model.json" + "west coast" -> "model-west_coast.json".
+std::string segment_path(const std::string& out, const std::string& value) {
+    std::string v;
+    for (char c : value) v += std::isalnum(static_cast<unsigned char>(c)) || c == '-' ? c : '_';
+    if (v.empty()) v = "blank";
+    const auto dot = out.rfind('.');
+    const auto slash = out.rfind('/');
+    if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return out + "-" + v;
+    return out.substr(0, dot) + "-" + v + out.substr(dot);
+}
+
+void run_fit(const history_args& a, const std::string& segment, const std::string& out) {
+    const pipecast::visit_log log = read_history(a);
+    const pipecast::fit_options fo = fit_options_of(a);
+    const pipecast::history_fit fit = pipecast::fit_history(log, fo);
+    std::vector<pipecast::segment_fit> segments;
+    if (!segment.empty()) segments = pipecast::fit_segments(log, segment, fo);
+    std::vector<std::string> written;
+    if (!out.empty()) {
+        pipecast::save_model(pipecast::to_model(fit, "fitted from " + a.history), out);
+        written.push_back(out);
+        for (const auto& s : segments) {
+            try {
+                const std::string p = segment_path(out, s.value);
+                pipecast::save_model(pipecast::to_model(s.fit, segment + " = " + s.value), p);
+                written.push_back(p);
+            } catch (const pipecast::model_error& e) {
+                std::cerr << "pipecast: segment " << segment << " = '" << s.value << "': no model: " << e.what() << '\n';
+            }
+        }
+    }
+    if (a.json) {
+        json j = fit_json(fit);
+        j["source"] = a.history;
+        j["skipped"] = skipped_json(log);
+        if (!segment.empty()) {
+            j["segment_column"] = segment;
+            json segs = json::array();
+            for (const auto& s : segments) {
+                json js = fit_json(s.fit);
+                js["segment"] = s.value;
+                segs.push_back(std::move(js));
+            }
+            j["segments"] = segs;
+        }
+        if (!written.empty()) j["written"] = written;
+        print_json(j);
+        return;
+    }
+    print_fit_tables(fit, std::cout);
+    for (const auto& s : segments) {
+        std::cout << "\n=== " << segment << " = " << s.value << " ===\n";
+        print_fit_tables(s.fit, std::cout);
+    }
+    for (const auto& w : written) std::cout << "model written to " << w << '\n';
+}
+
+json kpi_json(const pipecast::kpi_report& k) {
+    json stages = json::array();
+    for (const auto& s : k.stages)
+        stages.push_back({{"stage", s.stage},
+                          {"visits", s.visits},
+                          {"exits", s.exits},
+                          {"censored", s.censored},
+                          {"next_stage", s.next_stage},
+                          {"conversion_to_next", num(s.conversion_to_next)},
+                          {"win_probability", num(s.win_probability)},
+                          {"loss_rate", num(s.loss_rate)},
+                          {"loss_share", num(s.loss_share)},
+                          {"mean_time", num(s.mean_time)},
+                          {"median_time", num(s.median_time)},
+                          {"naive_mean_time", num(s.naive_mean_time)},
+                          {"time_share", num(s.time_share)}});
+    json stale = json::array();
+    for (const auto& d : k.stale)
+        stale.push_back({{"id", d.id},
+                         {"stage", d.stage},
+                         {"age", d.age},
+                         {"threshold", d.threshold},
+                         {"over", d.over},
+                         {"ratio", num(d.ratio)},
+                         {"amount", num(d.amount)}});
+    return {{"deals", k.deals},
+            {"won", k.won},
+            {"lost", k.lost},
+            {"open", k.open},
+            {"win_rate", num(k.win_rate)},
+            {"win_rate_by_value", num(k.win_rate_by_value)},
+            {"closed_win_rate", num(k.closed_win_rate)},
+            {"closed_win_rate_by_value", num(k.closed_win_rate_by_value)},
+            {"average_won_deal", num(k.average_won_deal)},
+            {"cycle_length",
+             {{"count", k.cycle.count},
+              {"mean", num(k.cycle.mean)},
+              {"median", num(k.cycle.median)},
+              {"p10", num(k.cycle.p10)},
+              {"p25", num(k.cycle.p25)},
+              {"p75", num(k.cycle.p75)},
+              {"p90", num(k.cycle.p90)},
+              {"model_mean", num(k.cycle.model_mean)}}},
+            {"open_opportunities", k.open_opportunities},
+            {"open_value", k.open_value},
+            {"velocity", num(k.velocity)},
+            {"time_unit", k.time_unit},
+            {"stale_quantile", k.stale_quantile},
+            {"stale_count", k.stale.size()},
+            {"stale", stale},
+            {"bottleneck",
+             {{"loss_stage", k.bottleneck.loss_stage},
+              {"loss_share", num(k.bottleneck.loss_share)},
+              {"stall_stage", k.bottleneck.stall_stage},
+              {"time_share", num(k.bottleneck.time_share)},
+              {"stall_ratio", num(k.bottleneck.stall_ratio)}}},
+            {"stages", stages}};
+}
+
+void print_kpi_tables(const pipecast::kpi_report& k, std::size_t max_stale, std::ostream& os) {
+    const std::string u = k.time_unit + "s";
+    table t({"stage", "visits", "to next", "next", "P(win)", "loss rate", "loss share", "mean time", "median",
+             "time share"});
+    for (const auto& s : k.stages)
+        t.add_row({s.stage, std::to_string(s.visits), percent(s.conversion_to_next), s.next_stage,
+                   percent(s.win_probability), percent(s.loss_rate), percent(s.loss_share), fixed(s.mean_time, 1),
+                   fixed(s.median_time, 1), percent(s.time_share)});
+    t.print(os);
+    os << '\n';
+    table s({"KPI", "value"});
+    s.add_row({"deals (won / lost / open)", std::to_string(k.deals) + " (" + std::to_string(k.won) + " / " +
+                                                std::to_string(k.lost) + " / " + std::to_string(k.open) + ")"});
+    s.add_row({"win rate by count", percent(k.win_rate)});
+    s.add_row({"win rate by value", percent(k.win_rate_by_value)});
+    s.add_row({"closed-deal win rate (naive)", percent(k.closed_win_rate)});
+    s.add_row({"average won deal", money(k.average_won_deal)});
+    s.add_row({"sales cycle mean (" + u + ")", fixed(k.cycle.mean, 1)});
+    s.add_row({"sales cycle median", fixed(k.cycle.median, 1)});
+    s.add_row({"sales cycle p10 .. p90", fixed(k.cycle.p10, 1) + " .. " + fixed(k.cycle.p90, 1)});
+    s.add_row({"model mean time to win", fixed(k.cycle.model_mean, 1)});
+    s.add_row({"open opportunities", fixed(k.open_opportunities, 0)});
+    s.add_row({"sales velocity (per " + k.time_unit + ")", money(k.velocity)});
+    s.add_row({"bottleneck: most losses", k.bottleneck.loss_stage + " (" + percent(k.bottleneck.loss_share) + ")"});
+    s.add_row({"bottleneck: most time", k.bottleneck.stall_stage + " (" + percent(k.bottleneck.time_share) + ", " +
+                                            fixed(k.bottleneck.stall_ratio, 2) + "x even share)"});
+    s.add_row({"stale deals (age > q" + fixed(100 * k.stale_quantile, 0) + " of dwell)", std::to_string(k.stale.size())});
+    s.print(os);
+    if (k.stale.empty()) return;
+    os << '\n';
+    table st({"deal", "stage", "age", "threshold", "over", "x threshold", "amount"});
+    for (std::size_t i = 0; i < k.stale.size() && i < max_stale; ++i) {
+        const auto& d = k.stale[i];
+        st.add_row({d.id, d.stage, fixed(d.age, 1), fixed(d.threshold, 1), fixed(d.over, 1), fixed(d.ratio, 2),
+                    money(d.amount)});
+    }
+    st.print(os);
+    if (k.stale.size() > max_stale)
+        os << "(" << k.stale.size() - max_stale << " more; --json lists all)\n";
+}
+
+void run_kpi(const history_args& a, const std::string& deals, double quantile, std::size_t max_stale) {
+    const pipecast::visit_log log = read_history(a);
+    const pipecast::history_fit fit = pipecast::fit_history(log, fit_options_of(a));
+    pipecast::kpi_options ko;
+    ko.stale_quantile = quantile;
+    std::optional<pipecast::book> open;
+    if (!deals.empty()) {
+        const pipecast::model m = pipecast::to_model(fit);
+        pipecast::book_csv_options bo;
+        bo.days_per_unit = pipecast::days_per_unit(a.time_unit);
+        if (!a.as_of.empty() && log.dates) bo.as_of = a.as_of; // for a book with entry dates
+        open = pipecast::load_book_csv(deals, m.graph, bo);
+    }
+    const pipecast::kpi_report k = pipecast::compute_kpis(log, fit, ko, open ? &*open : nullptr);
+    if (a.json) {
+        json j = kpi_json(k);
+        j["source"] = a.history;
+        j["skipped"] = skipped_json(log);
+        if (!deals.empty()) j["deals_source"] = deals;
+        print_json(j);
+        return;
+    }
+    print_kpi_tables(k, max_stale, std::cout);
+}
+
+} // namespace
+
+void add_fit_commands(CLI::App& app) {
+    {
+        auto a = std::make_shared<history_args>();
+        auto segment = std::make_shared<std::string>();
+        auto out = std::make_shared<std::string>();
+        CLI::App* cmd = app.add_subcommand("fit", "Fit transitions and censoring-aware dwell distributions to deal history");
+        add_history_options(cmd, *a);
+        cmd->add_option("--segment", *segment, "fit each value of this column separately (owner, team, ...)");
+        cmd->add_option("--out", *out, "write the fitted model as JSON (segments: one file each, FILE-<value>.json)");
+        cmd->callback([a, segment, out] { run_fit(*a, *segment, *out); });
+    }
+    {
+        auto a = std::make_shared<history_args>();
+        auto deals = std::make_shared<std::string>();
+        auto quantile = std::make_shared<double>(0.9);
+        auto max_stale = std::make_shared<std::size_t>(20);
+        CLI::App* cmd = app.add_subcommand("kpi", "Pipeline KPIs from deal history: win rate, cycle, velocity, stale deals, bottlenecks");
+        add_history_options(cmd, *a);
+        cmd->add_option("--deals", *deals, "open deals CSV (id,stage,amount,age): the open book for velocity and stale deals");
+        cmd->add_option("--stale-quantile", *quantile, "a deal is stale past this quantile of its stage's dwell")
+            ->capture_default_str();
+        cmd->add_option("--max-stale", *max_stale, "stale deals listed in the table")->capture_default_str();
+        cmd->callback([a, deals, quantile, max_stale] { run_kpi(*a, *deals, *quantile, *max_stale); });
+    }
+}
+
 } // namespace pipecast_cli
