@@ -1,6 +1,279 @@
-// pipecast simulate — placeholder until its issue lands (registers nothing yet).
+// pipecast simulate — Monte Carlo simulation of the open book (and optional new arrivals)
+// to a horizon: the distribution of the won value, P(quota), by sub-period and by stage.
+//
+//   pipecast simulate --model M.json --deals D.csv [--horizon H] [--paths N] [--seed S]
+//                     [--threads T] [--quota Q]... [--arrivals RATE | --model-arrivals]
+//                     [--quantiles 0.1,0.5,0.9] [--correlation SD] [--sub-periods K]
+//                     [--histogram BINS] [--json]
+//
+// The JSON keys mean, stderr, quantiles.{p10,p50,p90}, p_quota (with --quota), deal_paths,
+// elapsed_seconds and deal_paths_per_second are a fixed interface for downstream tools.
 #include "cli_common.hpp"
 
+#include <pipecast/book_io.hpp>
+#include <pipecast/simulation.hpp>
+
+#include <chrono>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <unistd.h>
+
 namespace pipecast_cli {
-void add_simulate_command(CLI::App&) {}
+namespace {
+
+struct simulate_args {
+    std::string model_path;
+    std::string deals_path;
+    std::optional<double> horizon;
+    std::size_t paths = 10000;
+    std::uint64_t seed = 1;
+    unsigned threads = 0;
+    std::vector<double> quotas;
+    std::optional<double> arrivals;
+    bool model_arrivals = false;
+    std::vector<double> quantiles = {0.1, 0.5, 0.9};
+    double correlation = 0.0;
+    std::size_t sub_periods = 0;
+    std::size_t bins = 20;
+    bool json = false;
+};
+
+/// 0.1 -> "p10", 0.975 -> "p97.5", 0.5 -> "p50".
+std::string quantile_key(double q) {
+    std::ostringstream os;
+    os.precision(10);
+    os << 'p' << 100.0 * q;
+    return os.str();
+}
+
+/// A text progress bar on stderr, shown once a run has taken more than a second, only
+/// when stderr is a terminal.
+class progress_bar {
+public:
+    progress_bar() : tty_(::isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
+    bool operator()(double f) {
+        if (!tty_) return true;
+        const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        if (t < 1.0 && !shown_) return true;
+        shown_ = true;
+        const int width = 40, full = static_cast<int>(f * width);
+        std::cerr << "\r[" << std::string(static_cast<std::size_t>(full), '#')
+                  << std::string(static_cast<std::size_t>(width - full), ' ') << "] " << fixed(100.0 * f, 0) << "%  "
+                  << fixed(t, 1) << " s" << std::flush;
+        return true;
+    }
+    void finish() const {
+        if (shown_) std::cerr << '\n';
+    }
+
+private:
+    bool tty_;
+    bool shown_ = false;
+    std::chrono::steady_clock::time_point start_;
+};
+
+nlohmann::ordered_json summary_json(const pipecast::outcome_summary& s) {
+    nlohmann::ordered_json j;
+    j["mean"] = s.mean;
+    j["stderr"] = s.standard_error;
+    j["sd"] = s.sd;
+    j["min"] = s.min;
+    j["max"] = s.max;
+    nlohmann::ordered_json q = nlohmann::ordered_json::object();
+    for (std::size_t i = 0; i < s.quantile_levels.size(); ++i) q[quantile_key(s.quantile_levels[i])] = s.quantiles[i];
+    j["quantiles"] = q;
+    return j;
+}
+
+nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulation_result& r,
+                               const simulate_args& a, unsigned threads) {
+    nlohmann::ordered_json j;
+    j["model"] = m.name;
+    j["currency"] = m.currency;
+    j["time_unit"] = m.time_unit;
+    j["status"] = r.status == pipecast::simulation_status::completed ? "completed" : "cancelled";
+    j["horizon"] = std::isfinite(r.horizon) ? nlohmann::ordered_json(r.horizon) : nlohmann::ordered_json(nullptr);
+    j["paths"] = r.paths;
+    j["deals"] = r.deals;
+    j["seed"] = r.seed;
+    j["threads"] = threads;
+    const auto& v = r.won_value;
+    j["mean"] = v.mean;
+    j["stderr"] = v.standard_error;
+    j["sd"] = v.sd;
+    j["min"] = v.min;
+    j["max"] = v.max;
+    nlohmann::ordered_json q = nlohmann::ordered_json::object();
+    for (std::size_t i = 0; i < v.quantile_levels.size(); ++i) q[quantile_key(v.quantile_levels[i])] = v.quantiles[i];
+    j["quantiles"] = q;
+    if (!a.quotas.empty()) {
+        j["quota"] = a.quotas.front();
+        j["p_quota"] = v.p_quota.front();
+        nlohmann::ordered_json all = nlohmann::ordered_json::array();
+        for (std::size_t i = 0; i < a.quotas.size(); ++i) all.push_back({{"quota", a.quotas[i]}, {"p", v.p_quota[i]}});
+        j["quotas"] = all;
+    }
+    j["won_count"] = summary_json(r.won_count);
+    if (!r.sub_period_ends.empty()) {
+        nlohmann::ordered_json sp = nlohmann::ordered_json::array();
+        for (std::size_t i = 0; i < r.sub_period_ends.size(); ++i) {
+            nlohmann::ordered_json e = summary_json(r.sub_period_value[i]);
+            e["end"] = r.sub_period_ends[i];
+            sp.push_back(e);
+        }
+        j["sub_periods"] = sp;
+    }
+    nlohmann::ordered_json st = nlohmann::ordered_json::array();
+    for (std::size_t s = 0; s < m.graph.open_count(); ++s)
+        st.push_back({{"stage", m.graph.name(s)},
+                      {"expected_wins", r.stage_expected_wins[s]},
+                      {"expected_value", r.stage_expected_value[s]}});
+    j["stages"] = st;
+    if (a.arrivals || a.model_arrivals)
+        j["arrivals"] = {{"expected_count", r.arrivals_expected_count},
+                         {"expected_wins", r.arrivals_expected_wins},
+                         {"expected_value", r.arrivals_expected_value},
+                         {"deal_paths", r.arrival_deal_paths}};
+    j["histogram"] = {{"lower", v.histogram.lower}, {"width", v.histogram.width}, {"counts", v.histogram.counts}};
+    j["deal_paths"] = r.deal_paths;
+    j["elapsed_seconds"] = r.elapsed_seconds;
+    j["deal_paths_per_second"] = r.deal_paths_per_second();
+    return j;
+}
+
+void print_report(const pipecast::model& m, const pipecast::simulation_result& r, const simulate_args& a,
+                  unsigned threads) {
+    auto& os = std::cout;
+    const auto& v = r.won_value;
+    os << "Monte Carlo simulation of " << (m.name.empty() ? a.model_path : m.name) << ": " << r.deals << " deals, "
+       << r.paths << " paths, horizon "
+       << (std::isfinite(r.horizon) ? fixed(r.horizon, 0) + " " + m.time_unit + (r.horizon == 1 ? "" : "s")
+                                     : std::string("none (until every deal closes)"))
+       << ", seed " << r.seed << '\n';
+    if (r.status == pipecast::simulation_status::cancelled) os << "CANCELLED: statistics cover the completed paths\n";
+    os << '\n';
+    table t({"Won value" + (m.currency.empty() ? std::string() : " (" + m.currency + ")"), "value"});
+    t.add_row({"mean", money(v.mean)});
+    t.add_row({"standard error", money(v.standard_error)});
+    t.add_row({"sd", money(v.sd)});
+    for (std::size_t i = 0; i < v.quantile_levels.size(); ++i)
+        t.add_row({"P" + quantile_key(v.quantile_levels[i]).substr(1), money(v.quantiles[i])});
+    for (std::size_t i = 0; i < a.quotas.size(); ++i) t.add_row({"P(won >= " + money(a.quotas[i]) + ")", percent(v.p_quota[i])});
+    t.add_rule();
+    t.add_row({"deals won (mean)", fixed(r.won_count.mean, 1)});
+    if (a.arrivals || a.model_arrivals) {
+        t.add_row({"arrivals (mean)", fixed(r.arrivals_expected_count, 1)});
+        t.add_row({"arrivals won (mean)", fixed(r.arrivals_expected_wins, 1)});
+        t.add_row({"value won from arrivals", money(r.arrivals_expected_value)});
+    }
+    t.print(os);
+
+    if (!r.sub_period_ends.empty()) {
+        os << '\n';
+        table sp({"Won by", "mean", "P10", "P50", "P90"});
+        for (std::size_t i = 0; i < r.sub_period_ends.size(); ++i) {
+            const auto& s = r.sub_period_value[i];
+            std::vector<std::string> row = {fixed(r.sub_period_ends[i], 1), money(s.mean)};
+            for (double q : {0.1, 0.5, 0.9}) {
+                const auto it = std::find(s.quantile_levels.begin(), s.quantile_levels.end(), q);
+                row.push_back(it == s.quantile_levels.end() ? "" : money(s.quantiles[static_cast<std::size_t>(it - s.quantile_levels.begin())]));
+            }
+            sp.add_row(row);
+        }
+        sp.print(os);
+    }
+
+    os << '\n';
+    table st({"Stage", "expected wins", "expected won value"});
+    for (std::size_t s = 0; s < m.graph.open_count(); ++s)
+        st.add_row({m.graph.name(s), fixed(r.stage_expected_wins[s], 1), money(r.stage_expected_value[s])});
+    st.print(os);
+
+    // A small text histogram of the won value.
+    const auto& h = v.histogram;
+    std::uint64_t top = 0;
+    for (auto c : h.counts) top = std::max(top, c);
+    if (top > 0 && r.paths > 1) {
+        os << "\nDistribution of the won value (" << r.paths << " paths)\n";
+        for (std::size_t b = 0; b < h.counts.size(); ++b) {
+            const double lo = h.lower + h.width * static_cast<double>(b);
+            const auto bar = static_cast<std::size_t>(std::llround(50.0 * static_cast<double>(h.counts[b]) /
+                                                                   static_cast<double>(top)));
+            std::string label = money(lo);
+            os << std::string(label.size() < 14 ? 14 - label.size() : 0, ' ') << label << " | "
+               << std::string(bar, '#') << (h.counts[b] ? " " + std::to_string(h.counts[b]) : "") << '\n';
+        }
+    }
+    os << '\n'
+       << r.deal_paths << " deal-paths in " << fixed(r.elapsed_seconds, 3) << " s on " << threads << " thread"
+       << (threads == 1 ? "" : "s") << ": " << fixed(r.deal_paths_per_second() / 1e6, 1)
+       << " million deal-paths per second\n";
+}
+
+void run_simulate(const simulate_args& a) {
+    const pipecast::model m = load_model_file(a.model_path);
+    pipecast::book_csv_options opt;
+    opt.source = a.deals_path;
+    const pipecast::book b = pipecast::load_book_csv(a.deals_path, m.graph, opt);
+
+    pipecast::simulation_options o;
+    o.paths = a.paths;
+    o.horizon = a.horizon ? *a.horizon : std::numeric_limits<double>::infinity();
+    o.seed = a.seed;
+    o.threads = a.threads;
+    o.quotas = a.quotas;
+    o.quantiles = a.quantiles;
+    o.correlation = a.correlation;
+    o.histogram_bins = a.bins;
+    if (a.sub_periods > 0) {
+        if (!a.horizon) throw pipecast::argument_error("simulate: --sub-periods needs --horizon");
+        o.sub_period_ends = pipecast::sub_periods(*a.horizon, a.sub_periods);
+    }
+    if (a.arrivals) {
+        pipecast::arrival_process p;
+        p.stage = m.arrivals ? m.arrivals->stage : 0;
+        p.rate = *a.arrivals;
+        o.arrivals = p;
+    }
+    o.model_arrivals = a.model_arrivals;
+    if (a.model_arrivals && !m.arrivals)
+        throw pipecast::argument_error("simulate: --model-arrivals but the model has no arrivals");
+    progress_bar bar;
+    o.progress = [&bar](double f) { return bar(f); };
+    const pipecast::simulation_result r = pipecast::simulate(m, b, o);
+    bar.finish();
+    const unsigned threads = a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
+    if (a.json) print_json(to_json(m, r, a, threads));
+    else print_report(m, r, a, threads);
+}
+
+} // namespace
+
+void add_simulate_command(CLI::App& app) {
+    auto args = std::make_shared<simulate_args>();
+    CLI::App* cmd = app.add_subcommand(
+        "simulate", "Monte Carlo simulation: the distribution of the value won within a horizon, P(quota), by "
+                    "sub-period and stage");
+    cmd->add_option("--model", args->model_path, "Model JSON file (stages, dwell times, transitions)")->required();
+    cmd->add_option("--deals", args->deals_path, "Open deals CSV (id, stage, amount, age)")->required();
+    cmd->add_option("--horizon", args->horizon, "Count wins up to this time (model time unit, e.g. 90); default: none");
+    cmd->add_option("--paths", args->paths, "Number of simulated paths (default 10000)");
+    cmd->add_option("--seed", args->seed, "Random seed (default 1); the same seed gives the same result");
+    cmd->add_option("--threads", args->threads, "Worker threads (default 0 = all cores); results do not depend on it");
+    cmd->add_option("--quota", args->quotas, "Report P(won value >= Q); may be repeated");
+    auto* arr = cmd->add_option("--arrivals", args->arrivals,
+                                "New deals per time unit entering the model's arrival stage (or the first stage)");
+    cmd->add_flag("--model-arrivals", args->model_arrivals, "Simulate the model's own arrival process")->excludes(arr);
+    cmd->add_option("--quantiles", args->quantiles, "Quantile levels (default 0.1,0.5,0.9)")->delimiter(',');
+    cmd->add_option("--correlation", args->correlation,
+                    "SD of a per-path shock on the log-odds of forward conversion (0 = independent deals)");
+    cmd->add_option("--sub-periods", args->sub_periods, "Also report the value won by the end of K equal sub-periods");
+    cmd->add_option("--histogram", args->bins, "Histogram bins (default 20)");
+    cmd->add_flag("--json", args->json, "Print JSON instead of a report");
+    cmd->callback([args] { run_simulate(*args); });
+}
+
 } // namespace pipecast_cli

@@ -1,0 +1,112 @@
+# CTest cases of `pipecast simulate`.
+#
+# This file has two roles: included from examples/CMakeLists.txt it declares the tests; run
+# with `cmake -P` (script mode) it is the checker: it runs the CLI, parses the JSON with
+# string(JSON) and checks the keys of the downstream interface, or compares two runs.
+
+if(CMAKE_SCRIPT_MODE_FILE)
+  # --- script mode: -DCLI=<pipecast> -DMODE=keys|threads -DARGS=<;-list>
+  function(run_cli out_var)
+    execute_process(COMMAND "${CLI}" ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "pipecast ${ARGN} failed (${rc}): ${err}")
+    endif()
+    set(${out_var} "${out}" PARENT_SCOPE)
+  endfunction()
+  function(expect_type json_text type)
+    string(JSON t ERROR_VARIABLE e TYPE "${json_text}" ${ARGN})
+    if(e)
+      message(FATAL_ERROR "missing key ${ARGN}: ${e}")
+    endif()
+    if(NOT t STREQUAL type)
+      message(FATAL_ERROR "key ${ARGN} is ${t}, expected ${type}")
+    endif()
+  endfunction()
+
+  if(MODE STREQUAL "keys")
+    run_cli(out ${ARGS})
+    foreach(key mean stderr deal_paths elapsed_seconds deal_paths_per_second p_quota sd paths seed)
+      expect_type("${out}" NUMBER ${key})
+    endforeach()
+    expect_type("${out}" OBJECT quantiles)
+    foreach(q p10 p50 p90)
+      expect_type("${out}" NUMBER quantiles ${q})
+    endforeach()
+    expect_type("${out}" OBJECT won_count)
+    expect_type("${out}" ARRAY stages)
+    expect_type("${out}" ARRAY sub_periods)
+    expect_type("${out}" OBJECT histogram)
+    string(JSON p10 GET "${out}" quantiles p10)
+    string(JSON p90 GET "${out}" quantiles p90)
+    string(JSON mean GET "${out}" mean)
+    string(JSON p GET "${out}" p_quota)
+    string(JSON dp GET "${out}" deal_paths)
+    if(p10 GREATER p90 OR mean LESS p10 OR mean GREATER p90)
+      message(FATAL_ERROR "quantiles out of order: p10 ${p10}, mean ${mean}, p90 ${p90}")
+    endif()
+    if(p LESS 0 OR p GREATER 1)
+      message(FATAL_ERROR "p_quota ${p} is not a probability")
+    endif()
+    if(NOT dp EQUAL 2000000)
+      message(FATAL_ERROR "deal_paths ${dp}, expected 10000 deals x 200 paths")
+    endif()
+  elseif(MODE STREQUAL "threads")
+    run_cli(one ${ARGS} --threads 1)
+    run_cli(two ${ARGS} --threads 2)
+    foreach(key mean stderr p_quota)
+      string(JSON a GET "${one}" ${key})
+      string(JSON b GET "${two}" ${key})
+      if(NOT a STREQUAL b)
+        message(FATAL_ERROR "${key} differs between --threads 1 (${a}) and --threads 2 (${b})")
+      endif()
+    endforeach()
+    string(JSON a GET "${one}" quantiles)
+    string(JSON b GET "${two}" quantiles)
+    if(NOT a STREQUAL b)
+      message(FATAL_ERROR "quantiles differ between --threads 1 and 2")
+    endif()
+  endif()
+  return()
+endif()
+
+# --- declaring the tests ------------------------------------------------------------------
+set(_sim_model "${PIPECAST_SHARED_DIR}/scenarios/b2b6.json")
+set(_sim_deals "${PIPECAST_SHARED_DIR}/scenarios/b2b6_open_deals.csv")
+set(_sim_check "${CMAKE_CURRENT_LIST_FILE}")
+set(_sim_cli $<TARGET_FILE:pipecast_cli>)
+
+add_test(NAME cli_simulate_json_keys COMMAND ${CMAKE_COMMAND} -DCLI=${_sim_cli} -DMODE=keys
+  "-DARGS=simulate;--model;${_sim_model};--deals;${_sim_deals};--horizon;90;--paths;200;--quota;46000000;--sub-periods;3;--json"
+  -P ${_sim_check})
+
+add_test(NAME cli_simulate_threads_identical COMMAND ${CMAKE_COMMAND} -DCLI=${_sim_cli} -DMODE=threads
+  "-DARGS=simulate;--model;${_sim_model};--deals;${_sim_deals};--horizon;90;--paths;300;--seed;9;--quota;46000000;--json"
+  -P ${_sim_check})
+
+add_test(NAME cli_simulate_report COMMAND ${_sim_cli} simulate --model ${_sim_model} --deals ${_sim_deals}
+  --horizon 90 --paths 100 --quota 46000000 --arrivals 40)
+set_tests_properties(cli_simulate_report PROPERTIES
+  PASS_REGULAR_EXPRESSION "P50 +[0-9,]+.*P\\(won >= 46,000,000\\) +[0-9.]+%.*arrivals \\(mean\\).*Negotiation.*deal-paths per second")
+
+add_test(NAME cli_simulate_no_horizon COMMAND ${_sim_cli} simulate --model ${_sim_model} --deals ${_sim_deals}
+  --paths 20)
+set_tests_properties(cli_simulate_no_horizon PROPERTIES PASS_REGULAR_EXPRESSION "horizon none")
+
+add_test(NAME cli_simulate_bad_paths COMMAND ${_sim_cli} simulate --model ${_sim_model} --deals ${_sim_deals}
+  --horizon 90 --paths 0)
+set_tests_properties(cli_simulate_bad_paths PROPERTIES PASS_REGULAR_EXPRESSION "error: simulate: paths must be >= 1")
+
+add_test(NAME cli_simulate_bad_horizon COMMAND ${_sim_cli} simulate --model ${_sim_model} --deals ${_sim_deals}
+  --horizon -5 --paths 10)
+set_tests_properties(cli_simulate_bad_horizon PROPERTIES PASS_REGULAR_EXPRESSION "error: simulate: horizon must be positive")
+
+add_test(NAME cli_simulate_bad_quota COMMAND ${_sim_cli} simulate --model ${_sim_model} --deals ${_sim_deals}
+  --horizon 90 --paths 10 --quota -1)
+set_tests_properties(cli_simulate_bad_quota PROPERTIES PASS_REGULAR_EXPRESSION "error: simulate: quota must be")
+
+add_test(NAME cli_simulate_missing_model COMMAND ${_sim_cli} simulate --model ${_sim_model}.missing --deals ${_sim_deals})
+set_tests_properties(cli_simulate_missing_model PROPERTIES WILL_FAIL TRUE)
+
+add_test(NAME cli_simulate_arrivals_need_horizon COMMAND ${_sim_cli} simulate --model ${_sim_model}
+  --deals ${_sim_deals} --arrivals 10 --paths 10)
+set_tests_properties(cli_simulate_arrivals_need_horizon PROPERTIES PASS_REGULAR_EXPRESSION "arrivals need a finite horizon")
