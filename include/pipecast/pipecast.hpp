@@ -14,3 +14,10 @@
 #include <pipecast/book_io.hpp>
 #include <pipecast/analytics.hpp>
 #include <pipecast/first_passage.hpp>
+#include <pipecast/forecast.hpp>
+#include <pipecast/funnel.hpp>
+#include <pipecast/variates.hpp>
+#include <pipecast/simulation.hpp>
+#include <pipecast/history.hpp>
+#include <pipecast/estimation.hpp>
+#include <pipecast/kpi.hpp>
