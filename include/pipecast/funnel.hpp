@@ -246,10 +246,11 @@ inline constexpr double funnel_min_cycle_scale = 0.25;
     return std::nullopt;
 }
 
-/// Smallest x in [lo, hi] with f(x) >= target for an increasing f (bisection to ~1e-10).
+/// Smallest x in [lo, hi] with f(x) >= target for an increasing f, by bisection to
+/// 1e-7 · max(1, hi) (a relative improvement needs no more digits).
 template <class F>
 [[nodiscard]] double solve_increasing(F&& f, double target, double lo, double hi) {
-    for (int it = 0; it < 60 && hi - lo > 1e-10 * std::max(1.0, hi); ++it) {
+    for (int it = 0; it < 60 && hi - lo > 1e-7 * std::max(1.0, hi); ++it) {
         const double mid = 0.5 * (lo + hi);
         (f(mid) >= target ? hi : lo) = mid;
     }
@@ -278,12 +279,18 @@ struct age_group {
 ///   [0, period); won_to_date negative; quantile outside (0, 1); lever_step outside
 ///   (0, 0.75]; a book made for other stages.
 /// Complexity: O(m³) for the jump chain, O(K² m) for each of at most two first-passage
-/// tables (K ≤ 8000 grid steps), O(K) per deal of the book, times ~60 for the shorter-cycle lever (on deals
-/// grouped by stage and age).
+/// tables (K ≤ 8000 grid steps), O(K) per deal of the book, and O(K) per group of deals
+/// (same stage, ages within a grid step) for each of ~25 bisection steps of the
+/// shorter-cycle lever. About 0.05 s without a book, 0.7 s with 10,000 deals (b2b6).
 /// Example:
 /// @code
-///   auto g = pipecast::linear_funnel({"Lead", "Demo", "Proposal"}, {0.2, 0.5, 0.8}, {10.0, 20.0, 30.0});
-///   auto f = pipecast::ideal_funnel(g, {.quota = 3e6, .period = 90, .deal_size = 1e5});
+///   auto g = pipecast::linear_funnel({"Lead", "Demo", "Proposal"}, {0.2, 0.5, 0.8},
+///                                    std::vector<double>{10.0, 20.0, 30.0});
+///   pipecast::funnel_target t;
+///   t.quota = 3e6;       // per period
+///   t.period = 90;       // days
+///   t.deal_size = 1e5;
+///   auto f = pipecast::ideal_funnel(g, t);
 ///   // f.deals_to_win == 30, f.stages[0].entering_per_period == 150 (= 30 / 0.2)
 /// @endcode
 [[nodiscard]] inline ideal_funnel_result ideal_funnel(const stage_graph& g, const funnel_target& t,
