@@ -140,3 +140,7 @@ set_tests_properties(cli_kpi_table PROPERTIES
 
 add_test(NAME cli_kpi_bad_history COMMAND $<TARGET_FILE:pipecast_cli> kpi --history ${_data}/history_bad.csv)
 set_tests_properties(cli_kpi_bad_history PROPERTIES PASS_REGULAR_EXPRESSION "history_bad\\.csv:4:4")
+
+add_test(NAME cli_fit_size_bands COMMAND $<TARGET_FILE:pipecast_cli> fit --history ${_data}/history_segments.csv --as-of 100
+  --size-bands 2000,10000)
+set_tests_properties(cli_fit_size_bands PROPERTIES PASS_REGULAR_EXPRESSION "=== size_band = <2000 ===.*=== size_band = 2000-10000 ===")

@@ -188,9 +188,11 @@ TEST_CASE("estimation") {
     SUBCASE("AIC picks the generating family") {
         const std::size_t n = 20000;
         auto pick = [](const sample& s) {
-            stage_estimate st;
-            detail::fit_stage_dwell(st, s.exits, s.censored, fit_options{});
+            const stage_estimate st = fit_dwell(s.exits, s.censored);
             REQUIRE(st.best);
+            REQUIRE(st.dwell);
+            CHECK(st.dwell->family() == st.fits[*st.best].family);
+            CHECK(st.exits + st.censored == s.exits.size() + s.censored.size());
             return st.fits[*st.best].family;
         };
         CHECK(pick(draw(std::gamma_distribution<double>(3.0, 2.0), n, 20.0, 11)) == dwell_family::gamma);
@@ -387,5 +389,27 @@ TEST_CASE("estimation") {
         check_within(seg[1].fit.stage("Lead").fits[0].parameters[0], 8.0);
         CHECK(to_model(seg[1].fit).graph.open_count() == 1);
         CHECK_THROWS_AS((void)fit_segments(log, "owner"), argument_error);
+    }
+
+    SUBCASE("segments by deal-size band") {
+        std::istringstream in("deal_id,stage,entered,exited,next_stage,amount\n"
+                              "A,Lead,0,1,Won,500\nB,Lead,0,2,Lost,5000\nC,Lead,0,3,Won,50000\n"
+                              "D,Lead,0,4,Lost,\nE,Lead,0,5,Won,900\n");
+        visit_log log = read_visit_log(in);
+        add_amount_bands(log, {1000, 10000});
+        const std::size_t c = *log.find_column("size_band");
+        auto band = [&](std::size_t i) { return log.extra_values[c][log.extra[c][i]]; };
+        CHECK(band(0) == "<1000");
+        CHECK(band(1) == "1000-10000");
+        CHECK(band(2) == ">=10000");
+        CHECK(band(3) == "unknown");
+        CHECK(band(4) == "<1000");
+        const auto seg = fit_segments(log, "size_band");
+        REQUIRE(seg.size() == 4);
+        CHECK(seg[0].value == "<1000");
+        CHECK(seg[0].fit.visits == 2);
+        CHECK_THROWS_AS(add_amount_bands(log, {1000, 10000}), argument_error); // column exists
+        CHECK_THROWS_AS(add_amount_bands(log, {5.0, 1.0}, "b2"), argument_error);
+        CHECK_THROWS_AS(add_amount_bands(log, {}, "b3"), argument_error);
     }
 }

@@ -28,6 +28,7 @@ struct history_args {
     std::vector<std::string> outcomes;
     std::string dwell = "aic";
     double prior_count = 0.0;
+    std::vector<double> size_bands;
     bool skip_bad_rows = false;
     bool json = false;
 };
@@ -45,6 +46,8 @@ void add_history_options(CLI::App* cmd, history_args& a) {
         ->capture_default_str();
     cmd->add_option("--prior-count", a.prior_count, "Dirichlet pseudo-count added to every observed transition")
         ->capture_default_str();
+    cmd->add_option("--size-bands", a.size_bands, "deal-size band edges (e.g. 10000,50000): adds the column size_band")
+        ->delimiter(',');
     cmd->add_flag("--skip-bad-rows", a.skip_bad_rows, "report and skip malformed rows instead of stopping");
     cmd->add_flag("--json", a.json, "print JSON");
 }
@@ -56,6 +59,7 @@ pipecast::visit_log read_history(const history_args& a) {
     if (!a.as_of.empty()) o.as_of = a.as_of;
     o.outcomes = a.outcomes;
     pipecast::visit_log log = pipecast::load_history(a.history, o);
+    if (!a.size_bands.empty()) pipecast::add_amount_bands(log, a.size_bands);
     if (!log.skipped.empty()) {
         std::cerr << "pipecast: skipped " << log.skipped.size() << " bad row(s) of " << a.history << ":\n";
         for (const auto& s : log.skipped) std::cerr << "  " << s.reason << '\n';
@@ -396,9 +400,12 @@ void add_fit_commands(CLI::App& app) {
         auto out = std::make_shared<std::string>();
         CLI::App* cmd = app.add_subcommand("fit", "Fit transitions and censoring-aware dwell distributions to deal history");
         add_history_options(cmd, *a);
-        cmd->add_option("--segment", *segment, "fit each value of this column separately (owner, team, ...)");
+        cmd->add_option("--segment", *segment,
+                        "fit each value of this column separately (owner, team, ...; size_band with --size-bands)");
         cmd->add_option("--out", *out, "write the fitted model as JSON (segments: one file each, FILE-<value>.json)");
-        cmd->callback([a, segment, out] { run_fit(*a, *segment, *out); });
+        cmd->callback([a, segment, out] {
+            run_fit(*a, segment->empty() && !a->size_bands.empty() ? std::string("size_band") : *segment, *out);
+        });
     }
     {
         auto a = std::make_shared<history_args>();

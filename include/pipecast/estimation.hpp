@@ -856,7 +856,7 @@ inline void fit_stage_dwell(stage_estimate& st, std::span<const double> exits, s
     }
 }
 
-/// Fits the visits i with select(i) true.
+/// Fits the visits i with select(i) true (visits of one deal are contiguous in the log).
 template <class Select>
 [[nodiscard]] history_fit fit_selected(const visit_log& log, const fit_options& opt, Select&& select) {
     if (!(opt.prior_count >= 0.0 && std::isfinite(opt.prior_count)))
@@ -1043,6 +1043,26 @@ template <class Select>
 /// @endcode
 [[nodiscard]] inline history_fit fit_history(const visit_log& log, const fit_options& opt = {}) {
     return detail::fit_selected(log, opt, [](std::size_t) { return true; });
+}
+
+/// The dwell estimates of one stage from its durations, as fit_history makes them: the four
+/// censored parametric fits, the least-AIC family, Kaplan–Meier, and the dwell opt.dwell
+/// chooses (the fields of stage_estimate other than the name and transitions).
+/// @throws argument_error on a negative or non-finite duration.
+/// Example: `auto e = fit_dwell(exits, open_ages); auto d = *e.dwell;`
+[[nodiscard]] inline stage_estimate fit_dwell(std::span<const double> exits, std::span<const double> censored,
+                                              const fit_options& opt = {}) {
+    for (double x : exits)
+        if (!(std::isfinite(x) && x >= 0.0)) throw argument_error(detail::message("fit_dwell: exit duration ", x, " must be finite and >= 0"));
+    for (double x : censored)
+        if (!(std::isfinite(x) && x >= 0.0))
+            throw argument_error(detail::message("fit_dwell: censored duration ", x, " must be finite and >= 0"));
+    stage_estimate st;
+    st.exits = exits.size();
+    st.censored = opt.ignore_censored ? 0 : censored.size();
+    st.visits = st.exits + st.censored;
+    detail::fit_stage_dwell(st, exits, opt.ignore_censored ? std::span<const double>{} : censored, opt);
+    return st;
 }
 
 /// One segment's fit (the visits whose segment column has this value).

@@ -660,6 +660,49 @@ private:
     return out;
 }
 
+/// Adds an extra column (default "size_band") labelling each visit with its deal's amount
+/// band, for segment fits by deal size. `edges` are increasing band limits e_1 < ... < e_k;
+/// the labels are "<e_1", "e_1-e_2", ..., ">=e_k"; a deal's amount is the last one given on
+/// its rows, and deals without an amount get "unknown".
+/// @throws argument_error if the edges are empty, not increasing or not finite, or the
+///   column already exists.
+/// Example: `add_amount_bands(log, {10000, 50000}); auto fits = fit_segments(log, "size_band");`
+inline void add_amount_bands(visit_log& log, const std::vector<double>& edges, std::string column = "size_band") {
+    if (edges.empty()) throw argument_error("add_amount_bands: no band edges");
+    for (std::size_t i = 0; i < edges.size(); ++i)
+        if (!std::isfinite(edges[i]) || (i > 0 && !(edges[i] > edges[i - 1])))
+            throw argument_error(detail::message("add_amount_bands: edges must be finite and increasing, got ", edges[i],
+                                                 " at position ", i));
+    column = detail::lower(detail::trim(column));
+    if (log.find_column(column))
+        throw argument_error(detail::message("add_amount_bands: the log already has a column '", column, "'"));
+    auto label = [](double v) {
+        std::string s = detail::message(v);
+        return s;
+    };
+    std::vector<std::string> names;
+    names.push_back("<" + label(edges.front()));
+    for (std::size_t i = 0; i + 1 < edges.size(); ++i) names.push_back(label(edges[i]) + "-" + label(edges[i + 1]));
+    names.push_back(">=" + label(edges.back()));
+    names.push_back("unknown");
+    std::vector<std::uint32_t> codes(log.size());
+    for (std::size_t first = 0; first < log.size();) {
+        std::size_t last = first + 1;
+        while (last < log.size() && log.deal[last] == log.deal[first]) ++last;
+        double amount = std::numeric_limits<double>::quiet_NaN();
+        for (std::size_t i = first; i < last; ++i)
+            if (!std::isnan(log.amount[i])) amount = log.amount[i];
+        const auto band = std::isnan(amount)
+                              ? static_cast<std::uint32_t>(names.size() - 1)
+                              : static_cast<std::uint32_t>(std::upper_bound(edges.begin(), edges.end(), amount) - edges.begin());
+        for (std::size_t i = first; i < last; ++i) codes[i] = band;
+        first = last;
+    }
+    log.extra_columns.push_back(column);
+    log.extra_values.push_back(std::move(names));
+    log.extra.push_back(std::move(codes));
+}
+
 /// True if the header of a CSV stream names a `changed_at`-like column and no `exited`
 /// column (a stage-change log). Reads only the first line; the stream is rewound.
 [[nodiscard]] inline bool is_stage_change_log(std::istream& in) {
