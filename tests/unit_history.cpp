@@ -385,5 +385,11 @@ TEST_CASE("history") {
         bad.add_visit("X", "Lead", 0.0, 2.0, "Demo");
         bad.add_visit("X", "Demo", 1.0, 3.0, "Won");
         CHECK_THROWS_AS(bad.finish(), parse_error);
+        visit_log backwards;
+        backwards.add_visit("X", "Lead", 5.0, 2.0, "Won");
+        CHECK_THROWS_AS(backwards.finish(), parse_error);
+        visit_log half;
+        half.add_visit("X", "Lead", 0.0, 2.0, "");
+        CHECK_THROWS_AS(half.finish(), parse_error);
     }
 }

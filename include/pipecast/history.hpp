@@ -171,7 +171,9 @@ struct visit_log {
     }
 
     /// Validates the visits added with add_visit and sorts them (see read_visit_log).
-    /// @throws parse_error (or records, with opt.skip_bad_rows) as the readers do.
+    /// @throws parse_error for a non-finite time, an exit before the entry, an exit time
+    ///   without next stage or the reverse; and for the problems between the visits of a deal
+    ///   as the readers do (recorded instead with opt.skip_bad_rows).
     void finish(const history_options& opt = {});
 
 private:
@@ -331,6 +333,17 @@ inline void finish_log(visit_log& log, const history_options& opt, std::optional
 } // namespace detail
 
 inline void visit_log::finish(const history_options& opt) {
+    for (std::size_t i = 0; i < size(); ++i) {
+        auto bad = [&](const std::string& what) {
+            throw parse_error(source, line[i], 0,
+                              detail::message("deal '", deal_ids[deal[i]], "', stage '", stage_names[stage[i]], "': ", what));
+        };
+        if (!std::isfinite(entered[i])) bad(detail::message("entry time ", entered[i], " is not finite"));
+        if (censored(i) != std::isnan(exited[i])) bad("an exit time needs a next stage and the reverse");
+        if (!censored(i) && !(exited[i] >= entered[i]))
+            bad(detail::message("the visit ends (", exited[i], ") before it starts (", entered[i], ")"));
+        if (!censored(i) && !std::isfinite(exited[i])) bad(detail::message("exit time ", exited[i], " is not finite"));
+    }
     std::optional<double> as_of;
     if (opt.as_of) as_of = detail::parse_number(*opt.as_of, "as-of", 0, 0, "as_of");
     std::vector<char> visited(stage_names.size(), 0);
