@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 
@@ -184,6 +185,11 @@ TEST_CASE("history") {
             out << as_stage_changes(log);
         }
         CHECK(load_history(path, opt).size() == log.size());
+        std::istringstream a("deal_id,stage,changed_at\n"), b("id,to_stage,date\n"), c{std::string(header)};
+        CHECK(is_stage_change_log(a));
+        CHECK(is_stage_change_log(b));
+        CHECK_FALSE(is_stage_change_log(c));
+        CHECK(std::string(std::istreambuf_iterator<char>(c), {}) == header); // rewound
     }
 
     SUBCASE("stage-change export: repeated rows merge, as-of censoring, named outcomes") {

@@ -41,6 +41,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -517,7 +518,7 @@ private:
     const std::size_t c_stage = r.required({"stage"});
     const std::size_t c_in = r.required({"entered", "entered_at", "start"});
     const std::size_t c_out = r.required({"exited", "exited_at", "end"});
-    const std::size_t c_next = r.required({"next_stage", "next", "to_stage"});
+    const std::size_t c_next = r.required({"next_stage", "next"});
     const auto c_amount = r.optional({"amount", "value"});
     r.keep_extra_columns();
     visit_log& log = r.log();
@@ -716,19 +717,20 @@ inline void add_amount_bands(visit_log& log, const std::vector<double>& edges, s
     log.extra.push_back(std::move(codes));
 }
 
-/// True if the header of a CSV stream names a `changed_at`-like column and no `exited`
-/// column (a stage-change log). Reads only the first line; the stream is rewound.
+/// True if a CSV stream is a stage-change log: its header has no exit-time column
+/// (`exited`, `exited_at`, `end`), which every visit log has. Reads only the first line;
+/// the stream is rewound.
 [[nodiscard]] inline bool is_stage_change_log(std::istream& in) {
     const auto pos = in.tellg();
     std::string line;
     std::getline(in, line);
     in.clear();
     in.seekg(pos);
-    const std::string h = detail::lower(line);
-    const bool has_exit = h.find("exited") != std::string::npos || h.find("next_stage") != std::string::npos;
-    const bool has_change = h.find("changed_at") != std::string::npos || h.find("changed") != std::string::npos ||
-                            h.find("timestamp") != std::string::npos;
-    return has_change && !has_exit;
+    std::istringstream first(line);
+    detail::csv_reader csv(first, "<header>");
+    std::vector<std::string> names;
+    if (!csv.next(names)) return false;
+    return !detail::csv_header(names).find({"exited", "exited_at", "end"});
 }
 
 /// Reads a history file in either format (told apart by its header).
