@@ -463,5 +463,9 @@ TEST_CASE("model_io") {
         CHECK_NOTHROW((void)pipecast::model_from_json(j));
         j["outcomes"]["other"] = json::parse(R"([{"name": "Disqualified", "win": false}])");
         check_parse_error(j, {"/outcomes", "exactly the outcomes 'won' and 'lost'"});
+        // rates and transitions together: ambiguous, not silently ignored
+        json both = small();
+        both["stages"][0]["win_rate"] = 0.3;
+        check_parse_error(both, {"/transitions", "stages carry 'win_rate'", "give one or the other"});
     }
 }

@@ -199,6 +199,9 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     }
 
     std::optional<stage_graph> graph;
+    if (j.contains("transitions") && rate_kind != none)
+        r.fail("/transitions", detail::message("stages carry '", rate_kind == win_rate ? "win_rate" : "conversion",
+                                               "' and the model has 'transitions': give one or the other"));
     if (j.contains("transitions")) {
         const auto& jt = j["transitions"];
         if (!jt.is_object()) r.fail("/transitions", "expected an object: stage -> {next stage: probability}");
