@@ -246,6 +246,29 @@ TEST_CASE("simulation") {
         CHECK(rw.deal_expected_close_time[0] > 0.0);
     }
 
+    SUBCASE("empirical dwell and a wide transition row (the general code paths)") {
+        Eigen::MatrixXd t = Eigen::MatrixXd::Zero(1, 7);
+        t << 0.0, 0.1, 0.2, 0.1, 0.3, 0.2, 0.1; // three winning and three losing outcomes
+        const stage_graph g({{"S", dwell_distribution::empirical({2.0, 5.0, 9.0}, {1.0, 1.0, 2.0})}},
+                            {{"W1", true}, {"W2", true}, {"W3", true}, {"L1", false}, {"L2", false}, {"L3", false}},
+                            t);
+        book b(g);
+        b.add("fresh", 0, 1.0, 0.0);
+        b.add("aged", 0, 1.0, 3.0);
+        simulation_options o;
+        o.horizon = 4.0;
+        o.paths = 40000;
+        const simulation_result r = simulate(g, b, o);
+        // fresh: P(T <= 4) = 1/4; aged: P(T - 3 <= 4 | T > 3) = P(T = 5 | T > 3) = 1/3; both × 0.4.
+        for (auto [d, p] : {std::pair{0, 0.1}, std::pair{1, 0.4 / 3.0}}) {
+            CAPTURE(d);
+            CHECK(std::abs(r.deal_win_probability[static_cast<std::size_t>(d)] - p) <=
+                  4.0 * std::sqrt(p * (1 - p) / 40000.0));
+        }
+        CHECK(r.deal_expected_close_time[0] == doctest::Approx(2.0).epsilon(1e-4));
+        CHECK(r.deal_expected_close_time[1] == doctest::Approx(2.0).epsilon(1e-4));
+    }
+
     SUBCASE("arrivals: count and wins within h match the integral of the rate") {
         const stage_graph g = markov_b2b6();
         book empty(g);

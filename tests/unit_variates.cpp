@@ -173,6 +173,7 @@ TEST_CASE("variates") {
         const std::vector<std::vector<double>> rows = {{0.0, 0.55, 0.05, 0.0, 0.4}, {0.3, 0.0, 0.0, 0.7, 0.0}};
         const transition_sampler t(rows);
         CHECK(t.rows() == 2);
+        CHECK(t.width() == 4); // padded: one unrolled path for rows of up to 4 entries
         CHECK(t.entries(0).size() == 3);
         CHECK(t.entries(1).size() == 2);
         // Exact frequencies over all words: count the words mapping to each target by

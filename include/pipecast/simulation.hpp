@@ -271,7 +271,7 @@ public:
 
     sim_engine(const stage_graph& g, const book& b, const simulation_options& o,
                std::optional<deal_size_distribution> deal_size)
-        : g_(g), b_(b), o_(o), deal_size_(std::move(deal_size)) {
+        : g_(g), b_(b), o_(o), deal_size_(std::move(deal_size)), key_(o.seed) {
         if (!b.compatible_with(g))
             throw argument_error("simulate: the book was made for a model with other open stages");
         m_ = g.open_count();
@@ -389,15 +389,17 @@ private:
     /// Per-thread scratch: the transition rows of the current path (with the shock).
     struct worker_state {
         explicit worker_state(const sim_engine& e) : rows(e.rows_) {
-            for (auto* v : {&lanes.lane, &lanes.stage, &lanes.w0, &lanes.w1, &lanes.w2, &lanes.w3, &lanes.c2, &lanes.c3})
+            for (auto* v : {&lanes.lane, &lanes.stage, &lanes.w0, &lanes.w1, &lanes.w2, &lanes.w3, &lanes.c2, &lanes.c3,
+                            &lanes.won_lane})
                 v->assign(batch + 4, 0);
             lanes.time.assign(batch + 4, 0.0);
+            lanes.won_time.assign(batch + 4, 0.0);
         }
         transition_sampler rows;
         std::vector<double> scratch;
         struct {
-            std::vector<std::uint32_t> lane, stage, w0, w1, w2, w3, c2, c3;
-            std::vector<double> time;
+            std::vector<std::uint32_t> lane, stage, w0, w1, w2, w3, c2, c3, won_lane;
+            std::vector<double> time, won_time;
         } lanes;
     };
     /// Lanes per batch (deals, or arrivals, simulated in lock step).
@@ -500,21 +502,45 @@ private:
     template <class Start, class OnWin>
     void run_batch(worker_state& ws, std::size_t lanes, std::uint32_t path, std::uint32_t domain,
                    std::uint64_t item_base, Start&& start, OnWin&& on_win) const {
+        const bool narrow = ws.rows.width() == 4;
+        if (all_tabulated_ && narrow) run_batch_impl<true, 4>(ws, lanes, path, domain, item_base, start, on_win);
+        else if (all_tabulated_) run_batch_impl<true, 0>(ws, lanes, path, domain, item_base, start, on_win);
+        else if (narrow) run_batch_impl<false, 4>(ws, lanes, path, domain, item_base, start, on_win);
+        else run_batch_impl<false, 0>(ws, lanes, path, domain, item_base, start, on_win);
+    }
+
+    /// Dwell samplers: the raw tables when every stage is tabulated, else the samplers.
+    template <bool Tabulated>
+    [[nodiscard]] double fresh(std::uint32_t s, std::uint32_t k) const noexcept {
+        if constexpr (Tabulated) return views_[s].sample(k);
+        else return samplers_[s].sample(k);
+    }
+    template <bool Tabulated>
+    [[nodiscard]] double residual_total(std::uint32_t s, std::uint32_t k, double f0, double s0) const noexcept {
+        if constexpr (Tabulated) return views_[s].total_time(k, f0, s0);
+        else return samplers_[s].total_time(k, f0, s0);
+    }
+
+    template <bool Tabulated, std::size_t Width, class Start, class OnWin>
+    void run_batch_impl(worker_state& ws, std::size_t lanes, std::uint32_t path, std::uint32_t domain,
+                        std::uint64_t item_base, Start& start, OnWin& on_win) const {
         auto& L = ws.lanes;
         const double h = horizon_;
-        const transition_sampler& rows = ws.rows;
+        const transition_sampler::row_view rows = ws.rows.view();
         const std::uint32_t m = static_cast<std::uint32_t>(m_);
         const std::uint8_t* win = win_.data();
-        const dwell_sampler::table_view* smp = views_.data();
+        std::uint32_t* won_lane = L.won_lane.data();
+        double* won_time = L.won_time.data();
+        std::size_t nw = 0; // wins are recorded without a branch, booked after the batch
         std::uint32_t* lane = L.lane.data();
         std::uint32_t* stage = L.stage.data();
         double* time = L.time.data();
         std::uint32_t *w0 = L.w0.data(), *w1 = L.w1.data(), *w2 = L.w2.data(), *w3 = L.w3.data();
         std::uint32_t *c2 = L.c2.data(), *c3 = L.c3.data();
-        const std::uint64_t seed = o_.seed;
+        const philox_schedule& key = key_;
         auto draw = [&](std::uint32_t block, std::size_t count) {
             for (std::size_t j = 0; j < count; j += 4)
-                philox4x32_10_x4(seed, block, path, c2 + j, c3 + j, w0 + j, w1 + j, w2 + j, w3 + j);
+                philox4x32_10_x4(key, block, path, c2 + j, c3 + j, w0 + j, w1 + j, w2 + j, w3 + j);
         };
         // Visit 0: the residual dwell of the first stage.
         for (std::size_t i = 0; i < lanes; ++i) {
@@ -529,15 +555,16 @@ private:
             double dwell;
             if (x.exact) [[unlikely]]
                 dwell = pipecast::quantile(residual(g_.dwell(x.stage), x.age), uniform_open(w0[i]));
-            else if (all_tabulated_) [[likely]]
-                dwell = std::max(smp[x.stage].total_time(w0[i], x.cdf_at_age, x.survival_at_age) - x.age, 0.0);
             else
-                dwell = std::max(samplers_[x.stage].total_time(w0[i], x.cdf_at_age, x.survival_at_age) - x.age, 0.0);
+                dwell = std::max(residual_total<Tabulated>(x.stage, w0[i], x.cdf_at_age, x.survival_at_age) - x.age,
+                                 0.0);
             const double t = x.t0 + dwell;
-            const std::uint32_t s = rows.next(x.stage, w1[i]);
+            const std::uint32_t s = rows.template next<Width>(x.stage, w1[i]);
             const bool in_time = t <= h;
             const bool open = s < m;
-            if (in_time & !open & (win[s] != 0)) on_win(i, t);
+            won_lane[nw] = static_cast<std::uint32_t>(i);
+            won_time[nw] = t;
+            nw += static_cast<std::size_t>(in_time & !open & (win[s] != 0));
             lane[n] = static_cast<std::uint32_t>(i);
             stage[n] = s;
             time[n] = t;
@@ -547,35 +574,49 @@ private:
         }
         // Later visits: fresh dwells; a new block every second visit.
         for (std::uint32_t visit = 1; n > 0; ++visit) {
-            const std::uint32_t* wd = w2;
-            const std::uint32_t* wt = w3;
-            if (!(visit & 1u)) {
+            std::size_t k = 0;
+            if (visit & 1u) { // the second half of the last block
+                for (std::size_t j = 0; j < n; ++j) {
+                    const std::uint32_t s0 = stage[j];
+                    const double t = time[j] + fresh<Tabulated>(s0, w2[j]);
+                    const std::uint32_t s = rows.template next<Width>(s0, w3[j]);
+                    const bool in_time = t <= h;
+                    const bool open = s < m;
+                    won_lane[nw] = lane[j];
+                    won_time[nw] = t;
+                    nw += static_cast<std::size_t>(in_time & !open & (win[s] != 0));
+                    lane[k] = lane[j];
+                    stage[k] = s;
+                    time[k] = t;
+                    k += static_cast<std::size_t>(in_time & open);
+                }
+            } else { // a new block: its first half now, its second half kept
                 for (std::size_t j = 0; j < n; ++j) {
                     const std::uint64_t item = item_base + lane[j];
                     c2[j] = static_cast<std::uint32_t>(item);
                     c3[j] = sim_domain_word(domain, item);
                 }
                 draw(visit / 2, n);
-                wd = w0;
-                wt = w1;
-            }
-            std::size_t k = 0;
-            for (std::size_t j = 0; j < n; ++j) {
-                const std::uint32_t s0 = stage[j];
-                const double t = time[j] + (all_tabulated_ ? smp[s0].sample(wd[j]) : samplers_[s0].sample(wd[j]));
-                const std::uint32_t s = rows.next(s0, wt[j]);
-                const bool in_time = t <= h;
-                const bool open = s < m;
-                if (in_time & !open & (win[s] != 0)) on_win(lane[j], t);
-                lane[k] = lane[j];
-                stage[k] = s;
-                time[k] = t;
-                w2[k] = w2[j];
-                w3[k] = w3[j];
-                k += static_cast<std::size_t>(in_time & open);
+                for (std::size_t j = 0; j < n; ++j) {
+                    const std::uint32_t s0 = stage[j];
+                    const double t = time[j] + fresh<Tabulated>(s0, w0[j]);
+                    const std::uint32_t s = rows.template next<Width>(s0, w1[j]);
+                    const bool in_time = t <= h;
+                    const bool open = s < m;
+                    won_lane[nw] = lane[j];
+                    won_time[nw] = t;
+                    nw += static_cast<std::size_t>(in_time & !open & (win[s] != 0));
+                    lane[k] = lane[j];
+                    stage[k] = s;
+                    time[k] = t;
+                    w2[k] = w2[j];
+                    w3[k] = w3[j];
+                    k += static_cast<std::size_t>(in_time & open);
+                }
             }
             n = k;
         }
+        for (std::size_t w = 0; w < nw; ++w) on_win(won_lane[w], won_time[w]);
     }
 
     void apply_shock(worker_state& ws, std::size_t path) const {
@@ -699,6 +740,7 @@ private:
     const book& b_;
     const simulation_options& o_;
     std::optional<deal_size_distribution> deal_size_;
+    philox_schedule key_;
     std::size_t m_ = 0, nsub_ = 0;
     double horizon_ = 0.0;
     std::vector<std::uint8_t> win_;

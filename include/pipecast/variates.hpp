@@ -343,12 +343,26 @@ public:
     }
 
     /// The next stage for word k leaving open stage i.
-    [[nodiscard]] std::uint32_t next(std::size_t i, std::uint32_t k) const noexcept {
-        const std::uint64_t* t = thresholds_.data() + i * width_;
-        std::size_t e = 0; // same trip count for every row (padding thresholds are 2^32)
-        for (std::size_t c = 0; c + 1 < width_; ++c) e += (k >= t[c]) ? 1 : 0;
-        return targets_[i * width_ + e];
-    }
+    [[nodiscard]] std::uint32_t next(std::size_t i, std::uint32_t k) const noexcept { return view().next(i, k); }
+
+    /// Raw rows for a hot loop: `width` entries a row, padded with never-reached entries.
+    struct row_view {
+        const std::uint64_t* thresholds = nullptr;
+        const std::uint32_t* targets = nullptr;
+        std::size_t width = 0;
+        /// The next stage; W = width when known at compile time (0: read `width`).
+        template <std::size_t W = 0>
+        [[nodiscard]] std::uint32_t next(std::size_t i, std::uint32_t k) const noexcept {
+            const std::size_t w = W ? W : width;
+            const std::uint64_t* t = thresholds + i * w;
+            std::size_t e = 0; // same trip count for every row (padding thresholds are 2^32)
+            for (std::size_t c = 0; c + 1 < w; ++c) e += (k >= t[c]) ? 1 : 0;
+            return targets[i * w + e];
+        }
+    };
+    [[nodiscard]] row_view view() const noexcept { return {thresholds_.data(), targets_.data(), width_}; }
+    /// Entries per row (padded to at least 4).
+    [[nodiscard]] std::size_t width() const noexcept { return width_; }
     /// Targets (stage indices) of the positive entries of row i.
     [[nodiscard]] std::span<const std::uint32_t> entries(std::size_t i) const noexcept {
         return {targets_.data() + i * width_, count_[i]};
@@ -360,7 +374,7 @@ private:
         return static_cast<std::uint64_t>(std::min(std::ldexp(std::max(cum, 0.0), 32), 0x1p32));
     }
     void init(const std::vector<std::vector<double>>& rows) {
-        width_ = 1;
+        width_ = 4; // rows of up to 4 entries share one unrolled code path
         for (const auto& r : rows)
             width_ = std::max<std::size_t>(width_, static_cast<std::size_t>(std::count_if(
                                                        r.begin(), r.end(), [](double x) { return x > 0.0; })));

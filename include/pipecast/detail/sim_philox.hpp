@@ -8,8 +8,8 @@
 ///
 /// The simulator asks for one block per running deal-path and sweep; four counters differ
 /// only in their last two words (deal, domain), so four blocks are computed side by side in
-/// 128-bit registers: one round is two `pmuludq` pairs and a few shuffles and xors for
-/// four streams, instead of four scalar rounds.
+/// 128-bit registers (SSE2, part of every x86-64): one round is four `pmuludq`, four
+/// shifts and eight xors for four streams, instead of four scalar rounds.
 
 #include <cstddef>
 #include <cstdint>
@@ -46,55 +46,86 @@ inline void philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, 
     out[3] = c3;
 }
 
+/// The ten round keys of a seed, broadcast once (not per call).
+struct philox_schedule {
+    explicit philox_schedule(std::uint64_t seed) noexcept {
+        std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+        for (int r = 0; r < 10; ++r) {
+#if defined(__SSE2__)
+            key0[r] = _mm_set1_epi32(static_cast<int>(k0));
+            key1[r] = _mm_set1_epi32(static_cast<int>(k1));
+#else
+            key0[r] = k0;
+            key1[r] = k1;
+#endif
+            k0 += philox_w0;
+            k1 += philox_w1;
+        }
+    }
+#if defined(__SSE2__)
+    __m128i key0[10], key1[10];
+#else
+    std::uint32_t key0[10], key1[10];
+#endif
+};
+
 /// Four Philox4x32-10 blocks: counters (c0, c1, c2[i], c3[i]) for i = 0..3, key = seed.
 /// Output word j of block i goes to out_j[i].
-inline void philox4x32_10_x4(std::uint64_t seed, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
+inline void philox4x32_10_x4(const philox_schedule& key, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
                              const std::uint32_t* c3, std::uint32_t* out0, std::uint32_t* out1, std::uint32_t* out2,
                              std::uint32_t* out3) noexcept {
-    std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
 #if defined(__SSE2__)
-    __m128i x0 = _mm_set1_epi32(static_cast<int>(c0));
-    __m128i x1 = _mm_set1_epi32(static_cast<int>(c1));
-    __m128i x2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c2));
-    __m128i x3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c3));
+    // Each word of the four blocks is held as two registers of 64-bit slots: "e" with the
+    // blocks 0 and 2 in the low halves, "o" with the blocks 1 and 3. pmuludq multiplies the
+    // low halves only, so the high halves may hold garbage: the product's low half is the
+    // next lo word in place, its high half shifted down is the hi word.
     const __m128i m0 = _mm_set1_epi32(static_cast<int>(philox_m0));
     const __m128i m1 = _mm_set1_epi32(static_cast<int>(philox_m1));
-    // (lo, hi) of the four 32x32 -> 64 products a_i * m.
-    auto mulhilo = [](__m128i a, __m128i m, __m128i& lo, __m128i& hi) {
-        const __m128i even = _mm_mul_epu32(a, m);                    // lanes 0, 2 as 64-bit
-        const __m128i odd = _mm_mul_epu32(_mm_srli_epi64(a, 32), m); // lanes 1, 3
-        const __m128i e = _mm_shuffle_epi32(even, _MM_SHUFFLE(3, 1, 2, 0)); // lo0 lo2 hi0 hi2
-        const __m128i o = _mm_shuffle_epi32(odd, _MM_SHUFFLE(3, 1, 2, 0));  // lo1 lo3 hi1 hi3
-        lo = _mm_unpacklo_epi32(e, o);                                // lo0 lo1 lo2 lo3
-        hi = _mm_unpackhi_epi32(e, o);                                // hi0 hi1 hi2 hi3
-    };
+    const __m128i x2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c2));
+    const __m128i x3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c3));
+    __m128i e0 = _mm_set1_epi32(static_cast<int>(c0)), o0 = e0;
+    __m128i e1 = _mm_set1_epi32(static_cast<int>(c1)), o1 = e1;
+    __m128i e2 = x2, o2 = _mm_srli_epi64(x2, 32);
+    __m128i e3 = x3, o3 = _mm_srli_epi64(x3, 32);
     for (int r = 0; r < 10; ++r) {
-        __m128i lo0, hi0, lo1, hi1;
-        mulhilo(x0, m0, lo0, hi0);
-        mulhilo(x2, m1, lo1, hi1);
-        const __m128i kk0 = _mm_set1_epi32(static_cast<int>(k0));
-        const __m128i kk1 = _mm_set1_epi32(static_cast<int>(k1));
-        x0 = _mm_xor_si128(_mm_xor_si128(hi1, x1), kk0);
-        x1 = lo1;
-        x2 = _mm_xor_si128(_mm_xor_si128(hi0, x3), kk1);
-        x3 = lo0;
-        k0 += philox_w0;
-        k1 += philox_w1;
+        const __m128i kk0 = key.key0[r], kk1 = key.key1[r];
+        const __m128i pe0 = _mm_mul_epu32(e0, m0), pe1 = _mm_mul_epu32(e2, m1);
+        const __m128i po0 = _mm_mul_epu32(o0, m0), po1 = _mm_mul_epu32(o2, m1);
+        e0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pe1, 32), e1), kk0);
+        o0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(po1, 32), o1), kk0);
+        e2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pe0, 32), e3), kk1);
+        o2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(po0, 32), o3), kk1);
+        e1 = pe1;
+        o1 = po1;
+        e3 = pe0;
+        o3 = po0;
     }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out0), x0);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out1), x1);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out2), x2);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out3), x3);
+    // Low halves of e (blocks 0, 2) and o (blocks 1, 3) back to block order.
+    auto merge = [](__m128i e, __m128i o) {
+        return _mm_unpacklo_epi32(_mm_shuffle_epi32(e, _MM_SHUFFLE(3, 1, 2, 0)),
+                                  _mm_shuffle_epi32(o, _MM_SHUFFLE(3, 1, 2, 0)));
+    };
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out0), merge(e0, o0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out1), merge(e1, o1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out2), merge(e2, o2));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out3), merge(e3, o3));
 #else
     for (int i = 0; i < 4; ++i) {
         std::uint32_t o[4];
-        philox4x32_10(c0, c1, c2[i], c3[i], k0, k1, o);
+        philox4x32_10(c0, c1, c2[i], c3[i], key.key0[0], key.key1[0], o);
         out0[i] = o[0];
         out1[i] = o[1];
         out2[i] = o[2];
         out3[i] = o[3];
     }
 #endif
+}
+
+/// Same with the key given as a seed.
+inline void philox4x32_10_x4(std::uint64_t seed, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
+                             const std::uint32_t* c3, std::uint32_t* out0, std::uint32_t* out1, std::uint32_t* out2,
+                             std::uint32_t* out3) noexcept {
+    philox4x32_10_x4(philox_schedule(seed), c0, c1, c2, c3, out0, out1, out2, out3);
 }
 
 } // namespace pipecast::detail
