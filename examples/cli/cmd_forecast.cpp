@@ -159,14 +159,13 @@ void print_tables(const pipecast::model& m, const pipecast::weighted_forecast_re
            << " own probability override instead of P(win).\n";
     if (q) {
         os << within << " = amount x P(won within " << number(q->horizon) << " " << units(m.time_unit, q->horizon)
-           << "),\n  given each deal's stage and time in stage (";
-        if (q->method == pipecast::period_method::markov_exact) {
-            os << "exact: every stage has exponential dwell times).\n";
-        } else {
+           << " | stage, time already in stage).\n  Method: ";
+        if (q->method == pipecast::period_method::markov_exact)
+            os << "exact (every stage has exponential dwell times).\n";
+        else
             os << "renewal equation, step " << fixed(q->step, 3) << " " << units(m.time_unit, 2.0)
                << "; age-interpolation error <= " << fixed(q->error_estimate, 2) << (currency.empty() ? "" : " ")
-               << currency << ").\n";
-        }
+               << currency << ".\n";
     }
 }
 
