@@ -391,6 +391,21 @@ TEST_CASE("funnel") {
         CHECK(ideal_funnel(ge, t, be).gap->in_period_forecast == doctest::Approx(4e4 * p10).epsilon(1e-4));
     }
 
+    SUBCASE("empty book: only new deals can help, no ratio is infinite") {
+        const stage_graph g = chain3();
+        const book b(g);
+        const auto f = ideal_funnel(g, chain_target(), b);
+        CHECK(f.gap->actual_count == 0.0);
+        CHECK(f.gap->in_period_gap == doctest::Approx(3e6));
+        CHECK(f.velocity.actual->velocity == 0.0);
+        CHECK_FALSE(f.velocity.gap_ratio.has_value());
+        // 30 wins from new Leads closing within 90 days: 30 / P(won within 90 | Lead).
+        CHECK(*f.levers[0].extra_deals == doctest::Approx(30.0 / won_by_exact(g, 90.0)(0)).epsilon(1e-3));
+        for (const auto& le : f.levers) CHECK_FALSE(le.needed.has_value()); // no relative improvement of nothing
+        CHECK_FALSE(f.gap->cheapest_lever.has_value());
+        CHECK(*f.gap->bottleneck == 2); // the whole ideal is missing; Proposal matters most this period
+    }
+
     SUBCASE("no gap: nothing needed, no cheapest lever") {
         const stage_graph g = chain3();
         book b(g);

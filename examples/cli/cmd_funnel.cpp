@@ -257,16 +257,22 @@ void print_text(const pipecast::model& mdl, const pipecast::ideal_funnel_result&
                                         fixed(l.new_deals_per_period_after, 1), money(l.pipeline_value_after)};
         if (f.gap) {
             row.push_back(l.in_period_forecast_after ? money(*l.in_period_forecast_after) : "-");
-            row.push_back(l.needed ? percent(*l.needed) : "cannot");
+            std::string needed = l.needed ? percent(*l.needed) : "cannot";
+            if (l.extra_deals && *l.extra_deals > 0.0)
+                needed = (l.needed ? needed + " = " : std::string()) + "+" + fixed(*l.extra_deals, 1) + " new deals";
+            row.push_back(std::move(needed));
         }
         levers.add_row(std::move(row));
     }
     levers.print(os);
     if (f.gap) {
-        os << "  Cheapest lever (smallest relative improvement that closes this period's gap): "
-           << (f.gap->cheapest_lever ? std::string(pipecast::to_string(*f.gap->cheapest_lever))
-                                     : std::string(f.gap->in_period_gap > 0 ? "none can" : "no gap"))
-           << "\n";
+        std::string cheapest = "no gap";
+        if (f.gap->cheapest_lever) cheapest = std::string(pipecast::to_string(*f.gap->cheapest_lever));
+        else if (f.gap->in_period_gap > 0 && f.levers[0].extra_deals)
+            cheapest = "none in relative terms (empty book); " + fixed(*f.levers[0].extra_deals, 1) +
+                       " new deals entering now would close it";
+        else if (f.gap->in_period_gap > 0) cheapest = "none can close it";
+        os << "  Cheapest lever (smallest relative improvement that closes this period's gap): " << cheapest << "\n";
     }
 }
 
