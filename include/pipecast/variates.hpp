@@ -175,8 +175,9 @@ public:
         /// T = F⁻¹(F₀ + S₀ v), i.e. T | T > a, from the word k and F₀ = F(a), S₀ = S(a)
         /// (no branch).
         [[nodiscard]] double total_time(std::uint32_t k, double f0, double s0) const noexcept {
-            const double p = std::max(s0 * uniform_open_complement(k), upper_floor);
-            const double q = std::min(f0 + s0 * uniform_open(k), 0.5);
+            const double v = uniform_open(k);
+            const double p = std::max(s0 * (1.0 - v), upper_floor); // 1 − v is exact
+            const double q = std::min(f0 + s0 * v, 0.5);
             const std::uint64_t up = p <= 0.5 ? 1 : 0;
             const std::uint64_t mask = 0 - up;
             const std::uint64_t xb = (std::bit_cast<std::uint64_t>(p) & mask) | (std::bit_cast<std::uint64_t>(q) & ~mask);
