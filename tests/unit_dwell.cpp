@@ -362,6 +362,23 @@ TEST_CASE("dwell") {
                     CHECK(close_rel(pipecast::cdf(r, t), p, 1e-9));
                 }
             }
+            // tiny ages: the residual is the distribution itself (no 0·∞ in the closed forms)
+            for (double a : {1e-300, 1e-12}) {
+                const auto r = pipecast::residual(d, a);
+                for (double t : {0.5, 10.0, 100.0}) {
+                    const long double xa = std::pow(static_cast<long double>(a) / lam, static_cast<long double>(k));
+                    const long double xt = std::pow((static_cast<long double>(a) + t) / lam, static_cast<long double>(k));
+                    CHECK(close_rel(pipecast::survival(r, t), static_cast<double>(std::exp(xa - xt)), 1e-13));
+                    CHECK(close_rel(pipecast::survival(r, t), pipecast::survival(d, t), 1e-8)); // ≈ the base
+                }
+                for (double p : {0.1, 0.5, 0.9}) { // λ (x_a + c)^{1/k} - a in long double
+                    const long double xa = std::pow(static_cast<long double>(a) / lam, static_cast<long double>(k));
+                    const long double c = -std::log1p(-static_cast<long double>(p));
+                    const double want = static_cast<double>(lam * std::pow(xa + c, 1.0L / k) - a);
+                    CHECK(close_rel(pipecast::quantile(r, p), want, 1e-13));
+                }
+                CHECK(close_rel(pipecast::mean(r), d.mean(), 1e-9));
+            }
             // moderate ages: e^x Γ(1/k, x) evaluated by Boost and by the continued fraction
             // agree where the two branches meet
             const double lo = pipecast::detail::scaled_upper_gamma(s, 39.999999);

@@ -418,9 +418,10 @@ private:
     if (d.family() == dwell_family::exponential) return survival(d, t);
     if (r.overdue()) return 0.0;
     if (d.family() == dwell_family::weibull) {
-        // exp(x_a - x_{a+t}) with x_u = (u/λ)^k, written as exp(-x_a ((1 + t/a)^k - 1)).
+        // exp(x_a - x_{a+t}) with x_u = (u/λ)^k. For t <= a the difference cancels: write it
+        // as x_a ((1 + t/a)^k - 1); for t > a, x_{a+t} >= 2^k x_a and the plain form is exact.
         const double k = d.shape(), lam = d.scale(), a = r.age();
-        if (a == 0.0) return survival(d, t);
+        if (t > a) return std::exp(std::pow(a / lam, k) - std::pow((a + t) / lam, k));
         return std::exp(-std::pow(a / lam, k) * std::expm1(k * std::log1p(t / a)));
     }
     return std::min(1.0, survival(d, r.age() + t) / r.survival_at_age());
@@ -456,12 +457,13 @@ private:
     const double a = r.age();
     switch (d.family()) {
     case dwell_family::weibull: {
-        // x_{a+t} = x_a + c with c = -log(1 - p): t = a ((1 + c/x_a)^{1/k} - 1)
+        // x_{a+t} = x_a + c with c = -log(1 - p): t = λ (x_a + c)^{1/k} - a, which cancels
+        // when x_a >> c; then t = a ((1 + c/x_a)^{1/k} - 1) is computed with expm1/log1p.
         const double k = d.shape(), lam = d.scale();
         if (p == 1.0) return std::numeric_limits<double>::infinity();
-        const double c = -std::log1p(-p);
-        if (a == 0.0) return lam * std::pow(c, 1.0 / k);
-        return a * std::expm1(std::log1p(c / std::pow(a / lam, k)) / k);
+        const double c = -std::log1p(-p), x = std::pow(a / lam, k);
+        if (x <= c) return std::max(0.0, lam * std::pow(x + c, 1.0 / k) - a);
+        return a * std::expm1(std::log1p(c / x) / k);
     }
     case dwell_family::fixed: return d.mean() - a;
     case dwell_family::empirical: {
