@@ -204,8 +204,10 @@ TEST_CASE("book_io") {
         CHECK_THROWS_AS((void)pipecast::load_book_csv("/nonexistent/deals.csv", m.graph), pipecast::error);
     }
 
-    SUBCASE("header-only and empty input") {
+    SUBCASE("header-only and empty input; whitespace-only lines are blank") {
         CHECK(read("id,stage,amount\n").empty());
+        CHECK(read("id,stage,amount\n  \t \nA,Lead,1\n   \n").size() == 1);
+        check_csv_error("id,stage,amount\n  \nA,Leed,1\n", 3, 2, {"unknown stage"});
         check_csv_error("", 0, 0, {"empty file"});
     }
 

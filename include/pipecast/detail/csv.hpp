@@ -24,8 +24,8 @@ namespace pipecast::detail {
 [[nodiscard]] inline std::string_view trim(std::string_view s) noexcept;
 
 /// Reads records one at a time: quoted fields ("a,b", "say ""hi"""), CRLF or LF line ends,
-/// a UTF-8 byte-order mark, blank lines skipped. Quoted fields may span lines; blanks
-/// around a quoted field are ignored.
+/// a UTF-8 byte-order mark, blank (or all-whitespace) lines skipped. Quoted fields may span
+/// lines; blanks around a quoted field are ignored.
 class csv_reader {
 public:
     csv_reader(std::istream& in, std::string source) : in_(in), source_(std::move(source)) {}
@@ -40,7 +40,7 @@ public:
             ++line_no_;
             if (line_no_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
             if (!line.empty() && line.back() == '\r') line.pop_back();
-            if (!line.empty()) break;
+            if (!trim(line).empty()) break; // lines of blanks only are blank lines too
         }
         record_line_ = line_no_;
         std::string field;
