@@ -323,7 +323,7 @@ void add_funnel_command(CLI::App& app) {
     cmd->add_option("--as-of", o->as_of, "As-of date (ISO-8601) for books with an 'entered' column");
     cmd->add_option("--entry", o->entry, "Stage where new deals enter (default: the model's arrival stage, else the first)");
     cmd->add_option("--elapsed", o->elapsed, "Time already gone in the current period")->capture_default_str();
-    cmd->add_option("--won", o->won, "Value already won in the current period")->capture_default_str();
+    cmd->add_option("--won", o->won, "Value already won in the current period (won_to_date)")->capture_default_str();
     cmd->add_option("--quantile", o->quantile, "Quantile of the time to win for lead times")->capture_default_str();
     cmd->add_option("--lever-step", o->lever_step, "Relative improvement applied to each lever (at most 0.75)")
         ->capture_default_str();

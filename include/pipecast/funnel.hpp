@@ -344,6 +344,9 @@ struct age_group {
     f.remaining_deals_to_win = f.remaining_quota / d;
     f.entry_win_probability = w_e;
     f.new_deals_per_period = f.deals_to_win / w_e;
+    if (!std::isfinite(f.new_deals_per_period))
+        throw argument_error(message("ideal_funnel: entry stage '", g.name(e), "' has P(win) = ", w_e,
+                                     ": the required new deals per period overflow"));
     f.cycle_length = a.mean_time_to_close(ec);
     f.mean_time_to_win = a.mean_time_to_win(ec);
 
