@@ -277,8 +277,8 @@ public:
         m_ = g.open_count();
         horizon_ = o.horizon;
         nsub_ = o.sub_period_ends.size();
-        win_.assign(g.size(), 0);
-        for (std::size_t s = m_; s < g.size(); ++s) win_[s] = g.is_win(s) ? 1 : 0;
+        code_.assign(g.size(), 1);
+        for (std::size_t s = m_; s < g.size(); ++s) code_[s] = g.is_win(s) ? 2 : 0;
         prepare_deals();
         rows_ = transition_sampler(g);
         if (o.correlation > 0.0) prepare_shock();
@@ -527,8 +527,7 @@ private:
         auto& L = ws.lanes;
         const double h = horizon_;
         const transition_sampler::row_view rows = ws.rows.view();
-        const std::uint32_t m = static_cast<std::uint32_t>(m_);
-        const std::uint8_t* win = win_.data();
+        const std::uint8_t* code = code_.data(); // bit 0: still open, bit 1: won
         std::uint32_t* won_lane = L.won_lane.data();
         double* won_time = L.won_time.data();
         std::size_t nw = 0; // wins are recorded without a branch, booked after the batch
@@ -560,17 +559,16 @@ private:
                                  0.0);
             const double t = x.t0 + dwell;
             const std::uint32_t s = rows.template next<Width>(x.stage, w1[i]);
-            const bool in_time = t <= h;
-            const bool open = s < m;
+            const std::uint32_t c = code[s] & (t <= h ? 3u : 0u);
             won_lane[nw] = static_cast<std::uint32_t>(i);
             won_time[nw] = t;
-            nw += static_cast<std::size_t>(in_time & !open & (win[s] != 0));
+            nw += c >> 1;
             lane[n] = static_cast<std::uint32_t>(i);
             stage[n] = s;
             time[n] = t;
             w2[n] = w2[i];
             w3[n] = w3[i];
-            n += static_cast<std::size_t>(in_time & open);
+            n += c & 1u;
         }
         // Later visits: fresh dwells; a new block every second visit.
         for (std::uint32_t visit = 1; n > 0; ++visit) {
@@ -580,15 +578,14 @@ private:
                     const std::uint32_t s0 = stage[j];
                     const double t = time[j] + fresh<Tabulated>(s0, w2[j]);
                     const std::uint32_t s = rows.template next<Width>(s0, w3[j]);
-                    const bool in_time = t <= h;
-                    const bool open = s < m;
+                    const std::uint32_t c = code[s] & (t <= h ? 3u : 0u);
                     won_lane[nw] = lane[j];
                     won_time[nw] = t;
-                    nw += static_cast<std::size_t>(in_time & !open & (win[s] != 0));
+                    nw += c >> 1;
                     lane[k] = lane[j];
                     stage[k] = s;
                     time[k] = t;
-                    k += static_cast<std::size_t>(in_time & open);
+                    k += c & 1u;
                 }
             } else { // a new block: its first half now, its second half kept
                 for (std::size_t j = 0; j < n; ++j) {
@@ -601,17 +598,16 @@ private:
                     const std::uint32_t s0 = stage[j];
                     const double t = time[j] + fresh<Tabulated>(s0, w0[j]);
                     const std::uint32_t s = rows.template next<Width>(s0, w1[j]);
-                    const bool in_time = t <= h;
-                    const bool open = s < m;
+                    const std::uint32_t c = code[s] & (t <= h ? 3u : 0u);
                     won_lane[nw] = lane[j];
                     won_time[nw] = t;
-                    nw += static_cast<std::size_t>(in_time & !open & (win[s] != 0));
+                    nw += c >> 1;
                     lane[k] = lane[j];
                     stage[k] = s;
                     time[k] = t;
                     w2[k] = w2[j];
                     w3[k] = w3[j];
-                    k += static_cast<std::size_t>(in_time & open);
+                    k += c & 1u;
                 }
             }
             n = k;
@@ -743,7 +739,7 @@ private:
     philox_schedule key_;
     std::size_t m_ = 0, nsub_ = 0;
     double horizon_ = 0.0;
-    std::vector<std::uint8_t> win_;
+    std::vector<std::uint8_t> code_; ///< per stage: 1 open, 2 winning outcome, 0 other outcome
     std::vector<deal_start> deals_;
     std::vector<dwell_sampler> samplers_;
     std::vector<dwell_sampler::table_view> views_;

@@ -341,19 +341,35 @@ public:
             thresholds_[i * width_ + e] =
                 e + 1 == count_[i] ? (std::uint64_t{1} << 32) : to_threshold(acc);
         }
+        const row_view v = view();
+        for (std::uint32_t b = 0; b < 256; ++b) {
+            const std::uint32_t first = v.search(i, b << 24), last = v.search(i, (b << 24) | 0xFFFFFFu);
+            guide_[(i << 8) | b] = first == last ? static_cast<std::int32_t>(first) : -1; // next() is monotone in k
+        }
     }
 
     /// The next stage for word k leaving open stage i.
     [[nodiscard]] std::uint32_t next(std::size_t i, std::uint32_t k) const noexcept { return view().next(i, k); }
 
-    /// Raw rows for a hot loop: `width` entries a row, padded with never-reached entries.
+    /// Raw rows for a hot loop: `width` entries a row, padded with never-reached entries,
+    /// and a guide table: for each of the 256 buckets of the top 8 bits of k, the target
+    /// when the whole bucket maps to one target (nearly always), else -1 (search the row).
     struct row_view {
         const std::uint64_t* thresholds = nullptr;
         const std::uint32_t* targets = nullptr;
+        const std::int32_t* guide = nullptr;
         std::size_t width = 0;
         /// The next stage; W = width when known at compile time (0: read `width`).
         template <std::size_t W = 0>
         [[nodiscard]] std::uint32_t next(std::size_t i, std::uint32_t k) const noexcept {
+            const std::int32_t g = guide[(i << 8) | (k >> 24)];
+            if (g >= 0) [[likely]]
+                return static_cast<std::uint32_t>(g);
+            return search<W>(i, k);
+        }
+        /// The next stage by comparing k with the row's thresholds.
+        template <std::size_t W = 0>
+        [[nodiscard]] std::uint32_t search(std::size_t i, std::uint32_t k) const noexcept {
             const std::size_t w = W ? W : width;
             const std::uint64_t* t = thresholds + i * w;
             std::size_t e = 0; // same trip count for every row (padding thresholds are 2^32)
@@ -361,7 +377,9 @@ public:
             return targets[i * w + e];
         }
     };
-    [[nodiscard]] row_view view() const noexcept { return {thresholds_.data(), targets_.data(), width_}; }
+    [[nodiscard]] row_view view() const noexcept {
+        return {thresholds_.data(), targets_.data(), guide_.data(), width_};
+    }
     /// Entries per row (padded to at least 4).
     [[nodiscard]] std::size_t width() const noexcept { return width_; }
     /// Targets (stage indices) of the positive entries of row i.
@@ -380,6 +398,7 @@ private:
             width_ = std::max<std::size_t>(width_, static_cast<std::size_t>(std::count_if(
                                                        r.begin(), r.end(), [](double x) { return x > 0.0; })));
         count_.assign(rows.size(), 0);
+        guide_.assign(rows.size() << 8, -1);
         thresholds_.assign(rows.size() * width_, std::uint64_t{1} << 32);
         targets_.assign(rows.size() * width_, 0);
         std::vector<double> p;
@@ -400,6 +419,7 @@ private:
     std::vector<std::size_t> count_;
     std::vector<std::uint64_t> thresholds_;
     std::vector<std::uint32_t> targets_;
+    std::vector<std::int32_t> guide_;
 };
 
 } // namespace pipecast

@@ -9,7 +9,7 @@
 /// The simulator asks for one block per running deal-path and sweep; four counters differ
 /// only in their last two words (deal, domain), so four blocks are computed side by side in
 /// 128-bit registers (SSE2, part of every x86-64): one round is four `pmuludq`, four
-/// shifts and eight xors for four streams, instead of four scalar rounds.
+/// shuffles and eight xors for four streams, instead of four scalar rounds.
 
 #include <cstddef>
 #include <cstdint>
@@ -87,14 +87,16 @@ inline void philox4x32_10_x4(const philox_schedule& key, std::uint32_t c0, std::
     __m128i e1 = _mm_set1_epi32(static_cast<int>(c1)), o1 = e1;
     __m128i e2 = x2, o2 = _mm_srli_epi64(x2, 32);
     __m128i e3 = x3, o3 = _mm_srli_epi64(x3, 32);
+    // The high half of each 64-bit product moved to the low half (pshufd: no register copy).
+    auto hi = [](__m128i p) { return _mm_shuffle_epi32(p, _MM_SHUFFLE(3, 3, 1, 1)); };
     for (int r = 0; r < 10; ++r) {
         const __m128i kk0 = key.key0[r], kk1 = key.key1[r];
         const __m128i pe0 = _mm_mul_epu32(e0, m0), pe1 = _mm_mul_epu32(e2, m1);
         const __m128i po0 = _mm_mul_epu32(o0, m0), po1 = _mm_mul_epu32(o2, m1);
-        e0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pe1, 32), e1), kk0);
-        o0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(po1, 32), o1), kk0);
-        e2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pe0, 32), e3), kk1);
-        o2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(po0, 32), o3), kk1);
+        e0 = _mm_xor_si128(_mm_xor_si128(hi(pe1), e1), kk0);
+        o0 = _mm_xor_si128(_mm_xor_si128(hi(po1), o1), kk0);
+        e2 = _mm_xor_si128(_mm_xor_si128(hi(pe0), e3), kk1);
+        o2 = _mm_xor_si128(_mm_xor_si128(hi(po0), o3), kk1);
         e1 = pe1;
         o1 = po1;
         e3 = pe0;
