@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
@@ -343,6 +344,15 @@ TEST_CASE("forecast") {
                 b.add(std::to_string(i), 0, 100.0, a);
                 const double sa = a == 0.0 ? 1.0 : fc.surv(a);
                 exact.push_back(p * (1.0 - fc.surv(a + h) / sa));
+            }
+            // Very old deals: the sparse lattice (5·10^5 days: millions of cells) and the
+            // beyond-the-lattice path (10^20 days). Where S(a) underflows the deal is overdue
+            // and leaves at once; the Weibull hazard (k > 1) there is huge: won with p too.
+            for (const double a : {5e5, 1e20}) {
+                b.add(std::to_string(b.size()), 0, 100.0, a);
+                const double sa = fc.surv(a);
+                const bool weibull_far = fc.d.family() == dwell_family::weibull && a > 1e6;
+                exact.push_back(sa > 0.0 && !weibull_far ? p * (1.0 - fc.surv(a + h) / sa) : p);
             }
             double prev = 0.0;
             for (const std::size_t steps : {100u, 200u, 400u}) {

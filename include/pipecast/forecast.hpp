@@ -554,14 +554,23 @@ private:
         }
     }
 
-    /// P at an arbitrary age a, on a lattice a + k d (used for astronomically large ages).
+    /// P at an arbitrary age a, on the lattice a + k d (used for ages beyond 10^15 cells,
+    /// where a + k d would round to a). log S(a + t) − log S(a) is taken in a form that keeps
+    /// t ≪ a: for the Weibull, −(a/λ)^k · expm1(k · log1p(t/a)); the other continuous
+    /// families have underflowed survival there and are overdue.
     [[nodiscard]] double value_at_offset(double a) const {
-        double l_prev = log_survival(dwell_, a);
-        if (l_prev == -std::numeric_limits<double>::infinity()) return y_h_;
-        double e = 1.0, acc = 0.0;
+        const double neg_inf = -std::numeric_limits<double>::infinity();
+        auto log_residual = [&](double t) {
+            if (dwell_.family() == dwell_family::weibull)
+                return -std::pow(a / dwell_.scale(), dwell_.shape()) * std::expm1(dwell_.shape() * std::log1p(t / a));
+            const double la = log_survival(dwell_, a);
+            return la == neg_inf ? neg_inf : log_survival(dwell_, a + t) - la;
+        };
+        if (dwell_.family() != dwell_family::weibull && log_survival(dwell_, a) == neg_inf) return y_h_; // overdue
+        double e = 1.0, acc = 0.0, l_prev = 0.0;
         for (std::size_t k = 1; k <= cells_; ++k) {
-            const double l = log_survival(dwell_, a + static_cast<double>(k) * d_);
-            const double hk = l == -std::numeric_limits<double>::infinity() ? 1.0 : -std::expm1(l - l_prev);
+            const double l = log_residual(static_cast<double>(k) * d_);
+            const double hk = l == neg_inf ? 1.0 : -std::expm1(l - l_prev);
             acc += e * hk * ybar_[k];
             e *= 1.0 - hk;
             l_prev = l;
