@@ -433,7 +433,7 @@ private:
             std::size_t c1 = c0; // cluster [c0, c1]: consecutive nodes closer than K share a lattice
             while (c1 + 1 < nodes.size() && nodes[c1 + 1] - nodes[c1] <= cells_) ++c1;
             const std::size_t lo = nodes[c0], hi = nodes[c1] + cells_;
-            // lattice[u - lo] = η_u for u in (lo, hi]; lattice[0] holds log S(lo d) flag.
+            // lattice[u - lo] = η_u for u in (lo, hi]; alive_at[u - lo]: S(u d) has not underflowed.
             lattice.assign(hi - lo + 1, 0.0);
             double l_prev = log_survival(dwell_, static_cast<double>(lo) * d_);
             std::vector<char> alive_at(hi - lo + 1, 0);
