@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -179,12 +180,13 @@ TEST_CASE("history") {
         for (const char* s : {"Won", "Lost"}) CHECK(ch.stage_open[*ch.find_stage(s)] == 0);
         CHECK(ch.stage_open[*ch.find_stage("Negotiation")] == 1);
         // load_history recognises the format
-        const std::string path = "unit_history_changes.csv";
+        const std::string path = (std::filesystem::temp_directory_path() / "pipecast_unit_history_changes.csv").string();
         {
             std::ofstream out(path);
             out << as_stage_changes(log);
         }
         CHECK(load_history(path, opt).size() == log.size());
+        std::filesystem::remove(path);
         std::istringstream a("deal_id,stage,changed_at\n"), b("id,to_stage,date\n"), c{std::string(header)};
         CHECK(is_stage_change_log(a));
         CHECK(is_stage_change_log(b));
