@@ -1,5 +1,4 @@
 // Quickstart: forecast a book of open deals on a pipeline model (the README example).
-#include <pipecast/forecast.hpp>
 #include <pipecast/pipecast.hpp>
 
 #include <iostream>
