@@ -405,14 +405,31 @@ private:
     /// Lanes per batch (deals, or arrivals, simulated in lock step).
     static constexpr std::size_t batch = 1024;
 
+    /// Start data of every deal (F(a), S(a) by Boost.Math: the one per-deal special-function
+    /// cost of a run, spread over the threads; each deal is independent, so the result does
+    /// not depend on the split) and the table depth each stage needs.
     void prepare_deals() {
         const std::size_t n = b_.size();
+        deals_.resize(n);
+        const unsigned hw = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
+        const auto parts = static_cast<unsigned>(std::min<std::size_t>(hw, n / 16384 + 1));
+        std::vector<std::vector<int>> depth(parts, std::vector<int>(m_, dwell_sampler::default_upper_min_exponent));
+        {
+            std::vector<std::jthread> pool;
+            for (unsigned t = 1; t < parts; ++t)
+                pool.emplace_back([&, t] { prepare_range(n * t / parts, n * (t + 1) / parts, depth[t]); });
+            prepare_range(0, n / parts, depth[0]);
+        }
+        for (unsigned t = 1; t < parts; ++t)
+            for (std::size_t s = 0; s < m_; ++s) depth[0][s] = std::min(depth[0][s], depth[t][s]);
+        build_samplers(depth[0]);
+    }
+
+    void prepare_range(std::size_t d0, std::size_t d1, std::vector<int>& depth) {
         const auto st = b_.stages();
         const auto am = b_.amounts();
         const auto ag = b_.ages();
-        deals_.resize(n);
-        std::vector<int> depth(m_, dwell_sampler::default_upper_min_exponent);
-        for (std::size_t d = 0; d < n; ++d) {
+        for (std::size_t d = d0; d < d1; ++d) {
             const std::size_t s = st[d];
             const auto& dw = g_.dwell(s);
             deal_start& x = deals_[d];
@@ -443,6 +460,9 @@ private:
             if (x.survival_at_age < 0x1p-960) x.exact = 1;
             else depth[s] = std::min(depth[s], e);
         }
+    }
+
+    void build_samplers(const std::vector<int>& depth) {
         samplers_.reserve(m_);
         for (std::size_t s = 0; s < m_; ++s) samplers_.emplace_back(g_.dwell(s), depth[s]);
         all_tabulated_ = true;
