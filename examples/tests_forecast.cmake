@@ -183,4 +183,4 @@ endforeach()
 # The README quickstart.
 add_test(NAME example_quickstart COMMAND $<TARGET_FILE:example_quickstart>)
 set_tests_properties(example_quickstart PROPERTIES
-  PASS_REGULAR_EXPRESSION "^Weighted forecast:  [0-9]+ EUR\nWon within 90 days: [0-9]+ EUR\n$")
+  PASS_REGULAR_EXPRESSION "^Weighted forecast:  [0-9]+ EUR\nWon within 90 days: [0-9]+ \\(simulated [0-9]+ \\+/- [0-9]+\\)\nP10 / P50 / P90:    [0-9]+ / [0-9]+ / [0-9]+\n$")
