@@ -511,9 +511,10 @@ private:
     /// A batch of deal-paths advanced in lock step, one stage visit per sweep, with the
     /// still-running lanes compacted after each sweep: every lane of sweep k has made k
     /// visits, so the Philox block refills (every second visit) need no per-lane branch and
-    /// the hot loop has no data-dependent branch but the rare win bookkeeping.
-    /// `start(i)` gives lane i's start; `on_win(i, t)` is called, in lane order within each
-    /// sweep, for every lane won at time t <= horizon.
+    /// the hot loop has no data-dependent branch: a lane's end and its win are recorded
+    /// with arithmetic. `start(i)` gives lane i's start; `on_win(i, t)` is called after the
+    /// batch for every lane won at a time t <= horizon, in the order the wins happened
+    /// (sweep by sweep, lane order within a sweep): fixed by the random numbers alone.
     struct lane_start {
         std::uint32_t stage;
         double cdf_at_age, survival_at_age, age, t0;
