@@ -426,7 +426,7 @@ TEST_CASE("simulation") {
         const simulation_result r0 = simulate(m, bk, o);
         o.correlation = 0.3;
         const simulation_result r1 = simulate(m, bk, o);
-        CHECK(r1.won_value.sd > 3.0 * r0.won_value.sd);
+        CHECK(r1.won_value.sd > 5.0 * r0.won_value.sd); // about 10x on b2b6
         // The log-odds shock has median 0: the mean moves far less than the spread grows.
         CHECK(std::abs(r1.won_value.mean - r0.won_value.mean) < 0.05 * r0.won_value.mean);
     }
