@@ -447,6 +447,7 @@ TEST_CASE("simulation") {
         CHECK(std::is_sorted(seen.begin(), seen.end()));
 
         o.paths = 2000000; // minutes of work unless cancelled
+        o.chunk_paths = 7;
         int calls = 0;
         o.progress = [&](double f) {
             ++calls;
@@ -457,6 +458,7 @@ TEST_CASE("simulation") {
         CHECK(calls == 1);
         CHECK(c.paths < o.paths);
         CHECK(c.deal_paths == c.paths * bk.size());
+        CHECK(c.paths % 7 == 0); // whole work units only
         if (c.paths > 0) CHECK(std::isfinite(c.won_value.mean));
         else CHECK(std::isnan(c.won_value.mean));
 

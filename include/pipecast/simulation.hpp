@@ -306,6 +306,7 @@ public:
         const std::size_t chunks = (paths + chunk - 1) / chunk;
         threads = static_cast<unsigned>(std::min<std::size_t>(threads, chunks));
         chunk_done_.assign(chunks, 0);
+        chunk_ = chunk;
 
         struct local {
             std::vector<std::uint64_t> wins, time;
@@ -366,7 +367,7 @@ public:
     /// Which paths completed (after a cancelled run).
     [[nodiscard]] std::vector<std::size_t> completed_paths() const {
         std::vector<std::size_t> p;
-        const std::size_t chunk = (o_.paths + chunk_done_.size() - 1) / chunk_done_.size();
+        const std::size_t chunk = chunk_;
         for (std::size_t c = 0; c < chunk_done_.size(); ++c)
             if (chunk_done_[c])
                 for (std::size_t i = c * chunk; i < std::min(o_.paths, (c + 1) * chunk); ++i) p.push_back(i);
@@ -775,6 +776,7 @@ private:
     double deal_mu_ = 0.0, deal_sigma_ = 0.0;
     // results
     std::vector<char> chunk_done_;
+    std::size_t chunk_ = 1; ///< paths per work unit of the last run
     std::vector<std::uint64_t> wins_, time_;
 };
 
