@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <cmath>
 #include <limits>
 #include <string>
@@ -31,21 +33,7 @@ stage_graph loop3(bool exponential = false) {
     return stage_graph(std::move(st), {{"Won", true}, {"Lost", false}}, p);
 }
 
-template <class E, class F>
-void check_throws(F&& f, std::initializer_list<const char*> fragments) {
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        const std::string msg = e.what();
-        for (const char* frag : fragments) {
-            INFO("message: " << msg << "  expected fragment: " << frag);
-            CHECK(msg.find(frag) != std::string::npos);
-        }
-    }
-    CHECK(thrown);
-}
+using pipecast_test::check_throws;
 
 constexpr double tight = 1e-13;
 

@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -53,21 +55,7 @@ void check_csv_error(const std::string& text, std::size_t line, std::size_t colu
     CHECK(thrown);
 }
 
-template <class E, class F>
-void check_throws(F&& f, std::initializer_list<const char*> fragments) {
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        const std::string msg = e.what();
-        for (const char* frag : fragments) {
-            INFO("message: " << msg << "  expected fragment: " << frag);
-            CHECK(msg.find(frag) != std::string::npos);
-        }
-    }
-    CHECK(thrown);
-}
+using pipecast_test::check_throws;
 
 } // namespace
 

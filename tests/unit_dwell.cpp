@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <boost/math/distributions/exponential.hpp>
 #include <boost/math/distributions/gamma.hpp>
 #include <boost/math/distributions/lognormal.hpp>
@@ -29,22 +31,7 @@ bool close_rel(double a, double b, double tol) {
     return std::abs(a - b) <= tol * std::max(std::abs(b), 1e-300);
 }
 
-/// Checks that `f` throws `E` and that the message contains every fragment.
-template <class E, class F>
-void check_throws(F&& f, std::initializer_list<const char*> fragments) {
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        const std::string msg = e.what();
-        for (const char* frag : fragments) {
-            INFO("message: " << msg << "  expected fragment: " << frag);
-            CHECK(msg.find(frag) != std::string::npos);
-        }
-    }
-    CHECK(thrown);
-}
+using pipecast_test::check_throws;
 
 /// ∫_lo^hi pdf(d, u) g(u) du by double-exponential quadrature (hi may be +inf): an
 /// integration of the base density, independent of the library's cdf/survival code.

@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <boost/math/distributions/gamma.hpp>
 #include <boost/math/quadrature/tanh_sinh.hpp>
 
@@ -59,21 +61,7 @@ double max_error_markov(const stage_graph& g, double horizon, std::size_t steps)
     return err;
 }
 
-template <class E, class F>
-void check_throws(F&& f, std::initializer_list<const char*> fragments) {
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        const std::string msg = e.what();
-        for (const char* frag : fragments) {
-            INFO("message: " << msg << "  expected fragment: " << frag);
-            CHECK(msg.find(frag) != std::string::npos);
-        }
-    }
-    CHECK(thrown);
-}
+using pipecast_test::check_throws;
 
 } // namespace
 

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <cmath>
 #include <limits>
 #include <string>
@@ -16,21 +18,7 @@ using pipecast::stage_graph;
 
 namespace {
 
-template <class E, class F>
-void check_throws(F&& f, std::initializer_list<const char*> fragments) {
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        const std::string msg = e.what();
-        for (const char* frag : fragments) {
-            INFO("message: " << msg << "  expected fragment: " << frag);
-            CHECK(msg.find(frag) != std::string::npos);
-        }
-    }
-    CHECK(thrown);
-}
+using pipecast_test::check_throws;
 
 std::vector<open_stage> three_stages() {
     return {{"Lead", dwell_distribution::exponential(5.0)},

@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace pipecast {
 
@@ -194,6 +195,24 @@ namespace detail {
     return std::clamp(acc, 0.0, 1.0);
 }
 
+/// The q-quantile of the time to a win given a win, read off a table: the smallest t with
+/// P(won by t | stage) >= q · w, w = P(win | stage), linearly interpolated between grid
+/// points. Empty when the table is too short to reach that probability.
+[[nodiscard]] inline std::optional<double> win_time_quantile(const win_time_table& tab, std::size_t stage, double w,
+                                                             double q) {
+    const auto col = static_cast<Eigen::Index>(stage);
+    PIPECAST_ASSERT(col < tab.won_by.cols());
+    const double target = q * w;
+    for (Eigen::Index n = 1; n < tab.won_by.rows(); ++n) {
+        if (tab.won_by(n, col) >= target) {
+            const double lo = tab.won_by(n - 1, col), hi = tab.won_by(n, col);
+            const double f = hi > lo ? (target - lo) / (hi - lo) : 1.0;
+            return (static_cast<double>(n - 1) + f) * tab.step;
+        }
+    }
+    return std::nullopt;
+}
+
 /// The q-quantile of the time to a win given a win, from `stage`: the smallest t with
 /// P(won by t) >= q · P(win). Builds a table long enough (mean + 12 sd of the time to
 /// close). Returns NaN where the stage cannot win. @throws argument_error unless 0 < q < 1.
@@ -205,17 +224,8 @@ namespace detail {
     const double w = a.win_probability(col);
     if (!(w > 0.0)) return std::numeric_limits<double>::quiet_NaN();
     double horizon = a.mean_time_to_close.maxCoeff() + 12.0 * std::sqrt(a.time_to_close_variance.maxCoeff());
-    for (int attempt = 0; attempt < 4; ++attempt, horizon *= 2.0) {
-        const win_time_table tab = win_time_distribution(g, horizon);
-        const double target = q * w;
-        for (Eigen::Index n = 1; n < tab.won_by.rows(); ++n) {
-            if (tab.won_by(n, col) >= target) {
-                const double lo = tab.won_by(n - 1, col), hi = tab.won_by(n, col);
-                const double f = hi > lo ? (target - lo) / (hi - lo) : 1.0;
-                return (static_cast<double>(n - 1) + f) * tab.step;
-            }
-        }
-    }
+    for (int attempt = 0; attempt < 4; ++attempt, horizon *= 2.0)
+        if (const auto t = win_time_quantile(win_time_distribution(g, horizon), stage, w, q)) return *t;
     return std::numeric_limits<double>::infinity();
 }
 

@@ -231,21 +231,6 @@ inline constexpr double funnel_min_probability = 1e-9;
 /// Smallest time scale the shorter-cycle lever is evaluated at (a cycle cut by 75%).
 inline constexpr double funnel_min_cycle_scale = 0.25;
 
-/// The q-quantile of the time to a win given a win, from column `col` of a table; empty if
-/// the table is too short.
-[[nodiscard]] inline std::optional<double> win_quantile_from_table(const win_time_table& tab, Eigen::Index col,
-                                                                   double w, double q) {
-    const double target = q * w;
-    for (Eigen::Index n = 1; n < tab.won_by.rows(); ++n) {
-        if (tab.won_by(n, col) >= target) {
-            const double lo = tab.won_by(n - 1, col), hi = tab.won_by(n, col);
-            const double f = hi > lo ? (target - lo) / (hi - lo) : 1.0;
-            return (static_cast<double>(n - 1) + f) * tab.step;
-        }
-    }
-    return std::nullopt;
-}
-
 /// Smallest x in [lo, hi] with f(x) >= target for an increasing f, by bisection to
 /// 1e-7 · max(1, hi) (a relative improvement needs no more digits).
 template <class F>
@@ -363,7 +348,7 @@ struct age_group {
         for (Eigen::Index j = 0; j < m; ++j) {
             const double w = a.win_probability(j);
             q_time[static_cast<std::size_t>(j)] =
-                w > 0.0 ? detail::win_quantile_from_table(q_tab, j, w, t.quantile) : std::nullopt;
+                w > 0.0 ? win_time_quantile(q_tab, static_cast<std::size_t>(j), w, t.quantile) : std::nullopt;
             all = all && (w <= 0.0 || q_time[static_cast<std::size_t>(j)].has_value());
         }
         if (all) break;
