@@ -5,6 +5,7 @@
 #include <pipecast/analytics.hpp>
 #include <pipecast/book_io.hpp>
 #include <pipecast/first_passage.hpp>
+#include <pipecast/forecast.hpp>
 #include <pipecast/model_io.hpp>
 
 #include <doctest/doctest.h>
@@ -13,9 +14,11 @@
 
 #include <atomic>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <stop_token>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace pipecast;
@@ -85,6 +88,52 @@ std::vector<double> slow_reference(const stage_graph& g, const book& b, double h
         totals.push_back(total);
     }
     return totals;
+}
+
+/// The first n deals of `src`, every third with a probability override both above and
+/// below its stage's P(win) w (min(0.95, w + 0.3), 0.4 w, 1, 0, 0.5 in turn), and one fresh
+/// (age 0) deal per stage with override 0.7 at the end. `plain` gets the same deals without
+/// any override.
+book overridden_book(const stage_graph& g, const book& src, std::size_t n, book* plain = nullptr) {
+    const Eigen::VectorXd w = win_probabilities(g);
+    book b(g);
+    for (std::size_t d = 0; d < n; ++d) {
+        const std::size_t s = src.stages()[d];
+        std::optional<double> o;
+        if (d % 3 == 0) {
+            const double ws = w(static_cast<Eigen::Index>(s));
+            const double choice[] = {std::min(0.95, ws + 0.3), 0.4 * ws, 1.0, 0.0, 0.5};
+            o = choice[(d / 3) % 5];
+        }
+        b.add("d", s, src.amounts()[d], src.ages()[d], o);
+        if (plain) plain->add("d", s, src.amounts()[d], src.ages()[d]);
+    }
+    for (std::size_t s = 0; s < g.open_count(); ++s) {
+        b.add("fresh", s, 1000.0, 0.0, 0.7);
+        if (plain) plain->add("fresh", s, 1000.0, 0.0);
+    }
+    return b;
+}
+
+/// Mean and variance of the time to a win given a win, from a fresh start in each open
+/// stage: first and second moments of the first passage in the win-conditioned chain
+/// P~(i,j) = P(i,j) w_j / w_i (an independent derivation for the tests).
+std::pair<Eigen::VectorXd, Eigen::VectorXd> win_time_moments(const stage_graph& g) {
+    const auto m = static_cast<Eigen::Index>(g.open_count());
+    const Eigen::VectorXd w = win_probabilities(g);
+    Eigen::MatrixXd q = Eigen::MatrixXd::Zero(m, m);
+    Eigen::VectorXd mu(m), d2(m);
+    for (Eigen::Index i = 0; i < m; ++i) {
+        const auto& d = g.dwell(static_cast<std::size_t>(i));
+        mu(i) = mean(d);
+        d2(i) = variance(d) + mu(i) * mu(i);
+        for (Eigen::Index j = 0; j < m; ++j)
+            q(i, j) = g.transition(static_cast<std::size_t>(i), static_cast<std::size_t>(j)) * w(j) / w(i);
+    }
+    const Eigen::MatrixXd a = Eigen::MatrixXd::Identity(m, m) - q;
+    const Eigen::VectorXd m1 = a.lu().solve(mu);
+    const Eigen::VectorXd m2 = a.lu().solve(d2 + 2.0 * mu.cwiseProduct(q * m1));
+    return {m1, m2 - m1.cwiseProduct(m1)};
 }
 
 } // namespace
@@ -469,6 +518,137 @@ TEST_CASE("simulation") {
         const simulation_result s = simulate(m, bk, o);
         CHECK(s.status == simulation_status::cancelled);
         CHECK(s.paths < o.paths);
+    }
+
+    SUBCASE("overrides, horizon 90: the mean equals the period forecast") {
+        book plain(m.graph);
+        const book b = overridden_book(m.graph, bk, 300, &plain);
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 40000;
+        o.seed = 11;
+        const simulation_result r = simulate(m, b, o);
+        period_forecast_options po;
+        po.steps = 8000; // Δ = 0.011: the renewal table's O(Δ²) error is far below the SE
+        const period_forecast_result pf = period_forecast(m.graph, b, 90.0, po);
+        CAPTURE(r.won_value.mean);
+        CAPTURE(r.won_value.standard_error);
+        CAPTURE(pf.expected);
+        CHECK(std::abs(r.won_value.mean - pf.expected) <= 4.0 * r.won_value.standard_error + pf.error_estimate);
+        // The overrides matter: ignoring them would fail the check above by far.
+        const double ignored = period_forecast(m.graph, plain, 90.0, po).expected;
+        CHECK(std::abs(ignored - pf.expected) > 20.0 * r.won_value.standard_error);
+        CHECK(r.overridden == 100 + m.graph.open_count());
+        // Deals without an override keep their random streams: bit-identical outcomes.
+        const simulation_result rp = simulate(m, plain, o);
+        CHECK(rp.overridden == 0);
+        for (std::size_t d = 0; d < b.size(); ++d)
+            if (std::isnan(b.probability_overrides()[d])) {
+                REQUIRE(r.deal_win_probability[d] == rp.deal_win_probability[d]);
+                if (r.deal_win_probability[d] > 0.0)
+                    REQUIRE(r.deal_expected_close_time[d] == rp.deal_expected_close_time[d]);
+            }
+    }
+
+    SUBCASE("overrides, no horizon: the mean equals the weighted forecast; P(win) of a deal is its override") {
+        const book b = overridden_book(m.graph, bk, 300);
+        simulation_options o;
+        o.paths = 40000;
+        o.seed = 12;
+        const simulation_result r = simulate(m, b, o);
+        const weighted_forecast_result wf = weighted_forecast(m.graph, b);
+        CAPTURE(r.won_value.mean);
+        CAPTURE(wf.weighted_total);
+        CHECK(std::abs(r.won_value.mean - wf.weighted_total) <= 4.0 * r.won_value.standard_error);
+        const auto ov = b.probability_overrides();
+        const double paths = static_cast<double>(r.paths);
+        std::size_t checked = 0;
+        for (std::size_t d = 0; d < b.size(); ++d) {
+            const double p = ov[d];
+            if (std::isnan(p)) continue;
+            CAPTURE(d);
+            CAPTURE(p);
+            // o = 0 never wins, o = 1 always does (no horizon: a winner always reaches Won).
+            REQUIRE(std::abs(r.deal_win_probability[d] - p) <= 4.0 * std::sqrt(p * (1.0 - p) / paths));
+            ++checked;
+        }
+        CHECK(checked == 100 + m.graph.open_count());
+        // A winner's timing is that of a win in the model: E[T | won] and its SE from the
+        // moments of the win-conditioned chain (fresh deals at the end of the book).
+        const auto [mean_t, var_t] = win_time_moments(m.graph);
+        const absorption_analysis an = analyse(m.graph);
+        for (std::size_t s = 0; s < m.graph.open_count(); ++s) {
+            const auto i = static_cast<Eigen::Index>(s);
+            CHECK(mean_t(i) == doctest::Approx(an.mean_time_to_win(i)).epsilon(1e-9));
+            const std::size_t d = b.size() - m.graph.open_count() + s;
+            const double wins = r.deal_win_probability[d] * paths;
+            CAPTURE(s);
+            CHECK(std::abs(r.deal_expected_close_time[d] - mean_t(i)) <= 4.0 * std::sqrt(var_t(i) / wins));
+        }
+    }
+
+    SUBCASE("overrides: bit-identical for 1, 2 and 3 threads, with correlation and sub-periods") {
+        const book b = overridden_book(m.graph, bk, 2500);
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 300;
+        o.seed = 42;
+        o.correlation = 0.3;
+        o.sub_period_ends = sub_periods(90, 3);
+        o.threads = 1;
+        const simulation_result r1 = simulate(m, b, o);
+        o.threads = 2;
+        const simulation_result r2 = simulate(m, b, o);
+        o.threads = 3;
+        o.chunk_paths = 7;
+        const simulation_result r3 = simulate(m, b, o);
+        for (const auto* r : {&r2, &r3}) {
+            CHECK(r->won_value.mean == r1.won_value.mean);
+            CHECK(r->won_value.sd == r1.won_value.sd);
+            CHECK(r->won_value.quantiles == r1.won_value.quantiles);
+            CHECK(r->won_count.mean == r1.won_count.mean);
+            CHECK(r->sub_period_value[0].mean == r1.sub_period_value[0].mean);
+            CHECK(r->deal_win_probability == r1.deal_win_probability);
+        }
+        // The shock does not apply to overridden deals: their outcomes equal an unshocked run's.
+        o.correlation = 0.0;
+        const simulation_result r0 = simulate(m, b, o);
+        for (std::size_t d = 0; d < b.size(); ++d)
+            if (!std::isnan(b.probability_overrides()[d]))
+                REQUIRE(r0.deal_win_probability[d] == r1.deal_win_probability[d]);
+    }
+
+    SUBCASE("overrides: a stage that cannot win gives no wins, as the period forecast") {
+        // A -> Won 0.3 | B 0.3 | Lost 0.4; B (cannot win) -> Lost.
+        Eigen::MatrixXd t(2, 4);
+        t << 0.0, 0.3, 0.3, 0.4, //
+            0.0, 0.0, 0.0, 1.0;
+        const stage_graph g({{"A", dwell_distribution::exponential(5.0)}, {"B", dwell_distribution::gamma(2.0, 8.0)}},
+                            {{"Won", true}, {"Lost", false}}, t);
+        book b(g);
+        b.add("a", 0, 100.0, 0.0, 0.9);  // winners go A -> Won directly (P~(A -> Won) = 1)
+        b.add("b", 1, 1000.0, 3.0, 0.8); // w_B = 0: the model cannot give it a win time
+        b.add("c", 0, 10.0, 2.0);
+        simulation_options o;
+        o.paths = 20000;
+        o.seed = 9;
+        const simulation_result r = simulate(g, b, o);
+        CHECK(r.deal_win_probability[1] == 0.0);
+        CHECK(std::isnan(r.deal_expected_close_time[1]));
+        CHECK(std::abs(r.deal_win_probability[0] - 0.9) <= 4.0 * std::sqrt(0.09 / 20000.0));
+        // A -> Won directly: the close time of a winner is A's dwell, mean 5.
+        CHECK(std::abs(r.deal_expected_close_time[0] - 5.0) <= 4.0 * 5.0 / std::sqrt(0.9 * 20000.0));
+        CHECK(std::abs(r.deal_win_probability[2] - 0.3) <= 4.0 * std::sqrt(0.21 / 20000.0));
+        o.horizon = 10;
+        const simulation_result rh = simulate(g, b, o);
+        const period_forecast_result pf = period_forecast(g, b, 10.0, {period_method::automatic, 0, true});
+        CHECK(pf.deal_probability[1] == 0.0);
+        CHECK(rh.deal_win_probability[1] == 0.0);
+        // Deal a: 0.9 × P(Exp(mean 5) <= 10).
+        const double pa = 0.9 * (1.0 - std::exp(-2.0));
+        CHECK(std::abs(pf.deal_probability[0] - pa) <= 5e-4); // the renewal table's error
+        CHECK(std::abs(rh.deal_win_probability[0] - pa) <= 4.0 * std::sqrt(pa * (1.0 - pa) / 20000.0));
+        CHECK(std::abs(rh.won_value.mean - pf.expected) <= 4.0 * rh.won_value.standard_error);
     }
 
     SUBCASE("bad options throw argument_error naming the item") {

@@ -133,6 +133,7 @@ struct simulation_result {
     std::size_t paths = 0;               ///< paths completed
     std::size_t paths_requested = 0;
     std::size_t deals = 0;               ///< deals in the book
+    std::size_t overridden = 0;          ///< deals with a probability override (won with that probability)
     std::uint64_t deal_paths = 0;        ///< deals × completed paths (book deals only)
     double horizon = 0.0;
     std::uint64_t seed = 0;
@@ -171,6 +172,9 @@ namespace detail {
 
 /// Fixed-point quantum of summed close times (deterministic integer reductions).
 inline constexpr double sim_time_quantum = 0x1p-16;
+
+/// Philox domain of the win/lose draws of overridden deals (item = deal index).
+inline constexpr std::uint32_t sim_override_domain = 3;
 
 /// Philox counter word 3 for a domain and item.
 [[nodiscard]] constexpr std::uint32_t sim_domain_word(std::uint32_t domain, std::uint64_t item) noexcept {
@@ -281,6 +285,7 @@ public:
         for (std::size_t s = m_; s < g.size(); ++s) code_[s] = g.is_win(s) ? 2 : 0;
         prepare_deals();
         rows_ = transition_sampler(g);
+        prepare_overrides();
         if (o.correlation > 0.0) prepare_shock();
         if (o.arrivals) prepare_arrivals();
     }
@@ -387,6 +392,14 @@ private:
         std::uint32_t exact;    ///< 1: first dwell by the exact residual quantile (far tail)
     };
 
+    /// A deal with a probability override: it is won with probability `probability` (if
+    /// its stage can win at all), and a winner follows the win-conditioned chain.
+    struct override_deal {
+        std::uint32_t deal;  ///< index in the book
+        std::uint32_t can_win; ///< 1 if a winning outcome is reachable from its stage
+        double probability;  ///< the override o
+    };
+
     /// Per-thread scratch: the transition rows of the current path (with the shock).
     struct worker_state {
         explicit worker_state(const sim_engine& e) : rows(e.rows_) {
@@ -398,6 +411,7 @@ private:
         }
         transition_sampler rows;
         std::vector<double> scratch;
+        std::vector<std::uint32_t> winners; ///< overridden deals that win in the current path
         struct {
             std::vector<std::uint32_t> lane, stage, w0, w1, w2, w3, c2, c3, won_lane;
             std::vector<double> time, won_time;
@@ -485,6 +499,66 @@ private:
         }
     }
 
+    /// Probability overrides (book::probability_overrides(), NaN = none). Overridden deals
+    /// leave the plain batches (`plain_` lists the others, in book order). Winners follow
+    /// the Doob h-transform of the jump chain by w = P(win | stage): from open i with
+    /// w_i > 0, P̃(i→j) = P(i→j) w_j / w_i for open j, P(i→k) / w_i for a winning outcome k,
+    /// 0 for a losing one (the dwells are unchanged: in a semi-Markov model the next stage
+    /// is independent of the dwell). w_i is set to exactly 0 where no winning outcome is
+    /// reachable in the graph, so numerical noise of the solve never makes a stage winnable.
+    void prepare_overrides() {
+        const auto ov = b_.probability_overrides();
+        const std::size_t n = b_.size();
+        std::size_t count = 0;
+        for (std::size_t d = 0; d < n; ++d) count += std::isnan(ov[d]) ? 0 : 1;
+        if (count == 0) return;
+        // Stages that can reach a winning outcome (backward closure over positive edges).
+        const std::size_t size = g_.size();
+        std::vector<char> reach(size, 0);
+        for (std::size_t s = m_; s < size; ++s) reach[s] = g_.is_win(s) ? 1 : 0;
+        for (bool changed = true; changed;) {
+            changed = false;
+            for (std::size_t i = 0; i < m_; ++i)
+                if (!reach[i])
+                    for (std::size_t j = 0; j < size; ++j)
+                        if (reach[j] && g_.transition(i, j) > 0.0) {
+                            reach[i] = 1;
+                            changed = true;
+                            break;
+                        }
+        }
+        const Eigen::VectorXd wv = analyse(g_).win_probability;
+        std::vector<double> w(size, 0.0);
+        for (std::size_t i = 0; i < m_; ++i)
+            w[i] = reach[i] ? std::clamp(wv(static_cast<Eigen::Index>(i)), 0.0, 1.0) : 0.0;
+        for (std::size_t s = m_; s < size; ++s) w[s] = g_.is_win(s) ? 1.0 : 0.0;
+        std::vector<std::vector<double>> rows(m_, std::vector<double>(size, 0.0));
+        std::vector<char> winnable(m_, 0);
+        for (std::size_t i = 0; i < m_; ++i) {
+            double sum = 0.0;
+            if (w[i] > 0.0) {
+                for (std::size_t j = 0; j < size; ++j) {
+                    rows[i][j] = g_.transition(i, j) * w[j];
+                    sum += rows[i][j];
+                }
+            }
+            if (sum > 0.0) {
+                for (double& x : rows[i]) x /= sum; // = P(i→j) w_j / w_i up to rounding
+                winnable[i] = 1;
+            } else {
+                for (std::size_t j = 0; j < size; ++j) rows[i][j] = g_.transition(i, j); // never used
+            }
+        }
+        win_rows_ = transition_sampler(rows);
+        const auto st = b_.stages();
+        overrides_.reserve(count);
+        plain_.reserve(n - count);
+        for (std::size_t d = 0; d < n; ++d) {
+            if (std::isnan(ov[d])) plain_.push_back(static_cast<std::uint32_t>(d));
+            else overrides_.push_back({static_cast<std::uint32_t>(d), static_cast<std::uint32_t>(winnable[st[d]]), ov[d]});
+        }
+    }
+
     void prepare_arrivals() {
         const arrival_process& a = *o_.arrivals;
         arrival_total_ = a.expected_count(horizon_);
@@ -521,14 +595,17 @@ private:
         double cdf_at_age, survival_at_age, age, t0;
         bool exact;
     };
-    template <class Start, class OnWin>
-    void run_batch(worker_state& ws, std::size_t lanes, std::uint32_t path, std::uint32_t domain,
-                   std::uint64_t item_base, Start&& start, OnWin&& on_win) const {
-        const bool narrow = ws.rows.width() == 4;
-        if (all_tabulated_ && narrow) run_batch_impl<true, 4>(ws, lanes, path, domain, item_base, start, on_win);
-        else if (all_tabulated_) run_batch_impl<true, 0>(ws, lanes, path, domain, item_base, start, on_win);
-        else if (narrow) run_batch_impl<false, 4>(ws, lanes, path, domain, item_base, start, on_win);
-        else run_batch_impl<false, 0>(ws, lanes, path, domain, item_base, start, on_win);
+    /// `rows` are the transition rows to follow; `item(i)` is lane i's Philox item (its
+    /// deal index or arrival number).
+    template <class Item, class Start, class OnWin>
+    void run_batch(worker_state& ws, const transition_sampler& rows, std::size_t lanes, std::uint32_t path,
+                   std::uint32_t domain, Item&& item, Start&& start, OnWin&& on_win) const {
+        const bool narrow = rows.width() == 4;
+        const transition_sampler::row_view v = rows.view();
+        if (all_tabulated_ && narrow) run_batch_impl<true, 4>(ws, v, lanes, path, domain, item, start, on_win);
+        else if (all_tabulated_) run_batch_impl<true, 0>(ws, v, lanes, path, domain, item, start, on_win);
+        else if (narrow) run_batch_impl<false, 4>(ws, v, lanes, path, domain, item, start, on_win);
+        else run_batch_impl<false, 0>(ws, v, lanes, path, domain, item, start, on_win);
     }
 
     /// Dwell samplers: the raw tables when every stage is tabulated, else the samplers.
@@ -543,12 +620,11 @@ private:
         else return samplers_[s].total_time(k, f0, s0);
     }
 
-    template <bool Tabulated, std::size_t Width, class Start, class OnWin>
-    void run_batch_impl(worker_state& ws, std::size_t lanes, std::uint32_t path, std::uint32_t domain,
-                        std::uint64_t item_base, Start& start, OnWin& on_win) const {
+    template <bool Tabulated, std::size_t Width, class Item, class Start, class OnWin>
+    void run_batch_impl(worker_state& ws, const transition_sampler::row_view rows, std::size_t lanes,
+                        std::uint32_t path, std::uint32_t domain, Item& item_of, Start& start, OnWin& on_win) const {
         auto& L = ws.lanes;
         const double h = horizon_;
-        const transition_sampler::row_view rows = ws.rows.view();
         const std::uint8_t* code = code_.data(); // bit 0: still open, bit 1: won
         std::uint32_t* won_lane = L.won_lane.data();
         double* won_time = L.won_time.data();
@@ -565,7 +641,7 @@ private:
         };
         // Visit 0: the residual dwell of the first stage.
         for (std::size_t i = 0; i < lanes; ++i) {
-            const std::uint64_t item = item_base + i;
+            const std::uint64_t item = item_of(i);
             c2[i] = static_cast<std::uint32_t>(item);
             c3[i] = sim_domain_word(domain, item);
         }
@@ -611,7 +687,7 @@ private:
                 }
             } else { // a new block: its first half now, its second half kept
                 for (std::size_t j = 0; j < n; ++j) {
-                    const std::uint64_t item = item_base + lane[j];
+                    const std::uint64_t item = item_of(lane[j]);
                     c2[j] = static_cast<std::uint32_t>(item);
                     c3[j] = sim_domain_word(domain, item);
                 }
@@ -663,36 +739,92 @@ private:
         const std::size_t n = deals_.size();
         const double* ends = o_.sub_period_ends.data();
         const std::size_t nsub = nsub_;
+        const bool overrides = !overrides_.empty();
         for (std::size_t p = p0; p < p1; ++p) {
             if (o_.correlation > 0.0) apply_shock(ws, p);
             double value = 0.0, count = 0.0;
             double* sub = nsub ? out.sub_value.data() + p * nsub : nullptr;
             const auto pw = static_cast<std::uint32_t>(p);
-            for (std::size_t d0 = 0; d0 < n; d0 += batch) {
-                const deal_start* x = deals_.data() + d0;
-                std::uint64_t* wn = wins.data() + d0;
-                std::uint64_t* tm = time.data() + d0;
-                run_batch(
-                    ws, std::min(batch, n - d0), pw, 0, d0,
-                    [x](std::size_t i) {
-                        const deal_start& e = x[i];
-                        return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0};
-                    },
-                    [&](std::size_t i, double t) {
-                        value += x[i].amount;
-                        count += 1.0;
-                        ++wn[i];
-                        tm[i] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5);
-                        if (sub) {
-                            const auto b = static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
-                            if (b < nsub) sub[b] += x[i].amount;
-                        }
-                    });
+            // Books a win of deal d at time t (in the order the wins happened).
+            auto book_win = [&](std::size_t d, double t) {
+                const double amount = deals_[d].amount;
+                value += amount;
+                count += 1.0;
+                ++wins[d];
+                time[d] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5);
+                if (sub) {
+                    const auto b = static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
+                    if (b < nsub) sub[b] += amount;
+                }
+            };
+            if (!overrides) { // every deal, in book order: item = deal index
+                for (std::size_t d0 = 0; d0 < n; d0 += batch) {
+                    const deal_start* x = deals_.data() + d0;
+                    std::uint64_t* wn = wins.data() + d0;
+                    std::uint64_t* tm = time.data() + d0;
+                    run_batch(
+                        ws, ws.rows, std::min(batch, n - d0), pw, 0,
+                        [d0](std::size_t i) -> std::uint64_t { return d0 + i; },
+                        [x](std::size_t i) {
+                            const deal_start& e = x[i];
+                            return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0};
+                        },
+                        [&](std::size_t i, double t) {
+                            value += x[i].amount;
+                            count += 1.0;
+                            ++wn[i];
+                            tm[i] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5);
+                            if (sub) {
+                                const auto b =
+                                    static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
+                                if (b < nsub) sub[b] += x[i].amount;
+                            }
+                        });
+                }
+            } else {
+                // The deals without an override, in book order, on the (shocked) model rows.
+                const std::size_t np = plain_.size();
+                for (std::size_t d0 = 0; d0 < np; d0 += batch) {
+                    const std::uint32_t* idx = plain_.data() + d0;
+                    run_batch(
+                        ws, ws.rows, std::min(batch, np - d0), pw, 0,
+                        [idx](std::size_t i) -> std::uint64_t { return idx[i]; },
+                        [&](std::size_t i) { return start_of(idx[i]); },
+                        [&](std::size_t i, double t) { book_win(idx[i], t); });
+                }
+                run_overrides(ws, pw, book_win);
             }
             if (o_.arrivals) run_arrivals(ws, p, value, count, sub, out);
             for (std::size_t i = 1; i < nsub; ++i) sub[i] += sub[i - 1];
             out.value[p] = value;
             out.count[p] = count;
+        }
+    }
+
+    [[nodiscard]] lane_start start_of(std::size_t d) const noexcept {
+        const deal_start& e = deals_[d];
+        return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0};
+    }
+
+    /// The overridden deals of path p: deal d is won iff uniform_open(word 0 of the block
+    /// (0, p, d, domain 3)) < o_d and its stage can win; the winners then run on the
+    /// win-conditioned rows with their own deal streams (domain 0, item d), unshocked.
+    template <class BookWin>
+    void run_overrides(worker_state& ws, std::uint32_t pw, BookWin& book_win) const {
+        ws.winners.clear();
+        for (const override_deal& x : overrides_) {
+            const philox_block r =
+                philox_draw(o_.seed, {0, pw, x.deal, sim_domain_word(sim_override_domain, x.deal)});
+            if (x.can_win && uniform_open(r[0]) < x.probability) ws.winners.push_back(x.deal);
+        }
+        const std::size_t nw = ws.winners.size();
+        for (std::size_t d0 = 0; d0 < nw; d0 += batch) {
+            const std::uint32_t* idx = ws.winners.data() + d0;
+            run_batch(
+                ws, win_rows_, std::min(batch, nw - d0), pw, 0,
+                [idx](std::size_t i) -> std::uint64_t { return idx[i]; },
+                [&](std::size_t i) { return start_of(idx[i]); },
+                [&](std::size_t i, double t) { book_win(idx[i], t); });
         }
     }
 
@@ -730,7 +862,7 @@ private:
             const std::uint64_t base = total;
             const auto entry = static_cast<std::uint32_t>(entry_);
             run_batch(
-                ws, taus.size(), pw, 1, base,
+                ws, ws.rows, taus.size(), pw, 1, [base](std::size_t i) -> std::uint64_t { return base + i; },
                 [&](std::size_t i) { return lane_start{entry, 0.0, 1.0, 0.0, taus[i], false}; },
                 [&](std::size_t i, double t) {
                     const std::uint64_t j = base + i;
@@ -767,6 +899,10 @@ private:
     std::vector<dwell_sampler::table_view> views_;
     bool all_tabulated_ = true;
     transition_sampler rows_;
+    // probability overrides (empty when the book has none)
+    transition_sampler win_rows_;          ///< the win-conditioned (h-transformed) rows
+    std::vector<override_deal> overrides_; ///< overridden deals, in book order
+    std::vector<std::uint32_t> plain_;     ///< the other deals, in book order
     std::vector<std::vector<std::uint8_t>> forward_;
     std::vector<std::vector<double>> base_probs_;
     // arrivals
@@ -796,6 +932,7 @@ inline simulation_result run_simulation(const stage_graph& g, const book& b, con
     r.status = ok ? simulation_status::completed : simulation_status::cancelled;
     r.paths_requested = o.paths;
     r.deals = b.size();
+    for (double p : b.probability_overrides()) r.overridden += std::isnan(p) ? 0 : 1;
     r.horizon = o.horizon;
     r.seed = o.seed;
     r.elapsed_seconds = std::chrono::duration<double>(stop - start).count();
