@@ -610,12 +610,12 @@ private:
 
     /// Dwell samplers: the raw tables when every stage is tabulated, else the samplers.
     template <bool Tabulated>
-    [[nodiscard]] double fresh(std::uint32_t s, std::uint32_t k) const noexcept {
+    PIPECAST_HOT_INLINE [[nodiscard]] double fresh(std::uint32_t s, std::uint32_t k) const noexcept {
         if constexpr (Tabulated) return views_[s].sample(k);
         else return samplers_[s].sample(k);
     }
     template <bool Tabulated>
-    [[nodiscard]] double residual_total(std::uint32_t s, std::uint32_t k, double f0, double s0) const noexcept {
+    PIPECAST_HOT_INLINE [[nodiscard]] double residual_total(std::uint32_t s, std::uint32_t k, double f0, double s0) const noexcept {
         if constexpr (Tabulated) return views_[s].total_time(k, f0, s0);
         else return samplers_[s].total_time(k, f0, s0);
     }

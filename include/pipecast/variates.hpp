@@ -64,6 +64,14 @@ using philox_counter = std::array<std::uint32_t, 4>;
 /// One Philox4x32-10 output block: four independent 32-bit words.
 using philox_block = std::array<std::uint32_t, 4>;
 
+/// Forces inlining of the few-instruction samplers into the simulator's hot loops (GCC's
+/// heuristics otherwise stop inlining them once the loops have several instantiations).
+#if defined(__GNUC__)
+#define PIPECAST_HOT_INLINE [[gnu::always_inline]]
+#else
+#define PIPECAST_HOT_INLINE
+#endif
+
 /// Philox4x32-10 (Random123) of `counter` under the key made of the two halves of `seed`
 /// (low word first). Pure function: the same arguments give the same block on any machine.
 /// Example: `philox_draw(0, {0, 0, 0, 0})` is {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
@@ -167,14 +175,14 @@ public:
 
         /// A fresh dwell T = F⁻¹(v) from the word k (no branch: the tail is picked by the
         /// top bit of k, i.e. v > ½).
-        [[nodiscard]] double sample(std::uint32_t k) const noexcept {
+        PIPECAST_HOT_INLINE [[nodiscard]] double sample(std::uint32_t k) const noexcept {
             const std::uint32_t up = k >> 31;                   // 1 when v > ½
             const std::uint32_t kk = k ^ (0u - up);             // v, or 1 − v in the upper tail
             return lookup(table, bias[up], uniform_open(kk));
         }
         /// T = F⁻¹(F₀ + S₀ v), i.e. T | T > a, from the word k and F₀ = F(a), S₀ = S(a)
         /// (no branch).
-        [[nodiscard]] double total_time(std::uint32_t k, double f0, double s0) const noexcept {
+        PIPECAST_HOT_INLINE [[nodiscard]] double total_time(std::uint32_t k, double f0, double s0) const noexcept {
             const double v = uniform_open(k);
             const double p = std::max(s0 * (1.0 - v), upper_floor); // 1 − v is exact
             const double q = std::min(f0 + s0 * v, 0.5);
@@ -271,7 +279,7 @@ private:
         return c;
     }
 
-    static double lookup(const double* table, std::int64_t bias, double x) noexcept {
+    PIPECAST_HOT_INLINE static double lookup(const double* table, std::int64_t bias, double x) noexcept {
         const auto bits = std::bit_cast<std::uint64_t>(x);
         const auto i = static_cast<std::int64_t>(bits >> frac_bits) - bias;
         const double f = static_cast<double>(bits & frac_mask) * frac_scale;
