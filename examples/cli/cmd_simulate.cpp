@@ -6,6 +6,9 @@
 //                     [--quantiles 0.1,0.5,0.9] [--correlation SD] [--sub-periods K]
 //                     [--histogram BINS] [--json]
 //
+// Deals with a probability override (the CSV's probability column) are won with that
+// probability, timed by the model (docs/simulation.md); "overridden" counts them.
+//
 // The JSON keys mean, stderr, quantiles.{p10,p50,p90}, p_quota (with --quota), deal_paths,
 // elapsed_seconds and deal_paths_per_second are a fixed interface for downstream tools.
 #include "cli_common.hpp"
@@ -98,6 +101,7 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulat
     j["horizon"] = std::isfinite(r.horizon) ? nlohmann::ordered_json(r.horizon) : nlohmann::ordered_json(nullptr);
     j["paths"] = r.paths;
     j["deals"] = r.deals;
+    j["overridden"] = r.overridden;
     j["seed"] = r.seed;
     j["threads"] = threads;
     const auto& v = r.won_value;
@@ -153,6 +157,10 @@ void print_report(const pipecast::model& m, const pipecast::simulation_result& r
        << (std::isfinite(r.horizon) ? fixed(r.horizon, 0) + " " + m.time_unit + (r.horizon == 1 ? "" : "s")
                                      : std::string("none (until every deal closes)"))
        << ", seed " << r.seed << '\n';
+    if (r.overridden > 0)
+        os << r.overridden << " deal" << (r.overridden == 1 ? " has" : "s have")
+           << " a probability override: won with that probability, at the times of a win in the model"
+           << (a.correlation > 0.0 ? " (the correlation shock does not apply to them)" : "") << '\n';
     if (r.status == pipecast::simulation_status::cancelled) os << "CANCELLED: statistics cover the completed paths\n";
     os << '\n';
     table t({"Won value" + (m.currency.empty() ? std::string() : " (" + m.currency + ")"), "value"});

@@ -17,10 +17,19 @@
 /// σZ (a logit-normal random effect; "forward" = the edges to a winning outcome or to a
 /// later open stage), so good and bad quarters hit every deal of the path together.
 ///
+/// **Probability overrides** (book::probability_overrides(), as in forecast.hpp): a deal
+/// with override o is won with probability o (one Philox word, domain 3) and a winner
+/// follows the model conditioned on a win (the h-transform of the jump chain by
+/// w = P(win | stage): P̃(i→j) = P(i→j) w_j / w_i, losing outcomes 0; dwells unchanged), so
+/// P(won within h) = o · P(win within h | stage, age) / w_s, the period forecast's rule. A
+/// deal in a stage that cannot win (w_s = 0) is never won, as in period_forecast. The
+/// correlation shock does not apply to overridden deals. Other deals' streams are unchanged.
+///
 /// **Random numbers.** Philox4x32-10 keyed by the seed; the counter of every block is
 /// (draw block, path, item low word, domain << 24 | item high bits) with domain 0 for book
 /// deals (item = deal index), 1 for arrivals (item = arrival number in the path), 2 for
-/// per-path numbers (item 0: the shock, item 1: arrival gaps). Each block serves two
+/// per-path numbers (item 0: the shock, item 1: arrival gaps), 3 for the win/lose word of
+/// an overridden deal (item = deal index). Each block serves two
 /// stage visits (a dwell word and a transition word each). Results are therefore a
 /// function of the seed alone: bit-identical at any thread count, and two models run with
 /// the same seed share their random numbers (common random numbers).
