@@ -521,6 +521,8 @@ private:
         std::size_t count = 0;
         for (std::size_t d = 0; d < n; ++d) count += std::isnan(ov[d]) ? 0 : 1;
         if (count == 0) return;
+        if (n > 0xFFFFFFFFull)
+            throw argument_error(detail::message("simulate: a book with probability overrides must have < 2^32 deals, got ", n));
         // Stages that can reach a winning outcome (backward closure over positive edges).
         const std::size_t size = g_.size();
         std::vector<char> reach(size, 0);
