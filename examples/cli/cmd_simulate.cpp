@@ -105,14 +105,7 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulat
     j["seed"] = r.seed;
     j["threads"] = threads;
     const auto& v = r.won_value;
-    j["mean"] = v.mean;
-    j["stderr"] = v.standard_error;
-    j["sd"] = v.sd;
-    j["min"] = v.min;
-    j["max"] = v.max;
-    nlohmann::ordered_json q = nlohmann::ordered_json::object();
-    for (std::size_t i = 0; i < v.quantile_levels.size(); ++i) q[quantile_key(v.quantile_levels[i])] = v.quantiles[i];
-    j["quantiles"] = q;
+    j.update(summary_json(v)); // mean, stderr, sd, min, max, quantiles of the won value
     if (!a.quotas.empty()) {
         j["quota"] = a.quotas.front();
         j["p_quota"] = v.p_quota.front();
