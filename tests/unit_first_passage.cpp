@@ -295,3 +295,85 @@ TEST_CASE("first_passage") {
         CHECK(pipecast::won_by(tab, 0, 1e9) == pipecast::won_by(tab, 0, 10.0));
     }
 }
+
+// ---- Branched stages (per-branch dwells, stalled share) ---------------------------------
+
+namespace {
+using pipecast::stage_branch;
+
+// One stage "Deal": wins after Exp(mean 10) with π = 0.4, normal losses after Exp(mean 40)
+// with π = 0.5, stalled deals closed lost after Exp(mean 300) with π = 0.1.
+stage_graph competing_one_stage() {
+    std::vector<stage_branch> br{{"Won", 0.4, dwell_distribution::exponential(10.0)},
+                                 {"Lost", 0.5, dwell_distribution::exponential(40.0)},
+                                 {"Lost", 0.1, dwell_distribution::exponential(300.0), true}};
+    return stage_graph::from_rows({{"Deal", br.front().dwell, br}}, {{"Won", true}, {"Lost", false}}, {});
+}
+} // namespace
+
+TEST_CASE("branched stage: closed forms of P(win | age), P(won within h | age), P(stalled | age)") {
+    const stage_graph g = competing_one_stage();
+    REQUIRE(g.has_branches());
+    CHECK(g.latent().open_count() == 3);
+    CHECK(g.transition(0, g.index_of("Won")) == Approx(0.4));
+    CHECK(g.mean_dwell(0) == Approx(0.4 * 10 + 0.5 * 40 + 0.1 * 300));
+    const auto tab = pipecast::win_time_distribution(g, 90.0);
+    for (double a : {0.0, 5.0, 20.0, 60.0, 120.0}) {
+        // independent computation: the mixture weights of the surviving branches
+        const double s_won = 0.4 * std::exp(-a / 10.0), s_lost = 0.5 * std::exp(-a / 40.0),
+                     s_stall = 0.1 * std::exp(-a / 300.0), total = s_won + s_lost + s_stall;
+        for (double h : {30.0, 90.0}) {
+            INFO("age " << a << " h " << h);
+            CHECK(pipecast::won_within(g, tab, 0, a, h) == Approx(s_won / total * (1.0 - std::exp(-h / 10.0))).epsilon(1e-4));
+        }
+        CHECK(pipecast::win_probability_at_age(g, 0, a) == Approx(s_won / total).epsilon(1e-12));
+        CHECK(pipecast::stalled_probability(g, 0, a) == Approx(s_stall / total).epsilon(1e-12));
+    }
+    // the age-0 results are the plain ones
+    CHECK(pipecast::win_probability(g, 0) == Approx(0.4));
+    CHECK(pipecast::won_by(g, tab, 0, 90.0) == Approx(0.4 * (1.0 - std::exp(-9.0))).epsilon(1e-4));
+    // mean time to a win given a win: the win branch's mean
+    CHECK(pipecast::analyse(g).mean_time_to_win(0) == Approx(10.0));
+    CHECK(pipecast::win_time_quantile(g, 0, 0.5) == Approx(10.0 * std::log(2.0)).epsilon(1e-3));
+}
+
+TEST_CASE("branched stages that share one dwell give the classic results") {
+    const auto m = pipecast::load_model(PIPECAST_SHARED_DIR "/scenarios/b2b6.json");
+    const stage_graph& g = m.graph;
+    std::vector<pipecast::open_stage> st;
+    for (std::size_t i = 0; i < g.open_count(); ++i) {
+        std::vector<stage_branch> br;
+        for (std::size_t j = 0; j < g.size(); ++j)
+            if (g.transition(i, j) > 0.0) br.push_back({g.name(j), g.transition(i, j), g.dwell(i)});
+        st.push_back({g.name(i), g.dwell(i), br});
+    }
+    const stage_graph b(st, {g.outcomes().begin(), g.outcomes().end()}, Eigen::MatrixXd::Zero(g.open_count(), g.size()));
+    REQUIRE(b.has_branches());
+    const auto ta = pipecast::analyse(g), tb = pipecast::analyse(b);
+    const auto tab_g = pipecast::win_time_distribution(g, 90.0, 900), tab_b = pipecast::win_time_distribution(b, 90.0, 900);
+    for (std::size_t i = 0; i < g.open_count(); ++i) {
+        const auto r = static_cast<Eigen::Index>(i);
+        CHECK(tb.win_probability(r) == Approx(ta.win_probability(r)).epsilon(1e-9));
+        CHECK(tb.mean_time_to_close(r) == Approx(ta.mean_time_to_close(r)).epsilon(1e-9));
+        CHECK(tb.time_to_close_variance(r) == Approx(ta.time_to_close_variance(r)).epsilon(1e-8));
+        CHECK(tb.mean_time_to_win(r) == Approx(ta.mean_time_to_win(r)).epsilon(1e-8));
+        for (double a : {0.0, 7.0, 40.0}) {
+            CHECK(pipecast::won_within(b, tab_b, i, a, 90.0) == Approx(pipecast::won_within(g, tab_g, i, a, 90.0)).epsilon(1e-6));
+            CHECK(pipecast::win_probability_at_age(b, i, a) == Approx(ta.win_probability(r)).epsilon(1e-9));
+        }
+    }
+}
+
+TEST_CASE("branched stage: deals older than every branch's support are stalled, never sure wins") {
+    using pipecast::stage_branch;
+    std::vector<stage_branch> br{{"Won", 0.5, dwell_distribution::empirical({1.0, 2.0, 3.0})},
+                                 {"Lost", 0.5, dwell_distribution::empirical({5.0, 8.0})}};
+    const stage_graph g = stage_graph::from_rows({{"Deal", br.front().dwell, br}}, {{"Won", true}, {"Lost", false}}, {});
+    CHECK(pipecast::win_probability_at_age(g, 0, 100.0) == 0.0);
+    br.push_back({"Lost", 0.1, dwell_distribution::empirical({9.0}), true});
+    br[0].probability = 0.45;
+    br[1].probability = 0.45;
+    const stage_graph h = stage_graph::from_rows({{"Deal", br.front().dwell, br}}, {{"Won", true}, {"Lost", false}}, {});
+    CHECK(pipecast::stalled_probability(h, 0, 100.0) == 1.0);
+    CHECK(pipecast::win_probability_at_age(h, 0, 100.0) == 0.0);
+}

@@ -1,8 +1,11 @@
 // Tests of model_io.hpp (and model.hpp): the JSON model format, its extensions, round trips
 // and the error messages with JSON paths.
+#include <pipecast/analytics.hpp>
 #include <pipecast/model_io.hpp>
 
 #include <doctest/doctest.h>
+
+#include "test_support.hpp"
 
 #include <cmath>
 #include <sstream>
@@ -468,4 +471,37 @@ TEST_CASE("model_io") {
         both["stages"][0]["win_rate"] = 0.3;
         check_parse_error(both, {"/transitions", "stages carry 'win_rate'", "give one or the other"});
     }
+}
+
+TEST_CASE("model format 2: branched stages round-trip and are validated with their JSON path") {
+    const std::string text = R"({"format_version": 2, "stages": [
+        {"name": "Qualify", "dwell": {"dist": "exponential", "mean": 5}},
+        {"name": "Negotiate", "branches": [
+            {"to": "Won", "probability": 0.5, "dwell": {"dist": "gamma", "shape": 2, "mean": 12}},
+            {"to": "Lost", "probability": 0.4, "dwell": {"dist": "lognormal", "mean": 60, "sd": 40}},
+            {"to": "Lost", "probability": 0.1, "dwell": {"dist": "exponential", "mean": 300}, "stalled": true}]}],
+      "outcomes": {"won": "Won", "lost": "Lost"},
+      "transitions": {"Qualify": {"Negotiate": 0.6, "Lost": 0.4}},
+      "overdispersion": {"sigma": 0.3}})";
+    std::istringstream in(text);
+    const auto m = pipecast::read_model(in, "m.json");
+    REQUIRE(m.graph.branched(1));
+    CHECK(m.graph.branches(1).size() == 3);
+    CHECK(m.graph.branches(1)[2].stalled);
+    CHECK(m.overdispersion == 0.3);
+    CHECK(pipecast::win_probability(m.graph, 0) == doctest::Approx(0.3));
+    std::ostringstream out;
+    pipecast::write_model(out, m);
+    std::istringstream back(out.str());
+    CHECK(pipecast::read_model(back, "back.json") == m);
+    auto bad = [&](const std::string& from, const std::string& to, std::initializer_list<const char*> frags) {
+        std::string t = text;
+        t.replace(t.find(from), from.size(), to);
+        std::istringstream b(t);
+        pipecast_test::check_throws<pipecast::parse_error>([&] { (void)pipecast::read_model(b, "m.json"); }, frags);
+    };
+    bad(R"("probability": 0.1)", R"("probability": 0.2)", {"m.json", "Negotiate", "sum to 1.1"});
+    bad(R"("stalled": true)", R"("stalled": 1)", {"m.json", "/stages/1/branches/2/stalled"});
+    bad(R"("to": "Won")", R"("to": "Wonn")", {"m.json", "Wonn"});
+    bad(R"("format_version": 2)", R"("format_version": 3)", {"format_version"});
 }

@@ -296,3 +296,31 @@ TEST_CASE("stage_graph") {
                                   {"duplicate", "'A'"});
     }
 }
+
+TEST_CASE("branched stages: validation names the stage and branch") {
+    using pipecast::stage_branch;
+    const auto ex = dwell_distribution::exponential(3.0);
+    auto make = [&](std::vector<stage_branch> br) {
+        return stage_graph::from_rows({{"Deal", ex, std::move(br)}}, won_lost(), {});
+    };
+    check_throws<model_error>([&] { (void)make({{"Won", 0.5, ex}, {"Nowhere", 0.5, ex}}); }, {"Deal", "Nowhere"});
+    check_throws<model_error>([&] { (void)make({{"Won", 0.5, ex}, {"Lost", 0.4, ex}}); }, {"Deal", "sum to 0.9"});
+    check_throws<model_error>([&] { (void)make({{"Won", 0.5, ex, true}, {"Lost", 0.5, ex}}); }, {"Deal", "stalled", "Won"});
+    check_throws<model_error>([&] { (void)make({{"Won", -0.5, ex}, {"Lost", 1.5, ex}}); }, {"Deal", "[0, 1]"});
+    check_throws<model_error>(
+        [&] {
+            (void)stage_graph::from_rows({{"Deal", ex, {{"Won", 1.0, ex}}}}, won_lost(), {{"Deal", {{"Won", 1.0}}}});
+        },
+        {"Deal", "both branches and a transition row"});
+    const stage_graph g = make({{"Won", 0.3, ex}, {"Lost", 0.6, dwell_distribution::gamma(2.0, 9.0)},
+                                {"Lost", 0.1, dwell_distribution::exponential(200.0), true}});
+    CHECK(g.latent().name(0) == "Deal -> Won");
+    CHECK(g.latent().name(1) == "Deal -> Lost");
+    CHECK(g.latent().name(2) == "Deal -> Lost (stalled)");
+    CHECK(g.latent_stalled(2));
+    CHECK(!g.latent_stalled(1));
+    CHECK(g.stage_of_latent(2) == 0);
+    CHECK(g.latent().transition(0, g.latent().index_of("Won")) == 1.0);
+    CHECK(g == make({{"Won", 0.3, ex}, {"Lost", 0.6, dwell_distribution::gamma(2.0, 9.0)},
+                     {"Lost", 0.1, dwell_distribution::exponential(200.0), true}}));
+}

@@ -20,6 +20,7 @@
 #include <Eigen/Dense>
 #include <unsupported/Eigen/MatrixFunctions>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <span>
@@ -36,6 +37,35 @@ struct absorption_analysis {
     Eigen::VectorXd time_to_close_variance; ///< Var[T | i]
     Eigen::VectorXd mean_time_to_win;     ///< E[T | i, won]; NaN where P(win | i) = 0
 };
+
+[[nodiscard]] inline absorption_analysis analyse(const stage_graph& g);
+
+namespace detail {
+/// Branched graphs: the time to close depends on the branch a deal leaves by, so the times
+/// (variance, time to a win) come from the latent graph, mixed over each stage's branches
+/// by π (a deal entering the stage takes branch k with probability π_k).
+inline void times_from_latent(const stage_graph& g, absorption_analysis& a) {
+    const absorption_analysis la = analyse(g.latent());
+    for (std::size_t s = 0; s < g.open_count(); ++s) {
+        double m1 = 0.0, m2 = 0.0, tw = 0.0, w = 0.0;
+        for (std::size_t k = 0; k < g.latent_count(s); ++k) {
+            const auto l = static_cast<Eigen::Index>(g.latent_first(s) + k);
+            const double pi = g.branched(s) ? g.branches(s)[k].probability : 1.0;
+            const double mu = la.mean_time_to_close(l);
+            m1 += pi * mu;
+            m2 += pi * (la.time_to_close_variance(l) + mu * mu);
+            if (la.win_probability(l) > 0.0) {
+                tw += pi * la.win_probability(l) * la.mean_time_to_win(l);
+                w += pi * la.win_probability(l);
+            }
+        }
+        const auto i = static_cast<Eigen::Index>(s);
+        a.mean_time_to_close(i) = m1;
+        a.time_to_close_variance(i) = std::max(0.0, m2 - m1 * m1);
+        a.mean_time_to_win(i) = w > 0.0 ? tw / w : std::numeric_limits<double>::quiet_NaN();
+    }
+}
+} // namespace detail
 
 /// Computes the absorption analysis of a graph. O(m³) for m open stages.
 /// Example: `auto a = analyse(g); double p = a.win_probability[g.index_of("Demo")];`
@@ -83,6 +113,7 @@ struct absorption_analysis {
         const Eigen::VectorXd tw = (Eigen::MatrixXd::Identity(l, l) - qt).partialPivLu().solve(mu_l);
         for (Eigen::Index x = 0; x < l; ++x) a.mean_time_to_win(live[static_cast<std::size_t>(x)]) = tw(x);
     }
+    if (g.has_branches()) detail::times_from_latent(g, a);
     return a;
 }
 
@@ -98,8 +129,40 @@ struct absorption_analysis {
 /// P(eventually won | stage) for every open stage.
 [[nodiscard]] inline Eigen::VectorXd win_probabilities(const stage_graph& g) { return analyse(g).win_probability; }
 
+/// P(eventually won | deal in open stage s for `age` already): Σ_k P(branch k | age) ·
+/// P(win | target of k). Equal to win_probability(g, s) for a classic stage; for a branched
+/// stage it falls with age where wins come early and losses or stalls late.
+/// `w` = win_probabilities(g.latent()) (pass it when calling for many deals).
+/// @throws argument_error for a stage that is not open or a bad age.
+[[nodiscard]] inline double win_probability_at_age(const stage_graph& g, std::size_t s, double age,
+                                                   const Eigen::VectorXd& w) {
+    if (!g.is_open(s)) throw argument_error(detail::message("win_probability_at_age: stage index ", s, " is not open"));
+    if (w.size() != static_cast<Eigen::Index>(g.latent().open_count()))
+        throw argument_error("win_probability_at_age: w must hold P(win) of every latent open state");
+    std::vector<double> wt(g.latent_count(s));
+    const std::size_t first = g.branch_weights(s, age, wt);
+    double p = 0.0;
+    for (std::size_t k = 0; k < wt.size(); ++k) p += wt[k] * w(static_cast<Eigen::Index>(first + k));
+    return std::clamp(p, 0.0, 1.0);
+}
+[[nodiscard]] inline double win_probability_at_age(const stage_graph& g, std::size_t s, double age) {
+    return win_probability_at_age(g, s, age, analyse(g.latent()).win_probability);
+}
+
+/// P(the deal is a stalled one | open stage s, age): the weight of the stalled branches.
+/// 0 for a classic stage. @throws argument_error for a stage that is not open or a bad age.
+[[nodiscard]] inline double stalled_probability(const stage_graph& g, std::size_t s, double age) {
+    if (!g.is_open(s)) throw argument_error(detail::message("stalled_probability: stage index ", s, " is not open"));
+    std::vector<double> wt(g.latent_count(s));
+    const std::size_t first = g.branch_weights(s, age, wt);
+    double p = 0.0;
+    for (std::size_t k = 0; k < wt.size(); ++k) p += g.latent_stalled(first + k) ? wt[k] : 0.0;
+    return p;
+}
+
 /// True if every dwell is exponential, i.e. the model is a continuous-time Markov chain.
 [[nodiscard]] inline bool is_markov(const stage_graph& g) noexcept {
+    if (g.has_branches()) return false; // the next stage depends on the time in stage
     for (const auto& s : g.stages())
         if (s.dwell.family() != dwell_family::exponential) return false;
     return true;

@@ -405,6 +405,20 @@ private:
     double surv_age_;
 };
 
+/// log P(T > u), exact for the exponential and Weibull families (−inf where the survival
+/// underflows); 0 for u <= 0.
+[[nodiscard]] inline double log_survival(const dwell_distribution& d, double u) {
+    if (!(u > 0.0)) return 0.0;
+    switch (d.family()) {
+    case dwell_family::exponential: return -u / d.mean();
+    case dwell_family::weibull: return -std::pow(u / d.scale(), d.shape());
+    default: {
+        const double s = survival(d, u);
+        return s > 0.0 ? std::log(s) : -std::numeric_limits<double>::infinity();
+    }
+    }
+}
+
 /// Residual distribution of `d` at `age` (keeps a reference to d).
 [[nodiscard]] inline residual_dwell residual(const dwell_distribution& d, double age) {
     return residual_dwell(d, age);

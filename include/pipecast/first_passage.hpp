@@ -36,6 +36,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <vector>
 
 namespace pipecast {
 
@@ -65,9 +66,12 @@ namespace detail {
 /// Builds the table of P(won by t | stage) for 0 <= t <= horizon.
 /// @param steps number of grid steps K; 0 picks Δ ≈ (shortest mean dwell)/64, K in [200, 8000].
 /// @throws argument_error if horizon is not positive and finite.
-[[nodiscard]] inline win_time_table win_time_distribution(const stage_graph& g, double horizon, std::size_t steps = 0) {
+/// For a branched graph (stage_graph::has_branches()) the table's columns are the states
+/// of g.latent(); won_by(g, ...) and won_within(g, ...) mix them per stage.
+[[nodiscard]] inline win_time_table win_time_distribution(const stage_graph& graph, double horizon, std::size_t steps = 0) {
     if (!(std::isfinite(horizon) && horizon > 0.0))
         throw argument_error(detail::message("win_time_distribution: horizon must be positive and finite, got ", horizon));
+    const stage_graph& g = graph.latent();
     const auto m = static_cast<Eigen::Index>(g.open_count());
     if (steps == 0) {
         double shortest = std::numeric_limits<double>::infinity();
@@ -154,16 +158,46 @@ namespace detail {
     return detail::interpolate(tab.won_by, tab.step, static_cast<Eigen::Index>(stage), t);
 }
 
+/// P(won by t | deal just entered `stage` of g): for a branched stage the mixture of its
+/// latent states by π. @throws argument_error as won_by(tab, ...).
+[[nodiscard]] inline double won_by(const stage_graph& g, const win_time_table& tab, std::size_t stage, double t) {
+    if (!g.is_open(stage)) throw argument_error(detail::message("won_by: stage index ", stage, " is not open"));
+    if (!g.branched(stage)) return won_by(tab, g.latent_first(stage), t);
+    double p = 0.0;
+    for (std::size_t k = 0; k < g.latent_count(stage); ++k)
+        p += g.branches(stage)[k].probability * won_by(tab, g.latent_first(stage) + k, t);
+    return std::clamp(p, 0.0, 1.0);
+}
+
+namespace detail {
+/// won_within for a stage of a classic graph (the table is of that graph).
+[[nodiscard]] inline double won_within_classic(const stage_graph& g, const win_time_table& tab, std::size_t stage,
+                                               double age, double h);
+} // namespace detail
+
 /// P(won within h | deal in `stage` for `age` already). h must not exceed the table's
-/// horizon. @throws argument_error on a bad stage, age or horizon.
+/// horizon. For a branched stage: Σ_k P(branch k | age) · P(won within h | latent k, age).
+/// @throws argument_error on a bad stage, age or horizon.
 [[nodiscard]] inline double won_within(const stage_graph& g, const win_time_table& tab, std::size_t stage, double age,
                                        double h) {
     if (!g.is_open(stage)) throw argument_error(detail::message("won_within: stage index ", stage, " is not open"));
-    if (tab.won_by.cols() != static_cast<Eigen::Index>(g.open_count()))
+    const stage_graph& lg = g.latent();
+    if (tab.won_by.cols() != static_cast<Eigen::Index>(lg.open_count()))
         throw argument_error(detail::message("won_within: the table has ", tab.won_by.cols(), " stages, the graph ",
-                                             g.open_count(), " open stages"));
+                                             lg.open_count(), " (latent) open stages"));
     if (!(std::isfinite(h) && h >= 0.0 && h <= tab.horizon() * (1.0 + 1e-12)))
         throw argument_error(detail::message("won_within: horizon ", h, " outside the table's [0, ", tab.horizon(), "]"));
+    if (!g.branched(stage)) return detail::won_within_classic(lg, tab, g.latent_first(stage), age, h);
+    std::vector<double> wt(g.latent_count(stage));
+    const std::size_t first = g.branch_weights(stage, age, wt);
+    double p = 0.0;
+    for (std::size_t k = 0; k < wt.size(); ++k)
+        if (wt[k] > 0.0) p += wt[k] * detail::won_within_classic(lg, tab, first + k, age, h);
+    return std::clamp(p, 0.0, 1.0);
+}
+
+[[nodiscard]] inline double detail::won_within_classic(const stage_graph& g, const win_time_table& tab,
+                                                       std::size_t stage, double age, double h) {
     if (h == 0.0) return 0.0;
     const residual_dwell r(g.dwell(stage), age);
     const auto col = static_cast<Eigen::Index>(stage);
@@ -224,8 +258,18 @@ namespace detail {
     const double w = a.win_probability(col);
     if (!(w > 0.0)) return std::numeric_limits<double>::quiet_NaN();
     double horizon = a.mean_time_to_close.maxCoeff() + 12.0 * std::sqrt(a.time_to_close_variance.maxCoeff());
-    for (int attempt = 0; attempt < 4; ++attempt, horizon *= 2.0)
-        if (const auto t = win_time_quantile(win_time_distribution(g, horizon), stage, w, q)) return *t;
+    for (int attempt = 0; attempt < 4; ++attempt, horizon *= 2.0) {
+        win_time_table tab = win_time_distribution(g, horizon);
+        if (g.has_branches()) { // one column: the stage's mixture of its latent states
+            Eigen::MatrixXd col_only(tab.won_by.rows(), 1);
+            for (Eigen::Index n = 0; n < tab.won_by.rows(); ++n)
+                col_only(n, 0) = won_by(g, tab, stage, static_cast<double>(n) * tab.step);
+            tab.won_by = std::move(col_only);
+            if (const auto t = win_time_quantile(tab, 0, w, q)) return *t;
+        } else if (const auto t = win_time_quantile(tab, stage, w, q)) {
+            return *t;
+        }
+    }
     return std::numeric_limits<double>::infinity();
 }
 

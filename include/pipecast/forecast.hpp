@@ -346,20 +346,6 @@ inline void require_win_probabilities(std::string_view fn, const stage_graph& g,
     return out;
 }
 
-/// log P(T > u) of a continuous dwell, exact for the exponential and Weibull families
-/// (−inf where the survival underflows).
-[[nodiscard]] inline double log_survival(const dwell_distribution& d, double u) {
-    if (u <= 0.0) return 0.0;
-    switch (d.family()) {
-    case dwell_family::exponential: return -u / d.mean();
-    case dwell_family::weibull: return -std::pow(u / d.scale(), d.shape());
-    default: {
-        const double s = survival(d, u);
-        return s > 0.0 ? std::log(s) : -std::numeric_limits<double>::infinity();
-    }
-    }
-}
-
 /// P(win within h | stage, age) for the deals of one stage, from a renewal table.
 ///
 /// With d = h / K (K = ⌈h / table step⌉) and Ȳ_k = ½ (Y(h − (k−1)d) + Y(h − kd)) the

@@ -108,6 +108,10 @@ struct model {
     std::string description;
     std::string time_unit = "day";
     std::string currency;
+    /// σ of the per-period log-odds shock on forward conversion (overdispersion: how much
+    /// period-level win rates vary beyond independent deals). Estimated by fit; simulate
+    /// uses it by default for models that carry it. 0 = independent deals.
+    double overdispersion = 0.0;
 
     friend bool operator==(const model&, const model&) = default;
 };

@@ -168,7 +168,28 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     for (std::size_t i = 0; i < js.size(); ++i) {
         const std::string path = "/stages/" + std::to_string(i);
         std::string nm = r.string(js[i], path, "name");
-        stages.push_back({nm, detail::dwell_from_json(r, r.member(js[i], path, "dwell"), path + "/dwell")});
+        if (js[i].contains("branches")) {
+            if (js[i].contains("dwell"))
+                r.fail(path, "a stage with 'branches' has a dwell per branch, not a 'dwell' of its own");
+            const auto& jb = js[i]["branches"];
+            if (!jb.is_array() || jb.empty())
+                r.fail(path + "/branches", "expected a non-empty array of {\"to\", \"probability\", \"dwell\"}");
+            std::vector<stage_branch> branches;
+            for (std::size_t k = 0; k < jb.size(); ++k) {
+                const std::string bp = path + "/branches/" + std::to_string(k);
+                stage_branch b{r.string(jb[k], bp, "to"), r.number(jb[k], bp, "probability"),
+                               detail::dwell_from_json(r, r.member(jb[k], bp, "dwell"), bp + "/dwell")};
+                if (jb[k].contains("stalled")) {
+                    if (!jb[k]["stalled"].is_boolean()) r.fail(bp + "/stalled", "expected true or false");
+                    b.stalled = jb[k]["stalled"].get<bool>();
+                }
+                branches.push_back(std::move(b));
+            }
+            // the stage's own dwell is replaced by the summary when the graph is built
+            stages.push_back({nm, branches.front().dwell, std::move(branches)});
+        } else {
+            stages.push_back({nm, detail::dwell_from_json(r, r.member(js[i], path, "dwell"), path + "/dwell")});
+        }
         for (auto [key, kind] : {std::pair{"win_rate", win_rate}, std::pair{"conversion", conversion}}) {
             if (!js[i].contains(key)) continue;
             if (rate_kind != none && rate_kind != kind)
@@ -202,7 +223,17 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     if (j.contains("transitions") && rate_kind != none)
         r.fail("/transitions", detail::message("stages carry '", rate_kind == win_rate ? "win_rate" : "conversion",
                                                "' and the model has 'transitions': give one or the other"));
-    if (j.contains("transitions")) {
+    const bool any_branches = std::any_of(stages.begin(), stages.end(), [](const auto& s) { return !s.branches.empty(); });
+    if (j.contains("format_version")) {
+        const double v = r.number(j, "", "format_version");
+        if (v != 1.0 && v != 2.0)
+            r.fail("/format_version", detail::message("unsupported format_version ", v, " (this library reads 1 and 2)"));
+    }
+    if (any_branches && rate_kind != none)
+        r.fail("/stages", "a linear funnel ('win_rate' or 'conversion') cannot have branched stages");
+    if (any_branches && !j.contains("transitions")) { // every stage branched: no rows needed
+        graph = r.at("/stages", [&] { return stage_graph::from_rows(stages, outcomes, {}); });
+    } else if (j.contains("transitions")) {
         const auto& jt = j["transitions"];
         if (!jt.is_object()) r.fail("/transitions", "expected an object: stage -> {next stage: probability}");
         transition_rows rows;
@@ -256,6 +287,13 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
         r.at("/time_unit", [&] { return days_per_unit(m.time_unit); });
     }
     if (j.contains("currency")) m.currency = r.string(j, "", "currency");
+    if (j.contains("overdispersion")) {
+        const auto& jv = j["overdispersion"];
+        m.overdispersion = r.number(jv, "/overdispersion", "sigma");
+        if (!(std::isfinite(m.overdispersion) && m.overdispersion >= 0.0 && m.overdispersion <= 10.0))
+            r.fail("/overdispersion/sigma",
+                   detail::message("must be finite and in [0, 10], got ", m.overdispersion));
+    }
     if (j.contains("deal_size")) {
         const auto& jd = j["deal_size"];
         const std::string dist = r.string(jd, "/deal_size", "dist");
@@ -330,19 +368,34 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     if (!m.description.empty()) j["description"] = m.description;
     j["time_unit"] = m.time_unit;
     if (!m.currency.empty()) j["currency"] = m.currency;
+    if (g.has_branches()) j["format_version"] = 2;
     j["stages"] = nlohmann::json::array();
-    for (const auto& s : g.stages()) j["stages"].push_back({{"name", s.name}, {"dwell", to_json(s.dwell)}});
+    for (const auto& s : g.stages()) {
+        if (s.branches.empty()) {
+            j["stages"].push_back({{"name", s.name}, {"dwell", to_json(s.dwell)}});
+            continue;
+        }
+        nlohmann::json branches = nlohmann::json::array();
+        for (const auto& b : s.branches) {
+            nlohmann::json jb = {{"to", b.to}, {"probability", b.probability}, {"dwell", to_json(b.dwell)}};
+            if (b.stalled) jb["stalled"] = true;
+            branches.push_back(std::move(jb));
+        }
+        j["stages"].push_back({{"name", s.name}, {"branches", std::move(branches)}});
+    }
     nlohmann::json outcomes = nlohmann::json::array();
     for (const auto& o : g.outcomes()) outcomes.push_back({{"name", o.name}, {"win", o.win}});
     j["outcomes"] = outcomes;
     nlohmann::json t = nlohmann::json::object();
     for (std::size_t i = 0; i < g.open_count(); ++i) {
+        if (g.branched(i)) continue; // its branches are its row
         nlohmann::json row = nlohmann::json::object();
         for (std::size_t k = 0; k < g.size(); ++k)
             if (g.transition(i, k) > 0.0) row[g.name(k)] = g.transition(i, k);
         t[g.name(i)] = row;
     }
-    j["transitions"] = t;
+    if (!t.empty()) j["transitions"] = t;
+    if (m.overdispersion > 0.0) j["overdispersion"] = {{"sigma", m.overdispersion}};
     if (m.deal_size)
         j["deal_size"] = {{"dist", "lognormal"}, {"median", m.deal_size->median()}, {"sigma", m.deal_size->sigma()}};
     if (m.arrivals) {

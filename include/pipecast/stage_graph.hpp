@@ -16,8 +16,11 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -27,10 +30,32 @@
 
 namespace pipecast {
 
+/// One way out of a branched open stage: a share `probability` of the deals that enter the
+/// stage leave it for stage `to`, after a time in stage drawn from `dwell`. A `stalled`
+/// branch is the no-decision share: deals that never move on their own and are closed
+/// (lost) by a clean-up after `dwell`; it must lead to a losing outcome.
+struct stage_branch {
+    std::string to;
+    double probability = 0.0;
+    dwell_distribution dwell;
+    bool stalled = false;
+    friend bool operator==(const stage_branch&, const stage_branch&) = default;
+};
+
 /// An open (non-absorbing) stage: a name and its dwell-time distribution.
+///
+/// A **classic** stage (no branches) has one dwell for every exit: the next stage is drawn
+/// from the transition row independently of the time in stage (a semi-Markov stage).
+/// A **branched** stage lists its exits as branches, each with its own dwell: the time in
+/// stage and the destination are jointly distributed (competing risks written as a
+/// mixture), so wins can come early and losses late, and a stalled share can be expressed.
+/// Its transition row is the sum of the branch probabilities per target, and `dwell` is
+/// then only a summary: an exponential with the stage's mean time (Σ π_k E[T_k]); every
+/// time-dependent computation uses the latent graph (stage_graph::latent()) instead.
 struct open_stage {
     std::string name;
     dwell_distribution dwell;
+    std::vector<stage_branch> branches = {};
 };
 
 /// An absorbing outcome stage, counted as a win or not (won, lost, disqualified, ...).
@@ -87,9 +112,14 @@ public:
                 p(static_cast<Eigen::Index>(f->second), static_cast<Eigen::Index>(t->second)) = prob;
             }
         }
-        for (std::size_t i = 0; i < m; ++i)
-            if (!rows.contains(stages[i].name))
+        for (std::size_t i = 0; i < m; ++i) {
+            const bool has_row = rows.contains(stages[i].name);
+            if (!has_row && stages[i].branches.empty())
                 throw model_error(detail::message("stage '", stages[i].name, "' has no transition row"));
+            if (has_row && !stages[i].branches.empty())
+                throw model_error(detail::message("stage '", stages[i].name,
+                                                  "' has both branches and a transition row: give one or the other"));
+        }
         return stage_graph(std::move(stages), std::move(outcomes), std::move(p));
     }
 
@@ -124,10 +154,100 @@ public:
         throw model_error(detail::message("unknown stage '", stage_name, "'"));
     }
 
-    /// Dwell distribution of open stage s.
+    /// Dwell distribution of open stage s (for a branched stage: the exponential summary
+    /// with the stage's mean time; see open_stage).
     [[nodiscard]] const dwell_distribution& dwell(std::size_t s) const {
         PIPECAST_ASSERT(is_open(s));
         return stages_[s].dwell;
+    }
+    /// E[time in open stage s] (Σ π_k E[T_k] for a branched stage).
+    [[nodiscard]] double mean_dwell(std::size_t s) const {
+        PIPECAST_ASSERT(is_open(s));
+        return stages_[s].dwell.mean();
+    }
+
+    // ---- Branched stages and the latent graph -------------------------------------------
+
+    /// True if open stage s lists its exits as branches.
+    [[nodiscard]] bool branched(std::size_t s) const noexcept { return is_open(s) && !stages_[s].branches.empty(); }
+    /// True if any open stage is branched (then time-dependent results use latent()).
+    [[nodiscard]] bool has_branches() const noexcept { return latent_ != nullptr; }
+    /// The branches of open stage s (empty for a classic stage).
+    [[nodiscard]] std::span<const stage_branch> branches(std::size_t s) const {
+        PIPECAST_ASSERT(is_open(s));
+        return stages_[s].branches;
+    }
+    /// Stage index of the target of branch k of stage s.
+    [[nodiscard]] std::size_t branch_target(std::size_t s, std::size_t k) const {
+        PIPECAST_ASSERT(branched(s) && k < branch_target_[s].size());
+        return branch_target_[s][k];
+    }
+
+    /// The classic semi-Markov graph with one latent state per branch (a branched stage's
+    /// deal sits in the latent state of the branch it will leave by), or this graph when no
+    /// stage is branched. Latent open states are grouped by stage in funnel order
+    /// (latent_first), then come the same outcomes as here. Entering a branched stage is
+    /// entering branch k with probability π_k; a latent state leaves only to its target.
+    [[nodiscard]] const stage_graph& latent() const noexcept { return latent_ ? *latent_ : *this; }
+    /// First latent open state of open stage s; its states are [latent_first(s), latent_first(s+1)).
+    [[nodiscard]] std::size_t latent_first(std::size_t s) const noexcept {
+        return latent_ ? latent_first_[s] : std::min(s, open_count());
+    }
+    /// Number of latent states of open stage s (its branch count, 1 for a classic stage).
+    [[nodiscard]] std::size_t latent_count(std::size_t s) const noexcept {
+        return latent_ ? latent_first_[s + 1] - latent_first_[s] : 1;
+    }
+    /// The open stage that latent open state l belongs to.
+    [[nodiscard]] std::size_t stage_of_latent(std::size_t l) const noexcept {
+        return latent_ ? latent_stage_[l] : l;
+    }
+    /// The latent index of outcome s (the outcomes follow the latent open states).
+    [[nodiscard]] std::size_t latent_outcome(std::size_t s) const noexcept {
+        PIPECAST_ASSERT(is_outcome(s));
+        return latent().open_count() + (s - open_count());
+    }
+    /// True if latent open state l is a stalled branch.
+    [[nodiscard]] bool latent_stalled(std::size_t l) const noexcept { return latent_ && latent_is_stalled_[l] != 0; }
+
+    /// Which branch a deal of stage s that has been there for `age` will leave by: writes
+    /// P(branch k | T > age) = π_k S_k(age) / Σ_l π_l S_l(age) into out[0..latent_count(s)) and
+    /// returns latent_first(s). A classic stage gets weight 1. Past the support of every
+    /// branch (all S_k(age) = 0, only possible for bounded dwells such as empirical ones)
+    /// the deal is treated as stalled: the weight goes to the stalled branches (by π), or, with
+    /// none, to the branches with a losing target; the oldest deals never become sure wins.
+    /// @throws argument_error for a negative or non-finite age.
+    std::size_t branch_weights(std::size_t s, double age, std::span<double> out) const {
+        PIPECAST_ASSERT(is_open(s) && out.size() >= latent_count(s));
+        if (!(std::isfinite(age) && age >= 0.0))
+            throw argument_error(detail::message("stage '", name(s), "': age must be finite and >= 0, got ", age));
+        if (!branched(s)) {
+            out[0] = 1.0;
+            return latent_first(s);
+        }
+        const auto& br = stages_[s].branches;
+        double top = -std::numeric_limits<double>::infinity();
+        for (std::size_t k = 0; k < br.size(); ++k) {
+            out[k] = br[k].probability > 0.0 ? std::log(br[k].probability) + log_survival(br[k].dwell, age)
+                                             : -std::numeric_limits<double>::infinity();
+            top = std::max(top, out[k]);
+        }
+        double sum = 0.0;
+        if (top == -std::numeric_limits<double>::infinity()) {
+            bool any_stalled = false;
+            for (const auto& b : br) any_stalled = any_stalled || (b.stalled && b.probability > 0.0);
+            for (std::size_t k = 0; k < br.size(); ++k) {
+                const bool take = any_stalled ? br[k].stalled : !is_win(branch_target_[s][k]) && is_outcome(branch_target_[s][k]);
+                out[k] = take ? std::max(br[k].probability, 1e-300) : 0.0;
+                sum += out[k];
+            }
+            if (!(sum > 0.0)) { // only open or winning targets: spread by π
+                for (std::size_t k = 0; k < br.size(); ++k) sum += (out[k] = br[k].probability);
+            }
+        } else {
+            for (std::size_t k = 0; k < br.size(); ++k) sum += (out[k] = std::exp(out[k] - top));
+        }
+        for (std::size_t k = 0; k < br.size(); ++k) out[k] /= sum;
+        return latent_first(s);
     }
     [[nodiscard]] std::span<const open_stage> stages() const noexcept { return stages_; }
     [[nodiscard]] std::span<const outcome_stage> outcomes() const noexcept { return outcomes_; }
@@ -153,7 +273,8 @@ public:
         };
         auto same_stages = [&] {
             for (std::size_t i = 0; i < a.stages_.size(); ++i)
-                if (a.stages_[i].name != b.stages_[i].name || !(a.stages_[i].dwell == b.stages_[i].dwell))
+                if (a.stages_[i].name != b.stages_[i].name || !(a.stages_[i].dwell == b.stages_[i].dwell) ||
+                    !(a.stages_[i].branches == b.stages_[i].branches))
                     return false;
             return true;
         };
@@ -178,6 +299,7 @@ private:
         if (p_.rows() != static_cast<Eigen::Index>(m) || p_.cols() != static_cast<Eigen::Index>(n))
             throw model_error(detail::message("stage graph: transition matrix is ", p_.rows(), "x", p_.cols(),
                                               ", expected ", m, "x", n, " (open stages x all stages)"));
+        validate_branches();
         for (std::size_t i = 0; i < m; ++i) {
             const auto r = static_cast<Eigen::Index>(i);
             double sum = 0.0;
@@ -209,12 +331,118 @@ private:
             if (!reaches[i])
                 throw model_error(detail::message("stage '", name(i),
                                                   "': no outcome can be reached from it (closed loop of open stages)"));
+        if (!branch_target_.empty()) build_latent();
+    }
+
+    /// Branched stages: targets known, probabilities in [0, 1] summing to 1, stalled
+    /// branches to a losing outcome; the row becomes the branch sums and `dwell` the summary.
+    void validate_branches() {
+        const std::size_t m = stages_.size(), n = size();
+        bool any = false;
+        for (const auto& st : stages_) any = any || !st.branches.empty();
+        if (!any) return;
+        branch_target_.assign(m, {});
+        for (std::size_t i = 0; i < m; ++i) {
+            auto& st = stages_[i];
+            if (st.branches.empty()) continue;
+            const auto r = static_cast<Eigen::Index>(i);
+            p_.row(r).setZero();
+            double sum = 0.0, mean = 0.0;
+            for (std::size_t k = 0; k < st.branches.size(); ++k) {
+                const auto& b = st.branches[k];
+                const auto it = index_.find(b.to);
+                if (it == index_.end())
+                    throw model_error(detail::message("stage '", st.name, "': branch ", k, " leads to unknown stage '",
+                                                      b.to, "'"));
+                const std::size_t j = it->second;
+                if (!(std::isfinite(b.probability) && b.probability >= 0.0 && b.probability <= 1.0))
+                    throw model_error(detail::message("stage '", st.name, "': probability of branch ", k, " (to '",
+                                                      b.to, "') must be in [0, 1], got ", b.probability));
+                if (b.stalled && !(is_outcome(j) && !is_win(j)))
+                    throw model_error(detail::message("stage '", st.name, "': the stalled branch ", k,
+                                                      " must lead to a losing outcome, not '", b.to, "'"));
+                branch_target_[i].push_back(j);
+                p_(r, static_cast<Eigen::Index>(j)) += b.probability;
+                sum += b.probability;
+                mean += b.probability * b.dwell.mean();
+            }
+            if (!(std::abs(sum - 1.0) <= row_tolerance))
+                throw model_error(detail::message("stage '", st.name, "': branch probabilities sum to ", sum,
+                                                  ", expected 1 (tolerance ", row_tolerance, ")"));
+            if (std::abs(sum - 1.0) > row_rounding) {
+                for (auto& b : st.branches) b.probability /= sum;
+                p_.row(r) /= sum;
+                mean /= sum;
+            }
+            st.dwell = dwell_distribution::exponential(mean);
+        }
+        (void)n;
+    }
+
+    /// The latent (classic) graph: one state per branch; entries into a branched stage split by π.
+    void build_latent() {
+        const std::size_t m = stages_.size();
+        latent_first_.assign(m + 1, 0);
+        std::vector<open_stage> ls;
+        std::map<std::string, int> used;
+        auto unique = [&](std::string nm) {
+            if (index_.contains(nm) && !used.contains(nm)) used[nm] = 0; // never clash with a stage of this graph
+            const int k = used[nm]++;
+            return k == 0 ? nm : nm + " #" + std::to_string(k + 1);
+        };
+        for (std::size_t i = 0; i < m; ++i) {
+            latent_first_[i] = ls.size();
+            if (stages_[i].branches.empty()) {
+                used[stages_[i].name] = 1;
+                ls.push_back({stages_[i].name, stages_[i].dwell});
+                latent_stage_.push_back(i);
+                latent_is_stalled_.push_back(0);
+                continue;
+            }
+            for (const auto& b : stages_[i].branches) {
+                ls.push_back({unique(stages_[i].name + " -> " + b.to + (b.stalled ? " (stalled)" : "")), b.dwell});
+                latent_stage_.push_back(i);
+                latent_is_stalled_.push_back(b.stalled ? 1 : 0);
+            }
+        }
+        latent_first_[m] = ls.size();
+        const std::size_t lm = ls.size(), ln = lm + outcomes_.size();
+        Eigen::MatrixXd lp = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(lm), static_cast<Eigen::Index>(ln));
+        // Entering stage j with probability p: its latent states by π (or its one state).
+        auto enter = [&](Eigen::Index row, std::size_t j, double p) {
+            if (is_outcome(j)) {
+                lp(row, static_cast<Eigen::Index>(lm + (j - m))) += p;
+            } else if (stages_[j].branches.empty()) {
+                lp(row, static_cast<Eigen::Index>(latent_first_[j])) += p;
+            } else {
+                for (std::size_t k = 0; k < stages_[j].branches.size(); ++k)
+                    lp(row, static_cast<Eigen::Index>(latent_first_[j] + k)) += p * stages_[j].branches[k].probability;
+            }
+        };
+        for (std::size_t i = 0; i < m; ++i) {
+            if (stages_[i].branches.empty()) {
+                const auto row = static_cast<Eigen::Index>(latent_first_[i]);
+                for (std::size_t j = 0; j < size(); ++j)
+                    if (const double p = transition(i, j); p > 0.0) enter(row, j, p);
+            } else {
+                for (std::size_t k = 0; k < stages_[i].branches.size(); ++k)
+                    enter(static_cast<Eigen::Index>(latent_first_[i] + k), branch_target_[i][k], 1.0);
+            }
+        }
+        // Rounding: each row sums to 1 within a few ulps; the latent graph renormalises.
+        latent_ = std::make_shared<const stage_graph>(std::move(ls), outcomes_, std::move(lp));
     }
 
     std::vector<open_stage> stages_;
     std::vector<outcome_stage> outcomes_;
     Eigen::MatrixXd p_;
     std::unordered_map<std::string, std::size_t> index_;
+    // Branched graphs only (all empty / null for a classic graph):
+    std::vector<std::vector<std::size_t>> branch_target_; ///< per open stage, per branch
+    std::shared_ptr<const stage_graph> latent_;           ///< the latent classic graph
+    std::vector<std::size_t> latent_first_;               ///< per open stage (+ end)
+    std::vector<std::size_t> latent_stage_;               ///< per latent open state
+    std::vector<char> latent_is_stalled_;                 ///< per latent open state
 };
 
 // ---------------------------------------------------------------------------------------
