@@ -589,3 +589,320 @@ TEST_CASE("forecast") {
         CHECK(os.precision() == 6); // stream state restored
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Branched models (stage_graph branches: per-branch dwells, a stalled share)
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+/// A one-stage branched model: each branch {target, probability, dwell, stalled}.
+stage_graph one_branched_stage(std::vector<stage_branch> branches) {
+    std::vector<open_stage> st{{"S", dwell_distribution::exponential(1.0), std::move(branches)}};
+    return stage_graph::from_rows(std::move(st), {{"Won", true}, {"Lost", false}}, {});
+}
+
+dwell_distribution spec_dwell(const nlohmann::json& j) {
+    const std::string d = j.at("dist");
+    if (d == "gamma") return dwell_distribution::gamma(j.at("shape"), j.at("mean"));
+    if (d == "lognormal") return dwell_distribution::lognormal(j.at("mean"), j.at("sd"));
+    REQUIRE(d == "exponential");
+    return dwell_distribution::exponential(j.at("mean"));
+}
+
+const nlohmann::json& crm4_truth() {
+    static const nlohmann::json j = [] {
+        std::ifstream in(PIPECAST_SHARED_DIR "/scenarios/crm4_truth.json");
+        return nlohmann::json::parse(in);
+    }();
+    return j;
+}
+
+/// The crm4 generator's process as a branched graph: a stage with stall s and edges
+/// {to, p, dwell} has branches (1 − s)·p each plus {Lost, s, cleanup, stalled}. `z` shifts
+/// the logit of the shock stage's Won share of its Won + Lost probability by σ z (the
+/// quarter's market shock; z = 0 is the median quarter).
+stage_graph crm4_graph(double z = 0.0) {
+    const auto& spec = crm4_truth().at("spec");
+    const double sigma = spec.at("quarter_shock_sigma");
+    std::vector<open_stage> stages;
+    for (const auto& s : spec.at("stages")) {
+        const double stall = s.at("stall");
+        double pw = 0.0, pl = 0.0;
+        for (const auto& e : s.at("edges")) {
+            if (e.at("to") == "Won") pw = e.at("p");
+            if (e.at("to") == "Lost") pl = e.at("p");
+        }
+        std::vector<stage_branch> br;
+        for (const auto& e : s.at("edges")) {
+            double p = e.at("p");
+            if (s.at("name") == spec.at("shock_stage") && (e.at("to") == "Won" || e.at("to") == "Lost")) {
+                const double q = 1.0 / (1.0 + std::exp(-(std::log(pw / pl) + sigma * z)));
+                p = (e.at("to") == "Won" ? q : 1.0 - q) * (pw + pl);
+            }
+            br.push_back({e.at("to"), (1.0 - stall) * p, spec_dwell(e.at("dwell")), false});
+        }
+        br.push_back({"Lost", stall, spec_dwell(spec.at("cleanup")), true});
+        stages.push_back({s.at("name"), dwell_distribution::exponential(1.0), std::move(br)});
+    }
+    return stage_graph::from_rows(std::move(stages), {{"Won", true}, {"Lost", false}}, {});
+}
+
+/// Probabilists' Gauss–Hermite nodes and weights (10 points; weights sum to 1): E f(Z) for Z ~ N(0, 1).
+constexpr double gh_node[] = {-4.85946282833231, -3.58182348355193, -2.48432584163896, -1.46598909439116,
+                              -0.484935707515498, 0.484935707515498, 1.46598909439116,  2.48432584163896,
+                              3.58182348355193,  4.85946282833231};
+constexpr double gh_weight[] = {4.31065263071829e-06, 0.000758070934312218, 0.0191115805007703, 0.135483702980268,
+                                0.344642334932019,    0.344642334932019,    0.135483702980268,  0.0191115805007703,
+                                0.000758070934312218, 4.31065263071829e-06};
+
+} // namespace
+
+TEST_CASE("forecast on branched models") {
+    SUBCASE("one stage, exponential branches: closed forms at any age") {
+        // Won: π 0.5, mean 10; Lost: π 0.4, mean 40; stalled: π 0.1, mean 300. A deal of age a
+        // leaves by branch k with w_k(a) ∝ π_k e^{−a/μ_k}; then P(win | a) = w_won(a),
+        // P(win within h | a) = w_won(a) (1 − e^{−h/10}), P(stalled | a) = w_stalled(a).
+        const double h = 30.0;
+        const auto g = one_branched_stage({{"Won", 0.5, dwell_distribution::exponential(10.0)},
+                                           {"Lost", 0.4, dwell_distribution::exponential(40.0)},
+                                           {"Lost", 0.1, dwell_distribution::exponential(300.0), true}});
+        auto weight = [](double a, int k) {
+            const double v[] = {0.5 * std::exp(-a / 10.0), 0.4 * std::exp(-a / 40.0), 0.1 * std::exp(-a / 300.0)};
+            return v[k] / (v[0] + v[1] + v[2]);
+        };
+        book b(g);
+        std::mt19937_64 rng(11);
+        std::uniform_real_distribution<double> age(0.0, 200.0);
+        std::vector<double> ages;
+        for (int i = 0; i < 400; ++i) {
+            ages.push_back(i == 0 ? 0.0 : age(rng));
+            b.add(std::to_string(i), 0, 100.0, ages.back());
+        }
+        double prev = 0.0;
+        for (const std::size_t steps : {200u, 400u, 800u}) {
+            CAPTURE(steps);
+            period_forecast_options opt;
+            opt.per_deal = true;
+            opt.steps = steps;
+            const auto q = period_forecast(g, b, h, opt);
+            CHECK(q.method == period_method::renewal);
+            double worst = 0.0, total = 0.0, total_err = 0.0;
+            for (std::size_t i = 0; i < b.size(); ++i) {
+                const double exact = weight(ages[i], 0) * -std::expm1(-h / 10.0);
+                const double e = std::abs(q.deal_probability[i] - exact);
+                worst = std::max(worst, e);
+                total += 100.0 * exact;
+                total_err += 100.0 * e;
+            }
+            CHECK(q.deal_probability[0] == doctest::Approx(0.5 * -std::expm1(-h / 10.0)).epsilon(1e-12));
+            CHECK(worst <= q.max_deal_error + 1e-13); // the estimate bounds every deal
+            CHECK(total_err <= q.error_estimate + 1e-9);
+            CHECK(q.expected == doctest::Approx(total).epsilon(1e-5));
+            if (prev > 0.0) CHECK(prev / worst > 3.0); // O(d²) in the age spacing
+            prev = worst;
+        }
+        age_aware_options ao;
+        ao.per_deal = true;
+        const auto f = age_aware_forecast(g, b, ao);
+        double crm = 0.0, aged = 0.0, stalled = 0.0;
+        std::size_t likely = 0;
+        for (std::size_t i = 0; i < b.size(); ++i) {
+            CHECK(f.deal_win_probability[i] == doctest::Approx(weight(ages[i], 0)).epsilon(1e-12));
+            CHECK(f.deal_stalled_probability[i] == doctest::Approx(weight(ages[i], 2)).epsilon(1e-12));
+            crm += 100.0 * 0.5;
+            aged += 100.0 * weight(ages[i], 0);
+            stalled += weight(ages[i], 2);
+            likely += weight(ages[i], 2) >= 0.5 ? 1 : 0;
+        }
+        CHECK(f.weighted_total == doctest::Approx(crm));
+        CHECK(f.weighted_total == doctest::Approx(weighted_forecast(g, b).weighted_total));
+        CHECK(f.age_weighted_total == doctest::Approx(aged));
+        CHECK(f.expected_stalled == doctest::Approx(stalled));
+        CHECK(f.likely_stalled == likely);
+        CHECK(likely > 0);
+        CHECK(f.by_stage[0].age_weighted == doctest::Approx(aged));
+        CHECK(f.by_stage[0].likely_stalled == likely);
+    }
+
+    SUBCASE("one stage, gamma and lognormal branches: closed form P(win within h | age)") {
+        // P(win within h | a) = w_won(a) (1 − S_won(a + h) / S_won(a)), w_k(a) ∝ π_k S_k(a).
+        const double h = 45.0, k = 3.0, theta = 5.0; // gamma: mean 15
+        const auto won = dwell_distribution::gamma(k, k * theta);
+        const auto lost = dwell_distribution::lognormal(40.0, 30.0);
+        const auto g = one_branched_stage({{"Won", 0.7, won}, {"Lost", 0.3, lost}});
+        auto s_won = [&](double t) { return boost::math::gamma_q(k, t / theta); };
+        const double s2 = std::log1p(0.5625), mu = std::log(40.0) - 0.5 * s2;
+        auto s_lost = [&](double t) { return t <= 0.0 ? 1.0 : 0.5 * std::erfc((std::log(t) - mu) / std::sqrt(2.0 * s2)); };
+        book b(g);
+        std::vector<double> exact;
+        for (int i = 0; i <= 120; ++i) {
+            const double a = 0.37 * i;
+            b.add(std::to_string(i), 0, 1.0, a);
+            const double ww = 0.7 * s_won(a) / (0.7 * s_won(a) + 0.3 * s_lost(a));
+            exact.push_back(ww * (1.0 - s_won(a + h) / s_won(a)));
+        }
+        period_forecast_options opt;
+        opt.per_deal = true;
+        opt.steps = 1000;
+        const auto q = period_forecast(g, b, h, opt);
+        double worst = 0.0;
+        for (std::size_t i = 0; i < b.size(); ++i) {
+            CAPTURE(i);
+            worst = std::max(worst, std::abs(q.deal_probability[i] - exact[i]));
+            CHECK(std::abs(q.deal_probability[i] - exact[i]) <= 1e-12 + q.max_deal_error + 1e-5); // + table's O(Δ²)
+        }
+        CHECK(worst < 1e-4);
+    }
+
+    SUBCASE("crm4 truth spec: lattice forecast equals won_within deal by deal") {
+        // An independent route: won_within mixes the latent states at each deal's own age with its
+        // own quadrature; the forecast interpolates the mixed probability on the age lattice.
+        const stage_graph g = crm4_graph();
+        const double h = 90.0;
+        book b(g);
+        std::mt19937_64 rng(5);
+        std::exponential_distribution<double> age(1.0 / 40.0);
+        for (int i = 0; i < 2000; ++i) b.add(std::to_string(i), static_cast<std::size_t>(i % 4), 1000.0 + i, age(rng));
+        const win_time_table tab = win_time_distribution(g, h);
+        period_forecast_options opt;
+        opt.per_deal = true;
+        const auto q = period_forecast(g, b, h, opt);
+        CHECK(q.step == doctest::Approx(tab.step));
+        double err_total = 0.0, worst_rel = 0.0;
+        for (std::size_t i = 0; i < b.size(); ++i) {
+            const double ref = won_within(g, tab, b.stages()[i], b.ages()[i], h);
+            const double e = std::abs(q.deal_probability[i] - ref);
+            err_total += b.amounts()[i] * e;
+            worst_rel = std::max(worst_rel, e / std::max(q.max_deal_error, 1e-300));
+            CHECK(e <= 2.0 * q.max_deal_error + 1e-9);
+        }
+        CHECK(err_total <= q.error_estimate + 1e-6);
+        CHECK(q.max_deal_error < 1e-3);
+        // The precomputed-table overload gives the same numbers.
+        const auto q2 = period_forecast(g, b, h, tab, analyse(g), true);
+        CHECK(q2.expected == q.expected);
+    }
+
+    SUBCASE("crm4: P(won within 90 | stage, age), P(win | stage, age), P(stalled | stage, age) against the truth") {
+        // crm4_truth.json averages over the quarterly logit-normal shock (σ = 0.35) on
+        // Negotiation's Won/Lost split. A deal of age a in the shocked stage has survived there,
+        // which tilts its shock: E[P(z) | T > a] = Σ_n w_n S(a | z_n) P(z_n) / Σ_n w_n S(a | z_n)
+        // (Gauss–Hermite nodes z_n). The median-quarter model (z = 0) is within 0.01.
+        const auto& truth = crm4_truth().at("truth");
+        const double h = 90.0;
+        const stage_graph g0 = crm4_graph(0.0);
+        std::vector<stage_graph> gs;
+        for (double z : gh_node) gs.push_back(crm4_graph(z));
+        auto survival = [](const stage_graph& g, std::size_t s, double a) {
+            double sv = 0.0;
+            for (const auto& br : g.branches(s)) sv += br.probability * std::exp(log_survival(br.dwell, a));
+            return sv;
+        };
+        for (const auto& [name, rows] : truth.items()) {
+            const std::size_t s = g0.index_of(name);
+            book b(g0);
+            for (const auto& row : rows) b.add(std::to_string(b.size()), s, 1.0, row.at("age").get<double>());
+            period_forecast_options opt;
+            opt.per_deal = true;
+            age_aware_options ao;
+            ao.per_deal = true;
+            const auto q0 = period_forecast(g0, b, h, opt);
+            const auto f0 = age_aware_forecast(g0, b, ao);
+            std::vector<double> num_w(b.size(), 0.0), num_e(b.size(), 0.0), num_s(b.size(), 0.0), den(b.size(), 0.0);
+            for (std::size_t n = 0; n < gs.size(); ++n) {
+                const auto q = period_forecast(gs[n], b, h, opt);
+                const auto f = age_aware_forecast(gs[n], b, ao);
+                for (std::size_t i = 0; i < b.size(); ++i) {
+                    const double wt = gh_weight[n] * survival(gs[n], s, b.ages()[i]);
+                    num_w[i] += wt * q.deal_probability[i];
+                    num_e[i] += wt * f.deal_win_probability[i];
+                    num_s[i] += wt * f.deal_stalled_probability[i];
+                    den[i] += wt;
+                }
+            }
+            for (std::size_t i = 0; i < b.size(); ++i) {
+                const auto& row = rows[i];
+                const double a = row.at("age");
+                if (a > 120.0) continue;
+                CAPTURE(name);
+                CAPTURE(a);
+                const double t90 = row.at("won_within_90"), tev = row.at("won_eventually"), tst = row.at("p_stalled");
+                CHECK(std::abs(q0.deal_probability[i] - t90) < 0.01);
+                CHECK(std::abs(f0.deal_win_probability[i] - tev) < 0.01);
+                CHECK(std::abs(f0.deal_stalled_probability[i] - tst) < 0.01);
+                CHECK(std::abs(num_w[i] / den[i] - t90) < 0.002);
+                CHECK(std::abs(num_e[i] / den[i] - tev) < 0.002);
+                CHECK(std::abs(num_s[i] / den[i] - tst) < 0.002);
+            }
+        }
+    }
+
+    SUBCASE("a branched stage with an empirical branch: every deal mixed at its own age") {
+        const auto g = one_branched_stage({{"Won", 0.6, dwell_distribution::empirical({5.0, 10.0, 20.0})},
+                                           {"Lost", 0.3, dwell_distribution::gamma(2.0, 30.0)},
+                                           {"Lost", 0.1, dwell_distribution::exponential(300.0), true}});
+        const double h = 12.0;
+        book b(g);
+        for (const double a : {0.0, 3.0, 7.0, 12.5, 25.0, 60.0}) b.add(std::to_string(b.size()), 0, 1.0, a);
+        period_forecast_options opt;
+        opt.per_deal = true;
+        const auto q = period_forecast(g, b, h, opt);
+        const win_time_table tab = win_time_distribution(g, h);
+        for (std::size_t i = 0; i < b.size(); ++i) {
+            CAPTURE(b.ages()[i]);
+            CHECK(q.deal_probability[i] == doctest::Approx(won_within(g, tab, 0, b.ages()[i], h)).epsilon(1e-9));
+        }
+        // By hand: age 7: residual atoms 3 and 13 (1/2 each) of the Won branch, weight
+        // 0.6·(2/3) / (0.6·(2/3) + 0.3·S_γ(7) + 0.1·e^{−7/300}); within 12: half of it.
+        const double sg = (1.0 + 7.0 / 15.0) * std::exp(-7.0 / 15.0);
+        const double ww = 0.4 / (0.4 + 0.3 * sg + 0.1 * std::exp(-7.0 / 300.0));
+        CHECK(q.deal_probability[2] == doctest::Approx(0.5 * ww).epsilon(1e-12));
+        // Past every Won atom the deal can no longer win.
+        CHECK(q.deal_probability[4] == 0.0);
+        CHECK(q.deal_probability[5] == 0.0);
+    }
+
+    SUBCASE("overrides on a branched stage: o × P(win within h | s, a) / P(win | s, a)") {
+        const auto g = one_branched_stage({{"Won", 0.5, dwell_distribution::exponential(10.0)},
+                                           {"Lost", 0.5, dwell_distribution::exponential(40.0)}});
+        const double h = 20.0;
+        book b(g);
+        b.add("young", 0, 100.0, 0.0, 0.8);
+        b.add("old", 0, 100.0, 60.0, 0.8);
+        b.add("plain", 0, 100.0, 60.0);
+        period_forecast_options opt;
+        opt.per_deal = true;
+        const auto q = period_forecast(g, b, h, opt);
+        // The Won branch's share of wins within h is 1 − e^{−2} at every age.
+        const double share = -std::expm1(-h / 10.0);
+        CHECK(q.deal_probability[0] == doctest::Approx(0.8 * share).epsilon(1e-9));
+        CHECK(q.deal_probability[1] == doctest::Approx(0.8 * share).epsilon(1e-6));
+        const double w_old = 0.5 * std::exp(-6.0) / (0.5 * std::exp(-6.0) + 0.5 * std::exp(-1.5));
+        CHECK(q.deal_probability[2] == doctest::Approx(w_old * share).epsilon(1e-6));
+        const auto f = age_aware_forecast(g, b);
+        CHECK(f.overridden == 2);
+        CHECK(f.age_weighted_total == doctest::Approx(80.0 + 80.0 + 100.0 * w_old));
+        CHECK(f.weighted_total == doctest::Approx(80.0 + 80.0 + 50.0));
+    }
+
+    SUBCASE("classic models: the age-aware forecast is the CRM forecast, nothing stalls") {
+        const model m = load_model(PIPECAST_SHARED_DIR "/scenarios/b2b6.json");
+        const book b = load_book_csv(PIPECAST_SHARED_DIR "/scenarios/b2b6_open_deals.csv", m.graph);
+        const auto w = weighted_forecast(m.graph, b);
+        const auto f = age_aware_forecast(m.graph, b);
+        CHECK(f.age_weighted_total == doctest::Approx(w.weighted_total).epsilon(1e-12));
+        CHECK(f.weighted_total == doctest::Approx(w.weighted_total).epsilon(1e-12));
+        CHECK(f.expected_stalled == 0.0);
+        CHECK(f.likely_stalled == 0);
+        for (std::size_t s = 0; s < f.by_stage.size(); ++s) {
+            CHECK(f.by_stage[s].age_weighted == doctest::Approx(w.by_stage[s].weighted).epsilon(1e-12));
+            CHECK(f.by_stage[s].count == w.by_stage[s].count);
+        }
+        for (std::size_t k = 0; k < f.by_owner.size(); ++k)
+            CHECK(f.by_owner[k].age_weighted == doctest::Approx(w.by_owner[k].weighted).epsilon(1e-12));
+        age_aware_options bad;
+        bad.stalled_threshold = 0.0;
+        CHECK_THROWS_AS((void)age_aware_forecast(m.graph, b, bad), argument_error);
+    }
+}

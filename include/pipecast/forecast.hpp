@@ -35,6 +35,7 @@
 #include <iomanip>
 #include <ios>
 #include <limits>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string>
@@ -144,6 +145,64 @@ struct period_forecast_result {
     std::vector<group_period_forecast> by_category; ///< order of first appearance
     /// P(win within h) per deal, in book order (only with period_forecast_options::per_deal).
     std::vector<double> deal_probability;
+};
+
+/// Options of age_aware_forecast.
+struct age_aware_options {
+    /// A deal counts as likely stalled when P(stalled | stage, age) >= this, in (0, 1].
+    double stalled_threshold = 0.5;
+    /// Fill the per-deal vectors of the result.
+    bool per_deal = false;
+};
+
+/// One open stage's line of the age-aware forecast, next to the CRM-style weighted line.
+struct stage_age_forecast {
+    std::string stage;               ///< open stage name
+    std::size_t count = 0;           ///< deals in the stage
+    double amount = 0.0;             ///< Σ amount
+    double win_probability = 0.0;    ///< CRM-style P(win | stage): the stage's rate at entry (age 0)
+    double weighted = 0.0;           ///< CRM-style Σ amount × P(win | stage) (override where given)
+    double age_weighted = 0.0;       ///< age-aware Σ amount × P(win | stage, age) (override where given)
+    double expected_stalled = 0.0;   ///< Σ P(stalled | stage, age): expected number of stalled deals
+    double stalled_amount = 0.0;     ///< Σ amount × P(stalled | stage, age)
+    std::size_t likely_stalled = 0;  ///< deals with P(stalled | stage, age) >= the threshold
+    double likely_stalled_amount = 0.0; ///< their Σ amount
+    std::size_t overridden = 0;      ///< deals using a probability override
+};
+
+/// One group's line of the age-aware forecast (an owner or a forecast category).
+struct group_age_forecast {
+    std::string key;                 ///< owner or category; "" for deals without one
+    std::size_t count = 0;
+    double amount = 0.0;
+    double weighted = 0.0;           ///< CRM-style Σ amount × P(win | stage)
+    double age_weighted = 0.0;       ///< age-aware Σ amount × P(win | stage, age)
+    double expected_stalled = 0.0;   ///< Σ P(stalled | stage, age)
+    std::size_t likely_stalled = 0;  ///< deals with P(stalled) >= the threshold
+    double likely_stalled_amount = 0.0;
+};
+
+/// The age-aware weighted forecast Σ amount × P(win eventually | stage, age) of a book,
+/// reported next to the CRM-style Σ amount × P(win | stage) (which ignores how long a deal
+/// has sat in its stage), with the stalled deals the model sees. Lines sum to the totals.
+/// For a model without branched stages both forecasts are equal and nothing is stalled.
+struct age_aware_forecast_result {
+    std::size_t count = 0;
+    double total_amount = 0.0;
+    double weighted_total = 0.0;        ///< CRM-style Σ amount × P(win | stage)
+    double age_weighted_total = 0.0;    ///< age-aware Σ amount × P(win | stage, age)
+    double expected_stalled = 0.0;      ///< Σ P(stalled | stage, age)
+    double stalled_amount = 0.0;        ///< Σ amount × P(stalled | stage, age)
+    std::size_t likely_stalled = 0;     ///< deals with P(stalled | stage, age) >= stalled_threshold
+    double likely_stalled_amount = 0.0;
+    double stalled_threshold = 0.5;
+    std::size_t overridden = 0;
+    std::string currency;
+    std::vector<stage_age_forecast> by_stage;    ///< every open stage, funnel order
+    std::vector<group_age_forecast> by_owner;    ///< order of first appearance
+    std::vector<group_age_forecast> by_category; ///< order of first appearance
+    std::vector<double> deal_win_probability;     ///< per deal P(win | stage, age) (override where given), with per_deal
+    std::vector<double> deal_stalled_probability; ///< per deal P(stalled | stage, age), with per_deal
 };
 
 /// One week's position for the sales-progress measure.
@@ -346,6 +405,76 @@ inline void require_win_probabilities(std::string_view fn, const stage_graph& g,
     return out;
 }
 
+/// Evaluates a smooth function of the age, P(a), for the deals `idx` by linear interpolation
+/// between lattice nodes a = j d: node_values(sorted node indices) gives P at those nodes,
+/// far_value(a) P at an age too large for a lattice index (a / d >= 10^15: no interpolation).
+/// err[i] = f(1−f)·max(|ΔΔP| at j, at j+1), twice the leading term ½ f(1−f) d² |P''| of the
+/// interpolation error (docs/forecast.md). Nodes j−1..j+2 are needed around every age: a dense
+/// index when the ages span few cells, else a sorted list.
+template <class NodeValues, class FarValue>
+void interpolate_on_lattice(double d, std::span<const std::size_t> idx, std::span<const double> ages,
+                            std::span<double> prob, std::span<double> err, NodeValues&& node_values,
+                            FarValue&& far_value) {
+    constexpr double far = 1e15;
+    std::vector<std::size_t> nodes;
+    nodes.reserve(4 * idx.size());
+    std::size_t j_max = 0;
+    for (auto i : idx) {
+        const double x = ages[i] / d;
+        if (x >= far) continue;
+        j_max = std::max(j_max, static_cast<std::size_t>(x));
+    }
+    const std::size_t dense_limit = std::max<std::size_t>(std::size_t{1} << 20, 8 * idx.size());
+    const bool dense = j_max + 3 <= dense_limit;
+    if (dense) {
+        std::vector<char> need(j_max + 3, 0);
+        for (auto i : idx) {
+            const double x = ages[i] / d;
+            if (x >= far) continue;
+            const auto j = static_cast<std::size_t>(x);
+            if (j > 0) need[j - 1] = 1;
+            need[j] = need[j + 1] = need[j + 2] = 1;
+        }
+        for (std::size_t j = 0; j < need.size(); ++j)
+            if (need[j]) nodes.push_back(j);
+    } else {
+        for (auto i : idx) {
+            const double x = ages[i] / d;
+            if (x >= far) continue;
+            const auto j = static_cast<std::size_t>(x);
+            if (j > 0) nodes.push_back(j - 1);
+            nodes.insert(nodes.end(), {j, j + 1, j + 2});
+        }
+        std::sort(nodes.begin(), nodes.end());
+        nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+    }
+    const std::vector<double> values = nodes.empty() ? std::vector<double>{} : node_values(nodes);
+    std::vector<std::size_t> position; // dense: lattice index -> node position
+    if (dense) {
+        position.assign(j_max + 3, 0);
+        for (std::size_t c = 0; c < nodes.size(); ++c) position[nodes[c]] = c;
+    }
+    auto at = [&](std::size_t j) {
+        if (dense) return values[position[j]];
+        return values[static_cast<std::size_t>(std::lower_bound(nodes.begin(), nodes.end(), j) - nodes.begin())];
+    };
+    for (auto i : idx) {
+        const double x = ages[i] / d;
+        if (x >= far) {
+            prob[i] = far_value(ages[i]);
+            err[i] = 0.0;
+            continue;
+        }
+        const auto j = static_cast<std::size_t>(x);
+        const double f = x - static_cast<double>(j);
+        const double p0 = at(j), p1 = at(j + 1), p2 = at(j + 2);
+        prob[i] = (1.0 - f) * p0 + f * p1;
+        double curv = std::abs(p2 - 2.0 * p1 + p0);
+        if (j > 0) curv = std::max(curv, std::abs(p1 - 2.0 * p0 + at(j - 1)));
+        err[i] = f * (1.0 - f) * curv; // 2 × the leading term ½ f(1−f) d² |P''|
+    }
+}
+
 /// P(win within h | stage, age) for the deals of one stage, from a renewal table.
 ///
 /// With d = h / K (K = ⌈h / table step⌉) and Ȳ_k = ½ (Y(h − (k−1)d) + Y(h − kd)) the
@@ -358,6 +487,7 @@ inline void require_win_probabilities(std::string_view fn, const stage_graph& g,
 /// the interpolation error f(1−f)·(d²/2)|P''| is estimated from the second differences at
 /// j and j+1 (with a safety factor of 2). Exponential stages are memoryless (P_0 for every
 /// age); fixed and empirical dwells are summed exactly over their atoms.
+/// `g` is a classic graph (a branched graph's latent()) and `stage` one of its open stages.
 class stage_period_evaluator {
 public:
     stage_period_evaluator(const stage_graph& g, const win_time_table& tab, std::size_t stage, double h)
@@ -406,11 +536,12 @@ public:
         }
     }
 
-private:
-    /// The after-exit probability Y(t), interpolated from the table.
-    [[nodiscard]] double y(double t) const { return detail::interpolate(*after_exit_, step_, col_, t); }
+    /// True for a memoryless (exponential) dwell: P does not depend on the age.
+    [[nodiscard]] bool memoryless() const noexcept { return dwell_.family() == dwell_family::exponential; }
+    /// True for a continuous dwell (lattice interpolation applies); false for fixed and empirical ones.
+    [[nodiscard]] bool continuous() const noexcept { return detail::is_continuous(dwell_); }
 
-    /// P_j for sorted lattice indices `nodes`; `lattice` is scratch space.
+    /// P_j = P(win within h | age j d) for sorted lattice indices `nodes`; `lattice` is scratch space.
     [[nodiscard]] std::vector<double> node_values(const std::vector<std::size_t>& nodes, std::vector<double>& lattice) const {
         std::vector<double> out(nodes.size());
         const double neg_inf = -std::numeric_limits<double>::infinity();
@@ -451,6 +582,10 @@ private:
         return out;
     }
 
+private:
+    /// The after-exit probability Y(t), interpolated from the table.
+    [[nodiscard]] double y(double t) const { return detail::interpolate(*after_exit_, step_, col_, t); }
+
     /// Fixed or empirical dwell: the residual is a set of atoms, summed exactly.
     [[nodiscard]] double discrete_value(double a) const {
         if (dwell_.family() == dwell_family::fixed) {
@@ -476,70 +611,13 @@ private:
     /// interpolation with an error estimate.
     void interpolate_ages(std::span<const std::size_t> idx, std::span<const double> ages, std::span<double> prob,
                           std::span<double> err) const {
-        // Ages so large that a/d overflows the lattice index are evaluated on their own lattice.
-        constexpr double far = 1e15;
-        std::vector<std::size_t> nodes;
-        nodes.reserve(4 * idx.size());
-        std::size_t j_max = 0;
-        for (auto i : idx) {
-            const double x = ages[i] / d_;
-            if (x >= far) continue;
-            const auto j = static_cast<std::size_t>(x);
-            j_max = std::max(j_max, j);
-        }
-        const std::size_t dense_limit = std::max<std::size_t>(std::size_t{1} << 20, 8 * idx.size());
-        const bool dense = j_max + 3 <= dense_limit;
-        if (dense) {
-            std::vector<char> need(j_max + 3, 0);
-            for (auto i : idx) {
-                const double x = ages[i] / d_;
-                if (x >= far) continue;
-                const auto j = static_cast<std::size_t>(x);
-                if (j > 0) need[j - 1] = 1;
-                need[j] = need[j + 1] = need[j + 2] = 1;
-            }
-            for (std::size_t j = 0; j < need.size(); ++j)
-                if (need[j]) nodes.push_back(j);
-        } else {
-            for (auto i : idx) {
-                const double x = ages[i] / d_;
-                if (x >= far) continue;
-                const auto j = static_cast<std::size_t>(x);
-                if (j > 0) nodes.push_back(j - 1);
-                nodes.insert(nodes.end(), {j, j + 1, j + 2});
-            }
-            std::sort(nodes.begin(), nodes.end());
-            nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
-        }
         std::vector<double> lattice;
-        const std::vector<double> values = node_values(nodes, lattice);
-        std::vector<std::size_t> position; // dense: lattice index -> node position
-        if (dense) {
-            position.assign(j_max + 3, 0);
-            for (std::size_t c = 0; c < nodes.size(); ++c) position[nodes[c]] = c;
-        }
-        auto at = [&](std::size_t j) {
-            if (dense) return values[position[j]];
-            return values[static_cast<std::size_t>(std::lower_bound(nodes.begin(), nodes.end(), j) - nodes.begin())];
-        };
-        for (auto i : idx) {
-            const double x = ages[i] / d_;
-            if (x >= far) {
-                // A lattice starting at the age itself: exact at this age, no interpolation.
-                prob[i] = value_at_offset(ages[i]);
-                err[i] = 0.0;
-                continue;
-            }
-            const auto j = static_cast<std::size_t>(x);
-            const double f = x - static_cast<double>(j);
-            const double p0 = at(j), p1 = at(j + 1), p2 = at(j + 2);
-            prob[i] = (1.0 - f) * p0 + f * p1;
-            double curv = std::abs(p2 - 2.0 * p1 + p0);
-            if (j > 0) curv = std::max(curv, std::abs(p1 - 2.0 * p0 + at(j - 1)));
-            err[i] = f * (1.0 - f) * curv; // 2 × the leading term ½ f(1−f) d² |P''|
-        }
+        interpolate_on_lattice(
+            d_, idx, ages, prob, err, [&](const std::vector<std::size_t>& nodes) { return node_values(nodes, lattice); },
+            [&](double a) { return value_at_offset(a); });
     }
 
+public:
     /// P at an arbitrary age a, on the lattice a + k d (used for ages beyond 10^15 cells,
     /// where a + k d would round to a). log S(a + t) − log S(a) is taken in a form that keeps
     /// t ≪ a: for the Weibull, −(a/λ)^k · expm1(k · log1p(t/a)); the other continuous
@@ -565,6 +643,7 @@ private:
         return std::clamp(acc, 0.0, 1.0);
     }
 
+private:
     const dwell_distribution& dwell_;
     double h_;
     std::size_t cells_ = 1;
@@ -574,6 +653,91 @@ private:
     const Eigen::MatrixXd* after_exit_ = nullptr;
     std::vector<double> ybar_;
     double y_h_ = 0.0;
+};
+
+/// P(win within h | stage, age) for the deals of one branched stage s: the mixture
+///     P(a) = Σ_k w_k(a) · P_k(a),   w_k(a) = P(branch k | T > a) (stage_graph::branch_weights),
+/// P_k the latent state's within-h probability (stage_period_evaluator on g.latent()).
+/// The deals of a stage share w(a), so when every branch's dwell is continuous the mixed P is
+/// evaluated on the stage's age lattice (nodes a = j d, both factors exact there) and
+/// interpolated linearly in the age with its own error estimate, exactly as a classic stage.
+/// With a fixed or empirical branch (P_k jumps at its atoms) every deal is mixed at its own
+/// age: each P_k as its evaluator gives it, the weights exactly; err = Σ_k w_k err_k.
+class branched_period_evaluator {
+public:
+    branched_period_evaluator(const stage_graph& g, const win_time_table& tab, std::size_t stage, double h)
+        : g_(g), stage_(stage), first_(g.latent_first(stage)) {
+        const stage_graph& lg = g.latent();
+        parts_.reserve(g.latent_count(stage));
+        for (std::size_t k = 0; k < g.latent_count(stage); ++k) {
+            parts_.emplace_back(lg, tab, first_ + k, h);
+            continuous_ = continuous_ && parts_.back().continuous();
+        }
+    }
+
+    /// Lattice spacing d (the same for every branch: one table, one horizon).
+    [[nodiscard]] double spacing() const noexcept { return parts_.front().spacing(); }
+
+    /// Fills prob[i] and err[i] for the deals `idx` (their ages in `ages`).
+    void evaluate(std::span<const std::size_t> idx, std::span<const double> ages, std::span<double> prob,
+                  std::span<double> err) const {
+        if (idx.empty()) return;
+        const std::size_t nk = parts_.size();
+        std::vector<double> w(nk);
+        if (continuous_) {
+            // Memoryless branches: one value for every age.
+            std::vector<double> constant(nk, std::numeric_limits<double>::quiet_NaN());
+            std::vector<double> lattice;
+            for (std::size_t k = 0; k < nk; ++k)
+                if (parts_[k].memoryless()) constant[k] = parts_[k].node_values({0}, lattice)[0];
+            const double d = spacing();
+            auto nodes_fn = [&](const std::vector<std::size_t>& nodes) {
+                std::vector<double> out(nodes.size(), 0.0);
+                std::vector<std::vector<double>> vals(nk);
+                for (std::size_t k = 0; k < nk; ++k)
+                    if (!parts_[k].memoryless()) vals[k] = parts_[k].node_values(nodes, lattice);
+                for (std::size_t c = 0; c < nodes.size(); ++c) {
+                    (void)g_.branch_weights(stage_, static_cast<double>(nodes[c]) * d, w);
+                    double acc = 0.0;
+                    for (std::size_t k = 0; k < nk; ++k)
+                        if (w[k] > 0.0) acc += w[k] * (parts_[k].memoryless() ? constant[k] : vals[k][c]);
+                    out[c] = std::clamp(acc, 0.0, 1.0);
+                }
+                return out;
+            };
+            auto far_fn = [&](double a) {
+                (void)g_.branch_weights(stage_, a, w);
+                double acc = 0.0;
+                for (std::size_t k = 0; k < nk; ++k)
+                    if (w[k] > 0.0) acc += w[k] * (parts_[k].memoryless() ? constant[k] : parts_[k].value_at_offset(a));
+                return std::clamp(acc, 0.0, 1.0);
+            };
+            interpolate_on_lattice(d, idx, ages, prob, err, nodes_fn, far_fn);
+            return;
+        }
+        // Some branch is discrete: every deal at its own age (compact local indices).
+        const std::size_t n = idx.size();
+        std::vector<std::size_t> local(n);
+        std::vector<double> local_age(n);
+        for (std::size_t j = 0; j < n; ++j) local[j] = j, local_age[j] = ages[idx[j]];
+        std::vector<std::vector<double>> pk(nk, std::vector<double>(n)), ek(nk, std::vector<double>(n));
+        for (std::size_t k = 0; k < nk; ++k) parts_[k].evaluate(local, local_age, pk[k], ek[k]);
+        for (std::size_t j = 0; j < n; ++j) {
+            (void)g_.branch_weights(stage_, local_age[j], w);
+            double acc = 0.0, e = 0.0;
+            for (std::size_t k = 0; k < nk; ++k)
+                if (w[k] > 0.0) acc += w[k] * pk[k][j], e += w[k] * ek[k][j];
+            prob[idx[j]] = std::clamp(acc, 0.0, 1.0);
+            err[idx[j]] = e;
+        }
+    }
+
+private:
+    const stage_graph& g_;
+    std::size_t stage_;
+    std::size_t first_;
+    std::vector<stage_period_evaluator> parts_;
+    bool continuous_ = true;
 };
 
 /// Fills a weighted_forecast_result from rollup totals.
@@ -661,6 +825,128 @@ inline void fill_lines(const book& b, const rollup_totals& t, std::span<const do
 }
 
 // ---------------------------------------------------------------------------------------
+// Age-aware weighted forecast
+// ---------------------------------------------------------------------------------------
+
+/// The age-aware weighted forecast: Σ amount × P(win eventually | stage, age) (the deal's
+/// override where it has one), next to the CRM-style Σ amount × P(win | stage), with the
+/// stalled deals the model sees: Σ P(stalled | stage, age), and the deals whose
+/// P(stalled | stage, age) reaches `opt.stalled_threshold`, by stage, owner and category.
+///
+/// P(win | stage, age) = Σ_k P(branch k | age) · P(win | target of branch k) and
+/// P(stalled | stage, age) = Σ over stalled branches of P(branch k | age) (analytics.hpp:
+/// win_probability_at_age, stalled_probability); for a classic stage the first is P(win |
+/// stage) at every age and the second 0. A deal's override replaces the model's P(win) in
+/// both forecasts; P(stalled) stays the model's (a diagnostic of the deal's age).
+///
+/// @throws argument_error if the book was made for other open stages or mixes currencies,
+///   or stalled_threshold is outside (0, 1].
+/// Complexity: O(m³) analyses, then O(branches) per deal (one log-survival per branch).
+/// Example: `auto f = age_aware_forecast(m.graph, b); f.age_weighted_total; f.likely_stalled;`
+[[nodiscard]] inline age_aware_forecast_result age_aware_forecast(const stage_graph& g, const book& b,
+                                                                  const age_aware_options& opt = {}) {
+    detail::require_compatible("age_aware_forecast", g, b);
+    if (!(opt.stalled_threshold > 0.0 && opt.stalled_threshold <= 1.0))
+        throw argument_error(detail::message("age_aware_forecast: stalled_threshold must be in (0, 1], got ",
+                                             opt.stalled_threshold));
+    age_aware_forecast_result r;
+    r.currency = detail::book_currency("age_aware_forecast", b);
+    r.stalled_threshold = opt.stalled_threshold;
+    const Eigen::VectorXd w = win_probabilities(g);
+    const Eigen::VectorXd w_latent = g.has_branches() ? win_probabilities(g.latent()) : w;
+    struct cell {
+        double count = 0, amount = 0, weighted = 0, age_weighted = 0, stalled = 0, stalled_amount = 0, likely = 0,
+               likely_amount = 0, overridden = 0;
+        void add(double a, double p_crm, double p_age, double p_stall, bool likely_stalled, bool ov) {
+            count += 1.0;
+            amount += a;
+            weighted += a * p_crm;
+            age_weighted += a * p_age;
+            stalled += p_stall;
+            stalled_amount += a * p_stall;
+            likely += likely_stalled ? 1.0 : 0.0;
+            likely_amount += likely_stalled ? a : 0.0;
+            overridden += ov ? 1.0 : 0.0;
+        }
+    };
+    std::vector<cell> cs(g.open_count()), co(b.owner_names().size()), cc(b.category_names().size());
+    cell total;
+    const auto st = b.stages();
+    const auto am = b.amounts();
+    const auto ag = b.ages();
+    const auto ov = b.probability_overrides();
+    const auto ow = b.owners();
+    const auto ca = b.categories();
+    if (opt.per_deal) {
+        r.deal_win_probability.resize(b.size());
+        r.deal_stalled_probability.resize(b.size());
+    }
+    std::size_t widest = 1;
+    for (std::size_t s = 0; s < g.open_count(); ++s) widest = std::max(widest, g.latent_count(s));
+    std::vector<double> wt(widest);
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        const std::size_t s = st[i];
+        const double o = ov[i];
+        const bool has_override = o == o;
+        const double p_crm = has_override ? o : w(static_cast<Eigen::Index>(s));
+        double p_age = p_crm, p_stall = 0.0;
+        if (g.branched(s)) {
+            const std::size_t first = g.branch_weights(s, ag[i], wt);
+            double pw = 0.0;
+            for (std::size_t k = 0; k < g.latent_count(s); ++k) {
+                pw += wt[k] * w_latent(static_cast<Eigen::Index>(first + k));
+                if (g.latent_stalled(first + k)) p_stall += wt[k];
+            }
+            if (!has_override) p_age = std::clamp(pw, 0.0, 1.0);
+        }
+        const bool likely = p_stall >= opt.stalled_threshold;
+        cs[s].add(am[i], p_crm, p_age, p_stall, likely, has_override);
+        co[ow[i]].add(am[i], p_crm, p_age, p_stall, likely, has_override);
+        cc[ca[i]].add(am[i], p_crm, p_age, p_stall, likely, has_override);
+        if (opt.per_deal) {
+            r.deal_win_probability[i] = p_age;
+            r.deal_stalled_probability[i] = p_stall;
+        }
+    }
+    auto n = [](double x) { return static_cast<std::size_t>(x); };
+    for (std::size_t s = 0; s < cs.size(); ++s) {
+        const cell& c = cs[s];
+        r.by_stage.push_back({g.name(s), n(c.count), c.amount, w(static_cast<Eigen::Index>(s)), c.weighted,
+                              c.age_weighted, c.stalled, c.stalled_amount, n(c.likely), c.likely_amount,
+                              n(c.overridden)});
+        total.count += c.count;
+        total.amount += c.amount;
+        total.weighted += c.weighted;
+        total.age_weighted += c.age_weighted;
+        total.stalled += c.stalled;
+        total.stalled_amount += c.stalled_amount;
+        total.likely += c.likely;
+        total.likely_amount += c.likely_amount;
+        total.overridden += c.overridden;
+    }
+    auto groups = [&](const std::vector<cell>& cells, const std::vector<std::string>& names) {
+        std::vector<group_age_forecast> out;
+        out.reserve(cells.size());
+        for (std::size_t k = 0; k < cells.size(); ++k)
+            out.push_back({names[k], n(cells[k].count), cells[k].amount, cells[k].weighted, cells[k].age_weighted,
+                           cells[k].stalled, n(cells[k].likely), cells[k].likely_amount});
+        return out;
+    };
+    r.by_owner = groups(co, b.owner_names());
+    r.by_category = groups(cc, b.category_names());
+    r.count = n(total.count);
+    r.total_amount = total.amount;
+    r.weighted_total = total.weighted;
+    r.age_weighted_total = total.age_weighted;
+    r.expected_stalled = total.stalled;
+    r.stalled_amount = total.stalled_amount;
+    r.likely_stalled = n(total.likely);
+    r.likely_stalled_amount = total.likely_amount;
+    r.overridden = n(total.overridden);
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------
 // Period forecast
 // ---------------------------------------------------------------------------------------
 
@@ -694,18 +980,46 @@ inline void fill_period(const book& b, std::span<const double> p, std::span<cons
     if (per_deal) r.deal_probability.assign(p.begin(), p.end());
 }
 
-/// Applies the probability overrides: a deal with override o in stage s gets
-/// o × P(win within h | s, a) / P(win | s), the override times the model's chance that a
-/// win comes within h (0 where the stage cannot win at all).
-inline void apply_overrides(const book& b, std::span<const double> w, std::span<double> p, std::span<double> err) {
+/// The probability-override rule of the period forecast (one function: the forecast and the
+/// funnel call it). A deal whose own probability o replaces the model's P(win | stage, age) = w
+/// keeps the model's timing: it is won within h with o · p_within / w (p_within the model's
+/// P(win within h | stage, age)), capped at o; 0 where the model says the deal can never win.
+[[nodiscard]] inline double override_within(double o, double p_within, double w) noexcept {
+    return w > 0.0 ? std::min(o, p_within * (o / w)) : 0.0;
+}
+
+/// P(eventually won | open stage s, age) of g from the latent win probabilities w_latent,
+/// using `scratch` (>= latent_count(s) entries) for the branch weights: win_probability_at_age
+/// without its allocation, for loops over deals.
+[[nodiscard]] inline double win_at_age(const stage_graph& g, std::size_t s, double age, const Eigen::VectorXd& w_latent,
+                                       std::span<double> scratch) {
+    const std::size_t first = g.branch_weights(s, age, scratch);
+    double p = 0.0;
+    for (std::size_t k = 0; k < g.latent_count(s); ++k) p += scratch[k] * w_latent(static_cast<Eigen::Index>(first + k));
+    return std::clamp(p, 0.0, 1.0);
+}
+
+/// Applies the probability overrides (override_within): a deal with override o in stage s
+/// of age a gets o × P(win within h | s, a) / P(win | s, a), at most o. For a classic stage
+/// P(win | s, a) = P(win | s) = w[s]; for a branched stage it depends on the age and comes
+/// from the latent win probabilities `w_latent` (needed only when g has branches).
+inline void apply_overrides(const stage_graph& g, const book& b, std::span<const double> w,
+                            const Eigen::VectorXd* w_latent, std::span<double> p, std::span<double> err) {
     const auto ov = b.probability_overrides();
     const auto st = b.stages();
+    const auto ages = b.ages();
+    std::vector<double> scratch;
     for (std::size_t i = 0; i < p.size(); ++i) {
         const double o = ov[i];
         if (o != o) continue;
-        const double ws = w[st[i]];
+        double ws = w[st[i]];
+        if (g.branched(st[i])) {
+            PIPECAST_ASSERT(w_latent != nullptr);
+            scratch.resize(g.latent_count(st[i]));
+            ws = win_at_age(g, st[i], ages[i], *w_latent, scratch);
+        }
         const double scale = ws > 0.0 ? o / ws : 0.0;
-        p[i] = std::min(o, p[i] * scale);
+        p[i] = override_within(o, p[i], ws);
         err[i] *= scale;
     }
 }
@@ -722,7 +1036,8 @@ inline void require_horizon(std::string_view fn, double h) {
 ///
 /// @param g the stage graph; @param b the book (made for g)
 /// @param horizon h >= 0, at most the table's horizon
-/// @param tab win_time_distribution(g, H, K) for some H >= h; the age lattice spacing is
+/// @param tab win_time_distribution(g, H, K) for some H >= h (for a branched g, the table of
+///   g.latent(), which is what win_time_distribution builds); the age lattice spacing is
 ///   h / ⌈h / Δ⌉ (Δ when H = h)
 /// @param a analyse(g) (for the overrides' win probabilities)
 /// @param per_deal fill deal_probability
@@ -734,10 +1049,12 @@ inline void require_horizon(std::string_view fn, double h) {
                                                             bool per_deal = false) {
     detail::require_compatible("period_forecast", g, b);
     detail::require_horizon("period_forecast", horizon);
-    if (tab.won_by.cols() != static_cast<Eigen::Index>(g.open_count()) || tab.after_exit.cols() != tab.won_by.cols() ||
+    const std::size_t columns = g.latent().open_count();
+    if (tab.won_by.cols() != static_cast<Eigen::Index>(columns) || tab.after_exit.cols() != tab.won_by.cols() ||
         !(tab.step > 0.0))
         throw argument_error(detail::message("period_forecast: the win-time table has ", tab.won_by.cols(),
-                                             " columns for ", g.open_count(), " open stages"));
+                                             " columns for ", columns, g.has_branches() ? " latent" : "",
+                                             " open stages"));
     if (horizon > tab.horizon() * (1.0 + 1e-12))
         throw argument_error(detail::message("period_forecast: horizon ", horizon, " exceeds the table's horizon ",
                                              tab.horizon()));
@@ -751,11 +1068,19 @@ inline void require_horizon(std::string_view fn, double h) {
     if (horizon > 0.0) {
         const auto by_stage = detail::deals_by_stage(b);
         for (std::size_t s = 0; s < g.open_count(); ++s) {
-            const detail::stage_period_evaluator ev(g, tab, s, horizon);
-            r.step = ev.spacing();
-            ev.evaluate(by_stage[s], b.ages(), p, err);
+            if (g.branched(s)) {
+                const detail::branched_period_evaluator ev(g, tab, s, horizon);
+                r.step = ev.spacing();
+                ev.evaluate(by_stage[s], b.ages(), p, err);
+            } else {
+                const detail::stage_period_evaluator ev(g.latent(), tab, g.latent_first(s), horizon);
+                r.step = ev.spacing();
+                ev.evaluate(by_stage[s], b.ages(), p, err);
+            }
         }
-        detail::apply_overrides(b, w, p, err);
+        std::optional<Eigen::VectorXd> w_latent;
+        if (g.has_branches()) w_latent = win_probabilities(g.latent());
+        detail::apply_overrides(g, b, w, w_latent ? &*w_latent : nullptr, p, err);
     }
     detail::fill_period(b, p, err, r, per_deal);
     return r;
@@ -763,12 +1088,16 @@ inline void require_horizon(std::string_view fn, double h) {
 
 /// Period forecast: the value expected to be won within `horizon`,
 /// Σ amount × P(win within h | stage, age), with the same breakdowns as the weighted
-/// forecast. A deal's override o scales the model's timing: o × P(win within h | s, a) / P(win | s).
+/// forecast. A deal's override o scales the model's timing:
+/// min(o, o × P(win within h | s, a) / P(win | s, a)) (detail::override_within); for a
+/// classic stage P(win | s, a) = P(win | s).
 ///
 /// Method: markov_exact (matrix exponential, age irrelevant) when every dwell is
 /// exponential, otherwise the renewal-equation table (first_passage.hpp) with step Δ and a
 /// per-stage lattice of ages at spacing Δ, linearly interpolated; the result's
-/// error_estimate bounds the interpolation's contribution (docs/forecast.md).
+/// error_estimate bounds the interpolation's contribution (docs/forecast.md). A branched
+/// stage (stage_graph::branched) mixes its latent states by the age-dependent branch weights,
+/// Σ_k P(branch k | age) · P(win within h | branch k, age), on the same lattice.
 ///
 /// @param horizon h >= 0 in the model's time unit (h = 0 forecasts 0)
 /// @throws argument_error on an incompatible book, a negative or non-finite horizon,
@@ -804,7 +1133,7 @@ inline void require_horizon(std::string_view fn, double h) {
     std::vector<double> p(b.size()), err(b.size(), 0.0);
     const auto st = b.stages();
     for (std::size_t i = 0; i < p.size(); ++i) p[i] = within(static_cast<Eigen::Index>(st[i]));
-    detail::apply_overrides(b, std::span<const double>(a.win_probability.data(), g.open_count()), p, err);
+    detail::apply_overrides(g, b, std::span<const double>(a.win_probability.data(), g.open_count()), nullptr, p, err);
     detail::fill_period(b, p, err, r, opt.per_deal);
     return r;
 }
