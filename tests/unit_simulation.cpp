@@ -11,9 +11,11 @@
 #include <doctest/doctest.h>
 
 #include <boost/math/quadrature/gauss_kronrod.hpp>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <cmath>
+#include <fstream>
 #include <optional>
 #include <random>
 #include <stop_token>
@@ -695,5 +697,387 @@ TEST_CASE("simulation") {
         const stage_graph other = one_stage(dwell_distribution::exponential(3.0), 0.5);
         CHECK_THROWS_WITH_AS((void)simulate(other, bk, simulation_options{}), doctest::Contains("book"),
                              argument_error);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Branched stages (per-branch dwells, a stalled share): the engine runs on g.latent().
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+/// The crm4 generator's spec (../shared/scenarios/crm4_truth.json "spec") as a branched
+/// graph: a stage with stall s and edges {to, p, dwell} has branches (1 − s)·p each plus a
+/// stalled branch {Lost, s, exponential mean 300}. With `classic_qualification`, the first
+/// stage is a classic one instead (gamma dwell shape 2 mean 15; Discovery 0.5, Lost 0.5):
+/// a mixed graph, whose classic row enters a branched stage.
+stage_graph crm4_spec_graph(bool classic_qualification = false) {
+    std::ifstream in(PIPECAST_SHARED_DIR "/scenarios/crm4_truth.json");
+    const nlohmann::json spec = nlohmann::json::parse(in).at("spec");
+    auto dwell = [](const nlohmann::json& d) {
+        const std::string f = d.at("dist");
+        if (f == "gamma") return dwell_distribution::gamma(d.at("shape"), d.at("mean"));
+        if (f == "lognormal") return dwell_distribution::lognormal(d.at("mean"), d.at("sd"));
+        return dwell_distribution::exponential(d.at("mean"));
+    };
+    const dwell_distribution cleanup = dwell(spec.at("cleanup"));
+    std::vector<open_stage> stages;
+    transition_rows rows;
+    for (const auto& s : spec.at("stages")) {
+        const std::string name = s.at("name");
+        if (classic_qualification && name == "Qualification") {
+            stages.push_back({name, dwell_distribution::gamma(2.0, 15.0)});
+            rows[name] = {{"Discovery", 0.5}, {"Lost", 0.5}};
+            continue;
+        }
+        const double stall = s.at("stall");
+        std::vector<stage_branch> br;
+        for (const auto& e : s.at("edges"))
+            br.push_back({e.at("to"), (1.0 - stall) * e.at("p").get<double>(), dwell(e.at("dwell")), false});
+        br.push_back({"Lost", stall, cleanup, true});
+        stages.push_back({name, dwell_distribution::exponential(1.0), br});
+    }
+    return stage_graph::from_rows(std::move(stages), {{"Won", true}, {"Lost", false}}, rows);
+}
+
+/// Nodes and weights of n-point Gauss–Hermite quadrature for E[f(Z)], Z ~ N(0, 1)
+/// (Golub–Welsch: the Jacobi matrix of the probabilists' Hermite polynomials).
+std::pair<std::vector<double>, std::vector<double>> gauss_hermite(int n) {
+    Eigen::MatrixXd j = Eigen::MatrixXd::Zero(n, n);
+    for (int k = 1; k < n; ++k) j(k - 1, k) = j(k, k - 1) = std::sqrt(static_cast<double>(k));
+    const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(j);
+    std::vector<double> x(static_cast<std::size_t>(n)), w(static_cast<std::size_t>(n));
+    for (int k = 0; k < n; ++k) {
+        x[static_cast<std::size_t>(k)] = es.eigenvalues()(k);
+        w[static_cast<std::size_t>(k)] = es.eigenvectors()(0, k) * es.eigenvectors()(0, k);
+    }
+    return {x, w};
+}
+
+double logistic_shift(double p, double shift) {
+    if (p <= 0.0 || p >= 1.0) return p;
+    const double odds = p / (1.0 - p) * std::exp(shift);
+    return odds / (1.0 + odds);
+}
+
+/// g with every branched stage's shares shocked as the simulator does for a path with
+/// e^{σZ} = exp(shift): the forward branches' (to a win or a later open stage) log-odds
+/// shifted, and every classic row's forward edges likewise (independent construction).
+stage_graph shocked_graph(const stage_graph& g, double shift) {
+    const std::size_t m = g.open_count();
+    std::vector<open_stage> st(g.stages().begin(), g.stages().end());
+    Eigen::MatrixXd t = g.transitions();
+    for (std::size_t s = 0; s < m; ++s) {
+        auto forward = [&](std::size_t j) { return g.is_outcome(j) ? g.is_win(j) : j > s; };
+        if (g.branched(s)) {
+            double f = 0.0;
+            for (std::size_t k = 0; k < st[s].branches.size(); ++k)
+                if (forward(g.branch_target(s, k))) f += st[s].branches[k].probability;
+            const double nf = logistic_shift(f, shift);
+            for (std::size_t k = 0; k < st[s].branches.size(); ++k)
+                st[s].branches[k].probability *= forward(g.branch_target(s, k)) ? nf / f : (1.0 - nf) / (1.0 - f);
+        } else {
+            double f = 0.0;
+            for (std::size_t j = 0; j < g.size(); ++j)
+                if (forward(j)) f += t(static_cast<Eigen::Index>(s), static_cast<Eigen::Index>(j));
+            const double nf = logistic_shift(f, shift);
+            for (std::size_t j = 0; j < g.size(); ++j)
+                t(static_cast<Eigen::Index>(s), static_cast<Eigen::Index>(j)) *= forward(j) ? nf / f : (1.0 - nf) / (1.0 - f);
+        }
+    }
+    return stage_graph(std::move(st), {g.outcomes().begin(), g.outcomes().end()}, t);
+}
+
+} // namespace
+
+TEST_CASE("simulation on branched stages") {
+    const stage_graph g = crm4_spec_graph();
+    REQUIRE(g.has_branches());
+    const std::size_t m = g.open_count();
+
+    SUBCASE("P(won within 90 | stage, age) matches the renewal solver (branched and mixed graphs)") {
+        // 20 deals per (stage, age), 4,000 paths: 80,000 independent Bernoulli draws a cell.
+        for (bool mixed : {false, true}) {
+            const stage_graph gg = crm4_spec_graph(mixed);
+            book b(gg);
+            const double ages[] = {0.0, 20.0, 60.0};
+            for (std::size_t s = 0; s < m; ++s)
+                for (double a : ages)
+                    for (int r = 0; r < 20; ++r) b.add("d", s, 1.0, a);
+            simulation_options o;
+            o.horizon = 90;
+            o.paths = 4000;
+            o.seed = 17;
+            const simulation_result r = simulate(gg, b, o);
+            const win_time_table tab = win_time_distribution(gg, 90.0, 6000);
+            std::size_t d = 0;
+            double total = 0.0;
+            for (std::size_t s = 0; s < m; ++s)
+                for (double a : ages) {
+                    double p = 0.0;
+                    for (int k = 0; k < 20; ++k) p += r.deal_win_probability[d++];
+                    p /= 20.0;
+                    const double e = won_within(gg, tab, s, a, 90.0);
+                    total += 20.0 * e;
+                    CAPTURE(mixed);
+                    CAPTURE(s);
+                    CAPTURE(a);
+                    CAPTURE(p);
+                    CAPTURE(e);
+                    CHECK(std::abs(p - e) <= 4.0 * std::sqrt(std::max(e * (1.0 - e), 1e-4) / 80000.0) + 5e-4);
+                }
+            // Results are reported on the observable stages.
+            REQUIRE(r.stage_expected_wins.size() == m);
+            double wins = 0.0;
+            for (double w : r.stage_expected_wins) wins += w;
+            CHECK(wins == doctest::Approx(r.won_count.mean).epsilon(1e-12));
+            CHECK(std::abs(r.won_count.mean - total) <= 4.0 * r.won_count.standard_error + 0.01 * 12);
+        }
+    }
+
+    SUBCASE("no horizon: the mean equals Σ amount × P(win | stage, age)") {
+        book b(g);
+        std::mt19937_64 rng(5);
+        std::uniform_real_distribution<double> age(0.0, 90.0), amount(1000.0, 20000.0);
+        for (int i = 0; i < 400; ++i) b.add("d", static_cast<std::size_t>(i) % m, std::round(amount(rng)), age(rng));
+        simulation_options o;
+        o.paths = 4000;
+        o.seed = 23;
+        const simulation_result r = simulate(g, b, o);
+        const Eigen::VectorXd wl = win_probabilities(g.latent());
+        double expected = 0.0, count = 0.0;
+        for (std::size_t d = 0; d < b.size(); ++d) {
+            const double w = win_probability_at_age(g, b.stages()[d], b.ages()[d], wl);
+            expected += b.amounts()[d] * w;
+            count += w;
+        }
+        CAPTURE(r.won_value.mean);
+        CAPTURE(expected);
+        CHECK(std::abs(r.won_value.mean - expected) <= 4.0 * r.won_value.standard_error);
+        CHECK(std::abs(r.won_count.mean - count) <= 4.0 * r.won_count.standard_error);
+        // The ages matter: the CRM-style Σ amount × P(win | stage) is far off.
+        const Eigen::VectorXd w0 = win_probabilities(g);
+        double crm = 0.0;
+        for (std::size_t d = 0; d < b.size(); ++d) crm += b.amounts()[d] * w0(b.stages()[d]);
+        CHECK(std::abs(crm - expected) > 20.0 * r.won_value.standard_error);
+    }
+
+    SUBCASE("bit-identical for 1, 2 and 3 threads (shock, arrivals, overrides, sub-periods)") {
+        book b(g);
+        std::mt19937_64 rng(8);
+        std::uniform_real_distribution<double> age(0.0, 120.0);
+        for (int i = 0; i < 3000; ++i) {
+            std::optional<double> ov;
+            if (i % 11 == 0) ov = 0.6;
+            b.add("d", static_cast<std::size_t>(i) % m, 1000.0 + i, age(rng), ov);
+        }
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 300;
+        o.seed = 42;
+        o.correlation = 0.4;
+        o.sub_period_ends = sub_periods(90, 3);
+        o.arrivals = arrival_process{0, 6.0, 0.0, {}};
+        o.arrival_deal_size = deal_size_distribution(3000.0, 0.8);
+        o.threads = 1;
+        const simulation_result r1 = simulate(g, b, o);
+        o.threads = 2;
+        const simulation_result r2 = simulate(g, b, o);
+        o.threads = 3;
+        o.chunk_paths = 7;
+        const simulation_result r3 = simulate(g, b, o);
+        for (const auto* r : {&r2, &r3}) {
+            CHECK(r->won_value.mean == r1.won_value.mean);
+            CHECK(r->won_value.sd == r1.won_value.sd);
+            CHECK(r->won_value.quantiles == r1.won_value.quantiles);
+            CHECK(r->won_count.mean == r1.won_count.mean);
+            CHECK(r->sub_period_value[0].mean == r1.sub_period_value[0].mean);
+            CHECK(r->deal_win_probability == r1.deal_win_probability);
+            CHECK(r->arrivals_expected_value == r1.arrivals_expected_value);
+            CHECK(r->stage_expected_value == r1.stage_expected_value);
+        }
+        CHECK(r1.arrivals_expected_wins > 0.0);
+    }
+
+    SUBCASE("overrides: P(won within h) = o · P(win within h | stage, age) / P(win | stage, age)") {
+        book b(g);
+        const double ages[] = {0.0, 30.0};
+        for (std::size_t s = 0; s < m; ++s)
+            for (double a : ages) b.add("d", s, 1.0, a, 0.5);
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 40000;
+        o.seed = 31;
+        o.correlation = 0.5; // not applied to overridden deals
+        const simulation_result r = simulate(g, b, o);
+        const win_time_table tab = win_time_distribution(g, 90.0, 6000);
+        const Eigen::VectorXd wl = win_probabilities(g.latent());
+        o.horizon = std::numeric_limits<double>::infinity();
+        const simulation_result ri = simulate(g, b, o);
+        std::size_t d = 0;
+        for (std::size_t s = 0; s < m; ++s)
+            for (double a : ages) {
+                const double e = 0.5 * won_within(g, tab, s, a, 90.0) / win_probability_at_age(g, s, a, wl);
+                CAPTURE(s);
+                CAPTURE(a);
+                CHECK(std::abs(r.deal_win_probability[d] - e) <= 4.0 * std::sqrt(e * (1.0 - e) / 40000.0) + 5e-4);
+                CHECK(std::abs(ri.deal_win_probability[d] - 0.5) <= 4.0 * std::sqrt(0.25 / 40000.0));
+                ++d;
+            }
+    }
+
+    SUBCASE("arrivals into a branched stage: wins within h match ∫ λ P(won by h − τ | entered) dτ") {
+        const double h = 60.0, rate = 5.0;
+        simulation_options o;
+        o.horizon = h;
+        o.paths = 4000;
+        o.seed = 4;
+        o.arrivals = arrival_process{0, rate, 0.0, {}};
+        o.arrival_deal_size = deal_size_distribution(1000.0, 0.5);
+        const simulation_result r = simulate(g, book(g), o);
+        const win_time_table tab = win_time_distribution(g, h, 6000);
+        // Trapezoid rule on a fine grid (the table is piecewise linear).
+        double expected = 0.0;
+        const int n = 6000;
+        for (int i = 0; i <= n; ++i) {
+            const double tau = h * i / n;
+            expected += (i == 0 || i == n ? 0.5 : 1.0) * rate * won_by(g, tab, 0, h - tau) * (h / n);
+        }
+        CAPTURE(r.arrivals_expected_wins);
+        CAPTURE(expected);
+        CHECK(std::abs(r.arrivals_expected_wins - expected) <= 4.0 * std::sqrt(expected / 4000.0) + 1e-3 * expected);
+    }
+
+    SUBCASE("the shock on branches: mean of P(won within h) = E_Z over the shocked model (Gauss–Hermite)") {
+        // Every deal of a path sees the same Z: P(won within 90 | stage, age) averaged over Z,
+        // each node a renewal solution of the model with shocked shares and rows.
+        for (bool mixed : {false, true}) {
+            const stage_graph gg = crm4_spec_graph(mixed);
+            const double sigma = 0.6, ages[] = {0.0, 20.0};
+            const int per = 25;
+            book b(gg);
+            for (std::size_t s = 0; s < m; ++s)
+                for (double a : ages)
+                    for (int k = 0; k < per; ++k) b.add("d", s, 1.0, a);
+            simulation_options o;
+            o.horizon = 90;
+            o.paths = 6000;
+            o.seed = 77;
+            o.correlation = sigma;
+            const simulation_result r = simulate(gg, b, o);
+            const auto [x, w] = gauss_hermite(24);
+            std::vector<double> e1(2 * m, 0.0), e2(2 * m, 0.0), ev(2 * m, 0.0);
+            for (std::size_t q = 0; q < x.size(); ++q) {
+                const stage_graph gz = shocked_graph(gg, sigma * x[q]);
+                const win_time_table tab = win_time_distribution(gz, 90.0, 3000);
+                for (std::size_t s = 0; s < m; ++s)
+                    for (std::size_t i = 0; i < 2; ++i) {
+                        const double p = won_within(gz, tab, s, ages[i], 90.0);
+                        e1[2 * s + i] += w[q] * p;
+                        e2[2 * s + i] += w[q] * p * p;
+                        ev[2 * s + i] += w[q] * p * (1.0 - p);
+                    }
+            }
+            const win_time_table tab0 = win_time_distribution(gg, 90.0, 3000);
+            std::size_t d = 0;
+            bool moved = false;
+            for (std::size_t s = 0; s < m; ++s)
+                for (std::size_t i = 0; i < 2; ++i) {
+                    double p = 0.0;
+                    for (int k = 0; k < per; ++k) p += r.deal_win_probability[d++];
+                    p /= per;
+                    const std::size_t c = 2 * s + i;
+                    // Per path the cell's fraction has variance Var_Z(q) + E_Z[q(1 − q)]/per.
+                    const double var = e2[c] - e1[c] * e1[c] + ev[c] / per;
+                    CAPTURE(mixed);
+                    CAPTURE(s);
+                    CAPTURE(ages[i]);
+                    CAPTURE(p);
+                    CAPTURE(e1[c]);
+                    CHECK(std::abs(p - e1[c]) <= 4.0 * std::sqrt(var / 6000.0) + 1e-3);
+                    const double p0 = won_within(gg, tab0, s, ages[i], 90.0);
+                    moved = moved || std::abs(e1[c] - p0) > 8.0 * std::sqrt(var / 6000.0);
+                }
+            CHECK(moved); // Jensen: the shock moves the mean where p is far from 1/2
+        }
+    }
+
+    SUBCASE("the shock widens P10–P90 as the closed form of a one-stage model says") {
+        // One branched stage: Won (gamma 3, mean 15) 0.45, Lost (lognormal 40, 30) 0.45,
+        // stalled 0.1. 200 fresh deals and 200 of age 10, horizon 30, amount 1. Given Z, a
+        // deal of age a wins within h with F′(a) · G(a): F′ = logistic(logit F(a) + σZ), F(a)
+        // = P(Won branch | age a), G(a) = P(T − a <= h | T > a) of the Won dwell; the count is
+        // Bin(200, q₀) + Bin(200, q₁₀). Its distribution is E_Z of that convolution.
+        const dwell_distribution dw = dwell_distribution::gamma(3.0, 15.0);
+        const dwell_distribution dl = dwell_distribution::lognormal(40.0, 30.0);
+        const dwell_distribution ds = dwell_distribution::exponential(300.0);
+        const stage_graph one = stage_graph::from_rows(
+            {{"S", dwell_distribution::exponential(1.0),
+              {{"Won", 0.45, dw, false}, {"Lost", 0.45, dl, false}, {"Lost", 0.1, ds, true}}}},
+            {{"Won", true}, {"Lost", false}}, {});
+        const double h = 30.0, sigma = 0.5;
+        const int n = 200;
+        book b(one);
+        for (int i = 0; i < 2 * n; ++i) b.add("d", 0, 1.0, i < n ? 0.0 : 10.0);
+        auto f_won = [&](double a) {
+            const double sw = 0.45 * survival(dw, a), sl = 0.45 * survival(dl, a), ss = 0.1 * survival(ds, a);
+            return sw / (sw + sl + ss);
+        };
+        auto g_won = [&](double a) { return (survival(dw, a) - survival(dw, a + h)) / survival(dw, a); };
+        auto binom = [](int nn, double q) {
+            std::vector<double> p(static_cast<std::size_t>(nn) + 1);
+            for (int k = 0; k <= nn; ++k)
+                p[static_cast<std::size_t>(k)] =
+                    std::exp(std::lgamma(nn + 1.0) - std::lgamma(k + 1.0) - std::lgamma(nn - k + 1.0) +
+                             k * std::log(q) + (nn - k) * std::log1p(-q));
+            return p;
+        };
+        // P(count = k) for a shock σ (σ = 0: no shock).
+        auto law = [&](double sg) {
+            std::vector<double> pk(2 * n + 1, 0.0);
+            const auto [x, w] = gauss_hermite(sg > 0.0 ? 48 : 1);
+            for (std::size_t q = 0; q < x.size(); ++q) {
+                const double z = sg > 0.0 ? x[q] : 0.0, wq = sg > 0.0 ? w[q] : 1.0;
+                const auto a = binom(n, logistic_shift(f_won(0.0), sg * z) * g_won(0.0));
+                const auto c = binom(n, logistic_shift(f_won(10.0), sg * z) * g_won(10.0));
+                for (int i = 0; i <= n; ++i)
+                    for (int j = 0; j <= n; ++j)
+                        pk[static_cast<std::size_t>(i + j)] += wq * a[static_cast<std::size_t>(i)] * c[static_cast<std::size_t>(j)];
+            }
+            return pk;
+        };
+        auto quantile_of = [](const std::vector<double>& pk, double level) {
+            double c = 0.0;
+            for (std::size_t k = 0; k < pk.size(); ++k)
+                if ((c += pk[k]) >= level) return static_cast<double>(k);
+            return static_cast<double>(pk.size() - 1);
+        };
+        for (double sg : {0.0, sigma}) {
+            const std::vector<double> pk = law(sg);
+            const double x10 = quantile_of(pk, 0.1), x50 = quantile_of(pk, 0.5), x90 = quantile_of(pk, 0.9);
+            simulation_options o;
+            o.horizon = h;
+            o.paths = 20000;
+            o.seed = 13;
+            o.correlation = sg;
+            o.quotas = {x10, x50, x90};
+            const simulation_result r = simulate(one, b, o);
+            for (std::size_t i = 0; i < 3; ++i) {
+                double tail = 0.0; // exact P(count >= quota)
+                for (auto k = static_cast<std::size_t>(o.quotas[i]); k < pk.size(); ++k) tail += pk[k];
+                CAPTURE(sg);
+                CAPTURE(o.quotas[i]);
+                CAPTURE(r.won_value.p_quota[i]);
+                CAPTURE(tail);
+                CHECK(std::abs(r.won_value.p_quota[i] - tail) <= 4.0 * std::sqrt(tail * (1.0 - tail) / 20000.0));
+            }
+            // The simulated P10 and P90 sit at the exact ones (discrete: within one deal).
+            CHECK(std::abs(r.won_value.quantiles[0] - x10) <= 1.0);
+            CHECK(std::abs(r.won_value.quantiles[2] - x90) <= 1.0);
+            if (sg > 0.0) {
+                const std::vector<double> p0 = law(0.0);
+                CHECK(x90 - x10 > 1.8 * (quantile_of(p0, 0.9) - quantile_of(p0, 0.1)));
+            }
+        }
     }
 }

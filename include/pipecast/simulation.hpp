@@ -284,16 +284,20 @@ public:
 
     sim_engine(const stage_graph& g, const book& b, const simulation_options& o,
                std::optional<deal_size_distribution> deal_size)
-        : g_(g), b_(b), o_(o), deal_size_(std::move(deal_size)), key_(o.seed) {
+        : g_(g), lg_(g.latent()), b_(b), o_(o), deal_size_(std::move(deal_size)), key_(o.seed) {
         if (!b.compatible_with(g))
             throw argument_error("simulate: the book was made for a model with other open stages");
-        m_ = g.open_count();
+        // The engine runs on the latent graph: one state per branch of a branched stage (the
+        // graph itself when no stage is branched).
+        m_ = lg_.open_count();
+        branched_ = g.has_branches();
         horizon_ = o.horizon;
         nsub_ = o.sub_period_ends.size();
-        code_.assign(g.size(), 1);
-        for (std::size_t s = m_; s < g.size(); ++s) code_[s] = g.is_win(s) ? 2 : 0;
+        code_.assign(lg_.size(), 1);
+        for (std::size_t s = m_; s < lg_.size(); ++s) code_[s] = lg_.is_win(s) ? 2 : 0;
+        if (branched_) prepare_branch_flags();
         prepare_deals();
-        rows_ = transition_sampler(g);
+        rows_ = transition_sampler(lg_);
         prepare_overrides();
         if (o.correlation > 0.0) prepare_shock();
         if (o.arrivals) prepare_arrivals();
@@ -401,6 +405,22 @@ private:
         std::uint32_t exact;    ///< 1: first dwell by the exact residual quantile (far tail)
     };
 
+    /// The first-visit branch choice of a deal (or of a fresh entry) in a branched stage:
+    /// `count` latent states from `first`, their records from `rec`.
+    struct branch_set {
+        std::uint32_t first = 0, count = 0;
+        std::size_t rec = 0;
+    };
+    /// One branch of a branch_set: its weight P(branch | age) (unnormalised), 1 if it is a
+    /// forward branch (shifted by the shock), and the start data of its residual dwell.
+    struct branch_rec {
+        double weight;
+        double forward;
+        double cdf_at_age, survival_at_age, age;
+        std::uint32_t exact;
+    };
+    static constexpr std::uint32_t no_choice = 0xFFFFFFFFu;
+
     /// A deal with a probability override: it is won with probability `probability` (if
     /// its stage can win at all), and a winner follows the win-conditioned chain.
     struct override_deal {
@@ -411,7 +431,7 @@ private:
 
     /// Per-thread scratch: the transition rows of the current path (with the shock).
     struct worker_state {
-        explicit worker_state(const sim_engine& e) : rows(e.rows_) {
+        explicit worker_state(const sim_engine& e) : rows(e.rows_), pi(e.pi_) {
             for (auto* v : {&lanes.lane, &lanes.stage, &lanes.w0, &lanes.w1, &lanes.w2, &lanes.w3, &lanes.c2, &lanes.c3,
                             &lanes.won_lane})
                 v->assign(batch + 4, 0);
@@ -419,7 +439,10 @@ private:
             lanes.won_time.assign(batch + 4, 0.0);
         }
         transition_sampler rows;
-        std::vector<double> scratch;
+        double mult = 1.0;                  ///< e^{σZ} of the current path (1: no shock)
+        std::vector<std::vector<double>> pi; ///< per open stage: the (shocked) branch shares
+        std::vector<double> scratch, row;
+        std::vector<std::uint8_t> fwd_scratch;
         std::vector<std::uint32_t> winners; ///< overridden deals that win in the current path
         struct {
             std::vector<std::uint32_t> lane, stage, w0, w1, w2, w3, c2, c3, won_lane;
@@ -431,10 +454,40 @@ private:
 
     /// Start data of every deal (F(a), S(a) by Boost.Math: the one per-deal special-function
     /// cost of a run, spread over the threads; each deal is independent, so the result does
-    /// not depend on the split) and the table depth each stage needs.
+    /// not depend on the split) and the table depth each latent state needs. A deal of a
+    /// branched stage gets a branch_set (the same index as the deal) with one record per
+    /// branch: P(branch | age) and the residual start data of that branch's dwell.
     void prepare_deals() {
         const std::size_t n = b_.size();
         deals_.resize(n);
+        if (branched_) {
+            const std::size_t m = g_.open_count();
+            sets_.assign(n + m, {});
+            choice_.assign(n, no_choice);
+            std::size_t rec = 0;
+            const auto st = b_.stages();
+            for (std::size_t d = 0; d < n; ++d)
+                if (g_.branched(st[d])) {
+                    choice_[d] = static_cast<std::uint32_t>(d);
+                    sets_[d] = {static_cast<std::uint32_t>(g_.latent_first(st[d])),
+                                static_cast<std::uint32_t>(g_.latent_count(st[d])), rec};
+                    rec += g_.latent_count(st[d]);
+                }
+            for (std::size_t s = 0; s < m; ++s) // fresh entries (arrivals): P(branch) = π
+                if (g_.branched(s)) {
+                    sets_[n + s] = {static_cast<std::uint32_t>(g_.latent_first(s)),
+                                    static_cast<std::uint32_t>(g_.latent_count(s)), rec};
+                    rec += g_.latent_count(s);
+                }
+            recs_.resize(rec);
+            for (std::size_t s = 0; s < m; ++s)
+                if (g_.branched(s))
+                    for (std::size_t k = 0; k < g_.latent_count(s); ++k) {
+                        const std::size_t l = g_.latent_first(s) + k;
+                        recs_[sets_[n + s].rec + k] = {g_.branches(s)[k].probability, forward_branch_[l], 0.0, 1.0,
+                                                       0.0, 0};
+                    }
+        }
         const unsigned hw = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
         const auto parts = static_cast<unsigned>(std::min<std::size_t>(hw, n / 16384 + 1));
         std::vector<std::vector<int>> depth(parts, std::vector<int>(m_, dwell_sampler::default_upper_min_exponent));
@@ -449,46 +502,73 @@ private:
         build_samplers(depth[0]);
     }
 
+    /// F(a), S(a) of dwell `dw` at age a into (cdf, surv, age, exact), as the hot loop
+    /// wants them; updates the table depth `depth` the deal needs.
+    static void start_data(const dwell_distribution& dw, double a, double& cdf_at_age, double& survival_at_age,
+                           double& age, std::uint32_t& exact, int& depth) {
+        exact = 0;
+        if (a == 0.0 || dw.family() == dwell_family::exponential) {
+            cdf_at_age = 0.0;
+            survival_at_age = 1.0;
+            age = 0.0;
+            return;
+        }
+        age = a;
+        survival_at_age = survival(dw, a);
+        cdf_at_age = std::min(1.0, cdf(dw, a));
+        if (!(survival_at_age > 0.0)) {
+            if (dw.family() == dwell_family::weibull) {
+                exact = 1; // closed-form residual at any age
+            } else {
+                age = std::numeric_limits<double>::infinity(); // overdue: leaves at once
+                survival_at_age = 1.0;
+                cdf_at_age = 0.0;
+            }
+            return;
+        }
+        const int e = dwell_sampler::upper_exponent_for(survival_at_age);
+        if (survival_at_age < 0x1p-960) exact = 1;
+        else depth = std::min(depth, e);
+    }
+
     void prepare_range(std::size_t d0, std::size_t d1, std::vector<int>& depth) {
         const auto st = b_.stages();
         const auto am = b_.amounts();
         const auto ag = b_.ages();
+        std::vector<double> w;
         for (std::size_t d = d0; d < d1; ++d) {
             const std::size_t s = st[d];
-            const auto& dw = g_.dwell(s);
             deal_start& x = deals_[d];
-            x.stage = static_cast<std::uint32_t>(s);
+            x.stage = static_cast<std::uint32_t>(g_.latent_first(s));
             x.amount = am[d];
-            x.exact = 0;
-            const double a = ag[d];
-            if (a == 0.0 || dw.family() == dwell_family::exponential) {
-                x.cdf_at_age = 0.0;
-                x.survival_at_age = 1.0;
-                x.age = 0.0;
-                continue;
-            }
-            x.age = a;
-            x.survival_at_age = survival(dw, a);
-            x.cdf_at_age = std::min(1.0, cdf(dw, a));
-            if (!(x.survival_at_age > 0.0)) {
-                if (dw.family() == dwell_family::weibull) {
-                    x.exact = 1; // closed-form residual at any age
-                } else {
-                    x.age = std::numeric_limits<double>::infinity(); // overdue: leaves at once
-                    x.survival_at_age = 1.0;
-                    x.cdf_at_age = 0.0;
+            if (branched_ && g_.branched(s)) {
+                // P(branch k | T > a) and each branch's residual start data.
+                const branch_set& bs = sets_[d];
+                w.resize(bs.count);
+                (void)g_.branch_weights(s, ag[d], w);
+                for (std::size_t k = 0; k < bs.count; ++k) {
+                    branch_rec& r = recs_[bs.rec + k];
+                    const std::size_t l = bs.first + k;
+                    r.weight = w[k];
+                    r.forward = forward_branch_[l];
+                    int e = dwell_sampler::default_upper_min_exponent;
+                    start_data(lg_.dwell(l), ag[d], r.cdf_at_age, r.survival_at_age, r.age, r.exact, e);
+                    if (w[k] > 0.0) depth[l] = std::min(depth[l], e);
                 }
+                const branch_rec& r0 = recs_[bs.rec];
+                x.cdf_at_age = r0.cdf_at_age;
+                x.survival_at_age = r0.survival_at_age;
+                x.age = r0.age;
+                x.exact = r0.exact;
                 continue;
             }
-            const int e = dwell_sampler::upper_exponent_for(x.survival_at_age);
-            if (x.survival_at_age < 0x1p-960) x.exact = 1;
-            else depth[s] = std::min(depth[s], e);
+            start_data(lg_.dwell(x.stage), ag[d], x.cdf_at_age, x.survival_at_age, x.age, x.exact, depth[x.stage]);
         }
     }
 
     void build_samplers(const std::vector<int>& depth) {
         samplers_.reserve(m_);
-        for (std::size_t s = 0; s < m_; ++s) samplers_.emplace_back(g_.dwell(s), depth[s]);
+        for (std::size_t s = 0; s < m_; ++s) samplers_.emplace_back(lg_.dwell(s), depth[s]);
         all_tabulated_ = true;
         for (const auto& sm : samplers_) {
             views_.push_back(sm.view());
@@ -496,15 +576,82 @@ private:
         }
     }
 
-    void prepare_shock() {
-        // Forward-edge mask of every row's entries.
-        forward_.resize(m_);
-        base_probs_.resize(m_);
-        for (std::size_t i = 0; i < m_; ++i) {
-            for (std::uint32_t j : rows_.entries(i)) {
-                forward_[i].push_back((j >= m_ ? g_.is_win(j) : j > i) ? 1 : 0);
-                base_probs_[i].push_back(g_.transition(i, j));
+    /// Per latent state of a branched stage s: 1 if its branch is a forward one (to a winning
+    /// outcome or to a later open stage than s), the branches the shock shifts; and the base
+    /// branch shares π of every branched stage.
+    void prepare_branch_flags() {
+        forward_branch_.assign(m_, 0.0);
+        pi_.assign(g_.open_count(), {});
+        for (std::size_t s = 0; s < g_.open_count(); ++s) {
+            if (!g_.branched(s)) continue;
+            for (std::size_t k = 0; k < g_.latent_count(s); ++k) {
+                const std::size_t j = g_.branch_target(s, k);
+                forward_branch_[g_.latent_first(s) + k] = (g_.is_outcome(j) ? g_.is_win(j) : j > s) ? 1.0 : 0.0;
+                pi_[s].push_back(g_.branches(s)[k].probability);
             }
+        }
+    }
+
+    /// The shock's data. Classic stages: the forward-edge mask and probabilities of each
+    /// row's entries (edges to a winning outcome or to a later open stage). Branched stages:
+    /// π and the forward branches (prepare_branch_flags). Per latent row (branched graphs):
+    /// where each entry comes from: the entry of the stage's row and the branch of the
+    /// target stage it enters (or none).
+    void prepare_shock() {
+        const std::size_t m = g_.open_count();
+        forward_.resize(m);
+        base_probs_.resize(m);
+        for (std::size_t i = 0; i < m; ++i) {
+            if (g_.branched(i)) continue;
+            for (std::size_t j = 0; j < g_.size(); ++j) {
+                const double p = g_.transition(i, j);
+                if (!(p > 0.0)) continue;
+                forward_[i].push_back((j >= m ? g_.is_win(j) : j > i) ? 1 : 0);
+                base_probs_[i].push_back(p);
+            }
+        }
+        if (!branched_) return;
+        // Latent row l: entries in rows_.entries(l) order, each from (stage-row entry, branch).
+        shock_src_.assign(m_, {});
+        for (std::size_t l = 0; l < m_; ++l) {
+            const std::size_t i = g_.stage_of_latent(l);
+            // The stage-level target of a latent column, and the branch of it (or -1).
+            auto source = [&](std::uint32_t col) {
+                std::size_t j;
+                std::int32_t k = -1;
+                if (col >= m_) {
+                    j = m + (col - m_);
+                } else {
+                    j = g_.stage_of_latent(col);
+                    if (g_.branched(j)) k = static_cast<std::int32_t>(col - g_.latent_first(j));
+                }
+                return std::pair{j, k};
+            };
+            for (std::uint32_t col : rows_.entries(l)) {
+                const auto [j, k] = source(col);
+                std::int32_t e = -1; // entry of stage i's classic row
+                if (!g_.branched(i)) {
+                    e = 0;
+                    for (std::size_t jj = 0; jj < j; ++jj) e += g_.transition(i, jj) > 0.0 ? 1 : 0;
+                }
+                shock_src_[l].push_back({e, k, static_cast<std::uint32_t>(j)});
+            }
+        }
+    }
+
+    /// The shifted log-odds of forward conversion: f′ = f e^{σZ} / (1 − f + f e^{σZ}); the
+    /// forward entries scaled by f′/f, the others by (1 − f′)/(1 − f).
+    static void shock_row(std::span<const double> p, std::span<const std::uint8_t> forward, double mult,
+                          std::vector<double>& out) {
+        double fwd = 0.0;
+        for (std::size_t e = 0; e < p.size(); ++e)
+            if (forward[e]) fwd += p[e];
+        out.assign(p.begin(), p.end());
+        if (fwd > 0.0 && fwd < 1.0) {
+            const double odds = fwd / (1.0 - fwd) * mult;
+            const double nf = odds / (1.0 + odds);
+            for (std::size_t e = 0; e < p.size(); ++e)
+                out[e] = p[e] * (forward[e] ? nf / fwd : (1.0 - nf) / (1.0 - fwd));
         }
     }
 
@@ -523,33 +670,34 @@ private:
         if (count == 0) return;
         if (n > 0xFFFFFFFFull)
             throw argument_error(detail::message("simulate: a book with probability overrides must have < 2^32 deals, got ", n));
-        // Stages that can reach a winning outcome (backward closure over positive edges).
-        const std::size_t size = g_.size();
+        // Latent states that can reach a winning outcome (backward closure over positive edges).
+        const stage_graph& lg = lg_;
+        const std::size_t size = lg.size();
         std::vector<char> reach(size, 0);
-        for (std::size_t s = m_; s < size; ++s) reach[s] = g_.is_win(s) ? 1 : 0;
+        for (std::size_t s = m_; s < size; ++s) reach[s] = lg.is_win(s) ? 1 : 0;
         for (bool changed = true; changed;) {
             changed = false;
             for (std::size_t i = 0; i < m_; ++i)
                 if (!reach[i])
                     for (std::size_t j = 0; j < size; ++j)
-                        if (reach[j] && g_.transition(i, j) > 0.0) {
+                        if (reach[j] && lg.transition(i, j) > 0.0) {
                             reach[i] = 1;
                             changed = true;
                             break;
                         }
         }
-        const Eigen::VectorXd wv = analyse(g_).win_probability;
+        const Eigen::VectorXd wv = analyse(lg).win_probability;
         std::vector<double> w(size, 0.0);
         for (std::size_t i = 0; i < m_; ++i)
             w[i] = reach[i] ? std::clamp(wv(static_cast<Eigen::Index>(i)), 0.0, 1.0) : 0.0;
-        for (std::size_t s = m_; s < size; ++s) w[s] = g_.is_win(s) ? 1.0 : 0.0;
+        for (std::size_t s = m_; s < size; ++s) w[s] = lg.is_win(s) ? 1.0 : 0.0;
         std::vector<std::vector<double>> rows(m_, std::vector<double>(size, 0.0));
         std::vector<char> winnable(m_, 0);
         for (std::size_t i = 0; i < m_; ++i) {
             double sum = 0.0;
             if (w[i] > 0.0) {
                 for (std::size_t j = 0; j < size; ++j) {
-                    rows[i][j] = g_.transition(i, j) * w[j];
+                    rows[i][j] = lg.transition(i, j) * w[j];
                     sum += rows[i][j];
                 }
             }
@@ -557,7 +705,7 @@ private:
                 for (double& x : rows[i]) x /= sum; // = P(i→j) w_j / w_i up to rounding
                 winnable[i] = 1;
             } else {
-                for (std::size_t j = 0; j < size; ++j) rows[i][j] = g_.transition(i, j); // never used
+                for (std::size_t j = 0; j < size; ++j) rows[i][j] = lg.transition(i, j); // never used
             }
         }
         win_rows_ = transition_sampler(rows);
@@ -565,8 +713,26 @@ private:
         overrides_.reserve(count);
         plain_.reserve(n - count);
         for (std::size_t d = 0; d < n; ++d) {
-            if (std::isnan(ov[d])) plain_.push_back(static_cast<std::uint32_t>(d));
-            else overrides_.push_back({static_cast<std::uint32_t>(d), static_cast<std::uint32_t>(winnable[st[d]]), ov[d]});
+            if (std::isnan(ov[d])) {
+                plain_.push_back(static_cast<std::uint32_t>(d));
+                continue;
+            }
+            std::uint32_t can_win = winnable[deals_[d].stage];
+            if (choice_.size() > d && choice_[d] != no_choice) {
+                // A winner of a branched stage leaves by branch k with P(k | age, win) ∝
+                // P(k | age) · w_k; it can win if any branch of positive weight can. Its
+                // choice is not shocked (forward flags cleared).
+                const branch_set& bs = sets_[d];
+                double total = 0.0;
+                for (std::size_t k = 0; k < bs.count; ++k) {
+                    branch_rec& r = recs_[bs.rec + k];
+                    r.weight *= winnable[bs.first + k] ? w[bs.first + k] : 0.0;
+                    r.forward = 0.0;
+                    total += r.weight;
+                }
+                can_win = total > 0.0 ? 1 : 0;
+            }
+            overrides_.push_back({static_cast<std::uint32_t>(d), can_win, ov[d]});
         }
     }
 
@@ -605,6 +771,7 @@ private:
         std::uint32_t stage;
         double cdf_at_age, survival_at_age, age, t0;
         bool exact;
+        std::uint32_t choice = no_choice; ///< branch_set of a branched first stage, else no_choice
     };
     /// `rows` are the transition rows to follow; `item(i)` is lane i's Philox item (its
     /// deal index or arrival number).
@@ -613,10 +780,49 @@ private:
                    std::uint32_t domain, Item&& item, Start&& start, OnWin&& on_win) const {
         const bool narrow = rows.width() == 4;
         const transition_sampler::row_view v = rows.view();
-        if (all_tabulated_ && narrow) run_batch_impl<true, 4>(ws, v, lanes, path, domain, item, start, on_win);
-        else if (all_tabulated_) run_batch_impl<true, 0>(ws, v, lanes, path, domain, item, start, on_win);
-        else if (narrow) run_batch_impl<false, 4>(ws, v, lanes, path, domain, item, start, on_win);
-        else run_batch_impl<false, 0>(ws, v, lanes, path, domain, item, start, on_win);
+        if (branched_) {
+            if (all_tabulated_ && narrow) run_batch_impl<true, 4, true>(ws, v, lanes, path, domain, item, start, on_win);
+            else if (all_tabulated_) run_batch_impl<true, 0, true>(ws, v, lanes, path, domain, item, start, on_win);
+            else if (narrow) run_batch_impl<false, 4, true>(ws, v, lanes, path, domain, item, start, on_win);
+            else run_batch_impl<false, 0, true>(ws, v, lanes, path, domain, item, start, on_win);
+            return;
+        }
+        if (all_tabulated_ && narrow) run_batch_impl<true, 4, false>(ws, v, lanes, path, domain, item, start, on_win);
+        else if (all_tabulated_) run_batch_impl<true, 0, false>(ws, v, lanes, path, domain, item, start, on_win);
+        else if (narrow) run_batch_impl<false, 4, false>(ws, v, lanes, path, domain, item, start, on_win);
+        else run_batch_impl<false, 0, false>(ws, v, lanes, path, domain, item, start, on_win);
+    }
+
+    /// The first-visit branch choice of a lane that starts in a branched stage, by inversion
+    /// of the word k (the visit-0 transition word): with weights w_j = P(branch j | age) ×
+    /// (e^{σZ} for a forward branch, 1 otherwise) and u = (k + ½)2⁻³² · Σ w, branch j is the
+    /// first whose cumulative weight exceeds u (no data-dependent branch). The remainder
+    /// (u − C_{j−1}) / w_j, uniform on [0, 1) and independent of j, becomes the word k of
+    /// the first transition (scaled to 32 bits): it is needed only when the branch leads to
+    /// a branched stage. Replaces the lane's stage and residual start data.
+    PIPECAST_HOT_INLINE void choose_branch(lane_start& x, std::uint32_t& k, double mult) const noexcept {
+        const branch_set& bs = sets_[x.choice];
+        const branch_rec* r = recs_.data() + bs.rec;
+        const double up = mult - 1.0;
+        double total = 0.0;
+        for (std::uint32_t j = 0; j < bs.count; ++j) total += r[j].weight * (1.0 + r[j].forward * up);
+        const double u = uniform_open(k) * total;
+        double cum = 0.0, lo = 0.0;
+        std::uint32_t pick = 0;
+        for (std::uint32_t j = 0; j + 1 < bs.count; ++j) {
+            cum += r[j].weight * (1.0 + r[j].forward * up);
+            const bool past = u >= cum;
+            pick += past ? 1u : 0u;
+            lo = past ? cum : lo;
+        }
+        const branch_rec& c = r[pick];
+        const double w = c.weight * (1.0 + c.forward * up);
+        k = static_cast<std::uint32_t>(std::min((u - lo) / w * 0x1p32, 4294967295.0));
+        x.stage = bs.first + pick;
+        x.cdf_at_age = c.cdf_at_age;
+        x.survival_at_age = c.survival_at_age;
+        x.age = c.age;
+        x.exact = c.exact != 0;
     }
 
     /// Dwell samplers: the raw tables when every stage is tabulated, else the samplers.
@@ -631,7 +837,7 @@ private:
         else return samplers_[s].total_time(k, f0, s0);
     }
 
-    template <bool Tabulated, std::size_t Width, class Item, class Start, class OnWin>
+    template <bool Tabulated, std::size_t Width, bool Branched, class Item, class Start, class OnWin>
     void run_batch_impl(worker_state& ws, const transition_sampler::row_view rows, std::size_t lanes,
                         std::uint32_t path, std::uint32_t domain, Item& item_of, Start& start, OnWin& on_win) const {
         auto& L = ws.lanes;
@@ -658,16 +864,20 @@ private:
         }
         draw(0, lanes);
         std::size_t n = 0;
+        const double mult = ws.mult;
         for (std::size_t i = 0; i < lanes; ++i) {
-            const lane_start x = start(i);
+            lane_start x = start(i);
+            std::uint32_t k1 = w1[i];
+            if constexpr (Branched)
+                if (x.choice != no_choice) choose_branch(x, k1, mult);
             double dwell;
             if (x.exact) [[unlikely]]
-                dwell = pipecast::quantile(residual(g_.dwell(x.stage), x.age), uniform_open(w0[i]));
+                dwell = pipecast::quantile(residual(lg_.dwell(x.stage), x.age), uniform_open(w0[i]));
             else
                 dwell = std::max(residual_total<Tabulated>(x.stage, w0[i], x.cdf_at_age, x.survival_at_age) - x.age,
                                  0.0);
             const double t = x.t0 + dwell;
-            const std::uint32_t s = rows.template next<Width>(x.stage, w1[i]);
+            const std::uint32_t s = rows.template next<Width>(x.stage, k1);
             const std::uint32_t c = code[s] & (t <= h ? 3u : 0u);
             won_lane[nw] = static_cast<std::uint32_t>(i);
             won_time[nw] = t;
@@ -724,24 +934,45 @@ private:
         for (std::size_t w = 0; w < nw; ++w) on_win(won_lane[w], won_time[w]);
     }
 
+    /// The path's shock Z (domain 2, item 0, words 0 and 1, Box–Muller) applied to the rows:
+    /// classic rows as shock_row; a branched stage's shares π by the same rule on its forward
+    /// branches (π′, used wherever a deal enters it); a latent row is its stage's shocked row
+    /// times π′ of the branched target it enters. ws.mult = e^{σZ} shifts the forward odds of
+    /// the first-visit branch choice of book deals and arrivals.
     void apply_shock(worker_state& ws, std::size_t path) const {
         const philox_block r = philox_draw(o_.seed, {0, static_cast<std::uint32_t>(path), 0, sim_domain_word(2, 0)});
         const double u1 = uniform_open(r[0]), u2 = uniform_open(r[1]);
         const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
         const double mult = std::exp(o_.correlation * z);
-        for (std::size_t i = 0; i < m_; ++i) {
-            const auto& p = base_probs_[i];
-            double fwd = 0.0;
-            for (std::size_t e = 0; e < p.size(); ++e)
-                if (forward_[i][e]) fwd += p[e];
-            ws.scratch.assign(p.begin(), p.end());
-            if (fwd > 0.0 && fwd < 1.0) {
-                const double odds = fwd / (1.0 - fwd) * mult;
-                const double nf = odds / (1.0 + odds);
-                for (std::size_t e = 0; e < p.size(); ++e)
-                    ws.scratch[e] = p[e] * (forward_[i][e] ? nf / fwd : (1.0 - nf) / (1.0 - fwd));
+        ws.mult = mult;
+        if (!branched_) {
+            for (std::size_t i = 0; i < m_; ++i) {
+                shock_row(base_probs_[i], forward_[i], mult, ws.scratch);
+                ws.rows.set_row(i, ws.scratch);
             }
-            ws.rows.set_row(i, ws.scratch);
+            return;
+        }
+        const std::size_t m = g_.open_count();
+        std::vector<std::uint8_t>& fw = ws.fwd_scratch;
+        for (std::size_t s = 0; s < m; ++s) {
+            if (!g_.branched(s)) continue;
+            fw.clear();
+            for (std::size_t k = 0; k < pi_[s].size(); ++k) fw.push_back(forward_branch_[g_.latent_first(s) + k] > 0.0);
+            shock_row(pi_[s], fw, mult, ws.pi[s]);
+        }
+        for (std::size_t l = 0; l < m_; ++l) {
+            const auto& src = shock_src_[l];
+            if (src.size() < 2) continue; // a single target: nothing to shift
+            const std::size_t i = g_.stage_of_latent(l);
+            const bool classic = !g_.branched(i);
+            if (classic) shock_row(base_probs_[i], forward_[i], mult, ws.scratch);
+            ws.row.resize(src.size());
+            for (std::size_t e = 0; e < src.size(); ++e) {
+                const shock_source& x = src[e];
+                const double stage_p = classic ? ws.scratch[static_cast<std::size_t>(x.entry)] : 1.0;
+                ws.row[e] = x.branch >= 0 ? stage_p * ws.pi[x.target][static_cast<std::size_t>(x.branch)] : stage_p;
+            }
+            ws.rows.set_row(l, ws.row);
         }
     }
 
@@ -776,9 +1007,10 @@ private:
                     run_batch(
                         ws, ws.rows, std::min(batch, n - d0), pw, 0,
                         [d0](std::size_t i) -> std::uint64_t { return d0 + i; },
-                        [x](std::size_t i) {
+                        [x, ch = branched_ ? choice_.data() + d0 : nullptr](std::size_t i) {
                             const deal_start& e = x[i];
-                            return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0};
+                            return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0,
+                                              ch ? ch[i] : no_choice};
                         },
                         [&](std::size_t i, double t) {
                             value += x[i].amount;
@@ -814,7 +1046,8 @@ private:
 
     [[nodiscard]] lane_start start_of(std::size_t d) const noexcept {
         const deal_start& e = deals_[d];
-        return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0};
+        return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0,
+                          branched_ ? choice_[d] : no_choice};
     }
 
     /// The overridden deals of path p: deal d is won iff uniform_open(word 0 of the block
@@ -871,10 +1104,12 @@ private:
                 taus.push_back(std::min(seg_t_[seg] + (cum - seg_cum_[seg]) / seg_rate_[seg], horizon_));
             }
             const std::uint64_t base = total;
-            const auto entry = static_cast<std::uint32_t>(entry_);
+            const auto entry = static_cast<std::uint32_t>(g_.latent_first(entry_));
+            const std::uint32_t choice =
+                g_.branched(entry_) ? static_cast<std::uint32_t>(b_.size() + entry_) : no_choice;
             run_batch(
                 ws, ws.rows, taus.size(), pw, 1, [base](std::size_t i) -> std::uint64_t { return base + i; },
-                [&](std::size_t i) { return lane_start{entry, 0.0, 1.0, 0.0, taus[i], false}; },
+                [&](std::size_t i) { return lane_start{entry, 0.0, 1.0, 0.0, taus[i], false, choice}; },
                 [&](std::size_t i, double t) {
                     const std::uint64_t j = base + i;
                     const philox_block r = philox_draw(
@@ -898,6 +1133,7 @@ private:
     }
 
     const stage_graph& g_;
+    const stage_graph& lg_; ///< g_.latent(): the graph the engine runs on
     const book& b_;
     const simulation_options& o_;
     std::optional<deal_size_distribution> deal_size_;
@@ -914,8 +1150,22 @@ private:
     transition_sampler win_rows_;          ///< the win-conditioned (h-transformed) rows
     std::vector<override_deal> overrides_; ///< overridden deals, in book order
     std::vector<std::uint32_t> plain_;     ///< the other deals, in book order
-    std::vector<std::vector<std::uint8_t>> forward_;
-    std::vector<std::vector<double>> base_probs_;
+    std::vector<std::vector<std::uint8_t>> forward_; ///< per classic stage: forward entries of its row
+    std::vector<std::vector<double>> base_probs_;    ///< per classic stage: its row's entries
+    // branched graphs (empty for a classic one)
+    bool branched_ = false;
+    std::vector<branch_set> sets_;      ///< per deal (count 0: classic stage), then per stage (fresh entry)
+    std::vector<branch_rec> recs_;
+    std::vector<std::uint32_t> choice_; ///< per deal: its branch_set, or no_choice
+    std::vector<double> forward_branch_; ///< per latent state: 1 for a forward branch
+    std::vector<std::vector<double>> pi_; ///< per open stage: π of its branches
+    /// Where entry e of latent row l comes from: entry `entry` of its classic stage's row
+    /// (-1 for a branched stage's latent state) times π′ of branch `branch` of stage `target`.
+    struct shock_source {
+        std::int32_t entry, branch;
+        std::uint32_t target;
+    };
+    std::vector<std::vector<shock_source>> shock_src_;
     // arrivals
     double arrival_total_ = 0.0;
     std::size_t expected_arrivals_ = 0, entry_ = 0;
