@@ -30,7 +30,9 @@
 /// `visit_log::skipped` instead; a problem between two rows of a deal skips all the deal's
 /// rows (each recorded): nothing is dropped silently.
 
+#include <pipecast/detail/amounts.hpp>
 #include <pipecast/detail/csv.hpp>
+#include <pipecast/detail/dates.hpp>
 #include <pipecast/error.hpp>
 
 #include <algorithm>
@@ -46,6 +48,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace pipecast {
@@ -73,7 +76,59 @@ struct history_options {
     /// Known outcome (absorbing) stages (optional). When empty they are inferred: next stages
     /// never visited (visit log) or stages no deal ever leaves (stage-change log).
     std::vector<std::string> outcomes;
+
+    // --- reading CRM exports (see crm_import.hpp and docs/import.md) ---
+    /// Column of a field, overriding the default header names: {"deal_id", "商机编号"}.
+    /// Fields: deal_id, stage, entered, exited, next_stage, changed_at, amount, currency and
+    /// any extra column (owner=负责人 names the extra column `owner`).
+    std::vector<std::pair<std::string, std::string>> columns;
+    /// Renames stages as they are read (old name -> new name), before anything else sees them.
+    std::vector<std::pair<std::string, std::string>> stage_map;
+    /// Outcomes by name: recognise won/lost names in English and Chinese (outcome_by_name)
+    /// plus `won` and `lost`, and make a stage that ends deals without being an outcome an
+    /// error (a misspelt `Wonn`) instead of a new inferred outcome.
+    bool recognise_outcomes = false;
+    std::vector<std::string> won;  ///< more won outcome names (with recognise_outcomes)
+    std::vector<std::string> lost; ///< more lost outcome names (with recognise_outcomes)
+    /// Field separator: ',', ';', '\t' or '|'; 0 detects it from the header line.
+    char delimiter = 0;
+    /// strftime-style pattern of the dates (`%d/%m/%Y %H:%M`); empty: ISO-8601,
+    /// `YYYY/MM/DD HH:MM`, `M/D/YYYY` and `D.M.YYYY` are recognised.
+    std::string date_format;
+    /// Amounts use a decimal comma (`1.234,50`).
+    bool decimal_comma = false;
 };
+
+/// What an outcome name means.
+enum class outcome_kind { none, won, lost };
+
+/// Recognises an outcome by its name: won, win, closed won, 赢单, 成交, 签约 are wins; lost,
+/// lose, closed lost, 丢单, 输单, 失败 are losses (any case; blanks, '-' and '_' ignored).
+[[nodiscard]] inline outcome_kind outcome_by_name(std::string_view name) {
+    std::string s;
+    for (char ch : detail::trim(name)) {
+        const char l = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (l == ' ' || l == '-' || l == '_') continue;
+        s += l;
+    }
+    for (std::string_view w : {"won", "win", "closedwon", "closedwin", "赢单", "成交", "签约"})
+        if (s == w) return outcome_kind::won;
+    for (std::string_view w : {"lost", "lose", "closedlost", "丢单", "输单", "失败"})
+        if (s == w) return outcome_kind::lost;
+    return outcome_kind::none;
+}
+
+/// The kind of outcome `name` is under the options: `opt.lost` and `opt.won` first, then
+/// (with recognise_outcomes) outcome_by_name; an `opt.outcomes` name not recognised counts
+/// as lost.
+[[nodiscard]] inline outcome_kind outcome_of(std::string_view name, const history_options& opt) {
+    if (std::find(opt.lost.begin(), opt.lost.end(), name) != opt.lost.end()) return outcome_kind::lost;
+    if (std::find(opt.won.begin(), opt.won.end(), name) != opt.won.end()) return outcome_kind::won;
+    const auto k = opt.recognise_outcomes ? outcome_by_name(name) : outcome_kind::none;
+    if (k != outcome_kind::none) return k;
+    if (std::find(opt.outcomes.begin(), opt.outcomes.end(), name) != opt.outcomes.end()) return outcome_kind::lost;
+    return outcome_kind::none;
+}
 
 /// Sentinel stage code: "no next stage" (a censored visit).
 inline constexpr std::uint32_t no_stage = std::numeric_limits<std::uint32_t>::max();
@@ -355,37 +410,103 @@ inline void visit_log::finish(const history_options& opt) {
 
 namespace detail {
 
-/// Shared state of the two readers: header, time kinds, per-row error handling.
+/// With recognise_outcomes: every stage that ends deals (`final_[s]`: a next stage never
+/// visited, or a stage no deal leaves) must be an outcome by name or option, or a listed open
+/// stage. @throws parse_error at the first visit that leads there (`column` of that stage).
+inline void check_final_stages(const visit_log& log, const history_options& opt, const std::vector<char>& left_or_visited,
+                               std::size_t column, const std::vector<std::size_t>& first_line = {}) {
+    if (!opt.recognise_outcomes) return;
+    for (std::size_t s = 0; s < log.stage_names.size(); ++s) {
+        if (left_or_visited[s]) continue;
+        const std::string& name = log.stage_names[s];
+        if (outcome_of(name, opt) != outcome_kind::none) continue;
+        if (std::find(opt.stages.begin(), opt.stages.end(), name) != opt.stages.end()) continue;
+        std::size_t line = s < first_line.size() ? first_line[s] : 0;
+        for (std::size_t i = 0; line == 0 && i < log.size(); ++i)
+            if (log.next[i] == s) line = log.line[i];
+        throw parse_error(log.source, line, column,
+                          message("stage '", clip(name), "' ends deals (no deal leaves it) but is not a known outcome "
+                                  "(won: Won, Closed Won, 赢单, 成交, 签约 or --won; lost: Lost, Closed Lost, 丢单, 输单, "
+                                  "失败 or --lost): a misspelt outcome? (an open stage no deal has left yet: list it in "
+                                  "--stage-order)"));
+    }
+}
+
+/// Shared state of the readers: header, column map, time kinds, per-row error handling.
 class history_reader {
 public:
-    history_reader(std::istream& in, const history_options& opt) : csv_(in, opt.source), opt_(opt) {
+    history_reader(std::istream& in, const history_options& opt)
+        : csv_(in, opt.source, csv_dialect{opt.delimiter, true, std::size_t{1} << 20}), opt_(opt) {
         if (!(std::isfinite(opt.days_per_unit) && opt.days_per_unit > 0.0))
             throw argument_error(message("history: days_per_unit must be positive, got ", opt.days_per_unit));
+        if (opt.delimiter != 0 && opt.delimiter != ',' && opt.delimiter != ';' && opt.delimiter != '\t' && opt.delimiter != '|')
+            throw argument_error(message("history: the delimiter must be ',', ';', tab or '|', got '", std::string(1, opt.delimiter), "'"));
         if (!csv_.next(fields_)) throw parse_error(opt.source, 0, 0, "empty file: expected a header line");
         header_ = csv_header(fields_);
+        raw_header_ = fields_;
         log_.source = opt.source;
+        for (const auto& [old_name, new_name] : opt.stage_map) stage_map_.emplace(old_name, new_name);
         if (!opt.stages.empty()) { // the stage names are given: anything else is unknown
             for (const auto& s : opt.stages) known_.insert(s);
             for (const auto& s : opt.outcomes) known_.insert(s);
+            for (const auto& s : opt.won) known_.insert(s);
+            for (const auto& s : opt.lost) known_.insert(s);
         }
         for (const auto& s : opt.outcomes) outcomes_.insert(s);
+        for (const auto& s : opt.won) outcomes_.insert(s);
+        for (const auto& s : opt.lost) outcomes_.insert(s);
+        for (const auto& [field, column] : opt.columns) {
+            if (trim(field).empty() || trim(column).empty())
+                throw argument_error(message("history: bad column mapping '", field, "=", column, "' (FIELD=COLUMN)"));
+            const auto c = header_.find({lower(trim(column))});
+            if (!c)
+                throw parse_error(opt.source, csv_.line(), 0,
+                                  message("column '", clip(column), "' mapped to field '", field,
+                                          "' is not in the header (", header_list(), ")"));
+        }
     }
 
+    /// The column of a field: the mapped one, else the first of the aliases (the first alias
+    /// names the field). @throws parse_error naming the field when there is none.
     [[nodiscard]] std::size_t required(std::initializer_list<std::string_view> names) {
-        if (auto c = header_.find(names)) return use(*c);
-        throw parse_error(opt_.source, csv_.line(), 0, message("missing required column '", *names.begin(), "'"));
+        if (auto c = optional(names)) return *c;
+        throw parse_error(opt_.source, csv_.line(), 0,
+                          message("missing required column '", *names.begin(), "' (columns: ", header_list(),
+                                  "; name it with --map ", *names.begin(), "=COLUMN or give --format)"));
     }
     [[nodiscard]] std::optional<std::size_t> optional(std::initializer_list<std::string_view> names) {
-        auto c = header_.find(names);
-        if (c) use(*c);
-        return c;
+        const std::string field(*names.begin());
+        for (const auto& [f, column] : opt_.columns)
+            if (lower(trim(f)) == field) {
+                mapped_.push_back(field);
+                return use(*header_.find({lower(trim(column))}));
+            }
+        for (auto n : names) {
+            const auto c = header_.find({n});
+            if (c && !is_mapped_column(*c)) return use(*c);
+        }
+        return std::nullopt;
     }
-    /// Every column not used by the format becomes an extra column.
+    /// Columns the format knows but does not use: not kept as extra columns.
+    void ignore(std::initializer_list<std::string_view> names) {
+        for (auto n : names)
+            if (auto c = header_.find({n}); c && !is_mapped_column(*c)) used_.push_back(*c);
+    }
+    /// The header name of column c as written.
+    [[nodiscard]] const std::string& raw_name(std::size_t c) const { return raw_header_[c]; }
+    [[nodiscard]] const csv_header& header() const noexcept { return header_; }
+
+    /// Every column not used by the format becomes an extra column (named by the field a
+    /// --map entry gives it, else by its header name).
     void keep_extra_columns() {
         for (std::size_t c = 0; c < header_.size(); ++c) {
             if (std::find(used_.begin(), used_.end(), c) != used_.end()) continue;
+            std::string name = header_.name(c);
+            for (const auto& [f, column] : opt_.columns)
+                if (lower(trim(column)) == name && std::find(mapped_.begin(), mapped_.end(), lower(trim(f))) == mapped_.end())
+                    name = lower(trim(f));
             extra_cols_.push_back(c);
-            log_.extra_columns.push_back(header_.name(c));
+            log_.extra_columns.push_back(name);
             log_.extra_values.emplace_back();
             log_.extra.emplace_back();
         }
@@ -398,10 +519,11 @@ public:
     bool next() { return csv_.next(fields_); }
     [[nodiscard]] std::size_t line() const noexcept { return csv_.line(); }
     [[nodiscard]] std::string_view field(std::size_t c) const { return trim(fields_[c]); }
+    [[nodiscard]] std::size_t field_count() const noexcept { return fields_.size(); }
 
     [[noreturn]] void row_error(std::size_t c, const std::string& what) const {
         if (c == no_column) throw parse_error(opt_.source, csv_.line(), 0, what);
-        throw parse_error(opt_.source, csv_.line(), c + 1, message("column '", header_.name(c), "': ", what));
+        throw parse_error(opt_.source, csv_.line(), c + 1, message("column '", raw_header_[c], "': ", what));
     }
     static constexpr std::size_t no_column = std::numeric_limits<std::size_t>::max();
 
@@ -409,21 +531,21 @@ public:
     /// and the as-of bound.
     std::optional<double> time(std::size_t c) {
         bool is_date = false;
-        auto t = parse_time(fields_[c], opt_.source, csv_.line(), c + 1, header_.name(c), &is_date);
+        auto t = parse_time_field(fields_[c], opt_.date_format, opt_.source, csv_.line(), c + 1, raw_header_[c], &is_date);
         if (!t) return t;
         if (kind_ == unknown) kind_ = is_date ? dates : numbers;
         if ((kind_ == dates) != is_date)
-            row_error(c, message("'", field(c), "' mixes ", is_date ? "a date into numeric times" : "a number into date times"));
+            row_error(c, message("'", clip(field(c)), "' mixes ", is_date ? "a date into numeric times" : "a number into date times"));
         if (is_date) *t /= opt_.days_per_unit;
         if (as_of() && *t > *as_of_ && !same_time(*t, *as_of_))
-            row_error(c, message("time '", field(c), "' is after the as-of time ", *opt_.as_of));
+            row_error(c, message("time '", clip(field(c)), "' is after the as-of time ", *opt_.as_of));
         return t;
     }
     /// The as-of time, parsed once the kind of the file's times is known.
     std::optional<double> as_of() {
         if (!opt_.as_of || as_of_) return as_of_;
         bool is_date = false;
-        as_of_ = parse_time(*opt_.as_of, "as-of", 0, 0, "as_of", &is_date);
+        as_of_ = parse_time_field(*opt_.as_of, {}, "as-of", 0, 0, "as_of", &is_date);
         if (!as_of_) throw argument_error("history: empty as-of time");
         if (kind_ != unknown && (kind_ == dates) != is_date)
             throw argument_error(message("history: as-of '", *opt_.as_of, "' must be ",
@@ -431,22 +553,34 @@ public:
         if (is_date) *as_of_ /= opt_.days_per_unit;
         return as_of_;
     }
-    /// An optional non-negative amount; NaN if empty.
+    /// An optional non-negative amount (currency symbols, thousands separators); NaN if
+    /// empty. Every row's currency (symbol, code or the currency column) must be the same.
     double amount(std::optional<std::size_t> c) {
+        if (currency_col_ && !field(*currency_col_).empty()) note_currency(std::string(field(*currency_col_)), *currency_col_);
         if (!c) return std::numeric_limits<double>::quiet_NaN();
-        const auto a = parse_number(fields_[*c], opt_.source, csv_.line(), *c + 1, header_.name(*c));
+        const auto a = parse_amount(fields_[*c], opt_.decimal_comma, opt_.source, csv_.line(), *c + 1, raw_header_[*c]);
         if (!a) return std::numeric_limits<double>::quiet_NaN();
-        if (*a < 0.0) row_error(*c, message("negative amount ", *a));
-        return *a;
+        if (!a->currency.empty()) note_currency(a->currency, *c);
+        total_ += a->value;
+        if (!std::isfinite(total_)) row_error(*c, message("the amounts' sum overflows at '", clip(field(*c)), "'"));
+        return a->value;
     }
-    /// A stage name: non-empty, known when the options list the stages.
-    std::string_view stage_name(std::size_t c, bool may_be_outcome) {
-        const std::string_view s = field(c);
+    /// Uses the currency column (field `currency`) if present.
+    void currency_column() { currency_col_ = optional({"currency", "currencyisocode", "currency_code", "currency code"}); }
+
+    /// A stage name (renamed by the stage map): non-empty, known when the options list the
+    /// stages, not an outcome where one cannot be.
+    std::string_view stage_name(std::size_t c, bool may_be_outcome) { return stage_text(field(c), c, may_be_outcome); }
+    std::string_view stage_text(std::string_view s, std::size_t c, bool may_be_outcome) {
         if (s.empty()) row_error(c, "empty stage name");
-        if (!known_.empty() && !known_.contains(std::string(s)))
-            row_error(c, message("unknown stage '", s, "'"));
-        if (!may_be_outcome && outcomes_.contains(std::string(s)))
-            row_error(c, message("stage '", s, "' is an outcome and cannot be visited"));
+        if (!stage_map_.empty())
+            if (auto it = stage_map_.find(std::string(s)); it != stage_map_.end()) s = it->second;
+        if (!known_.empty() && !known_.contains(std::string(s)) &&
+            !(may_be_outcome && opt_.recognise_outcomes && outcome_by_name(s) != outcome_kind::none))
+            row_error(c, message("unknown stage '", clip(s), "'"));
+        if (!may_be_outcome && (outcomes_.contains(std::string(s)) ||
+                                (opt_.recognise_outcomes && outcome_by_name(s) != outcome_kind::none)))
+            row_error(c, message("stage '", clip(s), "' is an outcome and cannot be visited"));
         return s;
     }
     /// Appends the extra-column codes of the current row to the (just added) last visit.
@@ -467,6 +601,11 @@ public:
         auto body = [&] {
             if (fields_.size() < needed_)
                 row_error(no_column, message("expected ", needed_, " fields, got ", fields_.size()));
+            if (fields_.size() > header_.size())
+                throw parse_error(opt_.source, csv_.line(), header_.size() + 1,
+                                  message("the row has ", fields_.size(), " fields, the header ", header_.size(),
+                                          ": a value with an unquoted '", std::string(1, csv_.delimiter()),
+                                          "' (like 1,200)? the first extra field is '", clip(fields_[header_.size()]), "'"));
             f();
         };
         if (!opt_.skip_bad_rows) return body();
@@ -480,22 +619,50 @@ public:
     [[nodiscard]] bool dates_kind() const noexcept { return kind_ == dates; }
     visit_log& log() noexcept { return log_; }
     [[nodiscard]] const history_options& options() const noexcept { return opt_; }
+    /// The one currency of the amounts, if any was written.
+    [[nodiscard]] const std::string& currency() const noexcept { return currency_; }
 
 private:
     std::size_t use(std::size_t c) {
         used_.push_back(c);
         return c;
     }
+    [[nodiscard]] bool is_mapped_column(std::size_t c) const {
+        for (const auto& [f, column] : opt_.columns)
+            if (lower(trim(column)) == header_.name(c)) return true;
+        return false;
+    }
+    [[nodiscard]] std::string header_list() const {
+        std::string out;
+        for (std::size_t c = 0; c < raw_header_.size() && c < 12; ++c) out += (c ? ", " : "") + clip(raw_header_[c]);
+        if (raw_header_.size() > 12) out += message(", ... ", raw_header_.size(), " in all");
+        return out;
+    }
+    void note_currency(const std::string& code, std::size_t c) {
+        if (currency_.empty()) {
+            currency_ = code;
+            currency_line_ = csv_.line();
+        } else if (code != currency_) {
+            row_error(c, message("mixed currencies: ", clip(code), " here, ", currency_, " on line ", currency_line_,
+                                 " (convert the amounts to one currency first)"));
+        }
+    }
 
     csv_reader csv_;
     const history_options& opt_;
-    std::vector<std::string> fields_;
+    std::vector<std::string> fields_, raw_header_;
     csv_header header_;
     std::vector<std::size_t> used_, extra_cols_;
+    std::vector<std::string> mapped_;
     std::size_t needed_ = 0;
     enum { unknown, numbers, dates } kind_ = unknown;
     std::optional<double> as_of_;
     std::unordered_set<std::string> known_, outcomes_;
+    std::unordered_map<std::string, std::string> stage_map_;
+    std::optional<std::size_t> currency_col_;
+    std::string currency_;
+    std::size_t currency_line_ = 0;
+    double total_ = 0.0;
     visit_log log_;
 };
 
@@ -530,11 +697,11 @@ private:
             const auto in_t = r.time(c_in);
             if (!in_t) r.row_error(c_in, "empty entry time");
             const auto out_t = r.time(c_out);
-            const std::string_view next = r.field(c_next);
+            std::string_view next = r.field(c_next);
             if (out_t && next.empty()) r.row_error(c_next, "an exit time needs a next stage");
             if (!out_t && !next.empty())
-                r.row_error(c_out, detail::message("next stage '", next, "' without an exit time"));
-            if (!next.empty()) (void)r.stage_name(c_next, true);
+                r.row_error(c_out, detail::message("next stage '", detail::clip(next), "' without an exit time"));
+            if (!next.empty()) next = r.stage_name(c_next, true);
             if (out_t && *out_t < *in_t)
                 r.row_error(c_out, detail::message("the visit ends (", r.field(c_out), ") before it starts (", r.field(c_in), ")"));
             const double amount = r.amount(c_amount);
@@ -548,48 +715,70 @@ private:
     std::vector<char> visited(log.stage_names.size(), 0);
     for (auto s : log.stage) visited[s] = 1;
     for (std::size_t s = 0; s < log.stage_names.size(); ++s) log.stage_open[s] = visited[s];
+    detail::check_final_stages(log, opt, visited, c_next + 1);
     detail::finish_log(log, opt, r.as_of(), {c_stage + 1, c_in + 1, c_next + 1});
     return log;
 }
 
-/// Reads a stage-change log (`deal_id, stage, changed_at[, amount]`, extra columns kept)
-/// and turns it into visits (see the file comment). Rows of one deal at the same time keep
-/// their file order; a row repeating the deal's current stage is merged into the open visit
-/// (counted in `repeated_rows`). Outcomes are the stages no deal ever leaves, unless
-/// `opt.outcomes` names them.
-/// @throws parse_error as read_visit_log, and for a deal whose first row is an outcome or a
-///   row after a deal reached an outcome.
-[[nodiscard]] inline visit_log read_stage_changes(std::istream& in, const history_options& opt = {}) {
-    detail::history_reader r(in, opt);
-    const std::size_t c_id = r.required({"deal_id", "id", "deal"});
-    const std::size_t c_stage = r.required({"stage", "to_stage", "new_stage"});
-    const std::size_t c_time = r.required({"changed_at", "changed", "date", "timestamp", "time"});
-    const auto c_amount = r.optional({"amount", "value"});
-    r.keep_extra_columns();
+namespace detail {
 
-    struct change {
-        std::uint32_t deal, stage;
-        double time, amount;
-        std::size_t line;
-        std::vector<std::uint32_t> extra;
-    };
-    std::vector<change> rows;
-    visit_log& log = r.log();
-    while (r.next()) {
-        r.row([&] {
-            const std::string_view id = r.field(c_id);
-            if (id.empty()) r.row_error(c_id, "empty deal id");
-            const std::string_view stage = r.stage_name(c_stage, true);
-            const auto t = r.time(c_time);
-            if (!t) r.row_error(c_time, "empty change time");
-            const double amount = r.amount(c_amount);
-            rows.push_back({log.deal_code(id), log.stage_code(stage), *t, amount, r.line(), r.extra_codes()});
-        });
+/// One row of a stage-change log: the deal (code in the reader's log), the stage entered,
+/// when, the amount on the row, the source line, the extra-column codes, and (Salesforce's
+/// FromOpportunityStageName) the stage left, to order changes with equal times.
+struct change_row {
+    std::uint32_t deal, stage;
+    double time, amount;
+    std::size_t line;
+    std::vector<std::uint32_t> extra;
+    std::uint32_t from = no_stage;
+};
+
+/// Puts the changes of one deal at the same time into the order their `from` stages chain
+/// (a change leaving stage s follows the change into s); without `from` the order is kept.
+inline void chain_equal_times(std::vector<change_row>& rows) {
+    for (std::size_t first = 0; first < rows.size();) {
+        std::size_t last = first + 1;
+        while (last < rows.size() && rows[last].deal == rows[first].deal && rows[last].time == rows[first].time) ++last;
+        if (last - first > 1) {
+            std::uint32_t prev = first > 0 && rows[first - 1].deal == rows[first].deal ? rows[first - 1].stage : no_stage;
+            for (std::size_t k = first; k < last; ++k) {
+                std::size_t pick = k;
+                for (std::size_t j = k; j < last; ++j)
+                    if (rows[j].from != no_stage && rows[j].from == prev) {
+                        pick = j;
+                        break;
+                    }
+                if (pick == k && prev != no_stage) { // no chain: a row whose from is no other row's stage starts
+                    for (std::size_t j = k; j < last; ++j) {
+                        bool follows = false;
+                        for (std::size_t i = k; i < last; ++i)
+                            if (i != j && rows[j].from != no_stage && rows[j].from == rows[i].stage) follows = true;
+                        if (!follows) {
+                            pick = j;
+                            break;
+                        }
+                    }
+                }
+                std::rotate(rows.begin() + static_cast<std::ptrdiff_t>(k), rows.begin() + static_cast<std::ptrdiff_t>(pick),
+                            rows.begin() + static_cast<std::ptrdiff_t>(pick) + 1);
+                prev = rows[k].stage;
+            }
+        }
+        first = last;
     }
+}
+
+/// Turns change rows into visits (see read_stage_changes). `log` holds the dictionaries the
+/// rows' codes refer to (and the skipped rows and extra columns); `stage_column` (1-based) is
+/// named in the errors.
+[[nodiscard]] inline visit_log visits_from_changes(visit_log& log, std::vector<change_row> rows, const history_options& opt,
+                                                   std::optional<double> as_of, bool dates, std::size_t stage_column) {
+    using change = change_row;
+    const std::size_t c_stage = stage_column - 1;
     // The visits are built in a second log (dictionaries in visit order).
     visit_log out;
     out.source = opt.source;
-    out.dates = r.dates_kind();
+    out.dates = dates;
     out.skipped = std::move(log.skipped);
     out.extra_columns = log.extra_columns;
     out.extra_values = log.extra_values;
@@ -598,16 +787,28 @@ private:
     std::stable_sort(rows.begin(), rows.end(), [](const change& a, const change& b) {
         return a.deal != b.deal ? a.deal < b.deal : a.time < b.time;
     });
-    // Outcomes: named, or stages that no deal ever leaves.
+    chain_equal_times(rows);
+    // Outcomes: named, or stages that no deal ever leaves (with recognise_outcomes: by name).
     std::vector<char> left(log.stage_names.size(), 0);
     for (std::size_t k = 0; k + 1 < rows.size(); ++k)
         if (rows[k].deal == rows[k + 1].deal && rows[k].stage != rows[k + 1].stage) left[rows[k].stage] = 1;
     std::unordered_set<std::string> named_outcome(opt.outcomes.begin(), opt.outcomes.end());
+    named_outcome.insert(opt.won.begin(), opt.won.end());
+    named_outcome.insert(opt.lost.begin(), opt.lost.end());
     std::unordered_set<std::string> named_open(opt.stages.begin(), opt.stages.end());
+    if (opt.recognise_outcomes) {
+        std::vector<std::size_t> first_line(log.stage_names.size(), 0);
+        for (const auto& row : rows)
+            if (first_line[row.stage] == 0 || row.line < first_line[row.stage]) first_line[row.stage] = row.line;
+        log.source = opt.source;
+        check_final_stages(log, opt, left, stage_column, first_line);
+    }
     auto is_outcome = [&](std::uint32_t s) {
         const std::string& nm = log.stage_names[s];
         if (named_outcome.contains(nm)) return true;
-        if (named_open.contains(nm) || !opt.outcomes.empty()) return false;
+        if (named_open.contains(nm)) return false;
+        if (opt.recognise_outcomes) return outcome_of(nm, opt) != outcome_kind::none;
+        if (!named_outcome.empty()) return false;
         return !left[s];
     };
     const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -670,8 +871,42 @@ private:
         out.stage_open[s] = is_outcome(*code) ? 0 : 1;
     }
     std::sort(out.skipped.begin(), out.skipped.end(), [](const skipped_row& a, const skipped_row& b) { return a.line < b.line; });
-    detail::finish_log(out, opt, r.as_of());
+    detail::finish_log(out, opt, as_of);
     return out;
+}
+
+} // namespace detail
+
+/// Reads a stage-change log (`deal_id, stage, changed_at[, amount]`, extra columns kept)
+/// and turns it into visits (see the file comment). Rows of one deal at the same time keep
+/// their file order; a row repeating the deal's current stage is merged into the open visit
+/// (counted in `repeated_rows`). Outcomes are the stages no deal ever leaves, unless
+/// `opt.outcomes` names them.
+/// @throws parse_error as read_visit_log, and for a deal whose first row is an outcome or a
+///   row after a deal reached an outcome.
+[[nodiscard]] inline visit_log read_stage_changes(std::istream& in, const history_options& opt = {}) {
+    detail::history_reader r(in, opt);
+    const std::size_t c_id = r.required({"deal_id", "id", "deal"});
+    const std::size_t c_stage = r.required({"stage", "to_stage", "new_stage"});
+    const std::size_t c_time = r.required({"changed_at", "changed", "date", "timestamp", "time"});
+    const auto c_amount = r.optional({"amount", "value"});
+    r.currency_column();
+    r.keep_extra_columns();
+
+    std::vector<detail::change_row> rows;
+    visit_log& log = r.log();
+    while (r.next()) {
+        r.row([&] {
+            const std::string_view id = r.field(c_id);
+            if (id.empty()) r.row_error(c_id, "empty deal id");
+            const std::string_view stage = r.stage_name(c_stage, true);
+            const auto t = r.time(c_time);
+            if (!t) r.row_error(c_time, "empty change time");
+            const double amount = r.amount(c_amount);
+            rows.push_back({log.deal_code(id), log.stage_code(stage), *t, amount, r.line(), r.extra_codes()});
+        });
+    }
+    return detail::visits_from_changes(log, std::move(rows), opt, r.as_of(), r.dates_kind(), c_stage + 1);
 }
 
 /// Adds an extra column (default "size_band") labelling each visit with its deal's amount
