@@ -679,7 +679,17 @@ private:
 /// @throws argument_error for bad options (days_per_unit, as_of).
 /// Complexity: O(n log n) for n rows (a sort unless the rows come sorted by deal and time).
 /// Example: `auto log = load_visit_log(PIPECAST_SHARED_DIR "/scenarios/b2b6_history.csv");`
+namespace detail {
+[[nodiscard]] inline visit_log read_visit_log_impl(std::istream& in, const history_options& opt, std::string* currency);
+[[nodiscard]] inline visit_log read_stage_changes_impl(std::istream& in, const history_options& opt, std::string* currency);
+} // namespace detail
+
 [[nodiscard]] inline visit_log read_visit_log(std::istream& in, const history_options& opt = {}) {
+    return detail::read_visit_log_impl(in, opt, nullptr);
+}
+
+/// read_visit_log, also giving the one currency of the amounts (when written).
+[[nodiscard]] inline visit_log detail::read_visit_log_impl(std::istream& in, const history_options& opt, std::string* currency) {
     detail::history_reader r(in, opt);
     const std::size_t c_id = r.required({"deal_id", "id", "deal"});
     const std::size_t c_stage = r.required({"stage"});
@@ -687,6 +697,7 @@ private:
     const std::size_t c_out = r.required({"exited", "exited_at", "end"});
     const std::size_t c_next = r.required({"next_stage", "next"});
     const auto c_amount = r.optional({"amount", "value"});
+    r.currency_column();
     r.keep_extra_columns();
     visit_log& log = r.log();
     while (r.next()) {
@@ -717,6 +728,7 @@ private:
     for (std::size_t s = 0; s < log.stage_names.size(); ++s) log.stage_open[s] = visited[s];
     detail::check_final_stages(log, opt, visited, c_next + 1);
     detail::finish_log(log, opt, r.as_of(), {c_stage + 1, c_in + 1, c_next + 1});
+    if (currency) *currency = r.currency();
     return log;
 }
 
@@ -801,7 +813,10 @@ inline void chain_equal_times(std::vector<change_row>& rows) {
         for (const auto& row : rows)
             if (first_line[row.stage] == 0 || row.line < first_line[row.stage]) first_line[row.stage] = row.line;
         log.source = opt.source;
-        check_final_stages(log, opt, left, stage_column, first_line);
+        std::vector<char> open_by_data = left; // left by a deal, or where a deal starts
+        for (std::size_t k = 0; k < rows.size(); ++k)
+            if (k == 0 || rows[k].deal != rows[k - 1].deal) open_by_data[rows[k].stage] = 1;
+        check_final_stages(log, opt, open_by_data, stage_column, first_line);
     }
     auto is_outcome = [&](std::uint32_t s) {
         const std::string& nm = log.stage_names[s];
@@ -885,6 +900,12 @@ inline void chain_equal_times(std::vector<change_row>& rows) {
 /// @throws parse_error as read_visit_log, and for a deal whose first row is an outcome or a
 ///   row after a deal reached an outcome.
 [[nodiscard]] inline visit_log read_stage_changes(std::istream& in, const history_options& opt = {}) {
+    return detail::read_stage_changes_impl(in, opt, nullptr);
+}
+
+/// read_stage_changes, also giving the one currency of the amounts (when written).
+[[nodiscard]] inline visit_log detail::read_stage_changes_impl(std::istream& in, const history_options& opt,
+                                                               std::string* currency) {
     detail::history_reader r(in, opt);
     const std::size_t c_id = r.required({"deal_id", "id", "deal"});
     const std::size_t c_stage = r.required({"stage", "to_stage", "new_stage"});
@@ -906,6 +927,7 @@ inline void chain_equal_times(std::vector<change_row>& rows) {
             rows.push_back({log.deal_code(id), log.stage_code(stage), *t, amount, r.line(), r.extra_codes()});
         });
     }
+    if (currency) *currency = r.currency();
     return detail::visits_from_changes(log, std::move(rows), opt, r.as_of(), r.dates_kind(), c_stage + 1);
 }
 

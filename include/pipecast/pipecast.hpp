@@ -19,5 +19,6 @@
 #include <pipecast/variates.hpp>
 #include <pipecast/simulation.hpp>
 #include <pipecast/history.hpp>
+#include <pipecast/crm_import.hpp>
 #include <pipecast/estimation.hpp>
 #include <pipecast/kpi.hpp>

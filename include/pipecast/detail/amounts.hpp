@@ -69,15 +69,15 @@ namespace amounts_impl {
     const std::string_view s = trim(text);
     if (s.empty()) return std::nullopt;
     auto fail = [&](std::string_view what) {
-        return parse_error(source, line, column, message("column '", column_name, "': ", what, ": '", clip(s), "'"));
+        return parse_error(source, line, column, message("column '", column_name, "': ", what, ", got '", clip(s), "'"));
     };
     const std::string l = lower(s);
     if (l.find("nan") != std::string::npos || l.find("inf") != std::string::npos)
-        throw fail("not a finite amount");
+        throw fail("expected a number, not NaN or infinity");
     // split: prefix (no digits), number, suffix
     std::size_t first = 0;
     while (first < s.size() && !std::isdigit(static_cast<unsigned char>(s[first]))) ++first;
-    if (first == s.size()) throw fail("expected an amount");
+    if (first == s.size()) throw fail("expected a number");
     std::size_t last = s.size();
     while (!std::isdigit(static_cast<unsigned char>(s[last - 1]))) --last;
     std::string_view prefix = trim(s.substr(0, first)), suffix = trim(s.substr(last));
@@ -90,7 +90,7 @@ namespace amounts_impl {
     for (auto part : {prefix, suffix}) {
         if (part.empty()) continue;
         const std::string code = currency_code(part);
-        if (code.empty()) throw fail(message("expected an amount (unknown text '", clip(part), "')"));
+        if (code.empty()) throw fail(message("expected a number (unknown text '", clip(part), "')"));
         if (!currency.empty() && code != currency) throw fail("two currencies");
         currency = code;
     }
@@ -117,8 +117,7 @@ namespace amounts_impl {
         std::size_t n = 0;
         if (!seen_decimal) n = (c == (decimal_comma ? '.' : ',')) ? 1 : group_blank(body, i);
         if (n == 0)
-            throw fail(seen_decimal ? "expected an amount" : decimal_comma ? "expected an amount (decimal comma)"
-                                                                           : "expected an amount (a decimal comma? give --decimal-comma)");
+            throw fail("expected a number");
         if (groups == 0 ? group_len > 3 : group_len != 3)
             throw fail(decimal_comma ? "misplaced thousands separator"
                                      : "misplaced thousands separator (a decimal comma? give --decimal-comma)");
@@ -132,7 +131,7 @@ namespace amounts_impl {
                                  : "misplaced thousands separator (a decimal comma? give --decimal-comma)");
     double v = 0.0;
     const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-    if (ec != std::errc{} || ptr != digits.data() + digits.size() || !std::isfinite(v)) throw fail("expected an amount");
+    if (ec != std::errc{} || ptr != digits.data() + digits.size() || !std::isfinite(v)) throw fail("expected a number");
     return amount_value{v, currency};
 }
 
