@@ -34,6 +34,8 @@
 #include <pipecast/model.hpp>
 #include <pipecast/stage_graph.hpp>
 
+#include <Eigen/Dense>
+
 #include <boost/math/special_functions/beta.hpp>
 #include <boost/math/special_functions/digamma.hpp>
 #include <boost/math/special_functions/erf.hpp>
@@ -46,6 +48,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <numbers>
 #include <numeric>
 #include <optional>
@@ -146,12 +149,56 @@ struct transition_estimate {
     double upper = 0.0;
 };
 
+/// Which model fit_history estimates.
+enum class model_kind {
+    classic, ///< one dwell per stage, the next stage independent of it (semi-Markov)
+    branched ///< one branch per exit (its own probability and dwell) plus a stalled branch
+};
+
+[[nodiscard]] constexpr std::string_view to_string(model_kind k) noexcept {
+    return k == model_kind::branched ? "branched" : "classic";
+}
+
+/// One estimated branch of a branched stage (see stage_branch): a share `probability` of the
+/// deals entering the stage leave it for `to` after a time from `dwell`.
+struct branch_estimate {
+    std::string to;
+    bool stalled = false;     ///< the no-decision share, closed (lost) at a clean-up time
+    double probability = 0.0; ///< π_k, the EM estimate (or Aalen–Johansen F_k(τ))
+    double se = std::numeric_limits<double>::quiet_NaN(); ///< standard error of π_k (sandwich, see docs)
+    double events = 0.0;      ///< (weighted) exits the branch explains: Σ w_v r_vk over exits
+    std::optional<dwell_distribution> dwell;
+    std::string family;       ///< "exponential", "gamma", "lognormal", "weibull", "aalen_johansen"
+    family_fit fit;           ///< the chosen family's weighted fit (mean, mean_se, parameters, AIC)
+    double aic = std::numeric_limits<double>::quiet_NaN(); ///< of the chosen family (complete-data, see docs)
+    /// AIC of the stage's mixture likelihood with this branch in each family (exponential,
+    /// gamma, lognormal, weibull; the others at their choice); NaN: not tried or not converged.
+    std::array<double, 4> family_aic{std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(),
+                                     std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+};
+
+/// The branched fit of one stage: the EM of the censored mixture likelihood.
+struct branched_estimate {
+    fit_status status = fit_status::failed;
+    std::size_t iterations = 0;
+    double log_likelihood = std::numeric_limits<double>::quiet_NaN(); ///< observed-data, weighted
+    double aic = std::numeric_limits<double>::quiet_NaN();            ///< 2 (free parameters) − 2 log L
+    std::vector<branch_estimate> branches;                            ///< observed targets in stage order, then the stalled one
+    std::string note;                                                 ///< guards that acted (stall share capped, families reduced, ...)
+    [[nodiscard]] double stalled_share() const noexcept {
+        double s = 0.0;
+        for (const auto& b : branches) s += b.stalled ? b.probability : 0.0;
+        return s;
+    }
+};
+
 /// Everything estimated for one open stage.
 struct stage_estimate {
     std::string name;
     std::size_t visits = 0;
     std::size_t exits = 0;
     std::size_t censored = 0;
+    double weight = std::numeric_limits<double>::quiet_NaN(); ///< Σ recency weights of its visits (= visits unweighted)
     std::vector<transition_estimate> transitions; ///< one per observed (or prior) next stage
     std::array<family_fit, 4> fits;               ///< exponential, gamma, lognormal, weibull
     std::optional<std::size_t> best;              ///< index into fits with the least AIC
@@ -159,15 +206,41 @@ struct stage_estimate {
     std::optional<dwell_distribution> dwell;      ///< the dwell used in the model (see fit_options::dwell)
     std::string dwell_source;                     ///< "aic", "kaplan_meier", or the family name
     double naive_mean = std::numeric_limits<double>::quiet_NaN(); ///< mean of the exits only (ignores censoring)
+    /// The branched fit (model_kind::branched only).
+    std::optional<branched_estimate> branched;
+};
+
+/// Deals created in one stage per time unit.
+struct arrival_estimate {
+    std::string stage;
+    double deals = 0.0; ///< (weighted) deals whose first visit is in this stage
+    double rate = std::numeric_limits<double>::quiet_NaN(); ///< deals per time unit
+};
+
+/// Period-level overdispersion of a stage's win/lose decision (see docs/estimation.md §6).
+struct overdispersion_estimate {
+    std::string stage;                                   ///< the deciding stage (most exits to a win)
+    double sigma = 0.0;                                  ///< σ of the per-period logit shock, floored at 0
+    double raw_variance = std::numeric_limits<double>::quiet_NaN(); ///< between-period variance of logit(win share)
+    double binomial_variance = std::numeric_limits<double>::quiet_NaN(); ///< its expected part from independent deals
+    std::size_t periods = 0;                             ///< periods used
+    double mean_win_share = std::numeric_limits<double>::quiet_NaN();
+    std::string period = "quarter";                      ///< "quarter" (calendar, dated logs) or the length used
 };
 
 /// A fitted history: the stages in funnel order, the outcomes, arrivals and deal sizes.
 struct history_fit {
+    model_kind kind = model_kind::classic;
     std::vector<stage_estimate> stages;  ///< open stages in funnel order
     std::vector<outcome_stage> outcomes; ///< outcomes, wins first
     std::string entry_stage;             ///< the stage most deals start in
     double arrival_rate = std::numeric_limits<double>::quiet_NaN(); ///< deals per time unit entering
-    std::optional<deal_size_distribution> deal_size; ///< lognormal fit of the deal amounts
+    std::vector<arrival_estimate> arrivals; ///< per entry stage, most deals first
+    /// Deal amounts, one per deal (its last positive finite amount): empirical by default,
+    /// lognormal with fit_options::deal_size_lognormal.
+    std::optional<deal_size_distribution> deal_size;
+    std::size_t deal_size_count = 0;     ///< deals with a usable amount
+    std::optional<overdispersion_estimate> overdispersion;
     double start_time = 0.0, end_time = 0.0;         ///< first entry and log end
     std::size_t visits = 0, deals = 0;
     std::string time_unit = "day";
@@ -180,7 +253,8 @@ struct history_fit {
     }
 };
 
-/// Which dwell the model gets.
+/// Which dwell the model gets (classic: the stage's; branched: each branch's, where
+/// kaplan_meier means the Aalen–Johansen cumulative incidences).
 enum class dwell_choice { aic, kaplan_meier, exponential, gamma, lognormal, weibull };
 
 /// Options of fit_history.
@@ -205,6 +279,34 @@ struct fit_options {
     /// time; the Kaplan–Meier estimate keeps 0.
     double min_dwell = 1e-6;
     std::size_t max_iterations = 200;
+
+    // --- the branched model ---
+    /// classic (the library default) or branched (the CLI default).
+    model_kind kind = model_kind::classic;
+    /// Branched: add a stalled branch (no decision, closed lost at an exponential clean-up time).
+    bool stall = true;
+    /// Branched: the stall share is kept in [0, max_stall_share] (identifiability guard).
+    double max_stall_share = 0.9;
+    /// Branched: a branch explaining fewer (weighted) exits than this is fitted as an
+    /// exponential only (the two-parameter families need more events).
+    double min_branch_events = 20.0;
+    /// Branched: EM iteration limit and tolerance (on the change of the observed log-likelihood).
+    std::size_t em_max_iterations = 1000;
+    double em_tolerance = 1e-8;
+
+    // --- recency ---
+    /// Only visits that entered within this many time units before the log end (the as-of
+    /// time of the log); infinity: all.
+    double window = std::numeric_limits<double>::infinity();
+    /// Weight of a visit 0.5^((end − entered) / half_life); infinity: equal weights.
+    double half_life = std::numeric_limits<double>::infinity();
+
+    // --- deal sizes and overdispersion ---
+    /// Fit deal sizes as a lognormal (log-moments) instead of the empirical distribution.
+    bool deal_size_lognormal = false;
+    /// Period of the overdispersion estimate in time units; NaN: calendar quarters for a
+    /// dated log, else 365.2425/4 days in the time unit.
+    double overdispersion_period = std::numeric_limits<double>::quiet_NaN();
 };
 
 // ---------------------------------------------------------------------------------------
@@ -215,31 +317,45 @@ namespace detail {
 
 inline constexpr double nan_v = std::numeric_limits<double>::quiet_NaN();
 
-/// Durations of one stage, split into exits and censored visits, with their logs and the
-/// sufficient statistics of the exits.
+/// Durations of one stage (or one branch), split into exits and censored visits, with their
+/// logs, optional per-observation weights (recency weights times EM responsibilities; 1 when
+/// not given) and the weighted sufficient statistics of the exits. With unit weights every
+/// sum is the plain sum (a product by 1.0 is exact), so unweighted fits are unchanged.
 struct dwell_sample {
-    std::vector<double> t, log_t; ///< exits (clamped to min_dwell)
-    std::vector<double> c, log_c; ///< censored durations > 0 (a visit censored at 0 carries no information)
-    double n = 0, sum_t = 0, sum_log = 0, sum_log2 = 0, sum_c = 0;
+    std::vector<double> t, log_t, wt; ///< exits (clamped to min_dwell) and their weights
+    std::vector<double> c, log_c, wc; ///< censored durations > 0 (a visit censored at 0 carries no information)
+    double n = 0, sum_t = 0, sum_log = 0, sum_log2 = 0, sum_c = 0; ///< n = Σ exit weights
+    std::size_t events = 0; ///< exits with a positive weight
 
-    dwell_sample(std::span<const double> exits, std::span<const double> censored, double min_dwell) {
+    dwell_sample(std::span<const double> exits, std::span<const double> censored, double min_dwell,
+                 std::span<const double> exit_weights = {}, std::span<const double> censored_weights = {}) {
+        PIPECAST_ASSERT(exit_weights.empty() || exit_weights.size() == exits.size());
+        PIPECAST_ASSERT(censored_weights.empty() || censored_weights.size() == censored.size());
         t.reserve(exits.size());
         log_t.reserve(exits.size());
-        for (double x : exits) {
-            const double v = std::max(x, min_dwell);
+        wt.reserve(exits.size());
+        for (std::size_t i = 0; i < exits.size(); ++i) {
+            const double w = exit_weights.empty() ? 1.0 : exit_weights[i];
+            if (!(w > 0.0)) continue;
+            const double v = std::max(exits[i], min_dwell);
             const double l = std::log(v);
             t.push_back(v);
             log_t.push_back(l);
-            sum_t += v;
-            sum_log += l;
-            sum_log2 += l * l;
+            wt.push_back(w);
+            sum_t += w * v;
+            sum_log += w * l;
+            sum_log2 += w * (l * l);
+            n += w;
         }
-        n = static_cast<double>(t.size());
-        for (double x : censored) {
-            if (!(x > 0.0)) continue;
+        events = t.size();
+        for (std::size_t i = 0; i < censored.size(); ++i) {
+            const double x = censored[i];
+            const double w = censored_weights.empty() ? 1.0 : censored_weights[i];
+            if (!(x > 0.0) || !(w > 0.0)) continue;
             c.push_back(x);
             log_c.push_back(std::log(x));
-            sum_c += x;
+            wc.push_back(w);
+            sum_c += w * x;
         }
     }
     [[nodiscard]] bool has_censoring() const noexcept { return !c.empty(); }
@@ -347,7 +463,7 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
 [[nodiscard]] inline family_fit fit_exponential(const dwell_sample& s) {
     family_fit f;
     f.family = dwell_family::exponential;
-    if (s.n < 1) {
+    if (s.events < 1 || !(s.n > 0.0)) {
         f.status = fit_status::too_few_events;
         return f;
     }
@@ -368,7 +484,7 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
 [[nodiscard]] inline family_fit fit_weibull(const dwell_sample& s, std::size_t max_iter) {
     family_fit f;
     f.family = dwell_family::weibull;
-    if (s.n < 2 || !(s.var_log() > 0.0)) {
+    if (s.events < 2 || !(s.var_log() > 0.0)) {
         f.status = fit_status::too_few_events;
         return f;
     }
@@ -380,17 +496,17 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
     const double sum_u_events = s.sum_log - s.n * g; // = 0 up to rounding
     auto moments = [&](double k, double& b, double& a, double& c2) {
         b = a = c2 = 0.0;
-        auto acc = [&](const std::vector<double>& logs) {
-            for (double l : logs) {
-                const double u = l - g;
-                const double w = std::exp(k * (u - u_max));
+        auto acc = [&](const std::vector<double>& logs, const std::vector<double>& wts) {
+            for (std::size_t i = 0; i < logs.size(); ++i) {
+                const double u = logs[i] - g;
+                const double w = wts[i] * std::exp(k * (u - u_max));
                 b += w;
                 a += w * u;
                 c2 += w * u * u;
             }
         };
-        acc(s.log_t);
-        acc(s.log_c);
+        acc(s.log_t, s.wt);
+        acc(s.log_c, s.wc);
     };
     auto score = [&](double k) {
         double b, a, c2;
@@ -419,17 +535,17 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
     // Observed information in (k, η = log λ): with w = (x/λ)^k, S0 = Σw (= n), S1 = Σ w log(x/λ),
     // S2 = Σ w log²(x/λ): H_ηη = -k² S0, H_kk = -n/k² - S2, H_kη = -n + S0 + k S1.
     double s0 = 0, s1 = 0, s2 = 0;
-    auto acc = [&](const std::vector<double>& logs) {
-        for (double l : logs) {
-            const double v = l - log_lambda;
-            const double w = std::exp(k * v);
+    auto acc = [&](const std::vector<double>& logs, const std::vector<double>& wts) {
+        for (std::size_t i = 0; i < logs.size(); ++i) {
+            const double v = logs[i] - log_lambda;
+            const double w = wts[i] * std::exp(k * v);
             s0 += w;
             s1 += w * v;
             s2 += w * v * v;
         }
     };
-    acc(s.log_t);
-    acc(s.log_c);
+    acc(s.log_t, s.wt);
+    acc(s.log_c, s.wc);
     const std::array<double, 4> h{-s.n / (k * k) - s2, -s.n + s0 + k * s1, -s.n + s0 + k * s1, -k * k * s0};
     const double score_at = score(k).first;
     const bool finite = std::isfinite(k) && std::isfinite(lambda) && std::isfinite(f.log_likelihood);
@@ -485,7 +601,7 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
 [[nodiscard]] inline family_fit fit_gamma(const dwell_sample& s, std::size_t max_iter) {
     family_fit f;
     f.family = dwell_family::gamma;
-    if (s.n < 2 || !(s.var_log() > 0.0)) {
+    if (s.events < 2 || !(s.var_log() > 0.0)) {
         f.status = fit_status::too_few_events;
         return f;
     }
@@ -511,9 +627,9 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
     auto censored_sum = [&](double a, double b) {
         const double k = std::exp(a), th = std::exp(b);
         double acc = 0.0;
-        for (double c : s.c) {
-            const double q = boost::math::gamma_q(k, c / th, boost_policy{});
-            acc += q > 0.0 ? std::log(q) : -std::numeric_limits<double>::infinity();
+        for (std::size_t i = 0; i < s.c.size(); ++i) {
+            const double q = boost::math::gamma_q(k, s.c[i] / th, boost_policy{});
+            acc += q > 0.0 ? s.wc[i] * std::log(q) : -std::numeric_limits<double>::infinity();
         }
         return acc;
     };
@@ -579,7 +695,7 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
 [[nodiscard]] inline family_fit fit_lognormal(const dwell_sample& s, std::size_t max_iter) {
     family_fit f;
     f.family = dwell_family::lognormal;
-    if (s.n < 2 || !(s.var_log() > 0.0)) {
+    if (s.events < 2 || !(s.var_log() > 0.0)) {
         f.status = fit_status::too_few_events;
         return f;
     }
@@ -597,19 +713,20 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
         q.f = -s.n * ls - 0.5 * s2 * is2 - s.sum_log - s.n * log_sqrt_2pi;
         q.g = {s1 * is2, -s.n + s2 * is2};
         q.h = {-s.n * is2, -2.0 * s1 * is2, -2.0 * s1 * is2, -2.0 * s2 * is2};
-        for (double y : s.log_c) {
-            const double z = (y - mu) / sg;
+        for (std::size_t i = 0; i < s.log_c.size(); ++i) {
+            const double w = s.wc[i];
+            const double z = (s.log_c[i] - mu) / sg;
             double lsf, h;
             normal_tail(z, lsf, h);
             const double g2 = -h * (h - z); // second derivative of log Φc
-            q.f += lsf;
-            q.g[0] += h / sg;
-            q.g[1] += h * z;
-            q.h[0] += g2 / (sg * sg);
+            q.f += w * lsf;
+            q.g[0] += w * (h / sg);
+            q.g[1] += w * (h * z);
+            q.h[0] += w * (g2 / (sg * sg));
             const double cross = g2 * z / sg - h / sg;
-            q.h[1] += cross;
-            q.h[2] += cross;
-            q.h[3] += g2 * z * z - h * z;
+            q.h[1] += w * cross;
+            q.h[2] += w * cross;
+            q.h[3] += w * (g2 * z * z - h * z);
         }
         return q;
     };
@@ -793,17 +910,9 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
     return out;
 }
 
-/// True if an outcome name reads as a win: "won", "win", "closed won" (any case, with
-/// spaces, '-' or '_' between the words).
-[[nodiscard]] inline bool looks_won(std::string_view name) {
-    std::string s;
-    for (char ch : detail::trim(name)) {
-        const char l = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (l == ' ' || l == '-' || l == '_') continue;
-        s += l;
-    }
-    return s == "won" || s == "win" || s == "closedwon" || s == "closedwin";
-}
+/// True if an outcome name reads as a win: "won", "win", "closed won", 赢单, 成交, 签约 (any
+/// case, with spaces, '-' or '_' between the words): outcome_by_name (history.hpp).
+[[nodiscard]] inline bool looks_won(std::string_view name) { return outcome_by_name(name) == outcome_kind::won; }
 
 // ---------------------------------------------------------------------------------------
 // The whole history
@@ -811,10 +920,413 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
 
 namespace detail {
 
+/// log f(t) of a fitted continuous dwell (the E-step's exit term), in log space throughout.
+[[nodiscard]] inline double log_pdf(const dwell_distribution& d, double t) {
+    constexpr double log_sqrt_2pi = 0.91893853320467274178;
+    switch (d.family()) {
+    case dwell_family::exponential: return -std::log(d.mean()) - t / d.mean();
+    case dwell_family::gamma: {
+        const double k = d.shape(), th = d.scale();
+        return (k - 1.0) * std::log(t) - t / th - k * std::log(th) - boost::math::lgamma(k, boost_policy{});
+    }
+    case dwell_family::lognormal: {
+        const double z = (std::log(t) - d.log_mu()) / d.log_sigma();
+        return -std::log(t) - std::log(d.log_sigma()) - log_sqrt_2pi - 0.5 * z * z;
+    }
+    case dwell_family::weibull: {
+        const double k = d.shape(), x = t / d.scale();
+        return std::log(k) - std::log(d.scale()) + (k - 1.0) * std::log(x) - std::pow(x, k);
+    }
+    default: {
+        const double p = pdf(d, t);
+        return p > 0.0 ? std::log(p) : -std::numeric_limits<double>::infinity();
+    }
+    }
+}
+
+/// log S(c) of a fitted dwell (the E-step's censored term), without underflow for the
+/// lognormal (normal tail series) and −inf only where the survival truly underflows.
+[[nodiscard]] inline double log_sf(const dwell_distribution& d, double c) {
+    if (!(c > 0.0)) return 0.0;
+    switch (d.family()) {
+    case dwell_family::gamma: {
+        const double q = boost::math::gamma_q(d.shape(), c / d.scale(), boost_policy{});
+        return q > 0.0 ? std::log(q) : -std::numeric_limits<double>::infinity();
+    }
+    case dwell_family::lognormal: {
+        double lsf = 0.0, h = 0.0;
+        normal_tail((std::log(c) - d.log_mu()) / d.log_sigma(), lsf, h);
+        return lsf;
+    }
+    default: return log_survival(d, c);
+    }
+}
+
+/// The visits of one stage for the branched fit: duration, target (index into the stage's
+/// targets, −1 when censored) and recency weight.
+struct stage_visits {
+    std::vector<double> d;
+    std::vector<int> target;
+    std::vector<double> w;
+};
+
+/// Index of a parametric family in stage_estimate::fits (exponential, gamma, lognormal, weibull).
+[[nodiscard]] constexpr int family_index(dwell_family f) noexcept {
+    return f == dwell_family::gamma ? 1 : f == dwell_family::lognormal ? 2 : f == dwell_family::weibull ? 3 : 0;
+}
+
+/// One EM branch while fitting.
+struct em_branch {
+    int target = -1;              ///< index into the stage's targets
+    bool stalled = false;
+    double pi = 0.0;
+    std::optional<dwell_distribution> dwell;
+    family_fit fit;
+    int family = -1;              ///< frozen family index (0..3), −1 while selecting
+    std::array<double, 4> family_aic{nan_v, nan_v, nan_v, nan_v};
+    bool reduced = false;         ///< too few events: exponential only
+};
+
+/// Fits the dwell of one branch from its weighted exits and censored visits: the frozen
+/// family, or the least AIC among the families its events allow.
+inline void fit_branch_dwell(em_branch& b, const dwell_sample& s, const fit_options& opt) {
+    auto fit_family = [&](int f) {
+        switch (f) {
+        case 0: return fit_exponential(s);
+        case 1: return fit_gamma(s, opt.max_iterations);
+        case 2: return fit_lognormal(s, opt.max_iterations);
+        default: return fit_weibull(s, opt.max_iterations);
+        }
+    };
+    b.reduced = !b.stalled && s.n < opt.min_branch_events;
+    int forced = -1;
+    if (b.stalled || b.reduced) forced = 0;
+    else if (opt.dwell == dwell_choice::exponential) forced = 0;
+    else if (opt.dwell == dwell_choice::gamma) forced = 1;
+    else if (opt.dwell == dwell_choice::lognormal) forced = 2;
+    else if (opt.dwell == dwell_choice::weibull) forced = 3;
+    else if (b.family >= 0) forced = b.family;
+    if (forced >= 0) {
+        family_fit f = fit_family(forced);
+        if (!f.ok() && forced != 0) f = fit_family(0);
+        if (f.ok()) {
+            b.fit = std::move(f);
+            b.dwell = b.fit.dwell;
+            b.family_aic[static_cast<std::size_t>(forced)] = b.fit.aic;
+        }
+        return;
+    }
+    std::optional<family_fit> best;
+    for (int f = 0; f < 4; ++f) {
+        family_fit ff = fit_family(f);
+        b.family_aic[static_cast<std::size_t>(f)] = ff.ok() ? ff.aic : nan_v;
+        if (ff.ok() && (!best || ff.aic < best->aic)) best = std::move(ff);
+    }
+    if (best) {
+        b.fit = std::move(*best);
+        b.dwell = b.fit.dwell;
+    }
+}
+
+/// Exponential dwell of the stalled branch (the clean-up time) with at least one event
+/// (a guard for a stall nobody ever cleaned up: mean = exposure / max(events, 1)).
+inline void fit_stall_dwell(em_branch& b, const dwell_sample& s) {
+    const double events = std::max(s.n, 1.0);
+    const double exposure = s.sum_t + s.sum_c;
+    family_fit f;
+    f.family = dwell_family::exponential;
+    const double theta = exposure > 0.0 ? exposure / events : 1.0;
+    f.log_likelihood = s.n > 0.0 ? -s.n * std::log(theta) - exposure / theta : 0.0;
+    set_aic(f, 1);
+    f.mean = theta;
+    f.mean_se = theta / std::sqrt(events);
+    f.parameters = {{"mean", theta, f.mean_se}};
+    f.status = fit_status::converged;
+    f.dwell = dwell_distribution::exponential(theta);
+    b.fit = std::move(f);
+    b.dwell = b.fit.dwell;
+    b.family_aic = {b.fit.aic, nan_v, nan_v, nan_v};
+}
+
+/// The EM fit of a branched stage (docs/estimation.md §3). `targets` are stage codes;
+/// `stall_target` indexes targets (the losing outcome the stalled branch closes to), −1
+/// without a stalled branch.
+[[nodiscard]] inline branched_estimate fit_branched_em(const stage_visits& v, const std::vector<std::string>& target_names,
+                                                       int stall_target, const fit_options& opt) {
+    branched_estimate out;
+    const std::size_t n = v.d.size();
+    const int nt = static_cast<int>(target_names.size());
+    std::vector<em_branch> br;
+    std::vector<double> exit_w(static_cast<std::size_t>(nt), 0.0);
+    double total_w = 0.0, cens_w = 0.0;
+    std::vector<double> exit_d;
+    for (std::size_t i = 0; i < n; ++i) {
+        total_w += v.w[i];
+        if (v.target[i] >= 0) {
+            exit_w[static_cast<std::size_t>(v.target[i])] += v.w[i];
+            exit_d.push_back(v.d[i]);
+        } else {
+            cens_w += v.w[i];
+        }
+    }
+    for (int j = 0; j < nt; ++j)
+        if (exit_w[static_cast<std::size_t>(j)] > 0.0) {
+            br.emplace_back();
+            br.back().target = j;
+        }
+    if (br.empty() || !(total_w > 0.0)) {
+        out.status = fit_status::too_few_events;
+        out.note = "no exits";
+        return out;
+    }
+    const bool stall = stall_target >= 0;
+    if (stall) {
+        br.emplace_back();
+        br.back().target = stall_target;
+        br.back().stalled = true;
+    }
+    const std::size_t nb = br.size();
+    const std::size_t ks = stall ? nb - 1 : nb; // index of the stalled branch
+
+    // Initial responsibilities: exits to the stall target longer than the 95th percentile of
+    // all exits start half in the stalled branch, censored visits older than it wholly.
+    std::sort(exit_d.begin(), exit_d.end());
+    const double q95 = exit_d.empty() ? 0.0 : exit_d[static_cast<std::size_t>(0.95 * static_cast<double>(exit_d.size() - 1))];
+    // r[i * nb + k]: responsibility of branch k for visit i
+    std::vector<double> r(n * nb, 0.0), la(n * nb, 0.0);
+    std::vector<std::size_t> normal_of(static_cast<std::size_t>(nt), nb);
+    for (std::size_t k = 0; k < ks; ++k) normal_of[static_cast<std::size_t>(br[k].target)] = k;
+    double exits_total = 0.0;
+    for (double x : exit_w) exits_total += x;
+    for (std::size_t i = 0; i < n; ++i) {
+        double* ri = &r[i * nb];
+        if (v.target[i] >= 0) {
+            const std::size_t k = normal_of[static_cast<std::size_t>(v.target[i])];
+            if (stall && v.target[i] == stall_target && v.d[i] > q95) ri[ks] = ri[k] = 0.5;
+            else ri[k] = 1.0;
+        } else if (stall && v.d[i] > q95) {
+            ri[ks] = 1.0;
+        } else {
+            for (std::size_t k = 0; k < ks; ++k) ri[k] = exit_w[static_cast<std::size_t>(br[k].target)] / exits_total;
+        }
+    }
+
+    std::vector<double> ex_t, ex_w, ce_t, ce_w;
+    auto m_step = [&]() -> bool {
+        std::vector<double> mass(nb, 0.0);
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t k = 0; k < nb; ++k) mass[k] += v.w[i] * r[i * nb + k];
+        for (std::size_t k = 0; k < nb; ++k) br[k].pi = mass[k] / total_w;
+        if (stall && br[ks].pi > opt.max_stall_share) { // constrained M-step: cap, rescale the rest
+            const double rest = 1.0 - br[ks].pi;
+            for (std::size_t k = 0; k < ks; ++k) br[k].pi *= rest > 0.0 ? (1.0 - opt.max_stall_share) / rest : 0.0;
+            br[ks].pi = opt.max_stall_share;
+        }
+        for (std::size_t k = 0; k < nb; ++k) {
+            ex_t.clear();
+            ex_w.clear();
+            ce_t.clear();
+            ce_w.clear();
+            for (std::size_t i = 0; i < n; ++i) {
+                const double wi = v.w[i] * r[i * nb + k];
+                if (!(wi > 1e-12 * v.w[i])) continue;
+                if (v.target[i] >= 0) {
+                    ex_t.push_back(v.d[i]);
+                    ex_w.push_back(wi);
+                } else {
+                    ce_t.push_back(v.d[i]);
+                    ce_w.push_back(wi);
+                }
+            }
+            const dwell_sample s(ex_t, ce_t, opt.min_dwell, ex_w, ce_w);
+            if (br[k].stalled) fit_stall_dwell(br[k], s);
+            else fit_branch_dwell(br[k], s, opt);
+            if (!br[k].dwell) return false;
+        }
+        return true;
+    };
+    // E-step: log a_ik (without π), responsibilities and the observed log-likelihood.
+    auto e_step = [&]() {
+        double ll = 0.0;
+        std::vector<double> lp(nb);
+        for (std::size_t k = 0; k < nb; ++k) lp[k] = br[k].pi > 0.0 ? std::log(br[k].pi) : -std::numeric_limits<double>::infinity();
+        for (std::size_t i = 0; i < n; ++i) {
+            double* li = &la[i * nb];
+            double* ri = &r[i * nb];
+            double top = -std::numeric_limits<double>::infinity();
+            const double x = std::max(v.d[i], opt.min_dwell);
+            for (std::size_t k = 0; k < nb; ++k) {
+                if (v.target[i] >= 0) li[k] = br[k].target == v.target[i] ? log_pdf(*br[k].dwell, x) : -std::numeric_limits<double>::infinity();
+                else li[k] = log_sf(*br[k].dwell, v.d[i]);
+                top = std::max(top, li[k] + lp[k]);
+            }
+            if (top == -std::numeric_limits<double>::infinity()) {
+                // no branch explains it (every density or survival underflows): keep the
+                // previous responsibilities and leave it out of the likelihood
+                continue;
+            }
+            double sum = 0.0;
+            for (std::size_t k = 0; k < nb; ++k) sum += (ri[k] = std::exp(li[k] + lp[k] - top));
+            for (std::size_t k = 0; k < nb; ++k) ri[k] /= sum;
+            ll += v.w[i] * (top + std::log(sum));
+        }
+        return ll;
+    };
+
+    // EM to convergence with the families as they are (frozen: b.family >= 0).
+    struct run_result {
+        double ll = -std::numeric_limits<double>::infinity();
+        fit_status status = fit_status::failed;
+        std::size_t iterations = 0;
+    };
+    auto run = [&](std::size_t max_it) {
+        run_result res;
+        for (std::size_t it = 1; it <= max_it; ++it) {
+            res.iterations = it;
+            if (!m_step()) {
+                res.status = fit_status::failed;
+                return res;
+            }
+            const double next = e_step();
+            if (!std::isfinite(next)) {
+                res.status = fit_status::failed;
+                return res;
+            }
+            const bool small = std::abs(next - res.ll) <= opt.em_tolerance * (1.0 + std::abs(next));
+            res.ll = next;
+            if (small) {
+                res.status = fit_status::converged;
+                return res;
+            }
+        }
+        res.status = fit_status::max_iterations;
+        return res;
+    };
+    auto parameters = [&] {
+        double p = static_cast<double>(nb - 1);
+        for (const auto& b : br) p += static_cast<double>(b.fit.parameters.size());
+        return p;
+    };
+    // 1. Three EM steps choosing each branch's family by its complete-data AIC, then frozen.
+    run_result res = run(std::min<std::size_t>(3, opt.em_max_iterations));
+    for (auto& b : br) b.family = b.fit.ok() ? family_index(b.fit.family) : -1;
+    // 2. EM to convergence.
+    std::size_t total_it = res.iterations;
+    if (res.status != fit_status::failed) {
+        res = run(opt.em_max_iterations);
+        total_it += res.iterations;
+    }
+    // 3. Family per branch by the AIC of the observed (mixture) likelihood: each other family
+    //    of one branch at a time, EM from the current responsibilities, kept if the AIC drops.
+    const bool search = opt.dwell == dwell_choice::aic || opt.dwell == dwell_choice::kaplan_meier;
+    if (res.status == fit_status::converged && search) {
+        double best_aic = 2.0 * parameters() - 2.0 * res.ll;
+        for (std::size_t k = 0; k < nb; ++k) {
+            if (br[k].stalled || br[k].reduced) continue;
+            const int current = br[k].family;
+            br[k].family_aic = {nan_v, nan_v, nan_v, nan_v};
+            br[k].family_aic[static_cast<std::size_t>(current)] = best_aic;
+            for (int f = 0; f < 4; ++f) {
+                if (f == current) continue;
+                const auto saved_br = br;
+                const auto saved_r = r, saved_la = la;
+                br[k].family = f;
+                const run_result trial = run(opt.em_max_iterations);
+                total_it += trial.iterations;
+                const double aic = 2.0 * parameters() - 2.0 * trial.ll;
+                if (trial.status == fit_status::converged && br[k].fit.ok() && family_index(br[k].fit.family) == f)
+                    br[k].family_aic[static_cast<std::size_t>(f)] = aic;
+                if (trial.status == fit_status::converged && aic < best_aic - 1e-9 && family_index(br[k].fit.family) == f) {
+                    best_aic = aic;
+                    res = trial;
+                } else {
+                    br = saved_br;
+                    r = saved_r;
+                    la = saved_la;
+                }
+            }
+        }
+    }
+    out.status = res.status;
+    if (res.status == fit_status::failed) out.note += "EM failed (a branch dwell could not be fitted or the likelihood is not finite); ";
+    const double ll = res.ll;
+    const std::size_t it = total_it;
+    out.iterations = it;
+    out.log_likelihood = ll;
+
+    // Standard errors of π: sandwich H⁻¹ J H⁻¹ with H = Σ w s sᵀ, J = Σ w² s sᵀ, s_k =
+    // (a_k − a_K)/L for the free π_1..π_{K−1} (dwells held at their estimates).
+    std::vector<double> se(nb, nan_v);
+    if (nb == 1) {
+        se[0] = 0.0;
+    } else if (std::isfinite(ll)) {
+        const auto m = static_cast<Eigen::Index>(nb - 1);
+        Eigen::MatrixXd h = Eigen::MatrixXd::Zero(m, m), jm = Eigen::MatrixXd::Zero(m, m);
+        Eigen::VectorXd sv(m);
+        for (std::size_t i = 0; i < n; ++i) {
+            const double* li = &la[i * nb];
+            double top = -std::numeric_limits<double>::infinity();
+            for (std::size_t k = 0; k < nb; ++k)
+                if (br[k].pi > 0.0) top = std::max(top, li[k] + std::log(br[k].pi));
+            if (top == -std::numeric_limits<double>::infinity()) continue;
+            double lsum = 0.0;
+            for (std::size_t k = 0; k < nb; ++k)
+                if (br[k].pi > 0.0) lsum += std::exp(li[k] + std::log(br[k].pi) - top);
+            const double log_l = top + std::log(lsum);
+            const double last = std::exp(li[nb - 1] - log_l);
+            for (Eigen::Index k = 0; k < m; ++k) sv(k) = std::exp(li[static_cast<std::size_t>(k)] - log_l) - last;
+            h.noalias() += v.w[i] * sv * sv.transpose();
+            jm.noalias() += v.w[i] * v.w[i] * sv * sv.transpose();
+        }
+        const Eigen::FullPivLU<Eigen::MatrixXd> lu(h);
+        if (lu.isInvertible()) {
+            const Eigen::MatrixXd hi = lu.inverse();
+            const Eigen::MatrixXd cov = hi * jm * hi;
+            double tot = 0.0;
+            for (Eigen::Index k = 0; k < m; ++k) se[static_cast<std::size_t>(k)] = std::sqrt(std::max(0.0, cov(k, k)));
+            tot = cov.sum();
+            se[nb - 1] = std::sqrt(std::max(0.0, tot));
+        }
+    }
+
+    double params = static_cast<double>(nb - 1);
+    for (std::size_t k = 0; k < nb; ++k) {
+        auto& b = br[k];
+        branch_estimate e;
+        e.to = target_names[static_cast<std::size_t>(b.target)];
+        e.stalled = b.stalled;
+        e.probability = b.pi;
+        e.se = se[k];
+        for (std::size_t i = 0; i < n; ++i)
+            if (v.target[i] >= 0) e.events += v.w[i] * r[i * nb + k];
+        e.dwell = b.dwell;
+        e.family = b.dwell ? std::string(to_string(b.dwell->family())) : "";
+        e.aic = b.fit.aic;
+        e.family_aic = b.family_aic;
+        params += static_cast<double>(b.fit.parameters.size());
+        e.fit = std::move(b.fit);
+        out.branches.push_back(std::move(e));
+    }
+    out.aic = 2.0 * params - 2.0 * ll;
+    std::string note;
+    if (stall && br[ks].pi >= opt.max_stall_share - 1e-12)
+        note += "stall share capped at " + std::to_string(opt.max_stall_share) + "; ";
+    for (const auto& b : br)
+        if (b.reduced) note += "branch to " + target_names[static_cast<std::size_t>(b.target)] + ": too few events, exponential only; ";
+    out.note += note;
+    return out;
+}
+
+} // namespace detail
+
+namespace detail {
+
 /// Fits every family, picks the least AIC among the converged ones.
+/// Weights (recency) apply to the parametric fits; the Kaplan–Meier estimate is unweighted.
 inline void fit_stage_dwell(stage_estimate& st, std::span<const double> exits, std::span<const double> censored,
-                            const fit_options& opt) {
-    const dwell_sample s(exits, censored, opt.min_dwell);
+                            const fit_options& opt, std::span<const double> exit_weights = {},
+                            std::span<const double> censored_weights = {}) {
+    const dwell_sample s(exits, censored, opt.min_dwell, exit_weights, censored_weights);
     st.fits = {fit_exponential(s), fit_gamma(s, opt.max_iterations), fit_lognormal(s, opt.max_iterations),
                fit_weibull(s, opt.max_iterations)};
     for (std::size_t k = 0; k < st.fits.size(); ++k)
@@ -856,31 +1368,267 @@ inline void fit_stage_dwell(stage_estimate& st, std::span<const double> exits, s
     }
 }
 
+/// Month and year of a day count since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
+inline void civil_from_days(long long z, long long& year, unsigned& month) noexcept {
+    z += 719468;
+    const long long era = (z >= 0 ? z : z - 146096) / 146097;
+    const auto doe = static_cast<unsigned>(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    month = mp < 10 ? mp + 3 : mp - 9;
+    year = static_cast<long long>(yoe) + era * 400 + (month <= 2 ? 1 : 0);
+}
+
+/// The Aalen–Johansen estimate of one stage: per target, the increments of the cumulative
+/// incidence F_j at the distinct exit times; leftover = S(τ) after the last exit time τ.
+struct aalen_johansen {
+    std::vector<std::vector<double>> time, mass; ///< per target
+    double leftover = 1.0, last_event = 0.0;
+};
+[[nodiscard]] inline aalen_johansen fit_aalen_johansen(const stage_visits& v, std::size_t targets) {
+    aalen_johansen aj;
+    aj.time.resize(targets);
+    aj.mass.resize(targets);
+    std::vector<std::size_t> order(v.d.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v.d[a] < v.d[b]; });
+    double at_risk = 0.0;
+    for (double w : v.w) at_risk += w;
+    double s = 1.0;
+    std::vector<double> d(targets, 0.0);
+    for (std::size_t i = 0; i < order.size();) {
+        const double t = v.d[order[i]];
+        std::fill(d.begin(), d.end(), 0.0);
+        double events = 0.0, leaving = 0.0;
+        std::size_t j = i;
+        for (; j < order.size() && v.d[order[j]] == t; ++j) {
+            const std::size_t o = order[j];
+            leaving += v.w[o];
+            if (v.target[o] >= 0) {
+                d[static_cast<std::size_t>(v.target[o])] += v.w[o];
+                events += v.w[o];
+            }
+        }
+        if (events > 0.0 && at_risk > 0.0) {
+            for (std::size_t k = 0; k < targets; ++k)
+                if (d[k] > 0.0) {
+                    aj.time[k].push_back(t);
+                    aj.mass[k].push_back(s * d[k] / at_risk);
+                }
+            s *= std::max(0.0, 1.0 - events / at_risk);
+            aj.last_event = t;
+        }
+        at_risk -= leaving;
+        i = j;
+    }
+    aj.leftover = s;
+    return aj;
+}
+
+/// Replaces the parametric branches of `est` by the Aalen–Johansen ones: per target π_j =
+/// F_j(τ) and the empirical dwell of its increments; the leftover S(τ) goes to the stalled
+/// branch, whose dwell is τ + the clean-up time (the EM's exponential, discretised at 64
+/// quantiles), so that a deal older than every exit is a stalled one, never a sure win.
+inline void use_aalen_johansen(branched_estimate& est, const stage_visits& v, const std::vector<std::string>& names,
+                               const std::vector<char>& target_lost, int stall_target) {
+    const aalen_johansen aj = fit_aalen_johansen(v, names.size());
+    double w = 0.0, w2 = 0.0;
+    for (double x : v.w) {
+        w += x;
+        w2 += x * x;
+    }
+    const double n_eff = w2 > 0.0 ? w * w / w2 : 0.0;
+    double cleanup = aj.last_event > 0.0 ? aj.last_event : 1.0;
+    for (const auto& b : est.branches)
+        if (b.stalled && b.dwell) cleanup = b.dwell->mean();
+    std::vector<branch_estimate> out;
+    for (std::size_t j = 0; j < names.size(); ++j) {
+        double f = 0.0;
+        for (double m : aj.mass[j]) f += m;
+        if (!(f > 0.0)) continue;
+        branch_estimate b;
+        b.to = names[j];
+        b.probability = f;
+        b.se = n_eff > 0.0 ? std::sqrt(f * (1.0 - f) / n_eff) : nan_v;
+        for (std::size_t i = 0; i < v.d.size(); ++i)
+            if (v.target[i] == static_cast<int>(j)) b.events += v.w[i];
+        std::vector<double> t = aj.time[j], m = aj.mass[j];
+        try {
+            b.dwell = dwell_distribution::empirical(std::move(t), std::move(m));
+        } catch (const model_error&) {
+            return; // e.g. every exit at time 0: keep the parametric branches
+        }
+        b.family = "aalen_johansen";
+        out.push_back(std::move(b));
+    }
+    if (aj.leftover > 0.0) {
+        if (stall_target >= 0) {
+            std::vector<double> t(64), m(64, 1.0 / 64.0);
+            for (std::size_t k = 0; k < 64; ++k)
+                t[k] = aj.last_event - cleanup * std::log1p(-(static_cast<double>(k) + 0.5) / 64.0);
+            branch_estimate b;
+            b.to = names[static_cast<std::size_t>(stall_target)];
+            b.stalled = true;
+            b.probability = aj.leftover;
+            b.se = n_eff > 0.0 ? std::sqrt(aj.leftover * (1.0 - aj.leftover) / n_eff) : nan_v;
+            b.dwell = dwell_distribution::empirical(std::move(t), std::move(m));
+            b.family = "aalen_johansen";
+            out.push_back(std::move(b));
+        } else {
+            // no stalled branch: the leftover leaves at τ by the largest losing branch
+            std::size_t lose = out.size();
+            for (std::size_t k = 0; k < out.size(); ++k) {
+                const auto j = static_cast<std::size_t>(std::find(names.begin(), names.end(), out[k].to) - names.begin());
+                if (target_lost[j] && (lose == out.size() || out[k].probability > out[lose].probability)) lose = k;
+            }
+            if (lose == out.size()) return;
+            auto& b = out[lose];
+            std::vector<double> t(b.dwell->values().begin(), b.dwell->values().end()), m(t.size());
+            for (std::size_t k = 0; k < t.size(); ++k)
+                m[k] = (b.dwell->cumulative()[k] - (k ? b.dwell->cumulative()[k - 1] : 0.0)) * b.probability;
+            t.push_back(aj.last_event);
+            m.push_back(aj.leftover);
+            b.probability += aj.leftover;
+            b.dwell = dwell_distribution::empirical(std::move(t), std::move(m));
+        }
+    }
+    est.branches = std::move(out);
+    est.note += "aalen_johansen branches; ";
+}
+
+/// Logit-scale method-of-moments overdispersion of the win/lose decision of stage `k`
+/// (docs/estimation.md §6). For a branched stage, losses at time t count as decisions with
+/// the probability that they are not stalled ones, and censored visits count by their
+/// branch weights (an imputation; periods more than 10% imputed are left out).
+inline std::optional<overdispersion_estimate> estimate_overdispersion(const stage_estimate& st, const stage_visits& v,
+                                                                      const std::vector<double>& entered,
+                                                                      const std::vector<std::string>& names,
+                                                                      const std::vector<char>& target_won,
+                                                                      const std::vector<char>& target_lost, double days_unit,
+                                                                      double period) {
+    std::map<long long, std::array<double, 3>> q; // period -> {wins, losses, imputed}
+    const auto* be = st.branched && st.branched->status != fit_status::failed ? &*st.branched : nullptr;
+    for (std::size_t i = 0; i < v.d.size(); ++i) {
+        long long key;
+        if (std::isfinite(period)) {
+            key = static_cast<long long>(std::floor(entered[i] / period));
+        } else {
+            long long y;
+            unsigned m;
+            civil_from_days(static_cast<long long>(std::floor(entered[i] * days_unit)), y, m);
+            key = y * 4 + (m - 1) / 3;
+        }
+        auto& c = q[key];
+        const int t = v.target[i];
+        if (t >= 0) {
+            const auto ut = static_cast<std::size_t>(t);
+            if (target_won[ut]) {
+                c[0] += 1.0;
+            } else if (target_lost[ut]) {
+                double p = 1.0; // P(a normal loss | lost after d)
+                if (be) {
+                    double ln = -std::numeric_limits<double>::infinity(), ls = ln;
+                    for (const auto& b : be->branches) {
+                        if (b.to != names[ut] || !b.dwell || !(b.probability > 0.0)) continue;
+                        const double l = std::log(b.probability) + log_pdf(*b.dwell, std::max(v.d[i], 1e-6));
+                        (b.stalled ? ls : ln) = std::max(b.stalled ? ls : ln, l);
+                    }
+                    p = ln == -std::numeric_limits<double>::infinity() ? 0.0 : 1.0 / (1.0 + std::exp(ls - ln));
+                }
+                c[1] += p;
+            }
+        } else if (be) {
+            double tot = 0.0, win = 0.0, lose = 0.0;
+            for (const auto& b : be->branches) {
+                if (!b.dwell) continue;
+                const double a = b.probability * std::exp(log_sf(*b.dwell, v.d[i]));
+                tot += a;
+                const auto j = static_cast<std::size_t>(std::find(names.begin(), names.end(), b.to) - names.begin());
+                if (j < names.size() && target_won[j]) win += a;
+                else if (j < names.size() && target_lost[j] && !b.stalled) lose += a;
+            }
+            if (tot > 0.0) {
+                c[0] += win / tot;
+                c[1] += lose / tot;
+                c[2] += (win + lose) / tot;
+            }
+        }
+    }
+    std::vector<double> y, var;
+    double share = 0.0;
+    for (const auto& [key, c] : q) {
+        const double n = c[0] + c[1];
+        if (n < 20.0 || c[2] > 0.1 * n) continue;
+        y.push_back(std::log((c[0] + 0.5) / (c[1] + 0.5)));
+        var.push_back(1.0 / (c[0] + 0.5) + 1.0 / (c[1] + 0.5));
+        share += c[0] / n;
+    }
+    if (y.size() < 3) return std::nullopt;
+    overdispersion_estimate o;
+    o.stage = st.name;
+    o.periods = y.size();
+    o.mean_win_share = share / static_cast<double>(y.size());
+    double mean = 0.0, vbar = 0.0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        mean += y[i];
+        vbar += var[i];
+    }
+    mean /= static_cast<double>(y.size());
+    vbar /= static_cast<double>(y.size());
+    double ss = 0.0;
+    for (double x : y) ss += (x - mean) * (x - mean);
+    o.raw_variance = ss / static_cast<double>(y.size() - 1);
+    o.binomial_variance = vbar;
+    o.sigma = std::sqrt(std::max(0.0, o.raw_variance - vbar));
+    o.period = std::isfinite(period) ? message(period) : "quarter";
+    return o;
+}
+
 /// Fits the visits i with select(i) true (visits of one deal are contiguous in the log).
 template <class Select>
-[[nodiscard]] history_fit fit_selected(const visit_log& log, const fit_options& opt, Select&& select) {
+[[nodiscard]] history_fit fit_selected(const visit_log& log, const fit_options& opt, Select&& select_visit) {
     if (!(opt.prior_count >= 0.0 && std::isfinite(opt.prior_count)))
         throw argument_error(message("fit_history: prior_count must be finite and >= 0, got ", opt.prior_count));
     if (!(std::isfinite(opt.min_dwell) && opt.min_dwell > 0.0))
         throw argument_error(message("fit_history: min_dwell must be positive, got ", opt.min_dwell));
+    if (!(opt.window > 0.0))
+        throw argument_error(message("fit_history: window must be positive (infinity: all visits), got ", opt.window));
+    if (!(opt.half_life > 0.0))
+        throw argument_error(message("fit_history: half_life must be positive (infinity: equal weights), got ", opt.half_life));
+    if (!(opt.max_stall_share >= 0.0 && opt.max_stall_share < 1.0))
+        throw argument_error(message("fit_history: max_stall_share must be in [0, 1), got ", opt.max_stall_share));
+    if (!(opt.min_branch_events >= 0.0 && std::isfinite(opt.min_branch_events)))
+        throw argument_error(message("fit_history: min_branch_events must be finite and >= 0, got ", opt.min_branch_events));
+    if (!(std::isnan(opt.overdispersion_period) || (opt.overdispersion_period > 0.0 && std::isfinite(opt.overdispersion_period))))
+        throw argument_error(message("fit_history: overdispersion_period must be positive, got ", opt.overdispersion_period));
     const std::size_t ns = log.stage_names.size();
     history_fit out;
+    out.kind = opt.kind;
     out.time_unit = opt.time_unit;
     out.end_time = log.end_time;
+    // Recency: the window drops visits that entered before end − window; half-life weights.
+    const double end = log.end_time;
+    const bool weighted = std::isfinite(opt.half_life);
+    auto select = [&](std::size_t i) { return select_visit(i) && !(log.entered[i] < end - opt.window); };
+    auto weight = [&](std::size_t i) { return weighted ? std::exp2(-(end - log.entered[i]) / opt.half_life) : 1.0; };
 
     // One pass: positions in the deals' paths, counts, durations per stage.
     std::vector<double> pos_sum(ns, 0.0), pos_n(ns, 0.0);
     std::vector<std::size_t> n_exit(ns, 0), n_cens(ns, 0);
     std::vector<std::size_t> first_seen(ns, std::numeric_limits<std::size_t>::max());
-    std::vector<double> entry_count(ns, 0.0);
-    std::vector<double> deal_amount;
+    std::vector<double> entry_count(ns, 0.0), entry_weight(ns, 0.0);
+    std::vector<double> deal_amount, deal_weight;
     double start = std::numeric_limits<double>::infinity();
     std::size_t deals = 0, visits = 0;
     {
         std::uint32_t cur = no_stage;
-        double position = 0.0, amount = nan_v;
+        double position = 0.0, amount = nan_v, amount_w = 1.0;
         auto close_deal = [&] {
-            if (cur != no_stage && std::isfinite(amount) && amount > 0.0) deal_amount.push_back(amount);
+            if (cur != no_stage && std::isfinite(amount) && amount > 0.0) {
+                deal_amount.push_back(amount);
+                deal_weight.push_back(amount_w);
+            }
         };
         for (std::size_t i = 0; i < log.size(); ++i) {
             if (!select(i)) continue;
@@ -891,14 +1639,22 @@ template <class Select>
                 position = 0.0;
                 amount = nan_v;
                 ++deals;
-                entry_count[log.stage[i]] += 1.0;
+                // an arrival only if this is the deal's first visit (not cut by the window)
+                if (i == 0 || log.deal[i - 1] != log.deal[i]) {
+                    entry_count[log.stage[i]] += 1.0;
+                    entry_weight[log.stage[i]] += weight(i);
+                }
             }
             const std::uint32_t s = log.stage[i];
             first_seen[s] = std::min(first_seen[s], i);
             pos_sum[s] += position;
             pos_n[s] += 1.0;
             position += 1.0;
-            if (!std::isnan(log.amount[i])) amount = log.amount[i];
+            // one amount per deal: its last positive finite amount (a lost deal's 0 or blank is not its size)
+            if (std::isfinite(log.amount[i]) && log.amount[i] > 0.0) {
+                amount = log.amount[i];
+                amount_w = weight(i);
+            }
             start = std::min(start, log.entered[i]);
             if (log.censored(i)) ++n_cens[s];
             else ++n_exit[s];
@@ -948,8 +1704,10 @@ template <class Select>
     std::stable_partition(outcome_codes.begin(), outcome_codes.end(), is_won);
     for (auto s : outcome_codes) out.outcomes.push_back({log.stage_names[s], is_won(s)});
 
-    // Durations and counts per open stage.
-    std::vector<std::vector<double>> exits(open.size()), cens(open.size());
+    // Durations, weights and counts per open stage.
+    std::vector<std::vector<double>> exits(open.size()), cens(open.size()), exit_w(open.size()), cens_w(open.size());
+    std::vector<stage_visits> sv(open.size());
+    std::vector<std::vector<double>> sv_entered(open.size());
     for (std::size_t k = 0; k < open.size(); ++k) {
         exits[k].reserve(n_exit[open[k]]);
         cens[k].reserve(n_cens[open[k]]);
@@ -959,15 +1717,40 @@ template <class Select>
         if (!select(i)) continue;
         const std::size_t k = slot[log.stage[i]];
         const double d = log.duration(i);
+        const double w = weight(i);
         if (log.censored(i)) {
             cens[k].push_back(d);
+            cens_w[k].push_back(w);
         } else {
             exits[k].push_back(d);
-            counts[k][log.next[i]] += 1.0;
+            exit_w[k].push_back(w);
+            counts[k][log.next[i]] += w;
+        }
+        if (opt.kind == model_kind::branched && !(log.censored(i) && opt.ignore_censored)) {
+            sv[k].d.push_back(d);
+            sv[k].target.push_back(log.censored(i) ? -1 : static_cast<int>(log.next[i]));
+            sv[k].w.push_back(w);
+            sv_entered[k].push_back(log.entered[i]);
         }
     }
     if (opt.ignore_censored)
-        for (auto& c : cens) c.clear();
+        for (std::size_t k = 0; k < open.size(); ++k) {
+            cens[k].clear();
+            cens_w[k].clear();
+        }
+
+    // Target order of a stage's branches: open stages in funnel order, then the outcomes.
+    std::vector<std::uint32_t> target_order(open);
+    target_order.insert(target_order.end(), outcome_codes.begin(), outcome_codes.end());
+    std::vector<std::string> target_names;
+    std::vector<char> target_won, target_lost;
+    std::vector<int> target_of(ns, -1);
+    for (auto t : target_order) {
+        target_of[t] = static_cast<int>(target_names.size());
+        target_names.push_back(log.stage_names[t]);
+        target_won.push_back(!log.stage_open[t] && is_won(t) ? 1 : 0);
+        target_lost.push_back(!log.stage_open[t] && !is_won(t) ? 1 : 0);
+    }
 
     out.stages.resize(open.size());
     for (std::size_t k = 0; k < open.size(); ++k) {
@@ -977,6 +1760,9 @@ template <class Select>
         st.exits = exits[k].size();
         st.censored = opt.ignore_censored ? 0 : n_cens[s];
         st.visits = st.exits + st.censored;
+        st.weight = 0.0;
+        for (double w : exit_w[k]) st.weight += w;
+        for (double w : cens_w[k]) st.weight += w;
         // Transition row: observed edges (in stage order: open stages, then outcomes), plus prior edges.
         std::vector<std::string> targets;
         std::vector<double> cnt, pri;
@@ -998,33 +1784,108 @@ template <class Select>
                 pri.push_back(p);
             }
         };
-        for (auto t : open) add_target(t);
-        for (auto t : outcome_codes) add_target(t);
+        for (auto t : target_order) add_target(t);
         if (prior_row != opt.prior.end())
             for (const auto& [to, alpha] : prior_row->second)
                 if (!log.find_stage(to))
                     throw argument_error(message("fit_history: prior names the unknown stage '", to, "'"));
         st.transitions = estimate_transitions(targets, cnt, pri, opt.credible_level);
-        fit_stage_dwell(st, exits[k], cens[k], opt);
+        if (weighted) fit_stage_dwell(st, exits[k], cens[k], opt, exit_w[k], cens_w[k]);
+        else fit_stage_dwell(st, exits[k], cens[k], opt);
+
+        if (opt.kind == model_kind::branched) {
+            stage_visits& v = sv[k];
+            for (auto& t : v.target)
+                if (t >= 0) t = target_of[static_cast<std::size_t>(t)];
+            // The stalled branch closes to the losing outcome this stage loses most to
+            // (the first losing outcome if it never loses).
+            int stall_target = -1;
+            if (opt.stall) {
+                double most = -1.0;
+                for (std::size_t j = 0; j < target_names.size(); ++j) {
+                    if (!target_lost[j]) continue;
+                    const double c = counts[k][target_order[j]];
+                    if (c > most) {
+                        most = c;
+                        stall_target = static_cast<int>(j);
+                    }
+                }
+            }
+            branched_estimate be = fit_branched_em(v, target_names, stall_target, opt);
+            if (opt.dwell == dwell_choice::kaplan_meier && be.status != fit_status::failed)
+                use_aalen_johansen(be, v, target_names, target_lost, stall_target);
+            st.branched = std::move(be);
+        }
     }
 
-    // Arrivals: deals per time unit entering the most common first stage.
+    // Arrivals: deals per time unit created in each stage (the exposure is the window, or
+    // the integral of the half-life weight over the log).
+    const double span = std::min(opt.window, log.end_time - out.start_time);
+    const double exposure = weighted ? opt.half_life / std::numbers::ln2 * (1.0 - std::exp2(-span / opt.half_life)) : span;
+    for (std::uint32_t s = 0; s < ns; ++s)
+        if (entry_count[s] > 0.0)
+            out.arrivals.push_back({log.stage_names[s], entry_weight[s], exposure > 0.0 ? entry_weight[s] / exposure : nan_v});
+    std::stable_sort(out.arrivals.begin(), out.arrivals.end(),
+                     [](const arrival_estimate& a, const arrival_estimate& b) { return a.deals > b.deals; });
     const auto entry = static_cast<std::uint32_t>(std::max_element(entry_count.begin(), entry_count.end()) - entry_count.begin());
     out.entry_stage = log.stage_names[entry];
-    const double span = log.end_time - out.start_time;
-    out.arrival_rate = span > 0.0 ? entry_count[entry] / span : nan_v;
-    // Deal sizes: lognormal by the moments of log(amount), one amount per deal.
-    if (deal_amount.size() >= 2) {
-        double m = 0.0, m2 = 0.0;
-        for (double a : deal_amount) {
-            const double l = std::log(a);
-            m += l;
-            m2 += l * l;
+    if (weighted) {
+        out.arrival_rate = exposure > 0.0 ? entry_weight[entry] / exposure : nan_v;
+    } else {
+        out.arrival_rate = span > 0.0 ? entry_count[entry] / span : nan_v;
+    }
+    // Deal sizes: one amount per deal; empirical (resampled) or lognormal by log-moments.
+    out.deal_size_count = deal_amount.size();
+    if (!opt.deal_size_lognormal && !deal_amount.empty()) {
+        out.deal_size = deal_size_distribution::empirical(deal_amount, deal_weight);
+    } else if (deal_amount.size() >= 2) {
+        double m = 0.0, m2 = 0.0, wsum = 0.0;
+        for (std::size_t i = 0; i < deal_amount.size(); ++i) {
+            const double l = std::log(deal_amount[i]);
+            m += deal_weight[i] * l;
+            m2 += deal_weight[i] * (l * l);
+            wsum += deal_weight[i];
         }
         const double n = static_cast<double>(deal_amount.size());
-        m /= n;
-        const double sg = std::sqrt(std::max(0.0, m2 / n - m * m) * n / (n - 1.0));
+        m /= wsum;
+        const double sg = std::sqrt(std::max(0.0, m2 / wsum - m * m) * n / (n - 1.0));
         out.deal_size = deal_size_distribution(std::exp(m), sg);
+    }
+    // Overdispersion of the stage with the most exits to a win.
+    {
+        std::size_t best = open.size();
+        double most = 0.0;
+        for (std::size_t k = 0; k < open.size(); ++k) {
+            double wins = 0.0;
+            for (auto t : outcome_codes)
+                if (is_won(t)) wins += counts[k][t];
+            if (wins > most) {
+                most = wins;
+                best = k;
+            }
+        }
+        if (best < open.size()) {
+            stage_visits v;
+            std::vector<double> entered;
+            if (opt.kind == model_kind::branched) {
+                v = sv[best];
+                entered = sv_entered[best];
+            } else {
+                for (std::size_t i = 0; i < log.size(); ++i) {
+                    if (!select(i) || slot[log.stage[i]] != best) continue;
+                    v.d.push_back(log.duration(i));
+                    v.target.push_back(log.censored(i) ? -1 : target_of[log.next[i]]);
+                    v.w.push_back(1.0);
+                    entered.push_back(log.entered[i]);
+                }
+            }
+            const double dpu = days_per_unit(opt.time_unit);
+            const double period = std::isfinite(opt.overdispersion_period) ? opt.overdispersion_period
+                                  : log.dates                              ? nan_v
+                                                                           : 365.2425 / 4.0 / dpu;
+            out.overdispersion = estimate_overdispersion(out.stages[best], v, entered, target_names, target_won,
+                                                         target_lost, dpu, period);
+        }
     }
     return out;
 }
@@ -1113,6 +1974,15 @@ struct segment_fit {
     std::vector<open_stage> stages;
     transition_rows rows;
     for (const auto& s : fit.stages) {
+        if (s.branched && s.branched->status != fit_status::failed && !s.branched->branches.empty() &&
+            std::all_of(s.branched->branches.begin(), s.branched->branches.end(),
+                        [](const branch_estimate& b) { return b.dwell.has_value(); })) {
+            std::vector<stage_branch> br;
+            for (const auto& b : s.branched->branches) br.push_back({b.to, b.probability, *b.dwell, b.stalled});
+            // the stage dwell of a branched stage is replaced by the graph's summary
+            stages.push_back({s.name, dwell_distribution::exponential(1.0), std::move(br)});
+            continue;
+        }
         if (!s.dwell)
             throw model_error(detail::message("fitted model: stage '", s.name, "' has no dwell estimate (",
                                               s.exits, " exits, ", s.censored, " censored)"));
@@ -1126,6 +1996,7 @@ struct segment_fit {
     model m{stage_graph::from_rows(std::move(stages), fit.outcomes, rows), fit.deal_size, std::nullopt,
             std::move(name), "", fit.time_unit, ""};
     m.description = detail::message("Fitted from ", fit.visits, " stage visits of ", fit.deals, " deals");
+    if (fit.overdispersion) m.overdispersion = fit.overdispersion->sigma;
     if (std::isfinite(fit.arrival_rate) && fit.arrival_rate >= 0.0) {
         arrival_process a;
         a.stage = m.graph.index_of(fit.entry_stage);

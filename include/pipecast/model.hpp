@@ -10,34 +10,117 @@
 
 #include <boost/math/distributions/lognormal.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pipecast {
 
-/// Lognormal deal-size distribution given by its median and the sigma of log(amount).
+/// The distribution of deal amounts: lognormal (a median and the sigma of log(amount)) or
+/// empirical (observed amounts with weights, resampled: the default of a model fitted from
+/// history, since real amounts come from a price list with discounts, not a lognormal).
+/// Both forms answer mean() and quantile(p); a simulator draws an amount as quantile(u) for
+/// u uniform in [0, 1) (for the empirical form: value i with probability weights()[i]).
 class deal_size_distribution {
 public:
-    /// @throws model_error unless median > 0 and sigma >= 0, both finite.
+    /// Lognormal. @throws model_error unless median > 0 and sigma >= 0, both finite.
     deal_size_distribution(double median, double sigma) : median_(median), sigma_(sigma) {
         if (!(std::isfinite(median) && median > 0.0))
             throw model_error(detail::message("deal_size: median must be positive and finite, got ", median));
         if (!(std::isfinite(sigma) && sigma >= 0.0))
             throw model_error(detail::message("deal_size: sigma must be finite and >= 0, got ", sigma));
     }
+    /// Lognormal (the constructor, named).
+    static deal_size_distribution lognormal(double median, double sigma) { return {median, sigma}; }
+    /// Empirical: amount values[i] with probability weights[i] / Σ weights. Equal values are
+    /// merged; the values are kept sorted. Weights summing to 1 within 1e-12 are kept as
+    /// given (so a model written and read back compares equal), else normalised.
+    /// @throws model_error on empty input, a size mismatch, a value not positive and finite,
+    ///   a weight negative or not finite, or weights summing to 0.
+    /// Example: `deal_size_distribution::empirical({1200, 3500, 8000}, {0.5, 0.3, 0.2})`.
+    static deal_size_distribution empirical(std::vector<double> values, std::vector<double> weights) {
+        if (values.empty()) throw model_error("deal_size: an empirical distribution needs at least one value");
+        if (values.size() != weights.size())
+            throw model_error(detail::message("deal_size: ", values.size(), " values but ", weights.size(), " weights"));
+        std::vector<std::size_t> order(values.size());
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            order[i] = i;
+            if (!(std::isfinite(values[i]) && values[i] > 0.0))
+                throw model_error(detail::message("deal_size: value ", i, " must be positive and finite, got ", values[i]));
+            if (!(std::isfinite(weights[i]) && weights[i] >= 0.0))
+                throw model_error(detail::message("deal_size: weight ", i, " must be finite and >= 0, got ", weights[i]));
+        }
+        std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return values[x] < values[y]; });
+        deal_size_distribution d(1.0, 0.0);
+        double total = 0.0;
+        for (std::size_t i : order) {
+            if (weights[i] == 0.0) continue;
+            if (!d.values_.empty() && d.values_.back() == values[i]) {
+                d.weights_.back() += weights[i];
+            } else {
+                d.values_.push_back(values[i]);
+                d.weights_.push_back(weights[i]);
+            }
+            total += weights[i];
+        }
+        if (!(total > 0.0 && std::isfinite(total))) throw model_error("deal_size: the weights sum to zero");
+        if (std::abs(total - 1.0) > 1e-12)
+            for (double& w : d.weights_) w /= total;
+        d.cumulative_.resize(d.weights_.size());
+        double acc = 0.0, m = 0.0, lm = 0.0;
+        for (std::size_t i = 0; i < d.weights_.size(); ++i) {
+            acc += d.weights_[i];
+            d.cumulative_[i] = acc;
+            m += d.weights_[i] * d.values_[i];
+            lm += d.weights_[i] * std::log(d.values_[i]);
+        }
+        acc = 0.0;
+        for (std::size_t i = 0; i < d.weights_.size(); ++i) {
+            const double u = std::log(d.values_[i]) - lm;
+            acc += d.weights_[i] * u * u;
+        }
+        d.mean_ = m;
+        d.median_ = d.quantile(0.5);
+        d.sigma_ = std::sqrt(acc);
+        return d;
+    }
+
+    /// True for the empirical form.
+    [[nodiscard]] bool is_empirical() const noexcept { return !values_.empty(); }
+    /// Empirical form: the distinct amounts, increasing (empty for the lognormal form).
+    [[nodiscard]] std::span<const double> values() const noexcept { return values_; }
+    /// Empirical form: the probability of each value (summing to 1).
+    [[nodiscard]] std::span<const double> weights() const noexcept { return weights_; }
+    /// The median amount (lognormal: the parameter; empirical: quantile(0.5)).
     [[nodiscard]] double median() const noexcept { return median_; }
+    /// Sigma of log(amount) (lognormal: the parameter; empirical: the weighted standard
+    /// deviation of the log values, a lognormal summary).
     [[nodiscard]] double sigma() const noexcept { return sigma_; }
-    /// log(median): the mu of log(amount).
-    [[nodiscard]] double log_mu() const noexcept { return std::log(median_); }
-    /// E[amount] = median · exp(sigma² / 2).
-    [[nodiscard]] double mean() const noexcept { return median_ * std::exp(0.5 * sigma_ * sigma_); }
-    /// The amount at cumulative probability p. @throws argument_error unless 0 <= p < 1.
+    /// The mu of log(amount): log(median) for the lognormal form, the weighted mean of the log
+    /// values for the empirical form.
+    [[nodiscard]] double log_mu() const noexcept {
+        if (!is_empirical()) return std::log(median_);
+        double lm = 0.0;
+        for (std::size_t i = 0; i < values_.size(); ++i) lm += weights_[i] * std::log(values_[i]);
+        return lm;
+    }
+    /// E[amount]: median · exp(sigma² / 2) (lognormal) or Σ w_i v_i (empirical).
+    [[nodiscard]] double mean() const noexcept { return is_empirical() ? mean_ : median_ * std::exp(0.5 * sigma_ * sigma_); }
+    /// The amount at cumulative probability p: the lognormal quantile, or for the empirical
+    /// form the value i with cumulative_{i-1} <= p < cumulative_i (so quantile(u) for u
+    /// uniform in [0, 1) resamples the values with their weights).
+    /// @throws argument_error unless 0 <= p < 1.
     [[nodiscard]] double quantile(double p) const {
         if (!(p >= 0.0 && p < 1.0))
             throw argument_error(detail::message("deal_size quantile: p must be in [0, 1), got ", p));
+        if (is_empirical()) {
+            const auto it = std::upper_bound(cumulative_.begin(), cumulative_.end(), p);
+            return values_[std::min(static_cast<std::size_t>(it - cumulative_.begin()), values_.size() - 1)];
+        }
         if (sigma_ == 0.0 || p == 0.0) return p == 0.0 && sigma_ > 0.0 ? 0.0 : median_;
         return boost::math::quantile(boost::math::lognormal_distribution<double, detail::boost_policy>(log_mu(), sigma_), p);
     }
@@ -46,6 +129,10 @@ public:
 private:
     double median_;
     double sigma_;
+    double mean_ = 0.0;              ///< empirical only
+    std::vector<double> values_;     ///< empirical only: sorted distinct amounts
+    std::vector<double> weights_;    ///< empirical only: their probabilities
+    std::vector<double> cumulative_; ///< empirical only: running sums of weights_
 };
 
 /// New deals entering `stage` as a Poisson process. The rate is `rate` deals per time unit,

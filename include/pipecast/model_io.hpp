@@ -297,14 +297,22 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     if (j.contains("deal_size")) {
         const auto& jd = j["deal_size"];
         const std::string dist = r.string(jd, "/deal_size", "dist");
-        if (dist != "lognormal") r.fail("/deal_size/dist", "only 'lognormal' deal sizes are supported, got '" + dist + "'");
-        m.deal_size = r.at("/deal_size", [&] {
-            if (jd.contains("mean") && !jd.contains("median")) {
-                const double mean = r.number(jd, "/deal_size", "mean"), sg = r.number(jd, "/deal_size", "sigma");
-                return deal_size_distribution(mean * std::exp(-0.5 * sg * sg), sg);
-            }
-            return deal_size_distribution(r.number(jd, "/deal_size", "median"), r.number(jd, "/deal_size", "sigma"));
-        });
+        if (dist != "lognormal" && dist != "empirical")
+            r.fail("/deal_size/dist", "only 'lognormal' and 'empirical' deal sizes are supported, got '" + dist + "'");
+        if (dist == "empirical") {
+            std::vector<double> v = r.numbers(jd, "/deal_size", "values");
+            std::vector<double> w = jd.contains("weights") ? r.numbers(jd, "/deal_size", "weights")
+                                                           : std::vector<double>(v.size(), 1.0);
+            m.deal_size = r.at("/deal_size", [&] { return deal_size_distribution::empirical(std::move(v), std::move(w)); });
+        } else {
+            m.deal_size = r.at("/deal_size", [&] {
+                if (jd.contains("mean") && !jd.contains("median")) {
+                    const double mean = r.number(jd, "/deal_size", "mean"), sg = r.number(jd, "/deal_size", "sigma");
+                    return deal_size_distribution(mean * std::exp(-0.5 * sg * sg), sg);
+                }
+                return deal_size_distribution(r.number(jd, "/deal_size", "median"), r.number(jd, "/deal_size", "sigma"));
+            });
+        }
     }
     if (j.contains("arrivals")) {
         const auto& ja = j["arrivals"];
@@ -396,8 +404,14 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     }
     if (!t.empty()) j["transitions"] = t;
     if (m.overdispersion > 0.0) j["overdispersion"] = {{"sigma", m.overdispersion}};
-    if (m.deal_size)
+    if (m.deal_size && m.deal_size->is_empirical()) {
+        const auto v = m.deal_size->values(), w = m.deal_size->weights();
+        j["deal_size"] = {{"dist", "empirical"},
+                          {"values", std::vector<double>(v.begin(), v.end())},
+                          {"weights", std::vector<double>(w.begin(), w.end())}};
+    } else if (m.deal_size) {
         j["deal_size"] = {{"dist", "lognormal"}, {"median", m.deal_size->median()}, {"sigma", m.deal_size->sigma()}};
+    }
     if (m.arrivals) {
         nlohmann::json a = {{"stage", g.name(m.arrivals->stage)}};
         if (m.arrivals->period_rates.empty()) {
