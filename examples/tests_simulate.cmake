@@ -42,6 +42,82 @@ if(CMAKE_SCRIPT_MODE_FILE)
     if(NOT dp EQUAL 2000000)
       message(FATAL_ERROR "deal_paths ${dp}, expected 10000 deals x 200 paths")
     endif()
+  elseif(MODE STREQUAL "branched")
+    # A branched model (format 2, the crm4 generator's spec) with an estimated
+    # overdispersion, and a small book: simulate uses the model's sigma unless --correlation
+    # is given, says so, and gives the same numbers on 1 and 2 threads.
+    file(MAKE_DIRECTORY "${WORK}")
+    set(model_file "${WORK}/crm4_branched.json")
+    set(deals_file "${WORK}/crm4_deals.csv")
+    file(WRITE "${model_file}" [=[
+{"format_version": 2, "name": "crm4 spec", "time_unit": "day",
+ "stages": [
+  {"name": "Qualification", "branches": [
+    {"to": "Discovery", "probability": 0.495, "dwell": {"dist": "gamma", "shape": 2, "mean": 10}},
+    {"to": "Lost", "probability": 0.405, "dwell": {"dist": "lognormal", "mean": 25, "sd": 20}},
+    {"to": "Lost", "probability": 0.1, "dwell": {"dist": "exponential", "mean": 300}, "stalled": true}]},
+  {"name": "Discovery", "branches": [
+    {"to": "Proposal", "probability": 0.552, "dwell": {"dist": "gamma", "shape": 2, "mean": 14}},
+    {"to": "Lost", "probability": 0.368, "dwell": {"dist": "lognormal", "mean": 35, "sd": 25}},
+    {"to": "Lost", "probability": 0.08, "dwell": {"dist": "exponential", "mean": 300}, "stalled": true}]},
+  {"name": "Proposal", "branches": [
+    {"to": "Negotiation", "probability": 0.552, "dwell": {"dist": "gamma", "shape": 3, "mean": 18}},
+    {"to": "Discovery", "probability": 0.046, "dwell": {"dist": "gamma", "shape": 2, "mean": 10}},
+    {"to": "Lost", "probability": 0.322, "dwell": {"dist": "lognormal", "mean": 45, "sd": 30}},
+    {"to": "Lost", "probability": 0.08, "dwell": {"dist": "exponential", "mean": 300}, "stalled": true}]},
+  {"name": "Negotiation", "branches": [
+    {"to": "Won", "probability": 0.665, "dwell": {"dist": "gamma", "shape": 3, "mean": 15}},
+    {"to": "Proposal", "probability": 0.0475, "dwell": {"dist": "gamma", "shape": 2, "mean": 10}},
+    {"to": "Lost", "probability": 0.2375, "dwell": {"dist": "lognormal", "mean": 40, "sd": 30}},
+    {"to": "Lost", "probability": 0.05, "dwell": {"dist": "exponential", "mean": 300}, "stalled": true}]}],
+ "outcomes": {"won": "Won", "lost": "Lost"},
+ "deal_size": {"dist": "lognormal", "median": 3500, "sigma": 1.0},
+ "overdispersion": {"sigma": 0.35}}
+]=])
+    set(csv "id,stage,amount,age\n")
+    set(names Qualification Discovery Proposal Negotiation)
+    foreach(i RANGE 1 400)
+      math(EXPR s "${i} % 4")
+      math(EXPR age "(${i} * 7) % 90")
+      list(GET names ${s} stage)
+      string(APPEND csv "c${i},${stage},${i}000,${age}\n")
+    endforeach()
+    file(WRITE "${deals_file}" "${csv}")
+    set(common simulate --model "${model_file}" --deals "${deals_file}" --horizon 90 --paths 400 --seed 5 --json)
+    run_cli(by_model ${common} --threads 1)
+    expect_type("${by_model}" NUMBER correlation)
+    string(JSON c GET "${by_model}" correlation)
+    string(JSON src GET "${by_model}" correlation_source)
+    if(NOT (c GREATER 0.3499 AND c LESS 0.3501) OR NOT src STREQUAL "model")
+      message(FATAL_ERROR "expected the model's overdispersion 0.35 (source model), got ${c} (${src})")
+    endif()
+    foreach(q p10 p50 p90)
+      expect_type("${by_model}" NUMBER quantiles ${q})
+    endforeach()
+    run_cli(two ${common} --threads 2)
+    foreach(key mean stderr quantiles stages)
+      string(JSON a GET "${by_model}" ${key})
+      string(JSON b GET "${two}" ${key})
+      if(NOT a STREQUAL b)
+        message(FATAL_ERROR "${key} differs between --threads 1 and 2 on a branched model: ${a} / ${b}")
+      endif()
+    endforeach()
+    run_cli(none ${common} --correlation 0)
+    string(JSON c GET "${none}" correlation)
+    string(JSON src GET "${none}" correlation_source)
+    if(NOT c EQUAL 0 OR NOT src STREQUAL "option")
+      message(FATAL_ERROR "--correlation 0: expected 0 (source option), got ${c} (${src})")
+    endif()
+    # The shock widens the spread of the won value.
+    string(JSON wide GET "${by_model}" sd)
+    string(JSON narrow GET "${none}" sd)
+    if(NOT wide GREATER narrow)
+      message(FATAL_ERROR "sd of the won value with the model's shock (${wide}) not above without (${narrow})")
+    endif()
+    run_cli(report simulate --model "${model_file}" --deals "${deals_file}" --horizon 90 --paths 50)
+    if(NOT report MATCHES "Correlation: shock sd 0\\.350 .*estimated overdispersion")
+      message(FATAL_ERROR "the report does not say it uses the model's overdispersion:\n${report}")
+    endif()
   elseif(MODE STREQUAL "threads")
     run_cli(one ${ARGS} --threads 1)
     run_cli(two ${ARGS} --threads 2)
@@ -74,6 +150,9 @@ add_test(NAME cli_simulate_json_keys COMMAND ${CMAKE_COMMAND} -DCLI=${_sim_cli} 
 add_test(NAME cli_simulate_threads_identical COMMAND ${CMAKE_COMMAND} -DCLI=${_sim_cli} -DMODE=threads
   "-DARGS=simulate;--model;${_sim_model};--deals;${_sim_deals};--horizon;90;--paths;300;--seed;9;--quota;46000000;--json"
   -P ${_sim_check})
+
+add_test(NAME cli_simulate_branched_overdispersion COMMAND ${CMAKE_COMMAND} -DCLI=${_sim_cli} -DMODE=branched
+  -DWORK=${CMAKE_CURRENT_BINARY_DIR}/simulate_branched -P ${_sim_check})
 
 add_test(NAME cli_simulate_report COMMAND ${_sim_cli} simulate --model ${_sim_model} --deals ${_sim_deals}
   --horizon 90 --paths 100 --quota 46000000 --arrivals 40)

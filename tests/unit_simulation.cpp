@@ -933,7 +933,10 @@ TEST_CASE("simulation on branched stages") {
         o.paths = 4000;
         o.seed = 4;
         o.arrivals = arrival_process{0, rate, 0.0, {}};
-        o.arrival_deal_size = deal_size_distribution(1000.0, 0.5);
+        // Amounts from a price list (the empirical form), drawn per won arrival.
+        const deal_size_distribution sizes =
+            deal_size_distribution::empirical({1200.0, 3500.0, 8000.0, 20000.0}, {0.4, 0.3, 0.2, 0.1});
+        o.arrival_deal_size = sizes;
         const simulation_result r = simulate(g, book(g), o);
         const win_time_table tab = win_time_distribution(g, h, 6000);
         // Trapezoid rule on a fine grid (the table is piecewise linear).
@@ -946,6 +949,17 @@ TEST_CASE("simulation on branched stages") {
         CAPTURE(r.arrivals_expected_wins);
         CAPTURE(expected);
         CHECK(std::abs(r.arrivals_expected_wins - expected) <= 4.0 * std::sqrt(expected / 4000.0) + 1e-3 * expected);
+        // Compound Poisson: E[value] = E[wins] E[A], Var = E[wins] E[A²].
+        double ea = 0.0, ea2 = 0.0;
+        for (std::size_t i = 0; i < sizes.values().size(); ++i) {
+            ea += sizes.weights()[i] * sizes.values()[i];
+            ea2 += sizes.weights()[i] * sizes.values()[i] * sizes.values()[i];
+        }
+        CHECK(std::abs(r.arrivals_expected_value - expected * ea) <=
+              4.0 * std::sqrt(expected * ea2 / 4000.0) + 1e-3 * expected * ea);
+        // Every won amount is a price-list value: the per-path value is a sum of them, so with
+        // one path's wins known only in total, check the smallest path value is a multiple of 100.
+        CHECK(std::fmod(r.won_value.min, 100.0) == 0.0);
     }
 
     SUBCASE("the shock on branches: mean of P(won within h) = E_Z over the shocked model (Gauss–Hermite)") {

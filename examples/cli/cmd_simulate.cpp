@@ -9,6 +9,11 @@
 // Deals with a probability override (the CSV's probability column) are won with that
 // probability, timed by the model (docs/simulation.md); "overridden" counts them.
 //
+// Correlation: without --correlation the run uses the model's estimated overdispersion
+// ("overdispersion": {"sigma": x} in the model file, model::overdispersion) when it has one,
+// else independent deals; the report and the JSON keys `correlation` and
+// `correlation_source` ("option", "model" or "none") say which.
+//
 // The JSON keys mean, stderr, quantiles.{p10,p50,p90}, p_quota (with --quota), deal_paths,
 // elapsed_seconds and deal_paths_per_second are a fixed interface for downstream tools.
 #include "cli_common.hpp"
@@ -20,6 +25,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include <unistd.h>
@@ -38,7 +44,7 @@ struct simulate_args {
     std::optional<double> arrivals;
     bool model_arrivals = false;
     std::vector<double> quantiles = {0.1, 0.5, 0.9};
-    double correlation = 0.0;
+    std::optional<double> correlation;
     std::size_t sub_periods = 0;
     std::size_t bins = 20;
     bool json = false;
@@ -91,6 +97,18 @@ nlohmann::ordered_json summary_json(const pipecast::outcome_summary& s) {
     return j;
 }
 
+/// The σ of the per-path shock a run uses and where it comes from: --correlation, else the
+/// model's overdispersion when positive, else none (independent deals).
+struct correlation_choice {
+    double sigma = 0.0;
+    const char* source = "none";
+};
+correlation_choice choose_correlation(const pipecast::model& m, const simulate_args& a) {
+    if (a.correlation) return {*a.correlation, "option"};
+    if (m.overdispersion > 0.0) return {m.overdispersion, "model"};
+    return {};
+}
+
 nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulation_result& r,
                                const simulate_args& a, unsigned threads) {
     nlohmann::ordered_json j;
@@ -104,6 +122,9 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulat
     j["overridden"] = r.overridden;
     j["seed"] = r.seed;
     j["threads"] = threads;
+    const correlation_choice c = choose_correlation(m, a);
+    j["correlation"] = c.sigma;
+    j["correlation_source"] = c.source;
     const auto& v = r.won_value;
     j.update(summary_json(v)); // mean, stderr, sd, min, max, quantiles of the won value
     if (!a.quotas.empty()) {
@@ -150,10 +171,20 @@ void print_report(const pipecast::model& m, const pipecast::simulation_result& r
        << (std::isfinite(r.horizon) ? fixed(r.horizon, 0) + " " + m.time_unit + (r.horizon == 1 ? "" : "s")
                                      : std::string("none (until every deal closes)"))
        << ", seed " << r.seed << '\n';
+    const correlation_choice c = choose_correlation(m, a);
+    if (std::string_view(c.source) == "model")
+        os << "Correlation: shock sd " << fixed(c.sigma, 3)
+           << " on the log-odds of forward conversion, the model's estimated overdispersion (--correlation to change)\n";
+    else if (c.sigma > 0.0)
+        os << "Correlation: shock sd " << fixed(c.sigma, 3) << " on the log-odds of forward conversion (--correlation)\n";
+    else
+        os << "Correlation: none (independent deals"
+           << (std::string_view(c.source) == "option" ? ", --correlation 0" : "; the model has no overdispersion")
+           << ")\n";
     if (r.overridden > 0)
         os << r.overridden << " deal" << (r.overridden == 1 ? " has" : "s have")
            << " a probability override: won with that probability, at the times of a win in the model"
-           << (a.correlation > 0.0 ? " (the correlation shock does not apply to them)" : "") << '\n';
+           << (c.sigma > 0.0 ? " (the correlation shock does not apply to them)" : "") << '\n';
     if (r.status == pipecast::simulation_status::cancelled) os << "CANCELLED: statistics cover the completed paths\n";
     os << '\n';
     table t({"Won value" + (m.currency.empty() ? std::string() : " (" + m.currency + ")"), "value"});
@@ -227,7 +258,7 @@ void run_simulate(const simulate_args& a) {
     o.threads = a.threads;
     o.quotas = a.quotas;
     o.quantiles = a.quantiles;
-    o.correlation = a.correlation;
+    o.correlation = choose_correlation(m, a).sigma;
     o.histogram_bins = a.bins;
     if (a.sub_periods > 0) {
         if (!a.horizon) throw pipecast::argument_error("simulate: --sub-periods needs --horizon");
@@ -270,7 +301,8 @@ void add_simulate_command(CLI::App& app) {
     cmd->add_flag("--model-arrivals", args->model_arrivals, "Simulate the model's own arrival process")->excludes(arr);
     cmd->add_option("--quantiles", args->quantiles, "Quantile levels (default 0.1,0.5,0.9)")->delimiter(',');
     cmd->add_option("--correlation", args->correlation,
-                    "SD of a per-path shock on the log-odds of forward conversion (0 = independent deals)");
+                    "SD of a per-path shock on the log-odds of forward conversion (0 = independent deals); "
+                    "default: the model's overdispersion, else 0");
     cmd->add_option("--sub-periods", args->sub_periods, "Also report the value won by the end of K equal sub-periods");
     cmd->add_option("--histogram", args->bins, "Histogram bins (default 20)");
     cmd->add_flag("--json", args->json, "Print JSON instead of a report");

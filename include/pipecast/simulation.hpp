@@ -12,16 +12,27 @@
 /// fresh dwells, and at each exit the next stage is drawn from the transition row. A deal
 /// is won within the horizon h if it reaches a winning outcome at a time t <= h. Optional
 /// Poisson arrivals enter the entry stage at times τ (constant or seasonal rate) with
-/// lognormal amounts and are won if τ + (their time to win) <= h. Optional correlation: a
-/// per-path shock Z ~ N(0, 1) shifts the log-odds of every stage's forward conversion by
-/// σZ (a logit-normal random effect; "forward" = the edges to a winning outcome or to a
-/// later open stage), so good and bad quarters hit every deal of the path together.
+/// amounts from the deal-size distribution (lognormal or empirical) and are won if
+/// τ + (their time to win) <= h. Optional correlation: a per-path shock Z ~ N(0, 1) shifts
+/// the log-odds of every stage's forward conversion by σZ (a logit-normal random effect;
+/// "forward" = the edges to a winning outcome or to a later open stage), so good and bad
+/// quarters hit every deal of the path together.
+///
+/// **Branched stages** (stage_graph::has_branches()): the engine runs on g.latent(), one
+/// state per branch. A book deal of branched stage s and age a starts in branch k with
+/// probability g.branch_weights(s, a)[k] = π_k S_k(a) / Σ π_l S_l(a), with that branch's
+/// residual dwell; entering a branched stage takes branch k with probability π_k. The
+/// shock shifts the log-odds of a branched stage's forward branches (to a win or a later
+/// open stage) in π the same way, and a book deal's first-branch weights by the same
+/// factor (the posterior of the shocked shares). Results are per observable stage.
 ///
 /// **Probability overrides** (book::probability_overrides(), as in forecast.hpp): a deal
 /// with override o is won with probability o (one Philox word, domain 3) and a winner
 /// follows the model conditioned on a win (the h-transform of the jump chain by
-/// w = P(win | stage): P̃(i→j) = P(i→j) w_j / w_i, losing outcomes 0; dwells unchanged), so
-/// P(won within h) = o · P(win within h | stage, age) / w_s, the period forecast's rule. A
+/// w = P(win | stage): P̃(i→j) = P(i→j) w_j / w_i, losing outcomes 0; dwells unchanged; on
+/// a branched graph the h-transform of g.latent(), a winner's first branch drawn with
+/// P(k | age) w_k), so P(won within h) = o · P(win within h | stage, age) / P(win | stage,
+/// age), the period forecast's rule. A
 /// deal in a stage that cannot win (w_s = 0) is never won, as in period_forecast. The
 /// correlation shock does not apply to overridden deals. Other deals' streams are unchanged.
 ///
@@ -30,7 +41,10 @@
 /// deals (item = deal index), 1 for arrivals (item = arrival number in the path), 2 for
 /// per-path numbers (item 0: the shock, item 1: arrival gaps), 3 for the win/lose word of
 /// an overridden deal (item = deal index). Each block serves two
-/// stage visits (a dwell word and a transition word each). Results are therefore a
+/// stage visits (a dwell word and a transition word each). A lane starting in a branched
+/// stage chooses its branch by inversion of word 1 of block 0 (its visit-0 transition word)
+/// and uses the uniform remainder, rescaled to 32 bits, as that transition word; classic
+/// stages use their words exactly as in a model without branches. Results are therefore a
 /// function of the seed alone: bit-identical at any thread count, and two models run with
 /// the same seed share their random numbers (common random numbers).
 ///
@@ -38,7 +52,8 @@
 /// order; per-deal counters are integers (close times in fixed point, 2⁻¹⁶ time units);
 /// means are summed over the per-path vector in path order.
 ///
-/// Memory: O(deals · threads + paths · (1 + sub-periods) + bins), never O(deals · paths).
+/// Memory: O(deals · threads + paths · (1 + sub-periods) + bins), never O(deals · paths);
+/// on a branched graph also one 48-byte record per deal and branch of its stage.
 
 #include <pipecast/analytics.hpp>
 #include <pipecast/book.hpp>
@@ -89,7 +104,9 @@ struct simulation_options {
     bool model_arrivals = false;
     /// Amounts of new deals; the model's deal_size when empty (model overloads).
     std::optional<deal_size_distribution> arrival_deal_size;
-    /// σ of the per-path log-odds shock on forward conversion (0 = independent deals).
+    /// σ of the per-path log-odds shock on forward conversion (0 = independent deals). Not
+    /// taken from the model: pass model::overdispersion (what `pipecast simulate` does when
+    /// --correlation is not given) to use the fitted overdispersion.
     double correlation = 0.0;
     /// Called from the calling thread about every 50 ms with the fraction of paths done;
     /// returning false cancels the run.
@@ -756,6 +773,9 @@ private:
             }
         }
         entry_ = a.stage;
+        // Amounts: the lognormal form by its closed-form quantile (as before the empirical
+        // form existed: same numbers), any other form through deal_size_distribution::quantile.
+        deal_lognormal_ = !deal_size_->is_empirical();
         deal_mu_ = deal_size_->log_mu();
         deal_sigma_ = deal_size_->sigma();
     }
@@ -1114,8 +1134,11 @@ private:
                     const std::uint64_t j = base + i;
                     const philox_block r = philox_draw(
                         o_.seed, {0xFFFFFFFFu, pw, static_cast<std::uint32_t>(j), sim_domain_word(1, j)});
-                    const double amount = std::exp(deal_mu_ - deal_sigma_ * 1.4142135623730951 *
-                                                                  boost::math::erfc_inv(2.0 * uniform_open(r[0])));
+                    const double u = uniform_open(r[0]);
+                    const double amount =
+                        deal_lognormal_
+                            ? std::exp(deal_mu_ - deal_sigma_ * 1.4142135623730951 * boost::math::erfc_inv(2.0 * u))
+                            : deal_size_->quantile(u);
                     value += amount;
                     count += 1.0;
                     wins += 1.0;
@@ -1171,6 +1194,7 @@ private:
     std::size_t expected_arrivals_ = 0, entry_ = 0;
     std::vector<double> seg_t_, seg_cum_, seg_rate_;
     double deal_mu_ = 0.0, deal_sigma_ = 0.0;
+    bool deal_lognormal_ = true;
     // results
     std::vector<char> chunk_done_;
     std::size_t chunk_ = 1; ///< paths per work unit of the last run
