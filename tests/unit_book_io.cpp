@@ -222,13 +222,13 @@ TEST_CASE("book_io") {
         check_csv_error("id,stage,amount,age\nA,Lead,1,two\n", 2, 4, {"column 'age'", "expected a number"});
         check_csv_error("id,stage,amount,age\nA,Lead,1,\n", 2, 4, {"empty age"});
         // negative amount and age
-        check_csv_error("id,stage,amount\nA,Lead,-5\n", 2, 3, {"negative amount -5"});
+        check_csv_error("id,stage,amount\nA,Lead,-5\n", 2, 3, {"negative amount, got '-5'"});
         check_csv_error("id,stage,amount,age\nA,Lead,5,-0.5\n", 2, 4, {"column 'age'", "negative age -0.5"});
         // bad dates, entry after as-of, no as-of
         book_csv_options opt;
         opt.as_of = "2026-11-22";
         check_csv_error("id,stage,amount,entered\nA,Lead,5,2026-13-01\n", 2, 4,
-                        {"column 'entered'", "expected an ISO-8601 date", "'2026-13-01'"}, opt);
+                        {"column 'entered'", "not a valid date", "'2026-13-01'"}, opt);
         check_csv_error("id,stage,amount,entered\nA,Lead,5,yesterday\n", 2, 4, {"ISO-8601", "'yesterday'"}, opt);
         check_csv_error("id,stage,amount,entered\nA,Lead,5,12\n", 2, 4, {"ISO-8601", "'12'"}, opt);
         check_csv_error("id,stage,amount,entered\nA,Lead,5,\n", 2, 4, {"empty entry date"}, opt);
@@ -278,5 +278,48 @@ TEST_CASE("book_io") {
         check_throws<argument_error>([&] { (void)b.at(1); }, {"book::at", "index 1"});
         const auto other = pipecast::linear_funnel({"A", "B", "C"}, {0.2, 0.5, 0.8}, std::vector<double>{1.0, 1.0, 1.0});
         CHECK_FALSE(b.compatible_with(other));
+    }
+}
+
+TEST_CASE("book_io: CRM exports") {
+    SUBCASE("Salesforce Opportunity report: Probability (%), LastStageChangeDate, owner; Age not used") {
+        book_csv_options opt;
+        opt.as_of = "2026-11-22";
+        const book b = read("\"Opportunity ID\",\"Opportunity Name\",\"Stage\",\"Amount\",\"Probability (%)\",\"Close Date\","
+                            "\"LastStageChangeDate\",\"Age\",\"Opportunity Owner\",\"Forecast Category\"\n"
+                            "\"0061\",\"Big\",\"Demo\",\"$25,000.00\",\"40\",\"2026-12-31\",\"11/12/2026\",\"100\",\"Ann\",\"Pipeline\"\n"
+                            "\"0062\",\"Small\",\"Lead\",\"1200\",\"\",\"2026-12-31\",\"2026-11-22\",\"5\",\"Bob\",\"Pipeline\"\n",
+                            opt);
+        REQUIRE(b.size() == 2);
+        CHECK(b.amounts()[0] == 25000.0);
+        CHECK(b.ages()[0] == 10.0);
+        CHECK(b.probability_overrides()[0] == doctest::Approx(0.4));
+        CHECK(std::isnan(b.probability_overrides()[1]));
+        CHECK(b.owner_names()[b.owners()[1]] == "Bob");
+        CHECK(b.currency_names()[b.currencies()[0]] == "USD");
+    }
+    SUBCASE("HubSpot deals export: the current stage's Date entered column gives the age") {
+        book_csv_options opt;
+        opt.as_of = "2026-11-22";
+        const book b = read("Record ID,Deal Name,Deal Stage,Amount,Deal owner,\"Date entered \"\"Lead (Sales Pipeline)\"\"\","
+                            "\"Date entered \"\"Demo (Sales Pipeline)\"\"\"\n"
+                            "1,A,Demo,100,ann,2026-11-01 10:00,2026-11-20 00:00\n"
+                            "2,B,Lead,50,bob,2026-11-21 12:00,\n",
+                            opt);
+        REQUIRE(b.size() == 2);
+        CHECK(b.ages()[0] == doctest::Approx(2.0));
+        CHECK(b.ages()[1] == doctest::Approx(0.5));
+    }
+    SUBCASE("--map, --stage-map, semicolons, decimal comma, a Chinese header") {
+        book_csv_options opt;
+        opt.columns = {{"id", "商机编号"}, {"stage", "阶段"}, {"amount", "金额"}};
+        opt.stage_map = {{"演示", "Demo"}};
+        opt.decimal_comma = true;
+        const book b = read("商机编号;阶段;金额\nA;演示;¥1.234,50\n", opt);
+        REQUIRE(b.size() == 1);
+        CHECK(b.amounts()[0] == 1234.5);
+        CHECK(b.currency_names()[b.currencies()[0]] == "CNY");
+        check_csv_error("id,stage,amount\nA,Lead,1,200\n", 2, 4, {"the row has 4 fields, the header 3"});
+        check_csv_error("id,stage,amount\nA,Lead,\"1,2\"\n", 2, 3, {"misplaced thousands separator"});
     }
 }

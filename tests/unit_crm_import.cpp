@@ -254,7 +254,7 @@ TEST_CASE("crm_import: hostile CSV input, table-driven") {
         {"negative in parentheses", hdr + "A,Lead,2023-01-01,($5)\n", none, "negative amount", 0, 2},
         {"NaN amount", hdr + "A,Lead,2023-01-01,NaN\n", none, "not NaN or infinity", 0, 2},
         {"infinite amount", hdr + "A,Lead,2023-01-01,inf\n", none, "not NaN or infinity", 0, 2},
-        {"amount overflow", hdr + "A,Lead,2023-01-01,1e308\n", none, "expected a number", 0, 2},
+        {"amount overflow", hdr + "A,Lead,2023-01-01,1e400\n", none, "expected a number", 0, 2},
         {"sum of amounts overflows",
          hdr + "A,Lead,2023-01-01," + std::string(308, '9') + "\nB,Lead,2023-01-01," + std::string(308, '9') + "\n", none,
          "sum overflows", 0, 3},
@@ -346,6 +346,28 @@ TEST_CASE("crm_import: hostile CSV input, table-driven") {
         CHECK(detect_history_format({"deal_id", "stage", "changed_at"}) == history_format::changes);
         CHECK(detect_history_format({"Id", "OpportunityId", "StageName", "CreatedDate"}) == history_format::salesforce);
         CHECK(detect_history_format({"Record ID", "Deal Stage", "Date entered \"Won (P)\""}) == history_format::hubspot);
+    }
+
+    SUBCASE("--fx converts mixed currencies at the rate of the row's date") {
+        std::istringstream rates("currency,rate,date\nEUR,1.10,\nEUR,1.20,2023-06-01\n$,1,\n");
+        import_options o;
+        o.history.fx = read_fx_rates(rates, "fx.csv");
+        REQUIRE(o.history.fx.size() == 3);
+        CHECK(o.history.fx[2].currency == "USD");
+        const std::string text = "deal_id,stage,changed_at,amount,currency\n"
+                                 "A,Lead,2023-01-01,10,EUR\nA,Won,2023-01-02,10,EUR\n"
+                                 "B,Lead,2023-07-01,€10,\nB,Won,2023-07-02,€10,\n"
+                                 "C,Lead,2023-01-01,$5,\nC,Won,2023-01-02,5,\n";
+        const auto r = import_text(text, o);
+        REQUIRE(r.log.size() == 3);
+        CHECK(r.log.amount[0] == doctest::Approx(11.0));
+        CHECK(r.log.amount[1] == doctest::Approx(12.0));
+        CHECK(r.log.amount[2] == doctest::Approx(5.0));
+        CHECK(error_text([&] { (void)import_text(text); }).find("mixed currencies") != std::string::npos);
+        CHECK(error_text([&] { (void)import_text("deal_id,stage,changed_at,amount\nA,Lead,2023-01-01,£5\n", o); })
+                  .find("no exchange rate for GBP") != std::string::npos);
+        std::istringstream bad("currency,rate\nEUR,-1\n");
+        CHECK_THROWS_AS((void)read_fx_rates(bad, "fx.csv"), parse_error);
     }
 
     SUBCASE("Salesforce: FromOpportunityStageName orders equal times; deleted rows left out") {

@@ -249,7 +249,7 @@ namespace detail {
             const std::string_view id = r.field(c_id);
             if (id.empty()) r.row_error(c_id, "empty record id");
             const std::string current(r.stage_name(c_stage, true));
-            const double amount = r.amount(c_amount);
+            if (c_create) (void)r.time(*c_create); // the row's first date (for --fx)
             const auto extra = r.extra_codes();
             events.clear();
             for (std::size_t k = 0; k < entered_cols.size(); ++k)
@@ -282,6 +282,7 @@ namespace detail {
                                                              std::abs(*t - events[k + 1].time) * opt.days_per_unit > 1.0 / 1440)
                             lossy = true;
             if (lossy) ++res.lossy_deals;
+            const double amount = r.amount(c_amount);
             const std::uint32_t deal = log.deal_code(id);
             for (const auto& e : events) rows.push_back({deal, log.stage_code(e.stage), e.time, amount, r.line(), extra});
         });

@@ -59,6 +59,67 @@ struct skipped_row {
     std::string reason;
 };
 
+/// An exchange rate: one unit of `currency` is `rate` units of the report currency, from
+/// `date` on (days since 1970-01-01; NaN: always).
+struct fx_rate {
+    std::string currency;
+    double rate = 1.0;
+    double date = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// Reads exchange rates: CSV `currency,rate[,date]` (header names; ISO or the recognised date
+/// forms; codes or symbols such as $ or ¥).
+/// @throws parse_error naming source:line:column for a missing column, an empty or unknown
+///   currency, a rate that is not a positive finite number, a bad date, a duplicate entry.
+[[nodiscard]] inline std::vector<fx_rate> read_fx_rates(std::istream& in, const std::string& source = "<stream>") {
+    detail::csv_reader csv(in, source, detail::csv_dialect{0, true, std::size_t{1} << 20});
+    std::vector<std::string> f;
+    if (!csv.next(f)) throw parse_error(source, 0, 0, "empty file: expected a header line (currency,rate[,date])");
+    const detail::csv_header h(f);
+    const auto c_cur = h.find({"currency", "code", "currency_code"});
+    const auto c_rate = h.find({"rate", "fx", "rate_to_report"});
+    const auto c_date = h.find({"date", "from", "valid_from"});
+    if (!c_cur || !c_rate) throw parse_error(source, csv.line(), 0, "expected the columns currency,rate[,date]");
+    std::vector<fx_rate> out;
+    while (csv.next(f)) {
+        const std::size_t line = csv.line();
+        if (f.size() != h.size())
+            throw parse_error(source, line, 0, detail::message("expected ", h.size(), " fields, got ", f.size()));
+        fx_rate r;
+        r.currency = detail::currency_code_of(f[*c_cur]);
+        if (r.currency.empty()) throw parse_error(source, line, *c_cur + 1, "column 'currency': empty currency");
+        const auto rate = detail::parse_number(f[*c_rate], source, line, *c_rate + 1, "rate");
+        if (!rate || !(*rate > 0.0))
+            throw parse_error(source, line, *c_rate + 1, detail::message("column 'rate': expected a positive rate, got '", detail::clip(f[*c_rate]), "'"));
+        r.rate = *rate;
+        if (c_date && !detail::trim(f[*c_date]).empty()) {
+            bool is_date = false;
+            r.date = *detail::parse_time_field(f[*c_date], {}, source, line, *c_date + 1, "date", &is_date);
+            if (!is_date) throw parse_error(source, line, *c_date + 1, "column 'date': expected a date");
+        }
+        for (const auto& o : out)
+            if (o.currency == r.currency && (o.date == r.date || (std::isnan(o.date) && std::isnan(r.date))))
+                throw parse_error(source, line, *c_cur + 1, detail::message("duplicate rate for ", r.currency));
+        out.push_back(r);
+    }
+    return out;
+}
+
+namespace detail {
+/// The rate of `currency` at `day` (days since 1970-01-01; NaN: the latest): the latest rate
+/// dated on or before it, else the undated one. nullopt when there is none.
+[[nodiscard]] inline std::optional<double> fx_rate_at(const std::vector<fx_rate>& rates, std::string_view currency, double day) {
+    std::optional<double> undated, best;
+    double best_date = -std::numeric_limits<double>::infinity();
+    for (const auto& r : rates) {
+        if (r.currency != currency) continue;
+        if (std::isnan(r.date)) undated = r.rate;
+        else if ((std::isnan(day) || r.date <= day) && r.date >= best_date) best = r.rate, best_date = r.date;
+    }
+    return best ? best : undated;
+}
+} // namespace detail
+
 /// Options of the history readers.
 struct history_options {
     /// Name used in error messages (the file name).
@@ -97,6 +158,11 @@ struct history_options {
     std::string date_format;
     /// Amounts use a decimal comma (`1.234,50`).
     bool decimal_comma = false;
+    /// Exchange rates to the report currency (read_fx_rates): an amount in a listed currency
+    /// (symbol, code or currency column) is converted at the rate of its row's first time;
+    /// amounts without a currency are taken as in the report currency; a currency without a
+    /// rate is an error. Empty: two currencies in one file are an error.
+    std::vector<fx_rate> fx;
 };
 
 /// What an outcome name means.
@@ -536,6 +602,7 @@ public:
         if (kind_ == unknown) kind_ = is_date ? dates : numbers;
         if ((kind_ == dates) != is_date)
             row_error(c, message("'", clip(field(c)), "' mixes ", is_date ? "a date into numeric times" : "a number into date times"));
+        if (std::isnan(row_day_)) row_day_ = is_date ? *t : std::numeric_limits<double>::quiet_NaN();
         if (is_date) *t /= opt_.days_per_unit;
         if (as_of() && *t > *as_of_ && !same_time(*t, *as_of_))
             row_error(c, message("time '", clip(field(c)), "' is after the as-of time ", *opt_.as_of));
@@ -556,11 +623,26 @@ public:
     /// An optional non-negative amount (currency symbols, thousands separators); NaN if
     /// empty. Every row's currency (symbol, code or the currency column) must be the same.
     double amount(std::optional<std::size_t> c) {
-        if (currency_col_ && !field(*currency_col_).empty()) note_currency(std::string(field(*currency_col_)), *currency_col_);
+        std::string row_currency;
+        if (currency_col_ && !field(*currency_col_).empty()) {
+            row_currency = currency_code_of(field(*currency_col_));
+            if (opt_.fx.empty()) note_currency(row_currency, *currency_col_);
+        }
         if (!c) return std::numeric_limits<double>::quiet_NaN();
-        const auto a = parse_amount(fields_[*c], opt_.decimal_comma, opt_.source, csv_.line(), *c + 1, raw_header_[*c]);
+        auto a = parse_amount(fields_[*c], opt_.decimal_comma, opt_.source, csv_.line(), *c + 1, raw_header_[*c]);
         if (!a) return std::numeric_limits<double>::quiet_NaN();
-        if (!a->currency.empty()) note_currency(a->currency, *c);
+        if (!a->currency.empty()) {
+            if (!row_currency.empty() && a->currency != row_currency)
+                row_error(*c, message("the amount is in ", a->currency, ", the currency column says ", clip(row_currency)));
+            row_currency = a->currency;
+            if (opt_.fx.empty()) note_currency(a->currency, *c);
+        }
+        if (!opt_.fx.empty() && !row_currency.empty()) {
+            const auto rate = fx_rate_at(opt_.fx, row_currency, row_day_);
+            if (!rate) row_error(*c, message("no exchange rate for ", clip(row_currency), " (--fx)"));
+            a->value *= *rate;
+            currency_ = "converted";
+        }
         total_ += a->value;
         if (!std::isfinite(total_)) row_error(*c, message("the amounts' sum overflows at '", clip(field(*c)), "'"));
         return a->value;
@@ -598,6 +680,7 @@ public:
     /// Runs one row's parsing; under skip_bad_rows a parse_error is recorded instead.
     template <class F>
     void row(F&& f) {
+        row_day_ = std::numeric_limits<double>::quiet_NaN();
         auto body = [&] {
             if (fields_.size() < needed_)
                 row_error(no_column, message("expected ", needed_, " fields, got ", fields_.size()));
@@ -663,6 +746,7 @@ private:
     std::string currency_;
     std::size_t currency_line_ = 0;
     double total_ = 0.0;
+    double row_day_ = std::numeric_limits<double>::quiet_NaN(); ///< the first date of the row (days)
     visit_log log_;
 };
 

@@ -55,6 +55,22 @@ namespace amounts_impl {
 
 } // namespace amounts_impl
 
+/// The ISO code of a currency symbol or code ("$" -> "USD", "EUR" -> "EUR"); the trimmed text
+/// itself when it is neither.
+[[nodiscard]] inline std::string currency_code_of(std::string_view text) {
+    const std::string_view t = trim(text);
+    std::string code = amounts_impl::currency_code(t);
+    if (code.empty()) {
+        const std::string up = [&] {
+            std::string u(t);
+            for (auto& ch : u) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+            return u;
+        }();
+        code = amounts_impl::currency_code(up);
+    }
+    return code.empty() ? std::string(t) : code;
+}
+
 /// Parses an amount: an optional currency symbol or code before or after the number
 /// (blanks allowed between), digits with optional thousands separators (`,` or blanks and
 /// `'`; with `decimal_comma`, `.` or blanks) in groups of three, and an optional decimal
@@ -68,12 +84,23 @@ namespace amounts_impl {
     using namespace amounts_impl;
     const std::string_view s = trim(text);
     if (s.empty()) return std::nullopt;
-    auto fail = [&](std::string_view what) {
-        return parse_error(source, line, column, message("column '", column_name, "': ", what, ", got '", clip(s), "'"));
+    auto fail = [&](std::string_view what, std::string_view why = {}) {
+        return parse_error(source, line, column, message("column '", column_name, "': ", what, ", got '", clip(s), "'",
+                                                         why.empty() ? "" : " (", why, why.empty() ? "" : ")"));
     };
     const std::string l = lower(s);
     if (l.find("nan") != std::string::npos || l.find("inf") != std::string::npos)
-        throw fail("expected a number, not NaN or infinity");
+        throw fail("expected a number", "not NaN or infinity");
+    { // a plain number (12, 1.5, 2e3)
+        double v = 0.0;
+        const char* b = s.data() + (s.front() == '+' ? 1 : 0);
+        const auto [ptr, ec] = std::from_chars(b, s.data() + s.size(), v);
+        if (ptr == s.data() + s.size()) {
+            if (ec != std::errc{} || !std::isfinite(v)) throw fail("expected a number", "not NaN or infinity");
+            if (v < 0.0) throw fail("negative amount");
+            return amount_value{v, {}};
+        }
+    }
     // split: prefix (no digits), number, suffix
     std::size_t first = 0;
     while (first < s.size() && !std::isdigit(static_cast<unsigned char>(s[first]))) ++first;
@@ -90,8 +117,8 @@ namespace amounts_impl {
     for (auto part : {prefix, suffix}) {
         if (part.empty()) continue;
         const std::string code = currency_code(part);
-        if (code.empty()) throw fail(message("expected a number (unknown text '", clip(part), "')"));
-        if (!currency.empty() && code != currency) throw fail("two currencies");
+        if (code.empty()) throw fail("expected a number", message("unknown text '", clip(part), "'"));
+        if (!currency.empty() && code != currency) throw fail("expected a number", "two currencies");
         currency = code;
     }
     // the number: digits, grouping separators, one decimal separator
@@ -108,7 +135,7 @@ namespace amounts_impl {
             continue;
         }
         if (c == dec && !seen_decimal) {
-            if (grouped && group_len != 3) throw fail("misplaced thousands separator");
+            if (grouped && group_len != 3) throw fail("expected a number", "misplaced thousands separator");
             seen_decimal = true;
             digits += '.';
             ++i;
@@ -119,16 +146,16 @@ namespace amounts_impl {
         if (n == 0)
             throw fail("expected a number");
         if (groups == 0 ? group_len > 3 : group_len != 3)
-            throw fail(decimal_comma ? "misplaced thousands separator"
-                                     : "misplaced thousands separator (a decimal comma? give --decimal-comma)");
+            throw fail("expected a number", decimal_comma ? "misplaced thousands separator"
+                                                          : "misplaced thousands separator; a decimal comma? give --decimal-comma");
         grouped = true;
         ++groups;
         group_len = 0;
         i += n;
     }
     if (grouped && !seen_decimal && group_len != 3)
-        throw fail(decimal_comma ? "misplaced thousands separator"
-                                 : "misplaced thousands separator (a decimal comma? give --decimal-comma)");
+        throw fail("expected a number", decimal_comma ? "misplaced thousands separator"
+                                                      : "misplaced thousands separator; a decimal comma? give --decimal-comma");
     double v = 0.0;
     const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
     if (ec != std::errc{} || ptr != digits.data() + digits.size() || !std::isfinite(v)) throw fail("expected a number");
