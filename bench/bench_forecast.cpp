@@ -3,6 +3,10 @@
 //   BM_WeightedForecast/N   weighted forecast (totals by stage, owner, category) of N deals
 //   BM_PlainBandwidthPass/N the naive baseline: sum the same five columns, nothing else
 //   BM_PeriodForecast/N     expected value won within 90 days (b2b6: renewal method)
+//   BM_PeriodForecastBranched/N  the same on the crm4 truth model (branched stages: per-branch
+//                           dwells and a stalled share, built from crm4_truth.json's spec)
+//   BM_WonWithinPerDeal/N   the naive baseline for it: won_within deal by deal (no lattice)
+//   BM_AgeAwareForecast/N   Σ amount × P(win | stage, age) and the stalled totals, crm4 model
 //   BM_Analyse/M            absorption analysis of an M-stage graph with skip and back edges
 //   BM_WonByExact/M         P(won by t) by matrix exponential, M-stage all-exponential graph
 //
@@ -13,8 +17,10 @@
 #include <pipecast/forecast.hpp>
 
 #include <benchmark/benchmark.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -129,6 +135,109 @@ void BM_PeriodForecastPrecomputed(benchmark::State& state) {
         benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_PeriodForecastPrecomputed)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+
+/// The crm4 generator's process as a branched graph: a stage with stall s and edges
+/// {to, p, dwell} has branches (1 − s)·p each plus {Lost, s, cleanup (exponential 300), stalled}.
+const pipecast::stage_graph& crm4() {
+    static const pipecast::stage_graph g = [] {
+        std::ifstream in(PIPECAST_SHARED_DIR "/scenarios/crm4_truth.json");
+        const auto spec = nlohmann::json::parse(in).at("spec");
+        auto dwell = [](const nlohmann::json& j) {
+            const std::string d = j.at("dist");
+            if (d == "gamma") return pipecast::dwell_distribution::gamma(j.at("shape"), j.at("mean"));
+            if (d == "lognormal") return pipecast::dwell_distribution::lognormal(j.at("mean"), j.at("sd"));
+            return pipecast::dwell_distribution::exponential(j.at("mean"));
+        };
+        std::vector<pipecast::open_stage> stages;
+        for (const auto& s : spec.at("stages")) {
+            const double stall = s.at("stall");
+            std::vector<pipecast::stage_branch> br;
+            for (const auto& e : s.at("edges")) br.push_back({e.at("to"), (1.0 - stall) * e.at("p").get<double>(), dwell(e.at("dwell"))});
+            br.push_back({"Lost", stall, dwell(spec.at("cleanup")), true});
+            stages.push_back({s.at("name"), pipecast::dwell_distribution::exponential(1.0), std::move(br)});
+        }
+        return pipecast::stage_graph::from_rows(std::move(stages), {{"Won", true}, {"Lost", false}}, {});
+    }();
+    return g;
+}
+
+/// A crm4-shaped book of n deals: the stage mix of crm4's open deals at the end of its log
+/// (318 / 174 / 91 / 39), ages exponential with mean 60 days, lognormal amounts, 5% overrides.
+const pipecast::book& crm4_book(std::size_t n) {
+    static std::map<std::size_t, std::unique_ptr<pipecast::book>> cache;
+    auto& slot = cache[n];
+    if (slot) return *slot;
+    std::mt19937_64 rng(20261125 + n);
+    std::discrete_distribution<std::size_t> stage({318, 174, 91, 39});
+    std::lognormal_distribution<double> amount(std::log(5000.0), 1.0);
+    std::exponential_distribution<double> age(1.0 / 60.0);
+    std::uniform_int_distribution<int> owner(0, 11);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    slot = std::make_unique<pipecast::book>(crm4());
+    slot->reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        std::optional<double> p;
+        if (unit(rng) < 0.05) p = unit(rng);
+        slot->add(std::to_string(i), stage(rng), std::round(amount(rng) * 100.0) / 100.0, age(rng), p,
+                  std::to_string(owner(rng)), "pipeline", "EUR");
+    }
+    return *slot;
+}
+
+void BM_PeriodForecastBranched(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    const auto& b = crm4_book(n);
+    for (auto _ : state) {
+        auto f = pipecast::period_forecast(crm4(), b, 90.0);
+        benchmark::DoNotOptimize(f.expected);
+    }
+    state.counters["deals/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_PeriodForecastBranched)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+
+/// The branched period forecast with the renewal table built once.
+void BM_PeriodForecastBranchedPrecomputed(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    const auto& b = crm4_book(n);
+    const auto tab = pipecast::win_time_distribution(crm4(), 90.0);
+    const auto a = pipecast::analyse(crm4());
+    for (auto _ : state) {
+        auto f = pipecast::period_forecast(crm4(), b, 90.0, tab, a);
+        benchmark::DoNotOptimize(f.expected);
+    }
+    state.counters["deals/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_PeriodForecastBranchedPrecomputed)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+
+/// The naive baseline: won_within at each deal's own age (the same table, no lattice).
+void BM_WonWithinPerDeal(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    const auto& b = crm4_book(n);
+    const auto tab = pipecast::win_time_distribution(crm4(), 90.0);
+    for (auto _ : state) {
+        double acc = 0.0;
+        for (std::size_t i = 0; i < n; ++i)
+            acc += b.amounts()[i] * pipecast::won_within(crm4(), tab, b.stages()[i], b.ages()[i], 90.0);
+        benchmark::DoNotOptimize(acc);
+    }
+    state.counters["deals/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_WonWithinPerDeal)->Arg(1'000)->Unit(benchmark::kMillisecond);
+
+void BM_AgeAwareForecast(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    const auto& b = crm4_book(n);
+    for (auto _ : state) {
+        auto f = pipecast::age_aware_forecast(crm4(), b);
+        benchmark::DoNotOptimize(f.age_weighted_total);
+    }
+    state.counters["deals/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_AgeAwareForecast)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
 
 /// An m-stage funnel with skip-ahead (i -> i+2) and go-back (i -> i-1) edges.
 pipecast::stage_graph ten_stage_like(std::size_t m, bool exponential) {

@@ -582,3 +582,80 @@ TEST_CASE("funnel") {
         CHECK(ideal_funnel(mdl, t).deals_to_win == doctest::Approx(30.0));
     }
 }
+
+TEST_CASE("funnel on branched models") {
+    // Lead: → Deal with π 0.7 after gamma(2, mean 6), → Lost with π 0.3 after exponential(20).
+    // Deal: → Won π 0.6 after exponential(10); → Lost π 0.3 after exponential(40); stalled π 0.1,
+    // closed lost after exponential(300). Closed forms: P(win | Deal) = 0.6, P(win | Lead) = 0.42,
+    // E[time in Deal] = 0.6·10 + 0.3·40 + 0.1·300 = 48, E[time in Lead] = 0.7·6 + 0.3·20 = 10.2,
+    // E[time to close | Lead] = 10.2 + 0.7·48, E[time to win | Deal] = 10, | Lead = 6 + 10.
+    // The q-quantile of the time to a win from Deal, given a win: −10 ln(1 − q).
+    std::vector<open_stage> st{
+        {"Lead", dwell_distribution::exponential(1.0),
+         {{"Deal", 0.7, dwell_distribution::gamma(2.0, 6.0)}, {"Lost", 0.3, dwell_distribution::exponential(20.0)}}},
+        {"Deal", dwell_distribution::exponential(1.0),
+         {{"Won", 0.6, dwell_distribution::exponential(10.0)},
+          {"Lost", 0.3, dwell_distribution::exponential(40.0)},
+          {"Lost", 0.1, dwell_distribution::exponential(300.0), true}}}};
+    const stage_graph g = stage_graph::from_rows(st, {{"Won", true}, {"Lost", false}}, {});
+    funnel_target t;
+    t.quota = 84'000.0;
+    t.period = 30.0;
+    t.deal_size = 1'000.0;
+    t.entry_stage = 0;
+    const double w_lead = 0.42, cycle = 10.2 + 0.7 * 48.0;
+
+    SUBCASE("steady state, times to a win and velocity from closed forms") {
+        const auto f = ideal_funnel(g, t);
+        CHECK(f.entry_win_probability == doctest::Approx(w_lead));
+        CHECK(f.new_deals_per_period == doctest::Approx(84.0 / w_lead));
+        CHECK(f.cycle_length == doctest::Approx(cycle));
+        CHECK(f.mean_time_to_win == doctest::Approx(16.0));
+        const funnel_stage& lead = f.stages[0];
+        const funnel_stage& deal = f.stages[1];
+        CHECK(lead.mean_dwell == doctest::Approx(10.2));
+        CHECK(deal.mean_dwell == doctest::Approx(48.0));
+        CHECK(deal.expected_visits == doctest::Approx(0.7));
+        CHECK(deal.entering_per_period == doctest::Approx(0.7 * 84.0 / w_lead));
+        // Little's law with the stage's mean time (stalled deals included)
+        CHECK(deal.in_stage == doctest::Approx(0.7 * 84.0 / w_lead / 30.0 * 48.0));
+        CHECK(*deal.mean_time_to_win == doctest::Approx(10.0));
+        CHECK(*deal.time_to_win_quantile == doctest::Approx(-10.0 * std::log(0.1)).epsilon(1e-3));
+        CHECK(deal.win_within_remaining == doctest::Approx(0.6 * -std::expm1(-3.0)).epsilon(1e-4));
+        // Ideal velocity is the quota per period (Little's law), and it is sales_velocity's.
+        CHECK(f.velocity.ideal.velocity == doctest::Approx(t.quota / t.period).epsilon(1e-9));
+        CHECK(f.velocity.ideal.cycle_length == doctest::Approx(cycle));
+        const auto v = sales_velocity(f.pipeline_count, w_lead, 1'000.0, cycle, 30.0);
+        CHECK(v.velocity == doctest::Approx(f.velocity.ideal.velocity).epsilon(1e-12));
+        CHECK(v.per_period == doctest::Approx(84'000.0).epsilon(1e-9));
+        for (const auto& s : f.stages) check_finite(s);
+    }
+
+    SUBCASE("a book: P(win | stage, age) and P(won within the time left | stage, age)") {
+        // Deals in Deal of age a leave by the Won branch with w(a) ∝ 0.6 e^{−a/10} (against
+        // 0.3 e^{−a/40} and 0.1 e^{−a/300}); then P(win | a) = w(a), P(win within 30 | a) = w(a)(1 − e^{−3}).
+        auto w_won = [](double a) {
+            const double x = 0.6 * std::exp(-a / 10.0);
+            return x / (x + 0.3 * std::exp(-a / 40.0) + 0.1 * std::exp(-a / 300.0));
+        };
+        book b(g);
+        b.add("new", 1, 2'000.0, 0.0);
+        b.add("old", 1, 3'000.0, 60.0);
+        b.add("older", 1, 1'000.0, 200.0, 0.5); // the rep says 50%: the model's timing applies
+        const auto f = ideal_funnel(g, t, b);
+        REQUIRE(f.gap);
+        const double share = -std::expm1(-3.0);
+        const double weighted = 2'000.0 * w_won(0.0) + 3'000.0 * w_won(60.0) + 1'000.0 * 0.5;
+        const double in_period = (2'000.0 * w_won(0.0) + 3'000.0 * w_won(60.0) + 1'000.0 * 0.5) * share;
+        CHECK(f.gap->stages[1].weighted_value == doctest::Approx(weighted));
+        CHECK(f.gap->weighted_forecast == doctest::Approx(weighted));
+        CHECK(f.gap->in_period_forecast == doctest::Approx(in_period).epsilon(1e-4));
+        // The same figures as the forecast of the book (one override rule, one P(win | stage, age)).
+        const auto q = period_forecast(g, b, 30.0);
+        CHECK(f.gap->in_period_forecast == doctest::Approx(q.expected).epsilon(1e-4));
+        CHECK(f.gap->weighted_forecast == doctest::Approx(age_aware_forecast(g, b).age_weighted_total).epsilon(1e-12));
+        // Actual velocity: the book's count and mean amount, the model's rate and time to close.
+        REQUIRE(f.velocity.actual);
+        CHECK(f.velocity.actual->velocity == doctest::Approx(3.0 * w_lead * 2'000.0 / cycle));
+    }
+}

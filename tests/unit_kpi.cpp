@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -94,10 +95,17 @@ TEST_CASE("kpi") {
         CHECK(k.cycle.p90 == doctest::Approx(8.7));
         CHECK(k.cycle.model_mean == doctest::Approx(lead_mean + demo_mean)); // one visit each on a winning path
 
-        // Velocity: 2 open × win rate × 200 ÷ 7.5
+        // Velocity (sales_velocity, Little's law): 2 open × P(win | Lead) × average open deal 50
+        // ÷ E[time to close | Lead] = 4.4 + 0.8 · 19/3 (every outcome, not only wins).
+        const double close_lead = lead_mean + 0.8 * demo_mean;
         CHECK(k.open_opportunities == 2.0);
         CHECK(k.open_value == 100.0);
-        CHECK(k.velocity == doctest::Approx(2.0 * w_lead * 200.0 / 7.5));
+        CHECK(k.velocity == doctest::Approx(2.0 * w_lead * 50.0 / close_lead));
+        CHECK(k.velocity_detail.cycle_length == doctest::Approx(close_lead));
+        CHECK(k.velocity_detail.deal_size == doctest::Approx(50.0));
+        CHECK(k.velocity_detail.win_rate == doctest::Approx(w_lead));
+        CHECK(k.value_win_rate_note.empty());
+        CHECK(k.lost_without_amount == 0);
 
         // Bottlenecks: one loss each (tie: the earlier stage); Demo takes most of the time to win
         CHECK(lead.loss_share == doctest::Approx(0.5));
@@ -107,36 +115,139 @@ TEST_CASE("kpi") {
         CHECK(k.bottleneck.stall_stage == "Demo");
         CHECK(k.bottleneck.stall_ratio == doctest::Approx(2.0 * demo_mean / (lead_mean + demo_mean)));
 
-        // Stale at the 0.9 quantile: none (E: 10 < 4.4 ln 10 = 10.13; F: 6 < 14.58)
-        CHECK(k.stale.empty());
+        // Longest stays of deals that went on to win: Lead 2 (A), Demo 8 (C).
+        CHECK(lead.longest_won_stay == 2.0);
+        CHECK(demo.longest_won_stay == 8.0);
+        CHECK(lead.stalled_share == 0.0);
+        // Stale: E sits in Lead for 10 > 2; F in Demo for 6 <= 8 is not. A classic model has no
+        // stalled share, so only the age rule applies.
+        REQUIRE(k.stale.size() == 1);
+        CHECK(k.stale[0].id == "E");
+        CHECK(k.stale[0].threshold == 2.0);
+        CHECK(k.stale[0].over == 8.0);
+        CHECK(k.stale[0].ratio == 5.0);
+        CHECK(k.stale[0].older_than_wins);
+        CHECK_FALSE(k.stale[0].likely_stalled);
+        CHECK(k.stale[0].stalled_probability == 0.0);
+        CHECK(k.stale[0].win_probability == doctest::Approx(w_lead));
+        CHECK(k.stale[0].amount == 40.0);
     }
 
-    SUBCASE("stale deals at the median, and from an open book") {
+    SUBCASE("stale deals from an open book; the stale quantile no longer decides") {
         kpi_options o;
-        o.stale_quantile = 0.5;
+        o.stale_quantile = 0.5; // deprecated: echoed, not used
         const kpi_report k = compute_kpis(log, fit, o);
-        REQUIRE(k.stale.size() == 2);
-        CHECK(k.stale[0].id == "E"); // most overdue first
-        CHECK(k.stale[0].stage == "Lead");
-        CHECK(k.stale[0].age == doctest::Approx(10.0));
-        CHECK(k.stale[0].threshold == doctest::Approx(lead_mean * std::log(2.0)));
-        CHECK(k.stale[0].over == doctest::Approx(10.0 - lead_mean * std::log(2.0)));
-        CHECK(k.stale[0].ratio == doctest::Approx(10.0 / (lead_mean * std::log(2.0))));
-        CHECK(k.stale[0].amount == 40.0);
-        CHECK(k.stale[1].id == "F");
-        CHECK(k.stale[1].threshold == doctest::Approx(demo_mean * std::log(2.0)));
+        CHECK(k.stale_quantile == 0.5);
+        REQUIRE(k.stale.size() == 1);
+        CHECK(k.stale[0].id == "E");
 
         const model m = to_model(fit);
         book b(m.graph);
         b.add("X", m.graph.index_of("Lead"), 10.0, 20.0);
         b.add("Y", m.graph.index_of("Demo"), 5.0, 1.0);
+        b.add("Z", m.graph.index_of("Demo"), 7.0, 9.0);
         const kpi_report kb = compute_kpis(log, fit, {}, &b);
-        REQUIRE(kb.stale.size() == 1);
-        CHECK(kb.stale[0].id == "X");
-        CHECK(kb.stale[0].threshold == doctest::Approx(lead_mean * std::log(10.0)));
-        CHECK(kb.open_opportunities == 2.0);
-        CHECK(kb.open_value == 15.0);
-        CHECK(kb.velocity == doctest::Approx(2.0 * w_lead * 200.0 / 7.5));
+        REQUIRE(kb.stale.size() == 2);
+        CHECK(kb.stale[0].id == "X"); // 20 / 2 = 10 × the longest won stay
+        CHECK(kb.stale[0].ratio == 10.0);
+        CHECK(kb.stale[1].id == "Z"); // 9 / 8
+        CHECK(kb.stale[1].ratio == doctest::Approx(9.0 / 8.0));
+        CHECK(kb.open_opportunities == 3.0);
+        CHECK(kb.open_value == 22.0);
+        CHECK(kb.velocity == doctest::Approx(3.0 * w_lead * (22.0 / 3.0) / (lead_mean + 0.8 * demo_mean)));
+    }
+
+    SUBCASE("one sales velocity: compute_kpis and ideal_funnel agree on the same inputs") {
+        const model m = to_model(fit);
+        book b(m.graph);
+        b.add("X", m.graph.index_of("Lead"), 120.0, 3.0);
+        b.add("Y", m.graph.index_of("Demo"), 80.0, 1.0);
+        b.add("Z", m.graph.index_of("Demo"), 40.0, 2.0);
+        const kpi_report k = compute_kpis(log, fit, {}, &b);
+        funnel_target t;
+        t.quota = 1000.0;
+        t.period = 30.0;
+        t.deal_size = 200.0;
+        t.entry_stage = m.graph.index_of(fit.entry_stage);
+        const ideal_funnel_result f = ideal_funnel(m.graph, t, b);
+        REQUIRE(f.velocity.actual);
+        CHECK(k.velocity == doctest::Approx(f.velocity.actual->velocity).epsilon(1e-12));
+        CHECK(k.velocity_detail.cycle_length == doctest::Approx(f.velocity.actual->cycle_length).epsilon(1e-12));
+        CHECK(k.velocity_detail.win_rate == doctest::Approx(f.velocity.actual->win_rate).epsilon(1e-12));
+        CHECK(k.velocity_detail.deal_size == doctest::Approx(f.velocity.actual->deal_size).epsilon(1e-12));
+        // and both are the documented formula
+        CHECK(k.velocity == doctest::Approx(3.0 * w_lead * 80.0 / (lead_mean + 0.8 * demo_mean)));
+        CHECK(sales_velocity(200.0, 0.25, 10'000.0, 50.0).velocity == doctest::Approx(10'000.0));
+        CHECK_THROWS_AS((void)sales_velocity(1.0, 0.5, 1.0, 0.0), argument_error);
+        CHECK_THROWS_AS((void)sales_velocity(-1.0, 0.5, 1.0, 1.0), argument_error);
+        CHECK_THROWS_AS((void)sales_velocity(1.0, 1.5, 1.0, 1.0), argument_error);
+    }
+
+    SUBCASE("value win rates need the lost deals' amounts") {
+        // B (lost) with amount 0 and D (lost) with none: a rate by value would be 100% of what
+        // is known; it is NaN with a note instead. The count rates are unchanged.
+        std::string text = tiny;
+        text.replace(text.find("B,Lead,1,4,Lost,50"), 18, "B,Lead,1,4,Lost,0");
+        text.replace(text.find("D,Lead,5,9,Demo,20"), 18, "D,Lead,5,9,Demo,");
+        text.replace(text.find("D,Demo,9,10,Lost,20"), 19, "D,Demo,9,10,Lost,");
+        std::istringstream in(text);
+        history_options ho;
+        ho.as_of = "20";
+        const visit_log l2 = read_visit_log(in, ho);
+        const kpi_report k = compute_kpis(l2, tiny_fit(l2));
+        CHECK(k.lost == 2);
+        CHECK(k.lost_without_amount == 2);
+        CHECK(std::isnan(k.win_rate_by_value));
+        CHECK(std::isnan(k.closed_win_rate_by_value));
+        CHECK(k.value_win_rate_note.find("2 of 2 lost deals have a blank or zero amount") != std::string::npos);
+        CHECK(k.closed_win_rate == doctest::Approx(0.5));
+        // Tolerating every lost deal without an amount computes them again.
+        kpi_options o;
+        o.max_lost_without_amount = 1.0;
+        const kpi_report k2 = compute_kpis(l2, tiny_fit(l2), o);
+        CHECK(k2.closed_win_rate_by_value == doctest::Approx(1.0));
+        CHECK(k2.value_win_rate_note.empty());
+    }
+
+    SUBCASE("stale deals of a branched model: P(stalled | stage, age) in closed form") {
+        // A Negotiation stage like crm4's (its back edge to Proposal folded into the losses):
+        // Won 0.665 after gamma(3, mean 15), Lost 0.285 after lognormal(40, 30), stalled 0.05
+        // closed after exponential(300). P(stalled | a) = 0.05 e^{−a/300} / Σ π_k S_k(a): 0.45 at
+        // 60 days, 0.68 at 90, so only the older one is flagged at the default 0.5.
+        std::vector<stage_branch> br{{"Won", 0.665, dwell_distribution::gamma(3.0, 15.0)},
+                                     {"Lost", 0.285, dwell_distribution::lognormal(40.0, 30.0)},
+                                     {"Lost", 0.05, dwell_distribution::exponential(300.0), true}};
+        const stage_graph g = stage_graph::from_rows({{"Negotiation", dwell_distribution::exponential(1.0), br}},
+                                                     {{"Won", true}, {"Lost", false}}, {});
+        std::vector<stale_deal> open(3);
+        open[0].id = "young", open[0].stage = "Negotiation", open[0].age = 10.0;
+        open[1].id = "sixty", open[1].stage = "Negotiation", open[1].age = 60.0;
+        open[2].id = "ninety", open[2].stage = "Negotiation", open[2].age = 90.0;
+        const std::vector<double> longest{std::numeric_limits<double>::quiet_NaN()};
+        const auto st = stale_deals(g, open, longest);
+        REQUIRE(st.size() == 1);
+        CHECK(st[0].id == "ninety");
+        CHECK(st[0].likely_stalled);
+        CHECK_FALSE(st[0].older_than_wins);
+        const double a = 90.0, t = a / 5.0;
+        const double s_gamma = std::exp(-t) * (1.0 + t + 0.5 * t * t);
+        const double s2 = std::log1p(0.5625), mu = std::log(40.0) - 0.5 * s2;
+        const double s_logn = 0.5 * std::erfc((std::log(a) - mu) / std::sqrt(2.0 * s2));
+        const double stall = 0.05 * std::exp(-a / 300.0);
+        CHECK(st[0].stalled_probability == doctest::Approx(stall / (stall + 0.665 * s_gamma + 0.285 * s_logn)).epsilon(1e-9));
+        CHECK(st[0].win_probability < 0.001);
+        CHECK(st[0].win_probability == doctest::Approx(win_probability_at_age(g, 0, 90.0)));
+        // A lower threshold flags the 60-day deal too, likeliest stalled first; the age rule
+        // flags the 10-day deal when won deals never stayed longer than 8.
+        const auto st2 = stale_deals(g, open, std::vector<double>{8.0}, 0.4);
+        REQUIRE(st2.size() == 3);
+        CHECK(st2[0].id == "ninety");
+        CHECK(st2[1].id == "sixty");
+        CHECK(st2[2].id == "young");
+        CHECK(st2[2].older_than_wins);
+        CHECK_FALSE(st2[2].likely_stalled);
+        CHECK_THROWS_AS((void)stale_deals(g, open, longest, 0.0), argument_error);
+        CHECK_THROWS_AS((void)stale_deals(g, open, std::vector<double>{}), argument_error);
     }
 
     SUBCASE("bad options") {
@@ -144,6 +255,9 @@ TEST_CASE("kpi") {
         o.stale_quantile = 1.0;
         CHECK_THROWS_AS((void)compute_kpis(log, fit, o), argument_error);
         o.stale_quantile = 0.0;
+        CHECK_THROWS_AS((void)compute_kpis(log, fit, o), argument_error);
+        o = {};
+        o.stalled_threshold = 1.5;
         CHECK_THROWS_AS((void)compute_kpis(log, fit, o), argument_error);
         // a fit that makes no model (no winning outcome) is a model_error
         std::istringstream in("deal_id,stage,entered,exited,next_stage\nA,Lead,0,1,Signed\nB,Lead,0,2,Dropped\n");
@@ -172,5 +286,12 @@ TEST_CASE("kpi") {
         CHECK(k.cycle.median > 0.0);
         CHECK(std::isfinite(k.velocity));
         for (std::size_t i = 1; i < k.stale.size(); ++i) CHECK(k.stale[i - 1].ratio >= k.stale[i].ratio);
+        for (const auto& d : k.stale) CHECK(d.older_than_wins); // classic: the age rule only
+        // b2b6's lost deals carry amounts: the value rates are computed.
+        CHECK(k.value_win_rate_note.empty());
+        CHECK(std::isfinite(k.win_rate_by_value));
+        // Velocity: the open deals of the log, the model's rate and time to close.
+        CHECK(k.velocity == doctest::Approx(k.open_opportunities * k.velocity_detail.win_rate *
+                                            k.velocity_detail.deal_size / k.velocity_detail.cycle_length));
     }
 }

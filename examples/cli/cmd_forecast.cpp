@@ -1,10 +1,14 @@
 // pipecast forecast — the weighted forecast of a book of open deals, and optionally the
 // value expected to be won within a horizon.
 //
-//   pipecast forecast --model M.json --deals D.csv [--horizon H] [--as-of DATE] [--json]
+//   pipecast forecast --model M.json --deals D.csv [--horizon H] [--as-of DATE]
+//                     [--stalled-threshold P] [--json]
 //
 // The JSON keys weighted_total, by_stage[].{stage,count,amount,win_probability,weighted}
 // and within_horizon.{horizon,expected} are a fixed interface for downstream tools.
+// weighted_total is the CRM-style Σ amount × P(win | stage); age_aware_total beside it is
+// Σ amount × P(win | stage, age) (equal for models without branched stages), with the
+// stalled deals the model sees (expected_stalled, likely_stalled).
 #include "cli_common.hpp"
 
 #include <pipecast/forecast.hpp>
@@ -22,6 +26,7 @@ struct forecast_args {
     std::string deals_path;
     std::optional<double> horizon;
     std::optional<std::string> as_of;
+    double stalled_threshold = 0.5;
     bool json = false;
 };
 
@@ -52,7 +57,8 @@ std::vector<std::size_t> by_weight(const std::vector<Group>& groups) {
 
 /// The JSON report; keys in a reading order (ordered_json), numbers at full precision.
 nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::weighted_forecast_result& f,
-                       const std::optional<pipecast::period_forecast_result>& q, const forecast_args& args) {
+                               const pipecast::age_aware_forecast_result& aa,
+                               const std::optional<pipecast::period_forecast_result>& q, const forecast_args& args) {
     nlohmann::ordered_json j;
     j["model"] = m.name;
     j["currency"] = f.currency.empty() ? m.currency : f.currency;
@@ -61,6 +67,15 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::weighte
     j["deals"] = f.count;
     j["total_amount"] = f.total_amount;
     j["weighted_total"] = f.weighted_total;
+    j["weighted_basis"] = "crm: amount x P(win | stage), whatever the time in stage";
+    j["age_aware_total"] = aa.age_weighted_total;
+    j["age_aware_basis"] = "amount x P(win | stage, time in stage)";
+    j["branched"] = m.graph.has_branches();
+    j["expected_stalled"] = aa.expected_stalled;
+    j["stalled_amount"] = aa.stalled_amount;
+    j["likely_stalled"] = aa.likely_stalled;
+    j["likely_stalled_amount"] = aa.likely_stalled_amount;
+    j["stalled_threshold"] = aa.stalled_threshold;
     j["overridden"] = f.overridden;
     j["by_stage"] = nlohmann::ordered_json::array();
     for (std::size_t s = 0; s < f.by_stage.size(); ++s) {
@@ -68,23 +83,35 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::weighte
         nlohmann::ordered_json line = {{"stage", x.stage},         {"count", x.count},       {"amount", x.amount},
                                {"win_probability", x.win_probability}, {"weighted", x.weighted},
                                {"overridden", x.overridden}};
+        const auto& y = aa.by_stage[s];
+        line["age_aware_weighted"] = y.age_weighted;
+        line["age_aware_win_probability"] = y.amount > 0.0 ? y.age_weighted / y.amount : x.win_probability;
+        line["expected_stalled"] = y.expected_stalled;
+        line["stalled_amount"] = y.stalled_amount;
+        line["likely_stalled"] = y.likely_stalled;
+        line["likely_stalled_amount"] = y.likely_stalled_amount;
         if (q) line["expected_within_horizon"] = q->by_stage[s].expected;
         j["by_stage"].push_back(line);
     }
     auto groups = [&](const char* key, const std::vector<pipecast::group_forecast>& gs,
+                      const std::vector<pipecast::group_age_forecast>& ages,
                       const std::vector<pipecast::group_period_forecast>* within) {
         nlohmann::ordered_json out = nlohmann::ordered_json::array();
         for (std::size_t k = 0; k < gs.size(); ++k) {
             nlohmann::ordered_json line = {{key, gs[k].key},           {"count", gs[k].count},
                                    {"amount", gs[k].amount},   {"weighted", gs[k].weighted},
                                    {"overridden", gs[k].overridden}};
+            line["age_aware_weighted"] = ages[k].age_weighted;
+            line["expected_stalled"] = ages[k].expected_stalled;
+            line["likely_stalled"] = ages[k].likely_stalled;
+            line["likely_stalled_amount"] = ages[k].likely_stalled_amount;
             if (within) line["expected_within_horizon"] = (*within)[k].expected;
             out.push_back(line);
         }
         return out;
     };
-    j["by_owner"] = groups("owner", f.by_owner, q ? &q->by_owner : nullptr);
-    j["by_category"] = groups("category", f.by_category, q ? &q->by_category : nullptr);
+    j["by_owner"] = groups("owner", f.by_owner, aa.by_owner, q ? &q->by_owner : nullptr);
+    j["by_category"] = groups("category", f.by_category, aa.by_category, q ? &q->by_category : nullptr);
     if (q) {
         nlohmann::ordered_json w = {{"horizon", q->horizon},
                             {"expected", q->expected},
@@ -100,7 +127,11 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::weighte
 }
 
 void print_tables(const pipecast::model& m, const pipecast::weighted_forecast_result& f,
+                  const pipecast::age_aware_forecast_result& aa,
                   const std::optional<pipecast::period_forecast_result>& q, const forecast_args& args) {
+    // Models with branched stages: the age-aware forecast and the stalled deals beside the
+    // CRM-style one (for other models they are equal and nothing stalls).
+    const bool aged = m.graph.has_branches();
     const std::string currency = f.currency.empty() ? m.currency : f.currency;
     const std::string within = q ? "Won within " + number(q->horizon) + " " + units(m.time_unit, q->horizon) : "";
     std::ostream& os = std::cout;
@@ -113,47 +144,73 @@ void print_tables(const pipecast::model& m, const pipecast::weighted_forecast_re
 
     // By stage, in funnel order.
     std::vector<std::string> header{"Stage", "Deals", "Amount", "P(win)", "Weighted"};
+    if (aged) header.insert(header.end(), {"P(win|age)", "Age-aware"});
     if (q) header.push_back(within);
+    if (aged) header.push_back("Likely stalled");
     table stages(header);
     for (std::size_t s = 0; s < f.by_stage.size(); ++s) {
         const auto& x = f.by_stage[s];
+        const auto& y = aa.by_stage[s];
         std::vector<std::string> row{x.stage, std::to_string(x.count), money(x.amount),
                                      percent(x.win_probability) + (x.overridden ? "*" : " "), money(x.weighted)};
+        if (aged) {
+            row.push_back(percent(y.amount > 0.0 ? y.age_weighted / y.amount : x.win_probability));
+            row.push_back(money(y.age_weighted));
+        }
         if (q) row.push_back(money(q->by_stage[s].expected));
+        if (aged) row.push_back(std::to_string(y.likely_stalled));
         stages.add_row(std::move(row));
     }
     stages.add_rule();
     const double blended = f.total_amount > 0.0 ? f.weighted_total / f.total_amount : 0.0;
     std::vector<std::string> total{"Total", std::to_string(f.count), money(f.total_amount), percent(blended) + " ",
                                    money(f.weighted_total)};
+    if (aged) {
+        total.push_back(percent(aa.total_amount > 0.0 ? aa.age_weighted_total / aa.total_amount : 0.0));
+        total.push_back(money(aa.age_weighted_total));
+    }
     if (q) total.push_back(money(q->expected));
+    if (aged) total.push_back(std::to_string(aa.likely_stalled));
     stages.add_row(std::move(total));
     stages.print(os);
 
     // By owner and by category, largest weighted value first.
     auto group_table = [&](const char* title, const char* key, const std::vector<pipecast::group_forecast>& gs,
+                           const std::vector<pipecast::group_age_forecast>& ages,
                            const std::vector<pipecast::group_period_forecast>* w) {
         if (gs.size() == 1 && gs[0].key.empty()) return; // the book has no such column
         os << '\n' << title << '\n';
         std::vector<std::string> h{key, "Deals", "Amount", "Weighted", "Share"};
+        if (aged) h.push_back("Age-aware");
         if (w) h.push_back(within);
+        if (aged) h.push_back("Likely stalled");
         table t(h);
         for (const std::size_t k : by_weight(gs)) {
             const auto& x = gs[k];
             std::vector<std::string> row{x.key.empty() ? "(none)" : x.key, std::to_string(x.count), money(x.amount),
                                          money(x.weighted),
                                          percent(f.weighted_total > 0.0 ? x.weighted / f.weighted_total : 0.0)};
+            if (aged) row.push_back(money(ages[k].age_weighted));
             if (w) row.push_back(money((*w)[k].expected));
+            if (aged) row.push_back(std::to_string(ages[k].likely_stalled));
             t.add_row(std::move(row));
         }
         t.print(os);
     };
-    group_table("By owner", "Owner", f.by_owner, q ? &q->by_owner : nullptr);
-    group_table("By forecast category", "Category", f.by_category, q ? &q->by_category : nullptr);
+    group_table("By owner", "Owner", f.by_owner, aa.by_owner, q ? &q->by_owner : nullptr);
+    group_table("By forecast category", "Category", f.by_category, aa.by_category, q ? &q->by_category : nullptr);
 
     // Notes a reader needs to trust the numbers.
     os << '\n';
     os << "Weighted = amount x P(win): the chance a deal in that stage is eventually won.\n";
+    if (aged)
+        os << "  That is the CRM-style figure: it ignores how long a deal has sat in its stage.\n"
+           << "Age-aware = amount x P(win | stage, time already in stage): wins come early, so old deals count less.\n"
+           << "Likely stalled = deals with P(stalled | stage, time in stage) >= " << percent(aa.stalled_threshold, 0)
+           << " (no-decision deals, closed lost at a clean-up);\n  expected stalled " << fixed(aa.expected_stalled, 1)
+           << " deals, " << money(aa.stalled_amount) << (currency.empty() ? "" : " ") << currency
+           << "; likely stalled " << aa.likely_stalled << " deals, " << money(aa.likely_stalled_amount)
+           << (currency.empty() ? "" : " ") << currency << ".\n";
     if (f.overridden)
         os << "* " << f.overridden << (f.overridden == 1 ? " deal uses its" : " deals use their")
            << " own probability override instead of P(win).\n";
@@ -170,6 +227,9 @@ void print_tables(const pipecast::model& m, const pipecast::weighted_forecast_re
 }
 
 void run_forecast(const forecast_args& args) {
+    if (!(args.stalled_threshold > 0.0 && args.stalled_threshold <= 1.0))
+        throw pipecast::argument_error(pipecast::detail::message(
+            "--stalled-threshold must be in (0, 1], got ", args.stalled_threshold));
     if (args.horizon && !(std::isfinite(*args.horizon) && *args.horizon >= 0.0))
         throw pipecast::argument_error(pipecast::detail::message(
             "--horizon must be a finite number >= 0 (in the model's time unit), got ", *args.horizon));
@@ -181,11 +241,14 @@ void run_forecast(const forecast_args& args) {
 
     const pipecast::absorption_analysis a = pipecast::analyse(m.graph);
     const auto f = pipecast::weighted_forecast(m.graph, b, a);
+    pipecast::age_aware_options ao;
+    ao.stalled_threshold = args.stalled_threshold;
+    const auto aa = pipecast::age_aware_forecast(m.graph, b, ao);
     std::optional<pipecast::period_forecast_result> q;
     if (args.horizon) q = pipecast::period_forecast(m.graph, b, *args.horizon);
 
-    if (args.json) std::cout << to_json(m, f, q, args).dump(2) << '\n';
-    else print_tables(m, f, q, args);
+    if (args.json) std::cout << to_json(m, f, aa, q, args).dump(2) << '\n';
+    else print_tables(m, f, aa, q, args);
 }
 
 } // namespace
@@ -202,6 +265,10 @@ void add_forecast_command(CLI::App& app) {
     cmd->add_option("--horizon", args->horizon, "Also forecast the value won within this time (model time unit, e.g. 90)");
     cmd->add_option("--as-of", args->as_of, "Date (YYYY-MM-DD) ages are measured to, for a deals file with an "
                                             "'entered' column");
+    cmd->add_option("--stalled-threshold", args->stalled_threshold,
+                    "A deal counts as likely stalled when P(stalled | stage, time in stage) reaches this (models "
+                    "with branched stages)")
+        ->capture_default_str();
     cmd->add_flag("--json", args->json, "Print one JSON object instead of tables");
     cmd->callback([args] { run_forecast(*args); });
 }

@@ -65,6 +65,11 @@ nlohmann::json to_json(const pipecast::model& mdl, const pipecast::ideal_funnel_
                    {"coverage_alone", opt_json(s.coverage_alone)},
                    {"enter_by_mean", opt_json(s.enter_by_mean)},
                    {"enter_by_quantile", opt_json(s.enter_by_quantile)}};
+        js["branched"] = g.branched(s.index);
+        double stalled = 0.0;
+        if (g.branched(s.index))
+            for (const auto& b : g.branches(s.index)) stalled += b.stalled ? b.probability : 0.0;
+        js["stalled_share"] = stalled;
         if (f.gap) {
             const auto& sg = f.gap->stages[s.index];
             js["actual_in_stage"] = sg.actual_count;
@@ -88,7 +93,9 @@ nlohmann::json to_json(const pipecast::model& mdl, const pipecast::ideal_funnel_
                      {"cycle_over_period", c.cycle_over_period},
                      {"rule_of_thumb", {c.rule_of_thumb_low, c.rule_of_thumb_high}},
                      {"actual", opt_json(c.actual)}};
-    json velocity = {{"required", f.velocity.required}, {"ideal", velocity_json(f.velocity.ideal)},
+    json velocity = {{"definition", "open opportunities x P(win | entry) x deal size / E[time to close | entry] "
+                                    "(all outcomes; the same as pipecast kpi)"},
+                     {"required", f.velocity.required}, {"ideal", velocity_json(f.velocity.ideal)},
                      {"actual", f.velocity.actual ? velocity_json(*f.velocity.actual) : json(nullptr)},
                      {"gap_ratio", opt_json(f.velocity.gap_ratio)}};
     json levers = json::array();
@@ -227,7 +234,8 @@ void print_text(const pipecast::model& mdl, const pipecast::ideal_funnel_result&
     if (f.gap) {
         const auto& gp = *f.gap;
         os << "\nActual book: " << fixed(gp.actual_count, 0) << " deals, " << money(gp.actual_value) << cur << "\n"
-           << "  weighted forecast  " << money(gp.weighted_forecast) << " vs remaining quota " << money(f.remaining_quota)
+           << "  weighted forecast  " << money(gp.weighted_forecast)
+           << (g.has_branches() ? " (age-aware: P(win | stage, time in stage))" : "") << " vs remaining quota " << money(f.remaining_quota)
            << ": " << (gp.forecast_gap > 0 ? "short by " + money(gp.forecast_gap) : "ahead by " + money(-gp.forecast_gap))
            << "\n"
            << "  in-period forecast " << money(gp.in_period_forecast) << " (wins expected before the period ends): "
@@ -238,7 +246,7 @@ void print_text(const pipecast::model& mdl, const pipecast::ideal_funnel_result&
            << "\n";
     }
 
-    os << "\nSales velocity = open deals x win rate x deal size / cycle: required " << money(f.velocity.required) << cur
+    os << "\nSales velocity = open deals x P(win | entry) x deal size / time to close (every outcome; as pipecast kpi): required " << money(f.velocity.required) << cur
        << " per " << mdl.time_unit << ", ideal funnel " << money(f.velocity.ideal.velocity);
     if (f.velocity.actual)
         os << ", actual book " << money(f.velocity.actual->velocity) << " (" << fixed(f.velocity.actual->open_opportunities, 0)

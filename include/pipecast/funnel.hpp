@@ -28,9 +28,15 @@
 ///    rule of thumb;
 ///  - gap against an actual book: per stage actual vs ideal, the bottleneck, the weighted
 ///    and in-period forecasts of the book vs the remaining quota;
-///  - sales velocity and the four levers (more deals, bigger deals, higher conversion,
-///    shorter cycle), each improved by a step, and the improvement each needs to close the
-///    period's gap; the cheapest lever is the one needing the smallest relative improvement.
+///  - sales velocity (sales_velocity, the one definition shared with kpi.hpp) and the four
+///    levers (more deals, bigger deals, higher conversion, shorter cycle), each improved by a
+///    step, and the improvement each needs to close the period's gap; the cheapest lever is
+///    the one needing the smallest relative improvement.
+///
+/// Branched stages (stage_graph::branched): the entry flows come from the jump chain (Σ π_k
+/// per target), the stock from the mean time in stage g.mean_dwell (Σ π_k E[T_k]), the times
+/// to a win from the latent graph (first_passage.hpp mixes the branches), and a book's deals
+/// use P(win | stage, age) and P(won within the time left | stage, age).
 ///
 /// No result holds an infinity or a NaN: a quantity that does not exist (a stage that can
 /// never win, a stage that cannot close in the time left) is an empty std::optional and the
@@ -40,6 +46,7 @@
 #include <pipecast/book.hpp>
 #include <pipecast/error.hpp>
 #include <pipecast/first_passage.hpp>
+#include <pipecast/forecast.hpp>
 #include <pipecast/model.hpp>
 #include <pipecast/stage_graph.hpp>
 
@@ -126,15 +133,60 @@ struct funnel_coverage {
     std::optional<double> actual;    ///< actual book value / remaining quota (with a book)
 };
 
-/// The terms of sales velocity = open opportunities × win rate × deal size / cycle length.
+/// The terms of sales velocity = open opportunities × win rate × deal size / cycle length
+/// (sales_velocity: the one definition, used by ideal_funnel and compute_kpis).
 struct velocity_terms {
     double open_opportunities = 0.0;
     double win_rate = 0.0;     ///< P(win | entry)
     double deal_size = 0.0;
-    double cycle_length = 0.0; ///< E[time to close | entry]
+    double cycle_length = 0.0; ///< E[time to close | entry], every outcome (not only wins)
     double velocity = 0.0;     ///< value per time unit
     double per_period = 0.0;   ///< velocity × period
 };
+
+/// Sales velocity, the one definition of pipecast (ideal_funnel and compute_kpis call it):
+///     velocity = open opportunities × win rate × deal size / cycle length,
+/// with win rate = P(win | entry stage) and cycle length = E[time to close | entry stage] over
+/// every outcome (won, lost, stalled): by Little's law a steady pipeline holding L open deals
+/// closes L / E[T_close] deals per time unit, of which a share P(win) is won, so the velocity
+/// is the value won per time unit (docs/funnel.md). Dividing by the time to a *win* instead
+/// would count the lost deals' time as if they had closed as fast as the won ones.
+/// @param period the reporting period for per_period (velocity × period), > 0
+/// @throws argument_error naming the term: a count, rate or size negative or not finite, a
+///   win rate above 1, a cycle length or period not positive and finite.
+/// Example: `sales_velocity(200, 0.25, 10'000, 50).velocity == 10'000` (value per time unit).
+[[nodiscard]] inline velocity_terms sales_velocity(double open_opportunities, double win_rate, double deal_size,
+                                                   double cycle_length, double period = 1.0) {
+    auto require = [](const char* what, double v, bool ok) {
+        if (!ok) throw argument_error(detail::message("sales_velocity: ", what, " must be ",
+                                                      "finite and in range, got ", v));
+    };
+    require("open_opportunities (>= 0)", open_opportunities, std::isfinite(open_opportunities) && open_opportunities >= 0.0);
+    require("win_rate (in [0, 1])", win_rate, win_rate >= 0.0 && win_rate <= 1.0);
+    require("deal_size (>= 0)", deal_size, std::isfinite(deal_size) && deal_size >= 0.0);
+    require("cycle_length (> 0)", cycle_length, std::isfinite(cycle_length) && cycle_length > 0.0);
+    require("period (> 0)", period, std::isfinite(period) && period > 0.0);
+    velocity_terms v;
+    v.open_opportunities = open_opportunities;
+    v.win_rate = win_rate;
+    v.deal_size = deal_size;
+    v.cycle_length = cycle_length;
+    v.velocity = open_opportunities * win_rate * deal_size / cycle_length;
+    v.per_period = v.velocity * period;
+    return v;
+}
+
+/// Sales velocity of a model: win rate P(win | entry) and cycle length E[time to close | entry]
+/// from the analysis `a` of g (analyse(g); branched stages included).
+/// @throws argument_error for an entry that is not an open stage, or as the terms overload.
+[[nodiscard]] inline velocity_terms sales_velocity(const stage_graph& g, const absorption_analysis& a,
+                                                   std::size_t entry, double open_opportunities, double deal_size,
+                                                   double period = 1.0) {
+    if (!g.is_open(entry))
+        throw argument_error(detail::message("sales_velocity: entry stage index ", entry, " is not an open stage"));
+    const auto e = static_cast<Eigen::Index>(entry);
+    return sales_velocity(open_opportunities, a.win_probability(e), deal_size, a.mean_time_to_close(e), period);
+}
 
 /// Sales velocity of the ideal funnel and, with a book, of the actual one.
 struct funnel_velocity {
@@ -167,7 +219,7 @@ struct stage_gap {
     double shortfall_count = 0.0;            ///< ideal - actual (negative: surplus)
     double shortfall_value = 0.0;
     std::optional<double> relative_shortfall; ///< shortfall / ideal (empty when the ideal is 0)
-    double weighted_value = 0.0;             ///< Σ amount × P(win) of the stage's deals
+    double weighted_value = 0.0;             ///< Σ amount × P(win | stage, age) of the stage's deals (age-aware; = P(win | stage) for a classic stage)
     double in_period_value = 0.0;            ///< Σ amount × P(won within the time left | stage, age)
     double period_impact = 0.0;              ///< max(0, shortfall_value) × P(won within the time left | stage): wins this period the shortfall costs
     double pipeline_impact = 0.0;            ///< max(0, shortfall_value) × P(win | stage): weighted value the shortfall costs
@@ -178,7 +230,7 @@ struct funnel_gap {
     std::vector<stage_gap> stages;
     double actual_count = 0.0;
     double actual_value = 0.0;
-    double weighted_forecast = 0.0;   ///< Σ amount × P(win) (a deal's probability override replaces P(win))
+    double weighted_forecast = 0.0;   ///< Σ amount × P(win | stage, age) (a deal's probability override replaces P(win))
     double in_period_forecast = 0.0;  ///< Σ amount × P(won within the time left | stage, age)
     double forecast_gap = 0.0;        ///< remaining quota - weighted forecast (positive: short)
     double in_period_gap = 0.0;       ///< remaining quota - in-period forecast
@@ -240,6 +292,21 @@ template <class F>
         (f(mid) >= target ? hi : lo) = mid;
     }
     return hi;
+}
+
+/// The table of P(won by t | just entered stage j) with one column per open stage of g: the
+/// table itself for a classic graph, the mixture of each branched stage's latent columns by π
+/// otherwise (won_by(g, tab, ...)). Only `won_by` and `step` are filled.
+[[nodiscard]] inline win_time_table stage_won_by(const stage_graph& g, const win_time_table& tab) {
+    if (!g.has_branches()) return tab;
+    win_time_table out;
+    out.step = tab.step;
+    const auto rows = tab.won_by.rows();
+    out.won_by.resize(rows, static_cast<Eigen::Index>(g.open_count()));
+    for (std::size_t j = 0; j < g.open_count(); ++j)
+        for (Eigen::Index n = 0; n < rows; ++n)
+            out.won_by(n, static_cast<Eigen::Index>(j)) = won_by(g, tab, j, static_cast<double>(n) * tab.step);
+    return out;
 }
 
 /// A deal group of the book (same stage, ages within one grid step) for the time-scaled
@@ -344,11 +411,12 @@ struct age_group {
     std::vector<std::optional<double>> q_time(static_cast<std::size_t>(m));
     for (int attempt = 0; attempt < 4; ++attempt, horizon *= 2.0) {
         q_tab = win_time_distribution(g, horizon);
+        const win_time_table by_stage = detail::stage_won_by(g, q_tab);
         bool all = true;
         for (Eigen::Index j = 0; j < m; ++j) {
             const double w = a.win_probability(j);
             q_time[static_cast<std::size_t>(j)] =
-                w > 0.0 ? win_time_quantile(q_tab, static_cast<std::size_t>(j), w, t.quantile) : std::nullopt;
+                w > 0.0 ? win_time_quantile(by_stage, static_cast<std::size_t>(j), w, t.quantile) : std::nullopt;
             all = all && (w <= 0.0 || q_time[static_cast<std::size_t>(j)].has_value());
         }
         if (all) break;
@@ -367,7 +435,7 @@ struct age_group {
         s.unreachable = !(s.win_probability > 0.0);
         s.expected_visits = std::max(0.0, a.expected_visits(ec, j));
         s.reached = s.expected_visits > 0.0;
-        s.mean_dwell = g.dwell(ju).mean();
+        s.mean_dwell = g.mean_dwell(ju);
 
         s.entering_per_period = f.new_deals_per_period * s.expected_visits;
         s.in_stage = entering_rate * s.expected_visits * s.mean_dwell;
@@ -375,7 +443,7 @@ struct age_group {
         s.weighted_value = s.in_stage_value * s.win_probability;
         if (f.remaining_quota > 0.0) s.coverage = s.in_stage_value / f.remaining_quota;
 
-        s.win_within_remaining = s.unreachable ? 0.0 : std::clamp(won_by(tab, ju, r), 0.0, s.win_probability);
+        s.win_within_remaining = s.unreachable ? 0.0 : std::clamp(won_by(g, tab, ju, r), 0.0, s.win_probability);
         if (!s.unreachable) {
             s.mean_time_to_win = a.mean_time_to_win(j);
             s.time_to_win_quantile = q_time[ju];
@@ -406,16 +474,7 @@ struct age_group {
     c.cycle_over_period = f.cycle_length / t.period;
 
     // Velocity of the ideal funnel (= quota / period by Little's law).
-    auto terms = [&](double open, double size) {
-        velocity_terms v;
-        v.open_opportunities = open;
-        v.win_rate = w_e;
-        v.deal_size = size;
-        v.cycle_length = f.cycle_length;
-        v.velocity = open * w_e * size / f.cycle_length;
-        v.per_period = v.velocity * t.period;
-        return v;
-    };
+    auto terms = [&](double open, double size) { return sales_velocity(g, a, e, open, size, t.period); };
     f.velocity.required = t.quota / t.period;
     f.velocity.ideal = terms(f.pipeline_count, d);
 
@@ -432,15 +491,21 @@ struct age_group {
         const auto ages = actual->ages();
         const auto overrides = actual->probability_overrides();
         std::vector<std::vector<std::pair<double, double>>> by_stage(static_cast<std::size_t>(m)); // (age, weight)
+        const Eigen::VectorXd w_latent = g.has_branches() ? win_probabilities(g.latent()) : a.win_probability;
+        std::vector<double> scratch(g.latent().open_count());
         for (std::size_t i = 0; i < actual->size(); ++i) {
             const std::size_t j = stage_of[i];
-            const double w_j = a.win_probability(static_cast<Eigen::Index>(j));
+            // P(win | stage, age): the stage's P(win) for a classic stage, age-dependent for a branched one.
+            const double w_j = g.branched(j) ? detail::win_at_age(g, j, ages[i], w_latent, scratch)
+                                             : a.win_probability(static_cast<Eigen::Index>(j));
             const double amt = amounts[i];
             const bool ov = !std::isnan(overrides[i]);
             const double p_win = ov ? overrides[i] : w_j;
-            // Overrides replace P(win); the share of wins that close in time is the model's.
+            // Overrides replace P(win); the share of wins that close in time is the model's
+            // (the forecast's rule, detail::override_within).
             const double scale = ov ? (w_j > 0.0 ? overrides[i] / w_j : 0.0) : 1.0;
-            const double p_time = w_j > 0.0 ? std::min(1.0, scale * won_within(g, tab, j, ages[i], r)) : 0.0;
+            const double p_model = w_j > 0.0 ? won_within(g, tab, j, ages[i], r) : 0.0;
+            const double p_time = ov ? detail::override_within(overrides[i], p_model, w_j) : std::min(1.0, p_model);
             if (w_j > 0.0 && p_win > 0.0) deal_terms.emplace_back(amt * p_time, 1.0 / p_win);
             stage_gap& sg = gp.stages[j];
             sg.actual_count += 1.0;
