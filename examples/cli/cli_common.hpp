@@ -22,6 +22,7 @@ void add_forecast_command(CLI::App& app);
 void add_funnel_command(CLI::App& app);
 void add_simulate_command(CLI::App& app);
 void add_fit_commands(CLI::App& app); // fit and kpi
+void add_backtest_command(CLI::App& app);
 
 /// A text table with right-aligned numeric columns, printed with column widths fitted
 /// to the content.

@@ -36,6 +36,7 @@
 #include <pipecast/forecast.hpp>
 #include <pipecast/history.hpp>
 #include <pipecast/history_view.hpp>
+#include <pipecast/kpi.hpp>
 #include <pipecast/landmark.hpp>
 #include <pipecast/simulation.hpp>
 
@@ -142,15 +143,6 @@ struct backtest_result {
 };
 
 namespace detail {
-
-/// Type-7 sample quantile of sorted values.
-[[nodiscard]] inline double sorted_quantile(const std::vector<double>& v, double q) {
-    if (v.empty()) return 0.0;
-    const double h = q * static_cast<double>(v.size() - 1);
-    const auto lo = static_cast<std::size_t>(std::floor(h));
-    const std::size_t hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (h - static_cast<double>(lo)) * (v[hi] - v[lo]);
-}
 
 /// Uniform in (0, 1) from a Philox word pair.
 [[nodiscard]] inline double unit_uniform(std::uint32_t a, std::uint32_t b) noexcept {
@@ -264,44 +256,56 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
 
 } // namespace detail
 
-/// The default cuts: for a dated log, the calendar quarter ends (Mar 31, Jun 30, Sep 30,
-/// Dec 31, at 00:00 UTC, as `--cuts 2024-03-31` reads) from one year after the log's first
-/// entry to one horizon before its end; for a log of plain numbers, every quarter
-/// (365.2425/4 days) from one year after the first entry.
+/// Cuts at period ends: for a dated log, the calendar ends of periods of `months` months
+/// (3: the quarter ends Mar 31, Jun 30, Sep 30, Dec 31; 1: every month end), at 00:00 UTC
+/// as `--cuts 2024-03-31` reads them, from one year after the log's first entry to one
+/// horizon before its end; for a log of plain numbers, every months/12 of a year
+/// (365.2425 days) from one year after the first entry.
+/// @param months period length in months: 1, 2, 3, 4, 6 or 12
 /// @param days_per_unit length of the log's time unit in days
-/// @throws argument_error if the horizon is not positive or no cut fits.
-[[nodiscard]] inline std::vector<double> quarter_end_cuts(const visit_log& log, double horizon, double days_per_unit = 1.0) {
+/// @throws argument_error if the horizon is not positive, months is not one of those, or
+///   no cut fits.
+/// Example: `auto cuts = calendar_cuts(log, 90.0, 3);`
+[[nodiscard]] inline std::vector<double> calendar_cuts(const visit_log& log, double horizon, unsigned months,
+                                                       double days_per_unit = 1.0) {
     if (!(std::isfinite(horizon) && horizon > 0.0))
         throw argument_error(detail::message("backtest: horizon must be positive and finite, got ", horizon));
+    if (months == 0 || 12 % months != 0)
+        throw argument_error(detail::message("backtest: a period of ", months, " months does not divide the year"));
     const double start = detail::first_entry(log);
-    const double year_length = 365.2425 / days_per_unit, quarter = year_length / 4.0;
+    const double year_length = 365.2425 / days_per_unit;
     const double from = start + year_length, to = log.end_time - horizon;
     std::vector<double> cuts;
     if (log.dates) {
         namespace chr = std::chrono;
         const chr::year_month_day ymd{chr::sys_days{chr::days{static_cast<long>(std::floor(from * days_per_unit))}}};
-        // Walk the quarter ends from the quarter containing `from`.
         int y = static_cast<int>(ymd.year());
-        unsigned q = (static_cast<unsigned>(ymd.month()) - 1) / 3; // 0..3
-        for (int guard = 0; guard < 4000; ++guard) {
-            const unsigned last_month = 3 * q + 3;
+        unsigned k = (static_cast<unsigned>(ymd.month()) - 1) / months; // period of the year containing `from`
+        for (int guard = 0; guard < 100000; ++guard) {
+            const unsigned last_month = months * k + months;
             const chr::year_month_day_last end{chr::year{y} / chr::month{last_month} / chr::last};
             const double t = static_cast<double>(chr::sys_days{end}.time_since_epoch().count()) / days_per_unit;
             if (t > to + 1e-9) break;
             if (t >= from) cuts.push_back(t);
-            if (++q == 4) {
-                q = 0;
+            if (++k == 12 / months) {
+                k = 0;
                 ++y;
             }
         }
     } else {
-        for (double t = from; t <= to + 1e-9; t += quarter) cuts.push_back(t);
+        const double step = year_length * months / 12.0;
+        for (double t = from; t <= to + 1e-9; t += step) cuts.push_back(t);
     }
     if (cuts.empty())
-        throw argument_error(detail::message("backtest: ", log.source, ": no quarter end between one year after the start (",
+        throw argument_error(detail::message("backtest: ", log.source, ": no period end between one year after the start (",
                                              format_time(from, log.dates, days_per_unit), ") and one horizon before the end (",
                                              format_time(to, log.dates, days_per_unit), ")"));
     return cuts;
+}
+
+/// The default cuts of a backtest: the quarter ends (calendar_cuts with 3 months).
+[[nodiscard]] inline std::vector<double> quarter_end_cuts(const visit_log& log, double horizon, double days_per_unit = 1.0) {
+    return calendar_cuts(log, horizon, 3, days_per_unit);
 }
 
 /// Parses a cut: an ISO-8601 date for a dated log (converted to the time unit), else a number.
@@ -516,7 +520,8 @@ inline void to_json(nlohmann::json& j, const calibration_bin& b) {
          {"upper", b.upper},
          {"deals", b.deals},
          {"mean_predicted", detail::json_number(b.mean_predicted)},
-         {"observed", detail::json_number(b.observed)}};
+         {"observed", detail::json_number(b.observed)},
+         {"abs_gap", detail::json_number(std::abs(b.observed - b.mean_predicted))}};
 }
 
 inline void to_json(nlohmann::json& j, const backtest_errors& e) {

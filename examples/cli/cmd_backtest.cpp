@@ -1,0 +1,171 @@
+// pipecast backtest — refit at past cut dates from the history known then, forecast the
+// deals open at each cut, and compare with what they actually did within the horizon.
+//
+//   pipecast backtest --history H.csv [--cuts 2024-03-31,2024-06-30 | --every quarter|month]
+//                     [--horizon 90] [--method model|landmark] [--model branched|classic]
+//                     [--min-dwell 60s] [--drop-after-the-fact 1d]
+//                     [--window 365d | --half-life 180d] [--paths N] [--seed S] [--json]
+//
+// The JSON keys cuts[].{cut, predicted.{mean,p10,p90}, actual, predicted_count.{...},
+// actual_count}, summary.{mape, coverage, brier} and baselines.{crm_weighted,
+// roll_rate}.mape are a fixed interface for downstream tools (docs/backtest.md).
+#include "cli_common.hpp"
+
+#include <pipecast/backtest.hpp>
+#include <pipecast/history_view.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pipecast_cli {
+namespace {
+
+using nlohmann::json;
+
+struct backtest_args {
+    std::string history;
+    std::vector<std::string> cuts;
+    std::string every;
+    std::string horizon = "90";
+    std::string method = "model";
+    std::string kind = "branched";
+    std::string min_dwell;
+    std::string after_the_fact;
+    std::string window;
+    std::string half_life;
+    std::string time_unit = "day";
+    std::vector<std::string> won;
+    std::size_t paths = 4000;
+    std::uint64_t seed = 1;
+    unsigned threads = 0;
+    bool skip_bad_rows = false;
+    bool json = false;
+};
+
+void run_backtest(const backtest_args& a) {
+    const double dpu = pipecast::days_per_unit(a.time_unit);
+    const double horizon = pipecast::parse_duration(a.horizon, dpu, "--horizon");
+    if (!(horizon > 0.0)) throw pipecast::argument_error("--horizon: must be positive, got '" + a.horizon + "'");
+    pipecast::backtest_options o;
+    o.horizon = horizon;
+    o.fit.time_unit = a.time_unit;
+    o.fit.won = a.won;
+    if (a.method == "model") o.method = pipecast::backtest_method::model;
+    else if (a.method == "landmark") o.method = pipecast::backtest_method::landmark;
+    else throw pipecast::argument_error("--method: expected model or landmark, got '" + a.method + "'");
+    if (a.kind == "branched") o.fit.kind = pipecast::model_kind::branched;
+    else if (a.kind == "classic") o.fit.kind = pipecast::model_kind::classic;
+    else throw pipecast::argument_error("--model: expected branched or classic, got '" + a.kind + "'");
+    if (!a.min_dwell.empty()) o.min_dwell = pipecast::parse_duration(a.min_dwell, dpu, "--min-dwell");
+    if (!a.after_the_fact.empty())
+        o.after_the_fact = pipecast::parse_duration(a.after_the_fact, dpu, "--drop-after-the-fact");
+    if (o.min_dwell && !(*o.min_dwell > 0.0)) throw pipecast::argument_error("--min-dwell: must be positive, got '" + a.min_dwell + "'");
+    if (o.after_the_fact && !(*o.after_the_fact > 0.0))
+        throw pipecast::argument_error("--drop-after-the-fact: must be positive, got '" + a.after_the_fact + "'");
+    if (!a.window.empty() && !a.half_life.empty())
+        throw pipecast::argument_error("--window and --half-life: give one of them");
+    if (!a.window.empty()) {
+        const double w = pipecast::parse_duration(a.window, dpu, "--window");
+        if (!(w > horizon))
+            throw pipecast::argument_error("--window: must exceed the horizon (" + fixed(horizon, 1) + "), got '" + a.window + "'");
+        o.fit.window = w;
+        o.landmark.window = w;
+    }
+    if (!a.half_life.empty()) {
+        const double hl = pipecast::parse_duration(a.half_life, dpu, "--half-life");
+        if (!(hl > 0.0)) throw pipecast::argument_error("--half-life: must be positive, got '" + a.half_life + "'");
+        o.fit.half_life = hl;
+        o.landmark.half_life = hl;
+    }
+    o.paths = a.paths;
+    o.seed = a.seed;
+    o.threads = a.threads;
+
+    pipecast::history_options ho;
+    ho.skip_bad_rows = a.skip_bad_rows;
+    ho.days_per_unit = dpu;
+    const pipecast::visit_log log = pipecast::load_history(a.history, ho);
+    if (!log.skipped.empty()) {
+        std::cerr << "pipecast: skipped " << log.skipped.size() << " bad row(s) of " << a.history << ":\n";
+        for (const auto& s : log.skipped) std::cerr << "  " << s.reason << '\n';
+    }
+    if (!a.cuts.empty() && !a.every.empty()) throw pipecast::argument_error("--cuts and --every: give one of them");
+    if (!a.cuts.empty()) {
+        for (const auto& c : a.cuts) o.cuts.push_back(pipecast::parse_cut(c, log, dpu));
+    } else {
+        const std::string every = a.every.empty() ? "quarter" : a.every;
+        if (every == "quarter") o.cuts = pipecast::calendar_cuts(log, horizon, 3, dpu);
+        else if (every == "month") o.cuts = pipecast::calendar_cuts(log, horizon, 1, dpu);
+        else throw pipecast::argument_error("--every: expected quarter or month, got '" + every + "'");
+    }
+
+    const pipecast::backtest_result r = pipecast::backtest(log, o);
+    if (a.json) {
+        json j = r;
+        j["history"] = a.history;
+        print_json(j);
+        return;
+    }
+    std::cout << "Backtest of " << a.history << ": method " << a.method
+              << (o.method == pipecast::backtest_method::model ? " (" + a.kind + ")" : std::string()) << ", horizon "
+              << fixed(horizon, 1) << ' ' << a.time_unit << "s, " << r.cuts.size() << " cut(s), " << o.paths
+              << " paths each\n";
+    if (o.min_dwell || o.after_the_fact)
+        std::cout << "Artefacts (history known at the last cut): " << r.cuts.back().merged_visits
+                  << " click-through visit(s) merged, " << r.cuts.back().dropped_deals
+                  << " after-the-fact booking(s) left out\n";
+    std::cout << '\n';
+    table t({"cut", "deals", "predicted", "P10", "P90", "actual", "error", "won (pred)", "won", "crm weighted",
+             "roll rate"});
+    for (const auto& c : r.cuts)
+        t.add_row({pipecast::format_time(c.cut, r.dates, r.days_per_unit), std::to_string(c.deals), money(c.predicted.mean),
+                   money(c.predicted.p10), money(c.predicted.p90), money(c.actual), percent(c.relative_error),
+                   fixed(c.predicted_count.mean, 1), std::to_string(c.actual_count), money(c.crm_weighted),
+                   money(c.roll_rate)});
+    t.print(std::cout);
+    std::cout << "\nValue MAPE " << percent(r.summary.mape) << " (CRM weighted " << percent(r.crm_weighted.mape)
+              << ", roll rate " << percent(r.roll_rate.mape) << "); actual inside P10-P90 in " << percent(r.coverage, 0)
+              << " of cuts (count: " << percent(r.count_coverage, 0) << ")\n";
+    std::cout << "Brier score " << fixed(r.summary.brier, 4) << " (CRM weighted " << fixed(r.crm_weighted.brier, 4)
+              << ", roll rate " << fixed(r.roll_rate.brier, 4) << ")\n\nCalibration of per-deal P(won within "
+              << fixed(horizon, 0) << "):\n";
+    table cal({"predicted", "deals", "mean predicted", "observed"});
+    for (const auto& b : r.summary.calibration)
+        if (b.deals > 0)
+            cal.add_row({fixed(b.lower, 1) + "-" + fixed(b.upper, 1), std::to_string(b.deals), fixed(b.mean_predicted, 3),
+                         fixed(b.observed, 3)});
+    cal.print(std::cout);
+    std::cout << "\n(" << fixed(r.elapsed_seconds, 1) << " s)\n";
+}
+
+} // namespace
+
+void add_backtest_command(CLI::App& app) {
+    auto a = std::make_shared<backtest_args>();
+    CLI::App* cmd = app.add_subcommand(
+        "backtest", "refit at past cuts from the history known then and compare the forecasts with what happened");
+    cmd->add_option("--history", a->history, "stage-visit or stage-change log CSV")->required();
+    cmd->add_option("--cuts", a->cuts, "cut dates (ISO) or times, comma-separated")->delimiter(',');
+    cmd->add_option("--every", a->every,
+                    "quarter or month: the period ends from one year after the log starts to one horizon before it ends "
+                    "(the default without --cuts: quarter)");
+    cmd->add_option("--horizon", a->horizon, "forecast horizon (a number in time units, or e.g. 90d)")->capture_default_str();
+    cmd->add_option("--method", a->method, "model (fitted model) or landmark (direct estimate)")->capture_default_str();
+    cmd->add_option("--model", a->kind, "model class of the refits: branched or classic")->capture_default_str();
+    cmd->add_option("--min-dwell", a->min_dwell, "merge click-through visits shorter than this (e.g. 60s)");
+    cmd->add_option("--drop-after-the-fact", a->after_the_fact,
+                    "leave out deals created and booked won within this (e.g. 1d)");
+    cmd->add_option("--window", a->window, "fit only the last part of the history known at each cut (e.g. 365d)");
+    cmd->add_option("--half-life", a->half_life, "weight the history by recency with this half-life (e.g. 180d)");
+    cmd->add_option("--time-unit", a->time_unit, "model time unit (day, week, ...)")->capture_default_str();
+    cmd->add_option("--won", a->won, "outcome(s) that count as wins (default: by name)");
+    cmd->add_option("--paths", a->paths, "simulated paths per cut")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
+    cmd->add_option("--threads", a->threads, "simulation threads (0: all cores)")->capture_default_str();
+    cmd->add_flag("--skip-bad-rows", a->skip_bad_rows, "report and skip malformed rows instead of stopping");
+    cmd->add_flag("--json", a->json, "print JSON");
+    cmd->callback([a] { run_backtest(*a); });
+}
+
+} // namespace pipecast_cli
