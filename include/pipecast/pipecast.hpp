@@ -22,3 +22,6 @@
 #include <pipecast/crm_import.hpp>
 #include <pipecast/estimation.hpp>
 #include <pipecast/kpi.hpp>
+#include <pipecast/history_view.hpp>
+#include <pipecast/landmark.hpp>
+#include <pipecast/backtest.hpp>
