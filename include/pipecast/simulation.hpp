@@ -53,7 +53,8 @@
 /// means are summed over the per-path vector in path order.
 ///
 /// Memory: O(deals · threads + paths · (1 + sub-periods) + bins), never O(deals · paths);
-/// on a branched graph also one 48-byte record per deal and branch of its stage.
+/// on a branched graph also 40 bytes per deal and branch slot (W slots a deal, W = the
+/// largest branch count of a stage).
 
 #include <pipecast/analytics.hpp>
 #include <pipecast/book.hpp>
@@ -422,17 +423,8 @@ private:
         std::uint32_t exact;    ///< 1: first dwell by the exact residual quantile (far tail)
     };
 
-    /// The first-visit branch choice of a deal (or of a fresh entry) in a branched stage:
-    /// `count` latent states from `first`, their records from `rec`.
-    struct branch_set {
-        std::uint32_t first = 0, count = 0;
-        std::size_t rec = 0;
-    };
-    /// One branch of a branch_set: its weight P(branch | age) (unnormalised), 1 if it is a
-    /// forward branch (shifted by the shock), and the start data of its residual dwell.
-    struct branch_rec {
-        double weight;
-        double forward;
+    /// The residual start data of one branch of a deal's first stage (branched stages).
+    struct branch_start {
         double cdf_at_age, survival_at_age, age;
         std::uint32_t exact;
     };
@@ -472,38 +464,29 @@ private:
     /// Start data of every deal (F(a), S(a) by Boost.Math: the one per-deal special-function
     /// cost of a run, spread over the threads; each deal is independent, so the result does
     /// not depend on the split) and the table depth each latent state needs. A deal of a
-    /// branched stage gets a branch_set (the same index as the deal) with one record per
-    /// branch: P(branch | age) and the residual start data of that branch's dwell.
+    /// branched stage gets a choice (index = the deal's) with one weight and one start record
+    /// per branch: P(branch | age) and the residual start data of that branch's dwell.
     void prepare_deals() {
         const std::size_t n = b_.size();
         deals_.resize(n);
         if (branched_) {
+            // Choice j of deal d (or of a fresh entry into stage s, index n + s): weight
+            // bweight_[j·W + k] = P(branch k | age), start data bstart_[j·W + k], k < W (the
+            // largest branch count; zero weights pad the smaller stages, so every lane's
+            // choice loop has the same trip count).
             const std::size_t m = g_.open_count();
-            sets_.assign(n + m, {});
+            width_ = 1;
+            for (std::size_t s = 0; s < m; ++s) width_ = std::max(width_, g_.latent_count(s));
             choice_.assign(n, no_choice);
-            std::size_t rec = 0;
             const auto st = b_.stages();
             for (std::size_t d = 0; d < n; ++d)
-                if (g_.branched(st[d])) {
-                    choice_[d] = static_cast<std::uint32_t>(d);
-                    sets_[d] = {static_cast<std::uint32_t>(g_.latent_first(st[d])),
-                                static_cast<std::uint32_t>(g_.latent_count(st[d])), rec};
-                    rec += g_.latent_count(st[d]);
-                }
+                if (g_.branched(st[d])) choice_[d] = static_cast<std::uint32_t>(d);
+            bweight_.assign((n + m) * width_, 0.0);
+            bstart_.assign((n + m) * width_, branch_start{0.0, 1.0, 0.0, 0});
             for (std::size_t s = 0; s < m; ++s) // fresh entries (arrivals): P(branch) = π
-                if (g_.branched(s)) {
-                    sets_[n + s] = {static_cast<std::uint32_t>(g_.latent_first(s)),
-                                    static_cast<std::uint32_t>(g_.latent_count(s)), rec};
-                    rec += g_.latent_count(s);
-                }
-            recs_.resize(rec);
-            for (std::size_t s = 0; s < m; ++s)
                 if (g_.branched(s))
-                    for (std::size_t k = 0; k < g_.latent_count(s); ++k) {
-                        const std::size_t l = g_.latent_first(s) + k;
-                        recs_[sets_[n + s].rec + k] = {g_.branches(s)[k].probability, forward_branch_[l], 0.0, 1.0,
-                                                       0.0, 0};
-                    }
+                    for (std::size_t k = 0; k < g_.latent_count(s); ++k)
+                        bweight_[(n + s) * width_ + k] = g_.branches(s)[k].probability;
         }
         const unsigned hw = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
         const auto parts = static_cast<unsigned>(std::min<std::size_t>(hw, n / 16384 + 1));
@@ -560,19 +543,17 @@ private:
             x.amount = am[d];
             if (branched_ && g_.branched(s)) {
                 // P(branch k | T > a) and each branch's residual start data.
-                const branch_set& bs = sets_[d];
-                w.resize(bs.count);
+                const std::size_t count = g_.latent_count(s), first = g_.latent_first(s);
+                w.resize(count);
                 (void)g_.branch_weights(s, ag[d], w);
-                for (std::size_t k = 0; k < bs.count; ++k) {
-                    branch_rec& r = recs_[bs.rec + k];
-                    const std::size_t l = bs.first + k;
-                    r.weight = w[k];
-                    r.forward = forward_branch_[l];
+                for (std::size_t k = 0; k < count; ++k) {
+                    branch_start& r = bstart_[d * width_ + k];
+                    bweight_[d * width_ + k] = w[k];
                     int e = dwell_sampler::default_upper_min_exponent;
-                    start_data(lg_.dwell(l), ag[d], r.cdf_at_age, r.survival_at_age, r.age, r.exact, e);
-                    if (w[k] > 0.0) depth[l] = std::min(depth[l], e);
+                    start_data(lg_.dwell(first + k), ag[d], r.cdf_at_age, r.survival_at_age, r.age, r.exact, e);
+                    if (w[k] > 0.0) depth[first + k] = std::min(depth[first + k], e);
                 }
-                const branch_rec& r0 = recs_[bs.rec];
+                const branch_start& r0 = bstart_[d * width_];
                 x.cdf_at_age = r0.cdf_at_age;
                 x.survival_at_age = r0.survival_at_age;
                 x.age = r0.age;
@@ -597,7 +578,9 @@ private:
     /// outcome or to a later open stage than s), the branches the shock shifts; and the base
     /// branch shares π of every branched stage.
     void prepare_branch_flags() {
-        forward_branch_.assign(m_, 0.0);
+        std::size_t pad = 1;
+        for (std::size_t s = 0; s < g_.open_count(); ++s) pad = std::max(pad, g_.latent_count(s));
+        forward_branch_.assign(m_ + pad, 0.0); // padded: the choice loop reads W entries from a stage's first
         pi_.assign(g_.open_count(), {});
         for (std::size_t s = 0; s < g_.open_count(); ++s) {
             if (!g_.branched(s)) continue;
@@ -738,14 +721,13 @@ private:
             if (choice_.size() > d && choice_[d] != no_choice) {
                 // A winner of a branched stage leaves by branch k with P(k | age, win) ∝
                 // P(k | age) · w_k; it can win if any branch of positive weight can. Its
-                // choice is not shocked (forward flags cleared).
-                const branch_set& bs = sets_[d];
+                // choice is not shocked (run_overrides runs it with e^{σZ} = 1).
+                const std::size_t first = deals_[d].stage;
                 double total = 0.0;
-                for (std::size_t k = 0; k < bs.count; ++k) {
-                    branch_rec& r = recs_[bs.rec + k];
-                    r.weight *= winnable[bs.first + k] ? w[bs.first + k] : 0.0;
-                    r.forward = 0.0;
-                    total += r.weight;
+                for (std::size_t k = 0; k < g_.latent_count(st[d]); ++k) {
+                    double& x = bweight_[d * width_ + k];
+                    x *= winnable[first + k] ? w[first + k] : 0.0;
+                    total += x;
                 }
                 can_win = total > 0.0 ? 1 : 0;
             }
@@ -791,7 +773,7 @@ private:
         std::uint32_t stage;
         double cdf_at_age, survival_at_age, age, t0;
         bool exact;
-        std::uint32_t choice = no_choice; ///< branch_set of a branched first stage, else no_choice
+        std::uint32_t choice = no_choice; ///< choice index of a branched first stage, else no_choice
     };
     /// `rows` are the transition rows to follow; `item(i)` is lane i's Philox item (its
     /// deal index or arrival number).
@@ -821,24 +803,25 @@ private:
     /// the first transition (scaled to 32 bits): it is needed only when the branch leads to
     /// a branched stage. Replaces the lane's stage and residual start data.
     PIPECAST_HOT_INLINE void choose_branch(lane_start& x, std::uint32_t& k, double mult) const noexcept {
-        const branch_set& bs = sets_[x.choice];
-        const branch_rec* r = recs_.data() + bs.rec;
+        const std::size_t width = width_;
+        const double* wt = bweight_.data() + x.choice * width;
+        const double* fw = forward_branch_.data() + x.stage; // x.stage: the stage's first latent state
         const double up = mult - 1.0;
         double total = 0.0;
-        for (std::uint32_t j = 0; j < bs.count; ++j) total += r[j].weight * (1.0 + r[j].forward * up);
+        for (std::size_t j = 0; j < width; ++j) total += wt[j] * (1.0 + fw[j] * up);
         const double u = uniform_open(k) * total;
         double cum = 0.0, lo = 0.0;
         std::uint32_t pick = 0;
-        for (std::uint32_t j = 0; j + 1 < bs.count; ++j) {
-            cum += r[j].weight * (1.0 + r[j].forward * up);
+        for (std::size_t j = 0; j + 1 < width; ++j) { // zero-weight padding is never passed
+            cum += wt[j] * (1.0 + fw[j] * up);
             const bool past = u >= cum;
             pick += past ? 1u : 0u;
             lo = past ? cum : lo;
         }
-        const branch_rec& c = r[pick];
-        const double w = c.weight * (1.0 + c.forward * up);
+        const branch_start& c = bstart_[x.choice * width + pick];
+        const double w = wt[pick] * (1.0 + fw[pick] * up);
         k = static_cast<std::uint32_t>(std::min((u - lo) / w * 0x1p32, 4294967295.0));
-        x.stage = bs.first + pick;
+        x.stage += pick;
         x.cdf_at_age = c.cdf_at_age;
         x.survival_at_age = c.survival_at_age;
         x.age = c.age;
@@ -1082,6 +1065,8 @@ private:
             if (x.can_win && uniform_open(r[0]) < x.probability) ws.winners.push_back(x.deal);
         }
         const std::size_t nw = ws.winners.size();
+        const double mult = ws.mult;
+        ws.mult = 1.0; // winners are not shocked (nor is their first branch)
         for (std::size_t d0 = 0; d0 < nw; d0 += batch) {
             const std::uint32_t* idx = ws.winners.data() + d0;
             run_batch(
@@ -1090,6 +1075,7 @@ private:
                 [&](std::size_t i) { return start_of(idx[i]); },
                 [&](std::size_t i, double t) { book_win(idx[i], t); });
         }
+        ws.mult = mult;
     }
 
     /// Arrivals of path p: times by inverting the cumulative intensity at the partial sums
@@ -1177,9 +1163,10 @@ private:
     std::vector<std::vector<double>> base_probs_;    ///< per classic stage: its row's entries
     // branched graphs (empty for a classic one)
     bool branched_ = false;
-    std::vector<branch_set> sets_;      ///< per deal (count 0: classic stage), then per stage (fresh entry)
-    std::vector<branch_rec> recs_;
-    std::vector<std::uint32_t> choice_; ///< per deal: its branch_set, or no_choice
+    std::size_t width_ = 1;                ///< W: the largest branch count of a stage
+    std::vector<double> bweight_;          ///< per choice (deal, then fresh entry per stage) × W
+    std::vector<branch_start> bstart_;     ///< the same, the branch's residual start data
+    std::vector<std::uint32_t> choice_;    ///< per deal: its choice index (= d), or no_choice
     std::vector<double> forward_branch_; ///< per latent state: 1 for a forward branch
     std::vector<std::vector<double>> pi_; ///< per open stage: π of its branches
     /// Where entry e of latent row l comes from: entry `entry` of its classic stage's row
