@@ -1,0 +1,257 @@
+// Tests of backtest.hpp: the cuts, the actuals against an independent reading of the CSV,
+// the errors and baselines, the Monte Carlo of the landmark method, bad input; and the
+// crm4_messy acceptance point of the fit with the artefact options and a recency window.
+#include <pipecast/backtest.hpp>
+#include <pipecast/first_passage.hpp>
+
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace pipecast;
+using pipecast_test::check_throws;
+
+namespace {
+
+const std::string crm4_history = PIPECAST_SHARED_DIR "/scenarios/crm4_history.csv";
+const std::string messy_history = PIPECAST_SHARED_DIR "/scenarios/crm4_messy_history.csv";
+
+double date(const char* iso) { return *detail::parse_iso8601(iso); }
+
+nlohmann::json truth_of(const std::string& name) {
+    std::ifstream in(PIPECAST_SHARED_DIR "/scenarios/" + name + "_truth.json");
+    nlohmann::json j;
+    in >> j;
+    return j["truth"];
+}
+
+/// Largest |P(won within 90 | stage, age) of the model − truth| over the truth's ages 0..120.
+double worst_error(const model& m, const nlohmann::json& truth) {
+    const win_time_table tab = win_time_distribution(m.graph, 90.0);
+    double worst = 0.0;
+    for (const auto& [stage, rows] : truth.items()) {
+        const std::size_t s = m.graph.index_of(stage);
+        for (const auto& r : rows) {
+            const double age = r["age"];
+            if (age > 120) continue;
+            const double p = won_within(m.graph, tab, s, age, 90.0);
+            worst = std::max(worst, std::abs(p - r["won_within_90"].get<double>()));
+        }
+    }
+    return worst;
+}
+
+/// The deals open at `cut` and the value/count won within (cut, cut + h], read from the
+/// visit-log CSV with plain string handling (independent of the library's reader).
+struct raw_actual {
+    std::size_t open = 0, won = 0;
+    double value = 0.0;
+};
+raw_actual read_actual(const std::string& path, double cut, double h) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line); // deal_id,stage,entered,exited,next_stage,amount,owner
+    struct row {
+        double entered, exited;
+        std::string next;
+        double amount;
+    };
+    std::map<std::string, std::vector<row>> deals;
+    while (std::getline(in, line)) {
+        std::vector<std::string> f;
+        std::stringstream ss(line);
+        std::string x;
+        while (std::getline(ss, x, ',')) f.push_back(x);
+        f.resize(7);
+        deals[f[0]].push_back({*detail::parse_iso8601(f[2]), f[3].empty() ? INFINITY : *detail::parse_iso8601(f[3]), f[4],
+                               std::stod(f[5])});
+    }
+    raw_actual r;
+    for (const auto& [id, rows] : deals) {
+        const row* open = nullptr;
+        for (const auto& v : rows)
+            if (v.entered <= cut && v.exited > cut) open = &v;
+        if (!open) continue;
+        ++r.open;
+        const row& last = rows.back();
+        if (last.next == "Won" && last.exited > cut && last.exited <= cut + h) {
+            ++r.won;
+            r.value += open->amount;
+        }
+    }
+    return r;
+}
+
+} // namespace
+
+TEST_CASE("crm4_messy: artefact options and a recency window bring the fit within 0.06 of the truth") {
+    // The acceptance point of issue 9. The truth is the process at the end of the log
+    // (stall shares doubled from day 730). Measured: 0.027 with the options and a 365-day
+    // window; 0.21 for the raw log fitted as it is (the after-the-fact bookings make
+    // Negotiation look like a fast, sure win; the click-throughs hide Proposal -> Won).
+    const visit_log log = load_visit_log(messy_history);
+    const auto merged = merge_click_throughs(log, parse_duration("60s"));
+    const auto clean = drop_after_the_fact(merged.log, parse_duration("1d"));
+    CHECK(merged.merged > 50);
+    CHECK(clean.deals_dropped > 400);
+    fit_options o;
+    o.kind = model_kind::branched;
+    o.window = 365.0;
+    const double with_options = worst_error(to_model(fit_history(clean.log, o)), truth_of("crm4_messy"));
+    CHECK(with_options < 0.06);
+    const double raw = worst_error(to_model(fit_history(log, o)), truth_of("crm4_messy"));
+    MESSAGE("worst error with the artefact options " << with_options << ", without " << raw);
+    CHECK(raw > 0.10);
+}
+
+TEST_CASE("calendar cuts") {
+    const visit_log log = load_visit_log(crm4_history);
+    // crm4 runs from 2023-01-01 for 1,095 days: quarter ends from 2024-01-01 to 90 days
+    // before 2025-12-31.
+    const auto q = quarter_end_cuts(log, 90.0);
+    REQUIRE(q.size() == 7);
+    CHECK(q.front() == date("2024-03-31"));
+    CHECK(q[3] == date("2024-12-31"));
+    CHECK(q.back() == date("2025-09-30"));
+    const auto m = calendar_cuts(log, 90.0, 1);
+    CHECK(m.front() == date("2024-01-31"));
+    CHECK(m.back() == date("2025-09-30"));
+    CHECK(m.size() == 21);
+    const auto y = calendar_cuts(log, 30.0, 12);
+    REQUIRE(y.size() == 1);
+    CHECK(y[0] == date("2024-12-31"));
+    check_throws<argument_error>([&] { (void)calendar_cuts(log, 800.0, 3); }, {"no period end"});
+    check_throws<argument_error>([&] { (void)calendar_cuts(log, 90.0, 5); }, {"5 months"});
+    check_throws<argument_error>([&] { (void)calendar_cuts(log, 0.0, 3); }, {"horizon", "0"});
+    CHECK(parse_cut("2024-06-30", log) == date("2024-06-30"));
+    check_throws<argument_error>([&] { (void)parse_cut("30/06/2024", log); }, {"30/06/2024", "ISO-8601"});
+}
+
+TEST_CASE("backtest on crm4: two cuts") {
+    const visit_log log = load_visit_log(crm4_history);
+    backtest_options o;
+    o.cuts = {date("2024-06-30"), date("2025-03-31")};
+    o.horizon = 90;
+    o.fit.kind = model_kind::branched;
+    o.paths = 1000;
+    const backtest_result r = backtest(log, o);
+    REQUIRE(r.cuts.size() == 2);
+    for (const auto& c : r.cuts) {
+        const raw_actual raw = read_actual(crm4_history, c.cut, 90.0);
+        CHECK(c.deals == raw.open);
+        CHECK(c.skipped_deals == 0);
+        CHECK(c.actual_count == raw.won);
+        CHECK(c.actual == doctest::Approx(raw.value));
+        CHECK(c.predicted.p10 <= c.predicted.mean);
+        CHECK(c.predicted.mean <= c.predicted.p90);
+        CHECK(c.predicted_count.p10 <= c.predicted_count.p90);
+        CHECK(c.expected > 0.0); // the exact Σ amount × p (the simulated mean moves with the shock)
+        CHECK(c.crm_weighted > c.expected); // eventual wins exceed wins within 90 days
+        CHECK(std::isfinite(c.roll_rate));
+        CHECK(c.error == doctest::Approx(c.predicted.mean - c.actual));
+        CHECK(c.overdispersion > 0.0);
+    }
+    // Summary figures from the cuts.
+    double mape = 0.0;
+    for (const auto& c : r.cuts) mape += std::abs(c.predicted.mean - c.actual) / c.actual / 2.0;
+    CHECK(r.summary.mape == doctest::Approx(mape));
+    double crm = 0.0;
+    for (const auto& c : r.cuts) crm += std::abs(c.crm_weighted - c.actual) / c.actual / 2.0;
+    CHECK(r.crm_weighted.mape == doctest::Approx(crm));
+    std::size_t binned = 0;
+    for (const auto& b : r.summary.calibration) binned += b.deals;
+    CHECK(binned == r.cuts[0].deals + r.cuts[1].deals);
+    CHECK(r.summary.brier > 0.0);
+    CHECK(r.summary.brier < r.crm_weighted.brier);
+
+    SUBCASE("the JSON interface") {
+        const nlohmann::json j = r;
+        for (const char* k : {"cut", "predicted", "actual", "predicted_count", "actual_count"}) CHECK(j["cuts"][0].contains(k));
+        for (const char* k : {"mean", "p10", "p90"}) {
+            CHECK(j["cuts"][0]["predicted"][k].is_number());
+            CHECK(j["cuts"][0]["predicted_count"][k].is_number());
+        }
+        CHECK(j["cuts"][0]["cut"] == "2024-06-30");
+        for (const char* k : {"mape", "coverage", "brier"}) CHECK(j["summary"][k].is_number());
+        CHECK(j["baselines"]["crm_weighted"]["mape"].is_number());
+        CHECK(j["baselines"]["roll_rate"]["mape"].is_number());
+        CHECK(j["method"] == "model");
+    }
+    SUBCASE("the landmark method forecasts the same book") {
+        backtest_options l = o;
+        l.method = backtest_method::landmark;
+        const backtest_result rl = backtest(log, l);
+        for (std::size_t c = 0; c < 2; ++c) {
+            CHECK(rl.cuts[c].deals == r.cuts[c].deals);
+            CHECK(rl.cuts[c].actual == r.cuts[c].actual);
+            CHECK(rl.cuts[c].predicted.p10 <= rl.cuts[c].predicted.p90);
+        }
+    }
+}
+
+TEST_CASE("bernoulli paths of the landmark method") {
+    const std::vector<double> p = {0.1, 0.5, 0.9, 0.0, 0.3};
+    const std::vector<double> a = {100, 200, 50, 1000, 10};
+    std::vector<double> value, count;
+    const std::size_t n = 20000;
+    detail::bernoulli_paths(p, a, 0.0, n, 7, 0, value, count);
+    double mv = 0.0, mc = 0.0;
+    for (std::size_t k = 0; k < n; ++k) {
+        mv += value[k] / n;
+        mc += count[k] / n;
+    }
+    double ev = 0.0, var = 0.0, ec = 0.0, varc = 0.0;
+    for (std::size_t i = 0; i < p.size(); ++i) {
+        ev += a[i] * p[i];
+        var += a[i] * a[i] * p[i] * (1 - p[i]);
+        ec += p[i];
+        varc += p[i] * (1 - p[i]);
+    }
+    CHECK(std::abs(mv - ev) < 4.0 * std::sqrt(var / n));
+    CHECK(std::abs(mc - ec) < 4.0 * std::sqrt(varc / n));
+    // A shock widens the count's spread beyond independent deals.
+    std::vector<double> v2, c2;
+    detail::bernoulli_paths(p, a, 1.0, n, 7, 0, v2, c2);
+    double s2 = 0.0, m2 = 0.0;
+    for (double c : c2) m2 += c / n;
+    for (double c : c2) s2 += (c - m2) * (c - m2) / (n - 1);
+    CHECK(s2 > 1.2 * varc);
+    // Reproducible.
+    std::vector<double> v3, c3;
+    detail::bernoulli_paths(p, a, 1.0, n, 7, 0, v3, c3);
+    CHECK(v3 == v2);
+}
+
+TEST_CASE("backtest: bad input") {
+    const visit_log log = load_visit_log(crm4_history);
+    backtest_options o;
+    o.horizon = 90;
+    o.cuts = {date("2022-06-30")};
+    check_throws<argument_error>([&] { (void)backtest(log, o); }, {"cut 2022-06-30", "outside the log", "crm4_history.csv"});
+    o.cuts = {date("2025-12-01")};
+    check_throws<argument_error>([&] { (void)backtest(log, o); }, {"cut 2025-12-01", "runs past the end"});
+    o.cuts = {date("2024-06-30")};
+    o.horizon = 0;
+    check_throws<argument_error>([&] { (void)backtest(log, o); }, {"horizon", "0"});
+    o.horizon = 90;
+    o.cuts.clear();
+    check_throws<argument_error>([&] { (void)backtest(log, o); }, {"no cuts"});
+    o.cuts = {date("2023-01-01T12:00")}; // six hours in: no visit has ended, nothing to fit
+    o.fit.kind = model_kind::branched;
+    bool named = false;
+    try {
+        (void)backtest(log, o);
+    } catch (const error& e) {
+        INFO(e.what());
+        named = std::string(e.what()).find("cut 2023-01-01T12:00") != std::string::npos;
+    }
+    CHECK(named);
+}
