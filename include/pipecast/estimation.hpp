@@ -26,7 +26,16 @@
 /// uncensored estimate, analytic derivatives for the lognormal, Boost's incomplete gamma
 /// for the gamma). The family is chosen by AIC = 2p − 2 log L. Uncensored parts use
 /// sufficient statistics (n, Σt, Σlog t, Σlog² t); the censored terms are summed per
-/// evaluation. See docs/estimation.md.
+/// evaluation; every kernel takes optional per-observation weights.
+///
+/// **The branched model** (fit_options::kind = model_kind::branched): per open stage one
+/// branch per observed next stage plus a stalled branch (no decision, closed lost at an
+/// exponential clean-up time), fitted by EM on the censored mixture likelihood
+/// Σ_exits w log Σ_{k→j} π_k f_k(t) + Σ_censored w log Σ_k π_k S_k(c); a family per branch by
+/// the mixture AIC; sandwich standard errors of π; the stall share capped; optionally
+/// Aalen–Johansen (nonparametric) branches. Recency (window, half-life weights) enters every
+/// estimate; the fit also gives arrivals per entry stage, empirical deal sizes and the
+/// per-period overdispersion of the win/lose decision. See docs/estimation.md §8.
 
 #include <pipecast/dwell.hpp>
 #include <pipecast/error.hpp>
@@ -1030,12 +1039,14 @@ inline void fit_branch_dwell(em_branch& b, const dwell_sample& s, const fit_opti
 
 /// Exponential dwell of the stalled branch (the clean-up time) with at least one event
 /// (a guard for a stall nobody ever cleaned up: mean = exposure / max(events, 1)).
-inline void fit_stall_dwell(em_branch& b, const dwell_sample& s) {
+/// The clean-up is the slowest way out: the mean is at least `floor` (the longest mean of
+/// the other branches; the constrained MLE of the exponential is max(θ̂, floor)).
+inline void fit_stall_dwell(em_branch& b, const dwell_sample& s, double floor) {
     const double events = std::max(s.n, 1.0);
     const double exposure = s.sum_t + s.sum_c;
     family_fit f;
     f.family = dwell_family::exponential;
-    const double theta = exposure > 0.0 ? exposure / events : 1.0;
+    const double theta = std::max(exposure > 0.0 ? exposure / events : 1.0, floor);
     f.log_likelihood = s.n > 0.0 ? -s.n * std::log(theta) - exposure / theta : 0.0;
     set_aic(f, 1);
     f.mean = theta;
@@ -1051,8 +1062,8 @@ inline void fit_stall_dwell(em_branch& b, const dwell_sample& s) {
 /// The EM fit of a branched stage (docs/estimation.md §3). `targets` are stage codes;
 /// `stall_target` indexes targets (the losing outcome the stalled branch closes to), −1
 /// without a stalled branch.
-[[nodiscard]] inline branched_estimate fit_branched_em(const stage_visits& v, const std::vector<std::string>& target_names,
-                                                       int stall_target, const fit_options& opt) {
+[[nodiscard]] inline branched_estimate fit_branched_em_once(const stage_visits& v, const std::vector<std::string>& target_names,
+                                                            int stall_target, const fit_options& opt) {
     branched_estimate out;
     const std::size_t n = v.d.size();
     const int nt = static_cast<int>(target_names.size());
@@ -1139,8 +1150,14 @@ inline void fit_stall_dwell(em_branch& b, const dwell_sample& s) {
                 }
             }
             const dwell_sample s(ex_t, ce_t, opt.min_dwell, ex_w, ce_w);
-            if (br[k].stalled) fit_stall_dwell(br[k], s);
-            else fit_branch_dwell(br[k], s, opt);
+            if (br[k].stalled) {
+                double floor = 0.0;
+                for (std::size_t j = 0; j < ks; ++j)
+                    if (br[j].dwell) floor = std::max(floor, br[j].dwell->mean());
+                fit_stall_dwell(br[k], s, floor);
+            } else {
+                fit_branch_dwell(br[k], s, opt);
+            }
             if (!br[k].dwell) return false;
         }
         return true;
@@ -1222,7 +1239,11 @@ inline void fit_stall_dwell(em_branch& b, const dwell_sample& s) {
     if (res.status == fit_status::converged && search) {
         double best_aic = 2.0 * parameters() - 2.0 * res.ll;
         for (std::size_t k = 0; k < nb; ++k) {
-            if (br[k].stalled || br[k].reduced) continue;
+            // branches with a target of their own: their exits are theirs, the complete-data
+            // choice stands; the search is for those sharing a target (the stall target)
+            bool shared = false;
+            for (std::size_t j = 0; j < nb; ++j) shared = shared || (j != k && br[j].target == br[k].target);
+            if (br[k].stalled || br[k].reduced || !shared) continue;
             const int current = br[k].family;
             br[k].family_aic = {nan_v, nan_v, nan_v, nan_v};
             br[k].family_aic[static_cast<std::size_t>(current)] = best_aic;
@@ -1315,6 +1336,26 @@ inline void fit_stall_dwell(em_branch& b, const dwell_sample& s) {
         if (b.reduced) note += "branch to " + target_names[static_cast<std::size_t>(b.target)] + ": too few events, exponential only; ";
     out.note += note;
     return out;
+}
+
+/// The EM fit with a stalled branch when the stage's mixture AIC supports it: fitted with
+/// and without, the stall kept if its AIC is lower (it costs two parameters, π and the
+/// clean-up mean), so a pipeline without stalled deals gets none.
+[[nodiscard]] inline branched_estimate fit_branched_em(const stage_visits& v, const std::vector<std::string>& target_names,
+                                                       int stall_target, const fit_options& opt) {
+    branched_estimate with = fit_branched_em_once(v, target_names, stall_target, opt);
+    if (stall_target < 0) return with;
+    branched_estimate without = fit_branched_em_once(v, target_names, -1, opt);
+    const bool with_ok = with.status == fit_status::converged && std::isfinite(with.aic);
+    const bool without_ok = without.status == fit_status::converged && std::isfinite(without.aic);
+    if (without_ok && (!with_ok || without.aic <= with.aic)) {
+        without.note += "no stalled branch: the AIC does not support one (" +
+                        (with_ok ? message("AIC ", with.aic, " with, ", without.aic, " without") : std::string("its fit failed")) + "); ";
+        without.iterations += with.iterations;
+        return without;
+    }
+    with.iterations += without.iterations;
+    return with;
 }
 
 } // namespace detail
@@ -1892,9 +1933,13 @@ template <class Select>
 
 } // namespace detail
 
-/// Fits transition probabilities and dwell distributions of every open stage of a history.
+/// Fits transition probabilities and dwell distributions of every open stage of a history;
+/// with opt.kind = model_kind::branched also each stage's branches (stage_estimate::branched,
+/// by EM; numerical trouble is its status, never an exception). Visits are selected by
+/// opt.window and weighted by opt.half_life (by their entry time, before the log end).
 /// @throws argument_error on bad options (unknown stage in stage_order / won / prior,
-///   negative prior, bad credible level) or an empty history.
+///   negative prior, bad credible level, window or half-life not positive, max_stall_share
+///   outside [0, 1)) or an empty history.
 /// Complexity: O(n) for n visits plus the per-stage fits (O(n log n) for Kaplan–Meier).
 /// Example:
 /// @code
@@ -1966,8 +2011,9 @@ struct segment_fit {
     return out;
 }
 
-/// The fitted model: the stage graph (fitted dwells, posterior-mean transitions), the deal
-/// size and arrival estimates, the time unit.
+/// The fitted model: the stage graph (fitted dwells, posterior-mean transitions; branched
+/// stages with their branches when the fit has them, the classic stage where the branched
+/// fit failed), the deal size, the main arrival stream, the overdispersion σ, the time unit.
 /// @throws model_error naming the stage if a stage has no exits (and no prior) or no dwell
 ///   estimate, or if the outcomes lack a win or a loss (stage_graph's checks).
 [[nodiscard]] inline model to_model(const history_fit& fit, std::string name = "fitted") {
