@@ -90,4 +90,164 @@ inline void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << '\n'
 /// Loads a model file (wrapping errors with the file name).
 inline pipecast::model load_model_file(const std::string& path) { return pipecast::load_model(path); }
 
+// --- reading CRM exports (issue 10): one option set and one loader for every command ---
+
+/// How to read a history or book file: --format, --encoding, --delimiter, --map,
+/// --stage-map, --stage-order, --won/--lost, --date-format, --decimal-comma.
+struct input_options {
+    std::string format = "auto";
+    std::string encoding = "utf-8";
+    std::string delimiter;
+    std::vector<std::string> map;         ///< FIELD=COLUMN
+    std::vector<std::string> stage_map;   ///< OLD=NEW, or a file of OLD,NEW lines
+    std::vector<std::string> stage_order; ///< the open stages in funnel order
+    std::vector<std::string> won, lost;
+    std::string date_format;
+    bool decimal_comma = false;
+    std::string fx;          ///< exchange-rate file: currency,rate[,date]
+    std::vector<CLI::App*> cmds; ///< the commands they are registered on (for a --won of their own)
+};
+
+/// The input options of the commands that read a history (fit, kpi, backtest), and of those
+/// that read a book (forecast, simulate): one set each, registered on every such command
+/// (one command runs per process).
+inline input_options& history_input() {
+    static input_options in;
+    return in;
+}
+inline input_options& book_input() {
+    static input_options in;
+    return in;
+}
+
+/// Registers the input options on a command (a --won the command already has is shared).
+inline void add_input_options(CLI::App* cmd, input_options& in) {
+    in.cmds.push_back(cmd);
+    auto* g = cmd;
+    g->add_option("--format", in.format, "input format: auto, visits, changes, salesforce, hubspot, opportunities")
+        ->capture_default_str();
+    g->add_option("--encoding", in.encoding, "input encoding: utf-8, gb18030, gbk, windows-1252, latin1, utf-16")
+        ->capture_default_str();
+    g->add_option("--delimiter", in.delimiter, "field separator: , ; tab or | (default: detected from the header)");
+    g->add_option("--map", in.map, "FIELD=COLUMN[,...]: the column of a field (e.g. deal_id=商机编号,stage=阶段)")
+        ->delimiter(',');
+    g->add_option("--stage-map", in.stage_map, "OLD=NEW[,...] or a CSV file of OLD,NEW lines: rename stages")
+        ->delimiter(',');
+    g->add_option("--stage-order", in.stage_order, "the open stages in funnel order (others are errors)")->delimiter(',');
+    if (!cmd->get_option_no_throw("--won"))
+        g->add_option("--won", in.won, "outcome names that count as wins (besides won, closed won, 赢单, 成交, 签约)")
+            ->delimiter(',');
+    g->add_option("--lost", in.lost, "outcome names that count as losses (besides lost, closed lost, 丢单, 输单, 失败)")
+        ->delimiter(',');
+    g->add_option("--date-format", in.date_format, "strftime-style date pattern, e.g. %d/%m/%Y %H:%M");
+    g->add_flag("--decimal-comma", in.decimal_comma, "amounts use a decimal comma (1.234,50)");
+    g->add_option("--fx", in.fx, "exchange rates CSV (currency,rate[,date]): convert amounts to the report currency");
+}
+
+namespace input_detail {
+
+inline std::pair<std::string, std::string> split_pair(const std::string& s, const char* what) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
+        throw pipecast::argument_error(std::string(what) + ": expected OLD=NEW, got '" + pipecast::detail::clip(s) + "'");
+    return {std::string(pipecast::detail::trim(s.substr(0, eq))), std::string(pipecast::detail::trim(s.substr(eq + 1)))};
+}
+
+/// --stage-map entries: OLD=NEW, or a file (two columns OLD,NEW; a header line old,new is skipped).
+inline std::vector<std::pair<std::string, std::string>> stage_map_of(const std::vector<std::string>& items) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& it : items) {
+        if (it.find('=') == std::string::npos) {
+            std::string text = pipecast::detail::to_utf8(pipecast::detail::read_file_bytes(it, "stage map file"), "utf-8", it);
+            std::istringstream in(text);
+            pipecast::detail::csv_reader csv(in, it, pipecast::detail::csv_dialect{0, true, std::size_t{1} << 20});
+            std::vector<std::string> f;
+            while (csv.next(f)) {
+                if (f.size() != 2)
+                    throw pipecast::parse_error(it, csv.line(), 0, "expected two fields: old stage, new stage");
+                const auto a = std::string(pipecast::detail::trim(f[0])), b = std::string(pipecast::detail::trim(f[1]));
+                if (csv.line() == 1 && pipecast::detail::lower(a) == "old" && pipecast::detail::lower(b) == "new") continue;
+                out.emplace_back(a, b);
+            }
+        } else {
+            out.push_back(split_pair(it, "--stage-map"));
+        }
+    }
+    return out;
+}
+
+inline char delimiter_of(const std::string& d) {
+    if (d.empty()) return 0;
+    if (d == "tab" || d == "\\t" || d == "\t") return '\t';
+    if (d == "," || d == ";" || d == "|") return d[0];
+    throw pipecast::argument_error("--delimiter: expected , ; tab or |, got '" + pipecast::detail::clip(d) + "'");
+}
+
+} // namespace input_detail
+
+/// Applies the input options to reader options (column map, stage map and order, outcomes,
+/// dates, amounts, delimiter).
+inline void apply_input_options(pipecast::history_options& o, const input_options& in) {
+    for (const auto& m : in.map) o.columns.push_back(input_detail::split_pair(m, "--map"));
+    o.stage_map = input_detail::stage_map_of(in.stage_map);
+    if (!in.stage_order.empty()) o.stages = in.stage_order;
+    o.won = in.won;
+    for (auto* cmd : in.cmds) // a --won the command defines itself (fit, kpi, backtest)
+        if (const auto* w = cmd->get_option_no_throw("--won"); o.won.empty() && cmd->parsed() && w && w->count() > 0)
+            o.won = w->as<std::vector<std::string>>();
+    o.lost = in.lost;
+    o.recognise_outcomes = true;
+    o.delimiter = input_detail::delimiter_of(in.delimiter);
+    o.date_format = in.date_format;
+    o.decimal_comma = in.decimal_comma;
+    if (!in.fx.empty()) {
+        std::istringstream rates(pipecast::detail::to_utf8(pipecast::detail::read_file_bytes(in.fx, "exchange-rate file"), "utf-8", in.fx));
+        o.fx = pipecast::read_fx_rates(rates, in.fx);
+    }
+}
+
+/// Reads a history file as the input options say (base: as-of, time unit, skip_bad_rows,
+/// outcomes), and names the format read on stderr.
+inline pipecast::visit_log load_history_input(const std::string& path, pipecast::history_options base,
+                                              const input_options& in) {
+    pipecast::import_options io;
+    apply_input_options(base, in);
+    io.history = std::move(base);
+    io.format = pipecast::parse_history_format(in.format);
+    io.encoding = in.encoding;
+    pipecast::import_result r = pipecast::import_history(path, io);
+    std::cerr << "pipecast: read " << path << " as " << pipecast::to_string(r.format) << " (" << r.rows << " rows, "
+              << r.log.deal_count() << " deals, " << r.log.size() << " visits";
+    if (r.encoding != "utf-8") std::cerr << ", " << r.encoding;
+    if (r.deleted_rows) std::cerr << ", " << r.deleted_rows << " deleted rows left out";
+    if (r.lossy_deals) std::cerr << ", " << r.lossy_deals << " deals with back-moves HubSpot did not keep";
+    if (r.undated_deals) std::cerr << ", " << r.undated_deals << " deals without dates left out";
+    std::cerr << ")\n";
+    return std::move(r.log);
+}
+
+/// The outcomes of a log read with the input options that count as wins (for fit_options::won,
+/// so that 赢单 or a --won name is a win).
+inline std::vector<std::string> won_outcomes_input(const pipecast::visit_log& log, const input_options& in) {
+    pipecast::history_options o;
+    apply_input_options(o, in);
+    return pipecast::won_outcomes(log, o);
+}
+
+/// Reads a book of open deals as the input options say (base: as-of, time unit).
+inline pipecast::book load_book_input(const std::string& path, const pipecast::stage_graph& g,
+                                      pipecast::book_csv_options base, const input_options& in) {
+    pipecast::history_options h;
+    apply_input_options(h, in);
+    base.columns = h.columns;
+    base.stage_map = h.stage_map;
+    base.delimiter = h.delimiter;
+    base.date_format = h.date_format;
+    base.decimal_comma = h.decimal_comma;
+    base.fx = h.fx;
+    base.encoding = in.encoding;
+    base.format = pipecast::parse_history_format(in.format);
+    return pipecast::load_book_csv(path, g, base);
+}
+
 } // namespace pipecast_cli
