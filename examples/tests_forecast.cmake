@@ -61,6 +61,12 @@ if(CMAKE_SCRIPT_MODE_FILE)
   endif()
   cents(weighted weighted_total)
   cents(amount total_amount)
+  # The age-aware forecast next to the CRM-style one, and the stalled deals.
+  foreach(key age_aware_total expected_stalled stalled_amount likely_stalled likely_stalled_amount stalled_threshold)
+    expect_type("${out}" NUMBER ${key})
+  endforeach()
+  expect_type("${out}" STRING weighted_basis)
+  cents(age_aware age_aware_total)
 
   # by_stage: the documented keys, and the lines add up to the totals (one cent of
   # truncation a line at most).
@@ -69,13 +75,19 @@ if(CMAKE_SCRIPT_MODE_FILE)
   set(sum_w 0)
   set(sum_a 0)
   set(sum_n 0)
+  set(sum_aw 0)
   foreach(i RANGE ${last})
     expect_type("${out}" STRING by_stage ${i} stage)
     foreach(key count amount win_probability weighted)
       expect_type("${out}" NUMBER by_stage ${i} ${key})
     endforeach()
+    foreach(key age_aware_weighted age_aware_win_probability expected_stalled likely_stalled)
+      expect_type("${out}" NUMBER by_stage ${i} ${key})
+    endforeach()
     cents(w by_stage ${i} weighted)
     cents(a by_stage ${i} amount)
+    cents(aw by_stage ${i} age_aware_weighted)
+    math(EXPR sum_aw "${sum_aw} + ${aw}")
     string(JSON c GET "${out}" by_stage ${i} count)
     math(EXPR sum_w "${sum_w} + ${w}")
     math(EXPR sum_a "${sum_a} + ${a}")
@@ -83,6 +95,20 @@ if(CMAKE_SCRIPT_MODE_FILE)
   endforeach()
   expect_near("sum of by_stage weighted vs weighted_total" ${sum_w} ${weighted} ${n})
   expect_near("sum of by_stage amount vs total_amount" ${sum_a} ${amount} ${n})
+  expect_near("sum of by_stage age_aware_weighted vs age_aware_total" ${sum_aw} ${age_aware} ${n})
+  if(BRANCHED)
+    # Old deals count less: the age-aware forecast is below the CRM-style one, and some deals stall.
+    if(NOT age_aware LESS weighted)
+      message(FATAL_ERROR "age_aware_total (${age_aware} cents) should be below weighted_total (${weighted} cents)")
+    endif()
+    string(JSON likely GET "${out}" likely_stalled)
+    if(likely LESS 1)
+      message(FATAL_ERROR "no likely stalled deals on a branched model with old deals")
+    endif()
+  else()
+    # No branched stage: the age-aware forecast is the CRM-style one.
+    expect_near("age_aware_total vs weighted_total (classic model)" ${age_aware} ${weighted} 1)
+  endif()
   if(NOT sum_n EQUAL deals)
     message(FATAL_ERROR "by_stage counts sum to ${sum_n}, deals = ${deals}")
   endif()
@@ -140,6 +166,22 @@ add_test(NAME cli_forecast_b2b6_horizon_json
   COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:pipecast_cli> -DDEALS=10000 -DHORIZON=30
           "-DARGS=forecast;--model;${_fc_b2b6};--deals;${_fc_b2b6_deals};--horizon;30;--json"
           -P "${CMAKE_CURRENT_LIST_FILE}")
+# A branched model (the crm4 truth spec) and its open deals at the log's end.
+set(_fc_crm4 "${_fc_data}/crm4_truth_model.json")
+set(_fc_crm4_deals "${_fc_data}/crm4_open_deals.csv")
+add_test(NAME cli_forecast_crm4_branched_json
+  COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:pipecast_cli> -DDEALS=622 -DHORIZON=90 -DBRANCHED=ON
+          "-DARGS=forecast;--model;${_fc_crm4};--deals;${_fc_crm4_deals};--horizon;90;--json"
+          -P "${CMAKE_CURRENT_LIST_FILE}")
+add_test(NAME cli_forecast_crm4_branched_text
+  COMMAND $<TARGET_FILE:pipecast_cli> forecast --model ${_fc_crm4} --deals ${_fc_crm4_deals} --horizon 90)
+set_tests_properties(cli_forecast_crm4_branched_text PROPERTIES PASS_REGULAR_EXPRESSION
+  "Stage +Deals +Amount +P\\(win\\) +Weighted +P\\(win\\|age\\) +Age-aware +Won within 90 days +Likely stalled\n.*Total +622 .*By owner\nOwner +Deals +Amount +Weighted +Share +Age-aware +Won within 90 days +Likely stalled.*CRM-style figure.*Likely stalled = deals with P\\(stalled")
+add_test(NAME cli_forecast_bad_stalled_threshold
+  COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:pipecast_cli>
+          "-DARGS=forecast;--model;${_fc_crm4};--deals;${_fc_crm4_deals};--stalled-threshold;0"
+          "-DEXPECT_FAIL=pipecast: error: .*--stalled-threshold must be in \\(0, 1\\], got 0" -P "${CMAKE_CURRENT_LIST_FILE}")
+
 # Entry dates and --as-of.
 add_test(NAME cli_forecast_as_of_json
   COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:pipecast_cli> -DDEALS=3 -DHORIZON=30

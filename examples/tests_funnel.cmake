@@ -16,6 +16,8 @@ if(CMAKE_SCRIPT_MODE_FILE)
   expect_type("${out}" NUMBER coverage steady_state)
   expect_type("${out}" OBJECT velocity)
   expect_type("${out}" NUMBER velocity required)
+  expect_type("${out}" STRING velocity definition)
+  expect_type("${out}" NUMBER velocity ideal cycle_length)
   expect_type("${out}" ARRAY levers)
   expect_type("${out}" ARRAY stages)
   string(JSON n LENGTH "${out}" stages)
@@ -25,9 +27,12 @@ if(CMAKE_SCRIPT_MODE_FILE)
   math(EXPR last "${n} - 1")
   foreach(i RANGE ${last})
     expect_type("${out}" STRING stages ${i} stage)
-    foreach(key win_probability entering_per_period in_stage in_stage_value)
+    foreach(key win_probability entering_per_period in_stage in_stage_value stalled_share)
       expect_type("${out}" NUMBER stages ${i} ${key})
     endforeach()
+    if(BRANCHED)
+      expect_type("${out}" BOOLEAN stages ${i} branched)
+    endif()
     if(WITH_BOOK)
       expect_type("${out}" NUMBER stages ${i} actual_in_stage)
       expect_type("${out}" NUMBER stages ${i} gap)
@@ -68,6 +73,19 @@ add_test(NAME cli_funnel_b2b6_json
   COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:pipecast_cli> -DWITH_BOOK=OFF -DEXPECT_DEALS=30
           "-DARGS=funnel;--model;${_funnel_b2b6};--quota;300000;--period;30;--deal-size;10000;--json"
           -P "${CMAKE_CURRENT_LIST_FILE}")
+
+# A branched model (the crm4 truth spec, stalled shares) with its open deals at the log's end.
+set(_funnel_crm4 "${PROJECT_SOURCE_DIR}/tests/data/crm4_truth_model.json")
+set(_funnel_crm4_deals "${PROJECT_SOURCE_DIR}/tests/data/crm4_open_deals.csv")
+add_test(NAME cli_funnel_crm4_branched_json
+  COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:pipecast_cli> -DWITH_BOOK=ON -DBRANCHED=ON
+          "-DARGS=funnel;--model;${_funnel_crm4};--quota;600000;--period;90;--deal-size;6771;--deals;${_funnel_crm4_deals};--json"
+          -P "${CMAKE_CURRENT_LIST_FILE}")
+add_test(NAME cli_funnel_crm4_branched_text
+  COMMAND $<TARGET_FILE:pipecast_cli> funnel --model ${_funnel_crm4} --quota 600000 --period 90 --deal-size 6771
+          --deals ${_funnel_crm4_deals})
+set_tests_properties(cli_funnel_crm4_branched_text PROPERTIES
+  PASS_REGULAR_EXPRESSION "Negotiation.*weighted forecast +[0-9,]+ \\(age-aware: P\\(win \\| stage, time in stage\\)\\).*Sales velocity = open deals x P\\(win \\| entry\\) x deal size / time to close")
 
 # Text tables.
 add_test(NAME cli_funnel_saas_text
