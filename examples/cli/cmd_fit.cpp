@@ -281,16 +281,22 @@ json kpi_json(const pipecast::kpi_report& k) {
                           {"mean_time", num(s.mean_time)},
                           {"median_time", num(s.median_time)},
                           {"naive_mean_time", num(s.naive_mean_time)},
-                          {"time_share", num(s.time_share)}});
+                          {"time_share", num(s.time_share)},
+                          {"stalled_share", num(s.stalled_share)},
+                          {"longest_won_stay", num(s.longest_won_stay)}});
     json stale = json::array();
     for (const auto& d : k.stale)
         stale.push_back({{"id", d.id},
                          {"stage", d.stage},
                          {"age", d.age},
-                         {"threshold", d.threshold},
-                         {"over", d.over},
+                         {"threshold", num(d.threshold)},
+                         {"over", num(d.over)},
                          {"ratio", num(d.ratio)},
-                         {"amount", num(d.amount)}});
+                         {"amount", num(d.amount)},
+                         {"stalled_probability", num(d.stalled_probability)},
+                         {"win_probability", num(d.win_probability)},
+                         {"likely_stalled", d.likely_stalled},
+                         {"older_than_wins", d.older_than_wins}});
     return {{"deals", k.deals},
             {"won", k.won},
             {"lost", k.lost},
@@ -299,6 +305,8 @@ json kpi_json(const pipecast::kpi_report& k) {
             {"win_rate_by_value", num(k.win_rate_by_value)},
             {"closed_win_rate", num(k.closed_win_rate)},
             {"closed_win_rate_by_value", num(k.closed_win_rate_by_value)},
+            {"value_win_rate_note", k.value_win_rate_note.empty() ? json(nullptr) : json(k.value_win_rate_note)},
+            {"lost_without_amount", k.lost_without_amount},
             {"average_won_deal", num(k.average_won_deal)},
             {"cycle_length",
              {{"count", k.cycle.count},
@@ -312,8 +320,17 @@ json kpi_json(const pipecast::kpi_report& k) {
             {"open_opportunities", k.open_opportunities},
             {"open_value", k.open_value},
             {"velocity", num(k.velocity)},
+            {"velocity_terms",
+             {{"definition", "open opportunities x P(win | entry) x average open deal / E[time to close | entry] "
+                             "(all outcomes; the same as pipecast funnel)"},
+              {"open_opportunities", k.velocity_detail.open_opportunities},
+              {"win_rate", num(k.velocity_detail.win_rate)},
+              {"deal_size", num(k.velocity_detail.deal_size)},
+              {"cycle_length", num(k.velocity_detail.cycle_length)}}},
             {"time_unit", k.time_unit},
             {"stale_quantile", k.stale_quantile},
+            {"stalled_threshold", k.stalled_threshold},
+            {"stale_rule", "P(stalled | stage, age) >= stalled_threshold, or age > the stage's longest stay of a won deal"},
             {"stale_count", k.stale.size()},
             {"stale", stale},
             {"bottleneck",
@@ -339,7 +356,8 @@ void print_kpi_tables(const pipecast::kpi_report& k, std::size_t max_stale, std:
     s.add_row({"deals (won / lost / open)", std::to_string(k.deals) + " (" + std::to_string(k.won) + " / " +
                                                 std::to_string(k.lost) + " / " + std::to_string(k.open) + ")"});
     s.add_row({"win rate by count", percent(k.win_rate)});
-    s.add_row({"win rate by value", percent(k.win_rate_by_value)});
+    s.add_row({"win rate by value", k.value_win_rate_note.empty() ? percent(k.win_rate_by_value)
+                                                                   : std::string("n/a (lost deals lack amounts)")});
     s.add_row({"closed-deal win rate (naive)", percent(k.closed_win_rate)});
     s.add_row({"average won deal", money(k.average_won_deal)});
     s.add_row({"sales cycle mean (" + u + ")", fixed(k.cycle.mean, 1)});
@@ -347,30 +365,43 @@ void print_kpi_tables(const pipecast::kpi_report& k, std::size_t max_stale, std:
     s.add_row({"sales cycle p10 .. p90", fixed(k.cycle.p10, 1) + " .. " + fixed(k.cycle.p90, 1)});
     s.add_row({"model mean time to win", fixed(k.cycle.model_mean, 1)});
     s.add_row({"open opportunities", fixed(k.open_opportunities, 0)});
-    s.add_row({"sales velocity (per " + k.time_unit + ")", money(k.velocity)});
+    s.add_row({"sales velocity (per " + k.time_unit + ")",
+               money(k.velocity) + " = " + fixed(k.velocity_detail.open_opportunities, 0) + " x " +
+                   percent(k.velocity_detail.win_rate) + " x " + money(k.velocity_detail.deal_size) + " / " +
+                   fixed(k.velocity_detail.cycle_length, 1)});
     s.add_row({"bottleneck: most losses", k.bottleneck.loss_stage + " (" + percent(k.bottleneck.loss_share) + ")"});
     s.add_row({"bottleneck: most time", k.bottleneck.stall_stage + " (" + percent(k.bottleneck.time_share) + ", " +
                                             fixed(k.bottleneck.stall_ratio, 2) + "x even share)"});
-    s.add_row({"stale deals (age > q" + fixed(100 * k.stale_quantile, 0) + " of dwell)", std::to_string(k.stale.size())});
+    std::size_t likely = 0, older = 0;
+    for (const auto& d : k.stale) likely += d.likely_stalled ? 1 : 0, older += d.older_than_wins ? 1 : 0;
+    s.add_row({"stale deals", std::to_string(k.stale.size()) + " (" + std::to_string(likely) + " likely stalled, " +
+                                  std::to_string(older) + " older than any won deal's stay)"});
     s.print(os);
+    if (!k.value_win_rate_note.empty()) os << "note: " << k.value_win_rate_note << '\n';
+    os << "Velocity = open deals x P(win | entry) x average open deal / time to close (every outcome), as in "
+          "pipecast funnel.\n";
     if (k.stale.empty()) return;
-    os << '\n';
-    table st({"deal", "stage", "age", "threshold", "over", "x threshold", "amount"});
+    os << "Stale: P(stalled | stage, age) >= " << percent(k.stalled_threshold, 0)
+       << ", or older than the stage's longest stay of a deal that went on to win.\n\n";
+    table st({"deal", "stage", "age", "P(stalled)", "P(win|age)", "longest won", "x longest", "amount"});
     for (std::size_t i = 0; i < k.stale.size() && i < max_stale; ++i) {
         const auto& d = k.stale[i];
-        st.add_row({d.id, d.stage, fixed(d.age, 1), fixed(d.threshold, 1), fixed(d.over, 1), fixed(d.ratio, 2),
-                    money(d.amount)});
+        st.add_row({d.id, d.stage, fixed(d.age, 1), percent(d.stalled_probability), percent(d.win_probability, 2),
+                    std::isfinite(d.threshold) ? fixed(d.threshold, 1) : std::string("-"),
+                    std::isfinite(d.ratio) ? fixed(d.ratio, 2) : std::string("-"), money(d.amount)});
     }
     st.print(os);
     if (k.stale.size() > max_stale)
         os << "(" << k.stale.size() - max_stale << " more; --json lists all)\n";
 }
 
-void run_kpi(const history_args& a, const std::string& deals, double quantile, std::size_t max_stale) {
+void run_kpi(const history_args& a, const std::string& deals, double quantile, std::size_t max_stale,
+             double stalled_threshold = 0.5) {
     const pipecast::visit_log log = read_history(a);
     const pipecast::history_fit fit = pipecast::fit_history(log, fit_options_of(a));
     pipecast::kpi_options ko;
     ko.stale_quantile = quantile;
+    ko.stalled_threshold = stalled_threshold;
     std::optional<pipecast::book> open;
     if (!deals.empty()) {
         const pipecast::model m = pipecast::to_model(fit);
@@ -415,10 +446,15 @@ void add_fit_commands(CLI::App& app) {
         CLI::App* cmd = app.add_subcommand("kpi", "Pipeline KPIs from deal history: win rate, cycle, velocity, stale deals, bottlenecks");
         add_history_options(cmd, *a);
         cmd->add_option("--deals", *deals, "open deals CSV (id,stage,amount,age): the open book for velocity and stale deals");
-        cmd->add_option("--stale-quantile", *quantile, "a deal is stale past this quantile of its stage's dwell")
+        auto stalled = std::make_shared<double>(0.5);
+        cmd->add_option("--stale-quantile", *quantile,
+                        "deprecated, accepted for compatibility: stale deals now come from --stalled-threshold and "
+                        "the longest stay of a won deal")
+            ->capture_default_str();
+        cmd->add_option("--stalled-threshold", *stalled, "a deal is stale when P(stalled | stage, age) reaches this")
             ->capture_default_str();
         cmd->add_option("--max-stale", *max_stale, "stale deals listed in the table")->capture_default_str();
-        cmd->callback([a, deals, quantile, max_stale] { run_kpi(*a, *deals, *quantile, *max_stale); });
+        cmd->callback([a, deals, quantile, max_stale, stalled] { run_kpi(*a, *deals, *quantile, *max_stale, *stalled); });
     }
 }
 
