@@ -565,12 +565,28 @@ private:
     }
 
     void build_samplers(const std::vector<int>& depth) {
-        samplers_.reserve(m_);
-        for (std::size_t s = 0; s < m_; ++s) samplers_.emplace_back(lg_.dwell(s), depth[s]);
+        // One table per distinct dwell (the stalled branches of a branched model often share
+        // one cleanup distribution): fewer tables, a smaller cache footprint. A shared table
+        // is as deep as its deepest user; its cells do not depend on the depth.
+        std::vector<int> need(m_);
+        sampler_of_.assign(m_, 0);
+        std::vector<std::size_t> owner; // state that first uses each table
+        for (std::size_t s = 0; s < m_; ++s) {
+            std::size_t t = 0;
+            while (t < owner.size() && !(lg_.dwell(owner[t]) == lg_.dwell(s))) ++t;
+            if (t == owner.size()) {
+                owner.push_back(s);
+                need[t] = depth[s];
+            }
+            need[t] = std::min(need[t], depth[s]);
+            sampler_of_[s] = t;
+        }
+        samplers_.reserve(owner.size());
+        for (std::size_t t = 0; t < owner.size(); ++t) samplers_.emplace_back(lg_.dwell(owner[t]), need[t]);
         all_tabulated_ = true;
-        for (const auto& sm : samplers_) {
-            views_.push_back(sm.view());
-            all_tabulated_ = all_tabulated_ && sm.tabulated();
+        for (std::size_t s = 0; s < m_; ++s) {
+            views_.push_back(samplers_[sampler_of_[s]].view());
+            all_tabulated_ = all_tabulated_ && samplers_[sampler_of_[s]].tabulated();
         }
     }
 
@@ -832,12 +848,12 @@ private:
     template <bool Tabulated>
     PIPECAST_HOT_INLINE [[nodiscard]] double fresh(std::uint32_t s, std::uint32_t k) const noexcept {
         if constexpr (Tabulated) return views_[s].sample(k);
-        else return samplers_[s].sample(k);
+        else return samplers_[sampler_of_[s]].sample(k);
     }
     template <bool Tabulated>
     PIPECAST_HOT_INLINE [[nodiscard]] double residual_total(std::uint32_t s, std::uint32_t k, double f0, double s0) const noexcept {
         if constexpr (Tabulated) return views_[s].total_time(k, f0, s0);
-        else return samplers_[s].total_time(k, f0, s0);
+        else return samplers_[sampler_of_[s]].total_time(k, f0, s0);
     }
 
     template <bool Tabulated, std::size_t Width, bool Branched, class Item, class Start, class OnWin>
@@ -1151,7 +1167,8 @@ private:
     double horizon_ = 0.0;
     std::vector<std::uint8_t> code_; ///< per stage: 1 open, 2 winning outcome, 0 other outcome
     std::vector<deal_start> deals_;
-    std::vector<dwell_sampler> samplers_;
+    std::vector<dwell_sampler> samplers_;      ///< one per distinct dwell
+    std::vector<std::size_t> sampler_of_;      ///< per latent state: its sampler
     std::vector<dwell_sampler::table_view> views_;
     bool all_tabulated_ = true;
     transition_sampler rows_;
