@@ -282,12 +282,13 @@ TEST_CASE("book_io") {
 }
 
 TEST_CASE("book_io: CRM exports") {
-    SUBCASE("Salesforce Opportunity report: Probability (%), LastStageChangeDate, owner; Age not used") {
+    SUBCASE("Salesforce Opportunity report: Probability (%), LastStageChangeDate, owner; Age not used; closed deals left out") {
         book_csv_options opt;
         opt.as_of = "2026-11-22";
         const book b = read("\"Opportunity ID\",\"Opportunity Name\",\"Stage\",\"Amount\",\"Probability (%)\",\"Close Date\","
                             "\"LastStageChangeDate\",\"Age\",\"Opportunity Owner\",\"Forecast Category\"\n"
                             "\"0061\",\"Big\",\"Demo\",\"$25,000.00\",\"40\",\"2026-12-31\",\"11/12/2026\",\"100\",\"Ann\",\"Pipeline\"\n"
+                            "\"0063\",\"Done\",\"Closed Won\",\"900\",\"100\",\"2026-10-31\",\"2026-10-31\",\"50\",\"Bob\",\"Closed\"\n"
                             "\"0062\",\"Small\",\"Lead\",\"1200\",\"\",\"2026-12-31\",\"2026-11-22\",\"5\",\"Bob\",\"Pipeline\"\n",
                             opt);
         REQUIRE(b.size() == 2);

@@ -19,6 +19,7 @@
 /// when there is no currency column).
 ///
 /// CRM exports are read directly (book_csv_options::format, detected from the header):
+///  Closed deals in these exports (an outcome stage, or `IsClosed` true) are left out.
 ///  * Salesforce Opportunity report: `Opportunity ID`/`Id`, `Stage`/`StageName`, `Amount`,
 ///    `Probability (%)` (a percentage: the per-deal override), `LastStageChangeDate` (the entry
 ///    date of the stage), `Opportunity Owner`/`OwnerId`, `Forecast Category`, `Currency`;
@@ -126,6 +127,8 @@ struct book_csv_options {
     const auto c_category = find({"category", "forecast_category", "forecast category", "forecastcategory", "forecastcategoryname"});
     const auto c_currency = find({"currency", "currencyisocode", "opportunity currency"});
     const auto c_prob = find({"probability", "win_probability", "probability_override", "probability (%)"});
+    constexpr std::size_t no_col = static_cast<std::size_t>(-1);
+    const std::size_t c_closed = (sf || hs) ? h.find({"isclosed", "is closed", "closed"}).value_or(no_col) : no_col;
     const bool percent = c_prob && (h.name(*c_prob) == "probability (%)" || (sf && h.name(*c_prob) == "probability"));
     // HubSpot: the entry date of the deal's current stage, from its "Date entered" column
     std::unordered_map<std::string, std::size_t> hubspot_entered;
@@ -176,6 +179,14 @@ struct book_csv_options {
         std::string_view stage_name = detail::trim(field(c_stage));
         if (auto it = stage_map.find(std::string(stage_name)); it != stage_map.end()) stage_name = it->second;
         const auto stage = g.find(stage_name);
+        // a CRM report lists closed deals too: they are not part of the open book
+        const bool closed_flag = c_closed != no_col && c_closed < f.size() &&
+                                 (detail::lower(detail::trim(field(c_closed))) == "true" || detail::trim(field(c_closed)) == "1");
+        if ((sf || hs) && (closed_flag || (stage && !g.is_open(*stage)) ||
+                           (!stage && outcome_by_name(stage_name) != outcome_kind::none))) {
+            seen.erase(id);
+            continue;
+        }
         if (!stage) throw fail(c_stage, detail::message("unknown stage '", detail::clip(stage_name), "'"));
         if (!g.is_open(*stage))
             throw fail(c_stage, detail::message("stage '", stage_name, "' is an outcome; a book holds open deals only"));
