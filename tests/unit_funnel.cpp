@@ -573,7 +573,7 @@ TEST_CASE("funnel") {
         const book ob(other);
         check_throws_naming([&] { (void)ideal_funnel(g, chain_target(), ob); }, "book");
         // A model without deal sizes and no deal_size given.
-        model mdl{g, std::nullopt, std::nullopt, "m", "", "day", ""};
+        model mdl{g, std::nullopt, std::nullopt, "m", "", "day", "", 0.0, {}};
         funnel_target t = chain_target();
         t.deal_size.reset();
         check_throws_naming([&] { (void)ideal_funnel(mdl, t); }, "deal_size");

@@ -506,7 +506,11 @@ struct age_group {
             const double scale = ov ? (w_j > 0.0 ? overrides[i] / w_j : 0.0) : 1.0;
             const double p_model = w_j > 0.0 ? won_within(g, tab, j, ages[i], r) : 0.0;
             const double p_time = ov ? detail::override_within(overrides[i], p_model, w_j) : std::min(1.0, p_model);
-            if (w_j > 0.0 && p_win > 0.0) deal_terms.emplace_back(amt * p_time, 1.0 / p_win);
+            // The conversion lever scales P(win) by (1 + s) up to 1; for a deal of a branched stage
+            // at most up to its stage's P(win) at entry becoming 1 (a long-stalled deal with
+            // P(win | age) ≈ 0 cannot be converted by an unbounded factor).
+            const double cap_p = g.branched(j) ? std::max(p_win, a.win_probability(static_cast<Eigen::Index>(j))) : p_win;
+            if (w_j > 0.0 && p_win > 0.0) deal_terms.emplace_back(amt * p_time, 1.0 / cap_p);
             stage_gap& sg = gp.stages[j];
             sg.actual_count += 1.0;
             sg.actual_value += amt;
