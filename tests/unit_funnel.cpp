@@ -573,7 +573,11 @@ TEST_CASE("funnel") {
         const book ob(other);
         check_throws_naming([&] { (void)ideal_funnel(g, chain_target(), ob); }, "book");
         // A model without deal sizes and no deal_size given.
-        model mdl{g, std::nullopt, std::nullopt, "m", "", "day", "", 0.0, {}};
+        // (a loaded model with its parts replaced: no aggregate initialiser to keep in step with model's fields)
+        model mdl = load_model(PIPECAST_SHARED_DIR "/scenarios/b2b6.json");
+        mdl.graph = g;
+        mdl.deal_size.reset();
+        mdl.arrivals.reset();
         funnel_target t = chain_target();
         t.deal_size.reset();
         check_throws_naming([&] { (void)ideal_funnel(mdl, t); }, "deal_size");
