@@ -567,6 +567,16 @@ TEST_CASE("estimation: overdispersion, recency, deal sizes, branched options") {
         CHECK(o.periods >= 10);
         // 12 quarters: SE of σ̂ about 0.1
         CHECK(std::abs(o.sigma - 0.35) <= 0.3);
+        // per stage: only Negotiation's decision carries the shock
+        REQUIRE(fit.stage_overdispersion.size() == 4);
+        for (const auto& so : fit.stage_overdispersion) {
+            MESSAGE("crm4 stage ", so.stage, ": sigma ", so.sigma, " from ", so.periods, " quarters");
+            CHECK(so.periods >= 10);
+            if (so.stage != "Negotiation") CHECK(so.sigma <= 0.15);
+        }
+        const model m = to_model(fit);
+        REQUIRE(m.stage_overdispersion.size() == 4);
+        CHECK(m.stage_overdispersion[3] == o.sigma);
     }
 
     SUBCASE("recency: a window and a half-life follow a drifting win share") {

@@ -249,7 +249,10 @@ struct history_fit {
     /// lognormal with fit_options::deal_size_lognormal.
     std::optional<deal_size_distribution> deal_size;
     std::size_t deal_size_count = 0;     ///< deals with a usable amount
-    std::optional<overdispersion_estimate> overdispersion;
+    std::optional<overdispersion_estimate> overdispersion; ///< of the deciding stage (most exits to a win)
+    /// Per open stage (funnel order): the overdispersion of its forward/lose decision
+    /// (sigma 0 and periods 0 where it cannot be estimated).
+    std::vector<overdispersion_estimate> stage_overdispersion;
     double start_time = 0.0, end_time = 0.0;         ///< first entry and log end
     std::size_t visits = 0, deals = 0;
     std::string time_unit = "day";
@@ -1538,8 +1541,9 @@ inline void use_aalen_johansen(branched_estimate& est, const stage_visits& v, co
     est.note += "aalen_johansen branches; ";
 }
 
-/// Logit-scale method-of-moments overdispersion of the win/lose decision of stage `k`
-/// (docs/estimation.md §6). For a branched stage, losses at time t count as decisions with
+/// Logit-scale method-of-moments overdispersion of the forward/lose decision of one stage
+/// (docs/estimation.md §8.8): `target_won` flags the targets that count as going forward
+/// (a win, or an open stage later in the funnel), `target_lost` the losing outcomes. For a branched stage, losses at time t count as decisions with
 /// the probability that they are not stalled ones, and censored visits count by their
 /// branch weights (an imputation; periods more than 10% imputed are left out).
 inline std::optional<overdispersion_estimate> estimate_overdispersion(const stage_estimate& st, const stage_visits& v,
@@ -1547,7 +1551,7 @@ inline std::optional<overdispersion_estimate> estimate_overdispersion(const stag
                                                                       const std::vector<std::string>& names,
                                                                       const std::vector<char>& target_won,
                                                                       const std::vector<char>& target_lost, double days_unit,
-                                                                      double period) {
+                                                                      double period, std::size_t min_periods = 3) {
     std::map<long long, std::array<double, 3>> q; // period -> {wins, losses, imputed}
     const auto* be = st.branched && st.branched->status != fit_status::failed ? &*st.branched : nullptr;
     for (std::size_t i = 0; i < v.d.size(); ++i) {
@@ -1605,7 +1609,7 @@ inline std::optional<overdispersion_estimate> estimate_overdispersion(const stag
         var.push_back(1.0 / (c[0] + 0.5) + 1.0 / (c[1] + 0.5));
         share += c[0] / n;
     }
-    if (y.size() < 3) return std::nullopt;
+    if (y.size() < std::max<std::size_t>(min_periods, 2)) return std::nullopt;
     overdispersion_estimate o;
     o.stage = st.name;
     o.periods = y.size();
@@ -1892,7 +1896,8 @@ template <class Select>
         const double sg = std::sqrt(std::max(0.0, m2 / wsum - m * m) * n / (n - 1.0));
         out.deal_size = deal_size_distribution(std::exp(m), sg);
     }
-    // Overdispersion of the stage with the most exits to a win.
+    // Overdispersion of every stage's forward/lose decision; the model's main σ is the
+    // deciding stage's (the most exits to a win).
     {
         std::size_t best = open.size();
         double most = 0.0;
@@ -1905,27 +1910,37 @@ template <class Select>
                 best = k;
             }
         }
-        if (best < open.size()) {
+        const double dpu = days_per_unit(opt.time_unit);
+        const double period = std::isfinite(opt.overdispersion_period) ? opt.overdispersion_period
+                              : log.dates                              ? nan_v
+                                                                       : 365.2425 / 4.0 / dpu;
+        for (std::size_t k = 0; k < open.size(); ++k) {
             stage_visits v;
             std::vector<double> entered;
             if (opt.kind == model_kind::branched) {
-                v = sv[best];
-                entered = sv_entered[best];
+                v = sv[k];
+                entered = sv_entered[k];
             } else {
                 for (std::size_t i = 0; i < log.size(); ++i) {
-                    if (!select(i) || slot[log.stage[i]] != best) continue;
+                    if (!select(i) || slot[log.stage[i]] != k) continue;
                     v.d.push_back(log.duration(i));
                     v.target.push_back(log.censored(i) ? -1 : target_of[log.next[i]]);
                     v.w.push_back(1.0);
                     entered.push_back(log.entered[i]);
                 }
             }
-            const double dpu = days_per_unit(opt.time_unit);
-            const double period = std::isfinite(opt.overdispersion_period) ? opt.overdispersion_period
-                                  : log.dates                              ? nan_v
-                                                                           : 365.2425 / 4.0 / dpu;
-            out.overdispersion = estimate_overdispersion(out.stages[best], v, entered, target_names, target_won,
-                                                         target_lost, dpu, period);
+            // forward: a win, or an open stage later in the funnel
+            std::vector<char> forward(target_names.size(), 0);
+            for (std::size_t j = 0; j < target_names.size(); ++j) {
+                const std::uint32_t t = target_order[j];
+                forward[j] = target_won[j] || (log.stage_open[t] && slot[t] > k) ? 1 : 0;
+            }
+            auto e = estimate_overdispersion(out.stages[k], v, entered, target_names, forward, target_lost, dpu, period);
+            overdispersion_estimate none;
+            none.stage = out.stages[k].name;
+            none.period = std::isfinite(period) ? message(period) : "quarter";
+            out.stage_overdispersion.push_back(e ? *e : none);
+            if (k == best) out.overdispersion = e;
         }
     }
     return out;
@@ -2039,10 +2054,19 @@ struct segment_fit {
         auto& row = rows[s.name];
         for (const auto& t : s.transitions) row[t.to] = t.probability;
     }
-    model m{stage_graph::from_rows(std::move(stages), fit.outcomes, rows), fit.deal_size, std::nullopt,
-            std::move(name), "", fit.time_unit, ""};
+    model m{.graph = stage_graph::from_rows(std::move(stages), fit.outcomes, rows),
+            .deal_size = fit.deal_size,
+            .arrivals = std::nullopt,
+            .name = std::move(name),
+            .description = "",
+            .time_unit = fit.time_unit,
+            .currency = ""};
     m.description = detail::message("Fitted from ", fit.visits, " stage visits of ", fit.deals, " deals");
     if (fit.overdispersion) m.overdispersion = fit.overdispersion->sigma;
+    bool any = false;
+    for (const auto& o : fit.stage_overdispersion) any = any || o.periods > 0;
+    if (any && fit.stage_overdispersion.size() == fit.stages.size())
+        for (const auto& o : fit.stage_overdispersion) m.stage_overdispersion.push_back(o.sigma);
     if (std::isfinite(fit.arrival_rate) && fit.arrival_rate >= 0.0) {
         arrival_process a;
         a.stage = m.graph.index_of(fit.entry_stage);
