@@ -85,7 +85,7 @@ void run_backtest(const backtest_args& a) {
     pipecast::history_options ho;
     ho.skip_bad_rows = a.skip_bad_rows;
     ho.days_per_unit = dpu;
-    const pipecast::visit_log log = pipecast::load_history(a.history, ho);
+    const pipecast::visit_log log = load_history_input(a.history, ho, history_input());
     if (!log.skipped.empty()) {
         std::cerr << "pipecast: skipped " << log.skipped.size() << " bad row(s) of " << a.history << ":\n";
         for (const auto& s : log.skipped) std::cerr << "  " << s.reason << '\n';
@@ -165,6 +165,7 @@ void add_backtest_command(CLI::App& app) {
     cmd->add_option("--threads", a->threads, "simulation threads (0: all cores)")->capture_default_str();
     cmd->add_flag("--skip-bad-rows", a->skip_bad_rows, "report and skip malformed rows instead of stopping");
     cmd->add_flag("--json", a->json, "print JSON");
+    add_input_options(cmd, history_input());
     cmd->callback([a] { run_backtest(*a); });
 }
 
