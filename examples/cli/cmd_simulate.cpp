@@ -100,13 +100,16 @@ nlohmann::ordered_json summary_json(const pipecast::outcome_summary& s) {
 /// The σ of the per-path shock a run uses and where it comes from: --correlation, else the
 /// model's overdispersion when positive, else none (independent deals).
 struct correlation_choice {
-    double sigma = 0.0;
+    double sigma = 0.0;             ///< the largest σ of any stage
     const char* source = "none";
+    std::vector<double> by_stage;   ///< per open stage (empty: `sigma` for every stage)
 };
 correlation_choice choose_correlation(const pipecast::model& m, const simulate_args& a) {
-    if (a.correlation) return {*a.correlation, "option"};
-    if (m.overdispersion > 0.0) return {m.overdispersion, "model"};
-    return {};
+    if (a.correlation) return {*a.correlation, "option", {}};
+    if (!m.overdispersed()) return {};
+    correlation_choice c{0.0, "model", m.overdispersion_by_stage()};
+    for (double x : c.by_stage) c.sigma = std::max(c.sigma, x);
+    return c;
 }
 
 nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulation_result& r,
@@ -125,6 +128,11 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulat
     const correlation_choice c = choose_correlation(m, a);
     j["correlation"] = c.sigma;
     j["correlation_source"] = c.source;
+    if (!c.by_stage.empty()) {
+        nlohmann::ordered_json bs = nlohmann::ordered_json::object();
+        for (std::size_t s = 0; s < c.by_stage.size(); ++s) bs[m.graph.name(s)] = c.by_stage[s];
+        j["correlation_by_stage"] = bs;
+    }
     const auto& v = r.won_value;
     j.update(summary_json(v)); // mean, stderr, sd, min, max, quantiles of the won value
     if (!a.quotas.empty()) {
@@ -172,9 +180,16 @@ void print_report(const pipecast::model& m, const pipecast::simulation_result& r
                                      : std::string("none (until every deal closes)"))
        << ", seed " << r.seed << '\n';
     const correlation_choice c = choose_correlation(m, a);
-    if (std::string_view(c.source) == "model")
+    const bool uniform = std::all_of(c.by_stage.begin(), c.by_stage.end(), [&](double x) { return x == c.sigma; });
+    if (std::string_view(c.source) == "model" && uniform) {
         os << "Correlation: shock sd " << fixed(c.sigma, 3)
            << " on the log-odds of forward conversion, the model's estimated overdispersion (--correlation to change)\n";
+    } else if (std::string_view(c.source) == "model") {
+        os << "Correlation: one shock per path on the log-odds of forward conversion, sd by stage:";
+        for (std::size_t s = 0; s < c.by_stage.size(); ++s)
+            os << (s ? ", " : " ") << m.graph.name(s) << ' ' << fixed(c.by_stage[s], 3);
+        os << " (the model's estimated overdispersion; --correlation to change)\n";
+    }
     else if (c.sigma > 0.0)
         os << "Correlation: shock sd " << fixed(c.sigma, 3) << " on the log-odds of forward conversion (--correlation)\n";
     else
@@ -249,7 +264,7 @@ void run_simulate(const simulate_args& a) {
     const pipecast::model m = load_model_file(a.model_path);
     pipecast::book_csv_options opt;
     opt.source = a.deals_path;
-    const pipecast::book b = pipecast::load_book_csv(a.deals_path, m.graph, opt);
+    const pipecast::book b = load_book_input(a.deals_path, m.graph, opt, book_input());
 
     pipecast::simulation_options o;
     o.paths = a.paths;
@@ -258,7 +273,9 @@ void run_simulate(const simulate_args& a) {
     o.threads = a.threads;
     o.quotas = a.quotas;
     o.quantiles = a.quantiles;
-    o.correlation = choose_correlation(m, a).sigma;
+    const correlation_choice cc = choose_correlation(m, a);
+    o.correlation = cc.sigma;
+    o.stage_correlation = cc.by_stage;
     o.histogram_bins = a.bins;
     if (a.sub_periods > 0) {
         if (!a.horizon) throw pipecast::argument_error("simulate: --sub-periods needs --horizon");
@@ -290,6 +307,7 @@ void add_simulate_command(CLI::App& app) {
         "simulate", "Monte Carlo simulation: the distribution of the value won within a horizon, P(quota), by "
                     "sub-period and stage");
     cmd->add_option("--model", args->model_path, "Model JSON file (stages, dwell times, transitions)")->required();
+    add_input_options(cmd, book_input());
     cmd->add_option("--deals", args->deals_path, "Open deals CSV (id, stage, amount, age)")->required();
     cmd->add_option("--horizon", args->horizon, "Count wins up to this time (model time unit, e.g. 90); default: none");
     cmd->add_option("--paths", args->paths, "Number of simulated paths (default 10000)");

@@ -403,7 +403,7 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
             so.paths = opt.paths;
             so.seed = opt.seed + ci;
             so.threads = opt.threads;
-            so.correlation = m.overdispersion;
+            so.stage_correlation = m.overdispersion_by_stage(); // σ_i per stage, one shock per path
             so.histogram_bins = 1;
             const auto sim = simulate(m, bv.deals, so);
             bc.predicted = {sim.won_value.mean, sim.won_value.quantiles[0], sim.won_value.quantiles[2]};

@@ -199,6 +199,25 @@ struct model {
     /// period-level win rates vary beyond independent deals). Estimated by fit; simulate
     /// uses it by default for models that carry it. 0 = independent deals.
     double overdispersion = 0.0;
+    /// Per open stage (funnel order), σ_i of the same per-period shock on stage i's forward
+    /// conversion: one market shock Z moves stage i's log-odds by σ_i Z. Empty: every stage
+    /// uses `overdispersion`. fit estimates it stage by stage (a stage whose decisions vary
+    /// no more than binomially gets 0), so a shock on one stage's win/lose split is not
+    /// applied to the whole funnel.
+    std::vector<double> stage_overdispersion = {};
+
+    /// σ of the shock for every open stage: stage_overdispersion, or `overdispersion` for all.
+    [[nodiscard]] std::vector<double> overdispersion_by_stage() const {
+        if (!stage_overdispersion.empty()) return stage_overdispersion;
+        return std::vector<double>(graph.open_count(), overdispersion);
+    }
+    /// True if the model carries any shock.
+    [[nodiscard]] bool overdispersed() const noexcept {
+        if (overdispersion > 0.0) return true;
+        for (double s : stage_overdispersion)
+            if (s > 0.0) return true;
+        return false;
+    }
 
     friend bool operator==(const model&, const model&) = default;
 };

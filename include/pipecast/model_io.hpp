@@ -289,10 +289,27 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     if (j.contains("currency")) m.currency = r.string(j, "", "currency");
     if (j.contains("overdispersion")) {
         const auto& jv = j["overdispersion"];
-        m.overdispersion = r.number(jv, "/overdispersion", "sigma");
-        if (!(std::isfinite(m.overdispersion) && m.overdispersion >= 0.0 && m.overdispersion <= 10.0))
-            r.fail("/overdispersion/sigma",
-                   detail::message("must be finite and in [0, 10], got ", m.overdispersion));
+        if (!jv.is_object()) r.fail("/overdispersion", "expected an object {\"sigma\": σ} or {\"stages\": {stage: σ}}");
+        auto check = [&](double v, const std::string& path) {
+            if (!(std::isfinite(v) && v >= 0.0 && v <= 10.0))
+                r.fail(path, detail::message("must be finite and in [0, 10], got ", v));
+            return v;
+        };
+        if (jv.contains("sigma")) m.overdispersion = check(r.number(jv, "/overdispersion", "sigma"), "/overdispersion/sigma");
+        if (jv.contains("stages")) {
+            const auto& js2 = jv["stages"];
+            if (!js2.is_object()) r.fail("/overdispersion/stages", "expected an object: open stage -> σ");
+            m.stage_overdispersion.assign(m.graph.open_count(), m.overdispersion);
+            for (const auto& [nm, v] : js2.items()) {
+                const std::string path = (nlohmann::json::json_pointer("/overdispersion/stages") / nm).to_string();
+                const auto idx = m.graph.find(nm);
+                if (!idx || !m.graph.is_open(*idx)) r.fail(path, "'" + nm + "' is not an open stage of the model");
+                if (!v.is_number()) r.fail(path, "expected a number, got " + v.dump());
+                m.stage_overdispersion[*idx] = check(v.get<double>(), path);
+            }
+        }
+        if (!jv.contains("sigma") && !jv.contains("stages"))
+            r.fail("/overdispersion", "needs 'sigma' (every stage) or 'stages' (per stage)");
     }
     if (j.contains("deal_size")) {
         const auto& jd = j["deal_size"];
@@ -403,7 +420,16 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
         t[g.name(i)] = row;
     }
     if (!t.empty()) j["transitions"] = t;
-    if (m.overdispersion > 0.0) j["overdispersion"] = {{"sigma", m.overdispersion}};
+    if (m.overdispersed()) {
+        nlohmann::json o = nlohmann::json::object();
+        if (m.overdispersion > 0.0 || m.stage_overdispersion.empty()) o["sigma"] = m.overdispersion;
+        if (!m.stage_overdispersion.empty()) {
+            o["stages"] = nlohmann::json::object();
+            for (std::size_t i = 0; i < m.stage_overdispersion.size() && i < g.open_count(); ++i)
+                o["stages"][g.name(i)] = m.stage_overdispersion[i];
+        }
+        j["overdispersion"] = std::move(o);
+    }
     if (m.deal_size && m.deal_size->is_empirical()) {
         const auto v = m.deal_size->values(), w = m.deal_size->weights();
         j["deal_size"] = {{"dist", "empirical"},

@@ -53,8 +53,8 @@
 /// means are summed over the per-path vector in path order.
 ///
 /// Memory: O(deals · threads + paths · (1 + sub-periods) + bins), never O(deals · paths);
-/// on a branched graph also 40 bytes per deal and branch slot (W slots a deal, W = the
-/// largest branch count of a stage).
+/// on a branched graph also 48 bytes per deal and branch slot (W slots a deal, W = the
+/// largest branch count of a stage; choice records padded to 64-byte lines).
 
 #include <pipecast/analytics.hpp>
 #include <pipecast/book.hpp>
@@ -109,6 +109,11 @@ struct simulation_options {
     /// taken from the model: pass model::overdispersion (what `pipecast simulate` does when
     /// --correlation is not given) to use the fitted overdispersion.
     double correlation = 0.0;
+    /// Per open stage of the model's graph (funnel order): σ_i of the same shock on stage i's
+    /// forward conversion (one Z per path moves stage i's log-odds by σ_i Z). When not empty
+    /// it replaces `correlation`; pass model::overdispersion_by_stage() to use a fitted
+    /// model's per-stage overdispersion.
+    std::vector<double> stage_correlation;
     /// Called from the calling thread about every 50 ms with the fraction of paths done;
     /// returning false cancels the run.
     std::function<bool(double)> progress;
@@ -225,6 +230,13 @@ inline void validate_options(const simulation_options& o, const stage_graph& g, 
     if (!(std::isfinite(o.correlation) && o.correlation >= 0.0))
         throw argument_error(detail::message("simulate: correlation (sd of the shock) must be finite and >= 0, got ",
                                              o.correlation));
+    if (!o.stage_correlation.empty() && o.stage_correlation.size() != g.open_count())
+        throw argument_error(detail::message("simulate: stage_correlation has ", o.stage_correlation.size(),
+                                             " entries, the model ", g.open_count(), " open stages"));
+    for (std::size_t i = 0; i < o.stage_correlation.size(); ++i)
+        if (!(std::isfinite(o.stage_correlation[i]) && o.stage_correlation[i] >= 0.0))
+            throw argument_error(detail::message("simulate: stage_correlation of stage '", g.name(i),
+                                                 "' must be finite and >= 0, got ", o.stage_correlation[i]));
     double prev = 0.0;
     for (double e : o.sub_period_ends) {
         if (!(e > prev && e <= o.horizon && std::isfinite(e)))
@@ -317,7 +329,11 @@ public:
         prepare_deals();
         rows_ = transition_sampler(lg_);
         prepare_overrides();
-        if (o.correlation > 0.0) prepare_shock();
+        if (branched_) prepare_choice_records();
+        sigma_.assign(g.open_count(), o.correlation);
+        if (!o.stage_correlation.empty()) sigma_ = o.stage_correlation;
+        shocked_ = std::any_of(sigma_.begin(), sigma_.end(), [](double x) { return x > 0.0; });
+        if (shocked_) prepare_shock();
         if (o.arrivals) prepare_arrivals();
     }
 
@@ -440,7 +456,8 @@ private:
 
     /// Per-thread scratch: the transition rows of the current path (with the shock).
     struct worker_state {
-        explicit worker_state(const sim_engine& e) : rows(e.rows_), pi(e.pi_) {
+        explicit worker_state(const sim_engine& e)
+            : rows(e.rows_), stage_mult(e.g_.open_count(), 1.0), lmult(e.m_, 1.0), lmult_off(e.m_, 1.0), pi(e.pi_) {
             for (auto* v : {&lanes.lane, &lanes.stage, &lanes.w0, &lanes.w1, &lanes.w2, &lanes.w3, &lanes.c2, &lanes.c3,
                             &lanes.won_lane})
                 v->assign(batch + 4, 0);
@@ -448,7 +465,8 @@ private:
             lanes.won_time.assign(batch + 4, 0.0);
         }
         transition_sampler rows;
-        double mult = 1.0;                  ///< e^{σZ} of the current path (1: no shock)
+        std::vector<double> stage_mult;     ///< e^{σ_i Z} of the current path per open stage
+        std::vector<double> lmult, lmult_off; ///< the same per latent state; all 1 (no shock)
         std::vector<std::vector<double>> pi; ///< per open stage: the (shocked) branch shares
         std::vector<double> scratch, row;
         std::vector<std::uint8_t> fwd_scratch;
@@ -817,31 +835,75 @@ private:
     /// first whose cumulative weight exceeds u (no data-dependent branch). The remainder
     /// (u − C_{j−1}) / w_j, uniform on [0, 1) and independent of j, becomes the word k of
     /// the first transition (scaled to 32 bits): it is needed only when the branch leads to
-    /// a branched stage. Replaces the lane's stage and residual start data.
+    /// a branched stage. Replaces the lane's stage and residual start data. Unshocked
+    /// (e^{σZ} = 1: w_j × 1 is w_j exactly) the cumulative weights are the precomputed ones
+    /// of the choice record, summed in the same order: the same numbers, one loop fewer.
     PIPECAST_HOT_INLINE void choose_branch(lane_start& x, std::uint32_t& k, double mult) const noexcept {
         const std::size_t width = width_;
-        const double* wt = bweight_.data() + x.choice * width;
-        const double* fw = forward_branch_.data() + x.stage; // x.stage: the stage's first latent state
-        const double up = mult - 1.0;
-        double total = 0.0;
-        for (std::size_t j = 0; j < width; ++j) total += wt[j] * (1.0 + fw[j] * up);
-        const double u = uniform_open(k) * total;
-        double cum = 0.0, lo = 0.0;
+        const double* cw = choice_store_.data() + choice_offset_ + x.choice * choice_stride_; // W cumulative, W weights
+        const double* wt = cw + width;
+        double u, w, lo = 0.0;
         std::uint32_t pick = 0;
-        for (std::size_t j = 0; j + 1 < width; ++j) { // zero-weight padding is never passed
-            cum += wt[j] * (1.0 + fw[j] * up);
-            const bool past = u >= cum;
-            pick += past ? 1u : 0u;
-            lo = past ? cum : lo;
+        if (mult == 1.0) {
+            u = uniform_open(k) * cw[width - 1];
+            for (std::size_t j = 0; j + 1 < width; ++j) { // zero-weight padding is never passed
+                const bool past = u >= cw[j];
+                pick += past ? 1u : 0u;
+                lo = past ? cw[j] : lo;
+            }
+            w = wt[pick];
+        } else {
+            const double* fw = forward_branch_.data() + x.stage; // x.stage: the stage's first latent state
+            const double up = mult - 1.0;
+            double total = 0.0;
+            for (std::size_t j = 0; j < width; ++j) total += wt[j] * (1.0 + fw[j] * up);
+            u = uniform_open(k) * total;
+            double cum = 0.0;
+            for (std::size_t j = 0; j + 1 < width; ++j) {
+                cum += wt[j] * (1.0 + fw[j] * up);
+                const bool past = u >= cum;
+                pick += past ? 1u : 0u;
+                lo = past ? cum : lo;
+            }
+            w = wt[pick] * (1.0 + fw[pick] * up);
         }
         const branch_start& c = bstart_[x.choice * width + pick];
-        const double w = wt[pick] * (1.0 + fw[pick] * up);
         k = static_cast<std::uint32_t>(std::min((u - lo) / w * 0x1p32, 4294967295.0));
         x.stage += pick;
         x.cdf_at_age = c.cdf_at_age;
         x.survival_at_age = c.survival_at_age;
         x.age = c.age;
         x.exact = c.exact != 0;
+    }
+
+    /// The state code of a lane's next stage s at time t: code[s] if t <= h, else 0 (out of
+    /// the horizon), by arithmetic: t <= h is data-dependent (unpredictable on a book of old
+    /// deals, many near the horizon), so no branch.
+    PIPECAST_HOT_INLINE [[nodiscard]] static std::uint32_t lane_code(std::uint8_t code, double t, double h) noexcept {
+        const auto in = static_cast<std::uint32_t>(t <= h);
+        return code & (in | (in << 1));
+    }
+
+    /// The choice records (after prepare_overrides, which win-conditions a winner's
+    /// weights): per choice, the W cumulative weights (C_j = w_0 + ... + w_j, summed left to
+    /// right as choose_branch does) then the W weights, one 64-byte line a record for W <= 4.
+    void prepare_choice_records() {
+        const std::size_t width = width_, count = bweight_.size() / width;
+        choice_stride_ = (2 * width + 7) / 8 * 8;
+        choice_store_.assign(count * choice_stride_ + 8, 0.0);
+        const auto addr = reinterpret_cast<std::uintptr_t>(choice_store_.data());
+        choice_offset_ = ((64 - addr % 64) % 64) / sizeof(double);
+        for (std::size_t j = 0; j < count; ++j) {
+            double* r = choice_store_.data() + choice_offset_ + j * choice_stride_;
+            double c = 0.0;
+            for (std::size_t k = 0; k < width; ++k) {
+                c += bweight_[j * width + k];
+                r[k] = c;
+                r[width + k] = bweight_[j * width + k];
+            }
+        }
+        bweight_.clear();
+        bweight_.shrink_to_fit();
     }
 
     /// Dwell samplers: the raw tables when every stage is tabulated, else the samplers.
@@ -883,12 +945,12 @@ private:
         }
         draw(0, lanes);
         std::size_t n = 0;
-        const double mult = ws.mult;
+        const double* lmult = ws.lmult.data(); // e^{σ_s Z} by latent state (1: no shock)
         for (std::size_t i = 0; i < lanes; ++i) {
             lane_start x = start(i);
             std::uint32_t k1 = w1[i];
             if constexpr (Branched)
-                if (x.choice != no_choice) choose_branch(x, k1, mult);
+                if (x.choice != no_choice) choose_branch(x, k1, lmult[x.stage]);
             double dwell;
             if (x.exact) [[unlikely]]
                 dwell = pipecast::quantile(residual(lg_.dwell(x.stage), x.age), uniform_open(w0[i]));
@@ -897,7 +959,7 @@ private:
                                  0.0);
             const double t = x.t0 + dwell;
             const std::uint32_t s = rows.template next<Width>(x.stage, k1);
-            const std::uint32_t c = code[s] & (t <= h ? 3u : 0u);
+            const std::uint32_t c = lane_code(code[s], t, h);
             won_lane[nw] = static_cast<std::uint32_t>(i);
             won_time[nw] = t;
             nw += c >> 1;
@@ -916,7 +978,7 @@ private:
                     const std::uint32_t s0 = stage[j];
                     const double t = time[j] + fresh<Tabulated>(s0, w2[j]);
                     const std::uint32_t s = rows.template next<Width>(s0, w3[j]);
-                    const std::uint32_t c = code[s] & (t <= h ? 3u : 0u);
+                    const std::uint32_t c = lane_code(code[s], t, h);
                     won_lane[nw] = lane[j];
                     won_time[nw] = t;
                     nw += c >> 1;
@@ -936,7 +998,7 @@ private:
                     const std::uint32_t s0 = stage[j];
                     const double t = time[j] + fresh<Tabulated>(s0, w0[j]);
                     const std::uint32_t s = rows.template next<Width>(s0, w1[j]);
-                    const std::uint32_t c = code[s] & (t <= h ? 3u : 0u);
+                    const std::uint32_t c = lane_code(code[s], t, h);
                     won_lane[nw] = lane[j];
                     won_time[nw] = t;
                     nw += c >> 1;
@@ -956,35 +1018,36 @@ private:
     /// The path's shock Z (domain 2, item 0, words 0 and 1, Box–Muller) applied to the rows:
     /// classic rows as shock_row; a branched stage's shares π by the same rule on its forward
     /// branches (π′, used wherever a deal enters it); a latent row is its stage's shocked row
-    /// times π′ of the branched target it enters. ws.mult = e^{σZ} shifts the forward odds of
+    /// times π′ of the branched target it enters. Stage i's rows and shares use e^{σ_i Z} (σ_i from
+    /// stage_correlation, else `correlation` for every stage); ws.lmult = e^{σ_s Z} by latent state shifts the forward odds of
     /// the first-visit branch choice of book deals and arrivals.
     void apply_shock(worker_state& ws, std::size_t path) const {
         const philox_block r = philox_draw(o_.seed, {0, static_cast<std::uint32_t>(path), 0, sim_domain_word(2, 0)});
         const double u1 = uniform_open(r[0]), u2 = uniform_open(r[1]);
         const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-        const double mult = std::exp(o_.correlation * z);
-        ws.mult = mult;
+        const std::size_t m = g_.open_count();
+        for (std::size_t i = 0; i < m; ++i) ws.stage_mult[i] = std::exp(sigma_[i] * z); // e^{σ_i Z}
+        for (std::size_t l = 0; l < m_; ++l) ws.lmult[l] = ws.stage_mult[g_.stage_of_latent(l)];
         if (!branched_) {
             for (std::size_t i = 0; i < m_; ++i) {
-                shock_row(base_probs_[i], forward_[i], mult, ws.scratch);
+                shock_row(base_probs_[i], forward_[i], ws.stage_mult[i], ws.scratch);
                 ws.rows.set_row(i, ws.scratch);
             }
             return;
         }
-        const std::size_t m = g_.open_count();
         std::vector<std::uint8_t>& fw = ws.fwd_scratch;
         for (std::size_t s = 0; s < m; ++s) {
             if (!g_.branched(s)) continue;
             fw.clear();
             for (std::size_t k = 0; k < pi_[s].size(); ++k) fw.push_back(forward_branch_[g_.latent_first(s) + k] > 0.0);
-            shock_row(pi_[s], fw, mult, ws.pi[s]);
+            shock_row(pi_[s], fw, ws.stage_mult[s], ws.pi[s]);
         }
         for (std::size_t l = 0; l < m_; ++l) {
             const auto& src = shock_src_[l];
             if (src.size() < 2) continue; // a single target: nothing to shift
             const std::size_t i = g_.stage_of_latent(l);
             const bool classic = !g_.branched(i);
-            if (classic) shock_row(base_probs_[i], forward_[i], mult, ws.scratch);
+            if (classic) shock_row(base_probs_[i], forward_[i], ws.stage_mult[i], ws.scratch);
             ws.row.resize(src.size());
             for (std::size_t e = 0; e < src.size(); ++e) {
                 const shock_source& x = src[e];
@@ -1002,7 +1065,7 @@ private:
         const std::size_t nsub = nsub_;
         const bool overrides = !overrides_.empty();
         for (std::size_t p = p0; p < p1; ++p) {
-            if (o_.correlation > 0.0) apply_shock(ws, p);
+            if (shocked_) apply_shock(ws, p);
             double value = 0.0, count = 0.0;
             double* sub = nsub ? out.sub_value.data() + p * nsub : nullptr;
             const auto pw = static_cast<std::uint32_t>(p);
@@ -1081,8 +1144,7 @@ private:
             if (x.can_win && uniform_open(r[0]) < x.probability) ws.winners.push_back(x.deal);
         }
         const std::size_t nw = ws.winners.size();
-        const double mult = ws.mult;
-        ws.mult = 1.0; // winners are not shocked (nor is their first branch)
+        std::swap(ws.lmult, ws.lmult_off); // winners are not shocked (nor is their first branch)
         for (std::size_t d0 = 0; d0 < nw; d0 += batch) {
             const std::uint32_t* idx = ws.winners.data() + d0;
             run_batch(
@@ -1091,7 +1153,7 @@ private:
                 [&](std::size_t i) { return start_of(idx[i]); },
                 [&](std::size_t i, double t) { book_win(idx[i], t); });
         }
-        ws.mult = mult;
+        std::swap(ws.lmult, ws.lmult_off);
     }
 
     /// Arrivals of path p: times by inverting the cumulative intensity at the partial sums
@@ -1181,10 +1243,17 @@ private:
     // branched graphs (empty for a classic one)
     bool branched_ = false;
     std::size_t width_ = 1;                ///< W: the largest branch count of a stage
-    std::vector<double> bweight_;          ///< per choice (deal, then fresh entry per stage) × W
+    std::vector<double> bweight_;          ///< per choice (deal, then fresh entry per stage) × W (preparation only)
+    /// Choice records from choice_store_[choice_offset_] (64-byte aligned): per choice, W
+    /// cumulative weights then the W weights.
+    std::vector<double> choice_store_;
+    std::size_t choice_offset_ = 0;
+    std::size_t choice_stride_ = 8;        ///< doubles a choice record (2W rounded up to 8)
     std::vector<branch_start> bstart_;     ///< the same, the branch's residual start data
     std::vector<std::uint32_t> choice_;    ///< per deal: its choice index (= d), or no_choice
     std::vector<double> forward_branch_; ///< per latent state: 1 for a forward branch
+    std::vector<double> sigma_;          ///< σ of the shock per open stage (observable graph)
+    bool shocked_ = false;               ///< any σ_i > 0
     std::vector<std::vector<double>> pi_; ///< per open stage: π of its branches
     /// Where entry e of latent row l comes from: entry `entry` of its classic stage's row
     /// (-1 for a branched stage's latent state) times π′ of branch `branch` of stage `target`.
