@@ -1,6 +1,7 @@
 // Benchmarks of the estimator: fitting a whole history (transitions, four censored
-// parametric families per stage, Kaplan–Meier), reading the history CSV, and the cost of
-// one gamma log-likelihood evaluation with sufficient statistics versus per observation.
+// parametric families per stage, Kaplan–Meier; the branched EM fit beside the classic one on
+// crm4 and b2b6), reading the history CSV, and the cost of one gamma log-likelihood
+// evaluation with sufficient statistics versus per observation.
 //
 //   ./build/bench/bench/bench_estimation --benchmark_counters_tabular=true
 //
@@ -94,11 +95,20 @@ const visit_log& b2b6_log() {
     return log;
 }
 
-void fit_bench(benchmark::State& state, const visit_log& log) {
+const visit_log& crm4_log() {
+    static const visit_log log = [] {
+        history_options opt;
+        opt.as_of = "2025-12-31T00:00:00Z";
+        return load_history(b2b6_dir + "crm4_history.csv", opt);
+    }();
+    return log;
+}
+
+void fit_bench(benchmark::State& state, const visit_log& log, const fit_options& opt = {}) {
     std::size_t censored = 0;
     for (std::size_t i = 0; i < log.size(); ++i) censored += log.censored(i);
     for (auto _ : state) {
-        history_fit fit = fit_history(log);
+        history_fit fit = fit_history(log, opt);
         benchmark::DoNotOptimize(fit);
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * log.size()));
@@ -113,6 +123,22 @@ BENCHMARK(BM_FitVisits_Synthetic1M)->Unit(benchmark::kMillisecond)->UseRealTime(
 
 void BM_FitVisits_B2B6History(benchmark::State& state) { fit_bench(state, b2b6_log()); }
 BENCHMARK(BM_FitVisits_B2B6History)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+fit_options branched() {
+    fit_options o;
+    o.kind = model_kind::branched;
+    return o;
+}
+
+// The branched fit (EM per stage, family per branch by the mixture AIC) against the classic one.
+void BM_FitBranched_CRM4History(benchmark::State& state) { fit_bench(state, crm4_log(), branched()); }
+BENCHMARK(BM_FitBranched_CRM4History)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_FitClassic_CRM4History(benchmark::State& state) { fit_bench(state, crm4_log()); }
+BENCHMARK(BM_FitClassic_CRM4History)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_FitBranched_B2B6History(benchmark::State& state) { fit_bench(state, b2b6_log(), branched()); }
+BENCHMARK(BM_FitBranched_B2B6History)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 /// Reading and validating the 54,711-row CSV (not part of the fit).
 void BM_ReadVisitLog_B2B6History(benchmark::State& state) {

@@ -9,6 +9,7 @@
 
 #include <cctype>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,7 +32,34 @@ struct history_args {
     std::vector<double> size_bands;
     bool skip_bad_rows = false;
     bool json = false;
+    std::string model_kind = "classic"; ///< fit: branched by default
+    std::string window, half_life;       ///< durations: a number of time units, or with d/w/m/y
+    std::string stall = "on";
 };
+
+/// A duration in model time units: "180" (time units) or "180d", "26w", "6m", "1y".
+double parse_duration(const std::string& text, const std::string& option, const std::string& time_unit) {
+    std::size_t used = 0;
+    double v = std::numeric_limits<double>::quiet_NaN();
+    try {
+        v = std::stod(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    const std::string unit = used > 0 ? text.substr(used) : "";
+    double days = 0.0;
+    if (used == 0 || !(std::isfinite(v) && v > 0.0)) days = -1.0;
+    else if (unit.empty()) return v;
+    else if (unit == "d") days = v;
+    else if (unit == "w") days = 7.0 * v;
+    else if (unit == "m") days = v * 365.2425 / 12.0;
+    else if (unit == "y") days = v * 365.2425;
+    else days = -1.0;
+    if (!(days > 0.0))
+        throw pipecast::argument_error(option + ": expected a positive duration such as 180, 180d, 26w, 6m or 1y, got '" +
+                                       text + "'");
+    return days / pipecast::days_per_unit(time_unit);
+}
 
 void add_history_options(CLI::App* cmd, history_args& a) {
     cmd->add_option("--history", a.history, "stage-visit log (deal_id,stage,entered,exited,next_stage[,amount]) "
@@ -49,7 +77,17 @@ void add_history_options(CLI::App* cmd, history_args& a) {
     cmd->add_option("--size-bands", a.size_bands, "deal-size band edges (e.g. 10000,50000): adds the column size_band")
         ->delimiter(',');
     cmd->add_flag("--skip-bad-rows", a.skip_bad_rows, "report and skip malformed rows instead of stopping");
+    cmd->add_option("--model-kind", a.model_kind,
+                    "branched (one branch per exit with its own dwell, plus a stalled share) or classic (one dwell per stage)")
+        ->check(CLI::IsMember({"branched", "classic"}))
+        ->capture_default_str();
+    cmd->add_option("--window", a.window, "fit only the visits that entered within this long before the log end (180d, 26w, 6m, 1y)");
+    cmd->add_option("--half-life", a.half_life, "weight visits by 0.5^(age of their entry / half-life) (90d, 13w, 3m, ...)");
+    cmd->add_option("--stall", a.stall, "branched: a stalled (no-decision) branch per stage, on or off")
+        ->check(CLI::IsMember({"on", "off"}))
+        ->capture_default_str();
     cmd->add_flag("--json", a.json, "print JSON");
+    add_input_options(cmd, history_input());
 }
 
 pipecast::visit_log read_history(const history_args& a) {
@@ -58,7 +96,7 @@ pipecast::visit_log read_history(const history_args& a) {
     o.days_per_unit = pipecast::days_per_unit(a.time_unit);
     if (!a.as_of.empty()) o.as_of = a.as_of;
     o.outcomes = a.outcomes;
-    pipecast::visit_log log = pipecast::load_history(a.history, o);
+    pipecast::visit_log log = load_history_input(a.history, o, history_input());
     if (!a.size_bands.empty()) pipecast::add_amount_bands(log, a.size_bands);
     if (!log.skipped.empty()) {
         std::cerr << "pipecast: skipped " << log.skipped.size() << " bad row(s) of " << a.history << ":\n";
@@ -85,6 +123,10 @@ pipecast::fit_options fit_options_of(const history_args& a) {
         throw pipecast::argument_error("--dwell: expected aic, km, exponential, gamma, lognormal or weibull, got '" +
                                        a.dwell + "'");
     o.dwell = it->second;
+    o.kind = a.model_kind == "branched" ? pipecast::model_kind::branched : pipecast::model_kind::classic;
+    o.stall = a.stall != "off";
+    if (!a.window.empty()) o.window = parse_duration(a.window, "--window", a.time_unit);
+    if (!a.half_life.empty()) o.half_life = parse_duration(a.half_life, "--half-life", a.time_unit);
     return o;
 }
 
@@ -99,6 +141,7 @@ json dwell_json(const pipecast::dwell_distribution& d) {
         return j;
     }
     j = pipecast::to_json(d);
+    j["mean"] = d.mean(); // every family (the exact lognormal form is written as mu, sigma)
     switch (d.family()) {
     case pipecast::dwell_family::gamma:
     case pipecast::dwell_family::weibull: j["scale"] = d.scale(); break;
@@ -153,6 +196,29 @@ json fit_json(const pipecast::history_fit& fit) {
                      {"last_time", s.km.last_time}, {"event_times", s.km.time.size()}}},
                    {"naive_mean", num(s.naive_mean)}};
         if (s.dwell) js["dwell"]["source"] = s.dwell_source;
+        if (s.branched) {
+            const auto& be = *s.branched;
+            json br = json::array();
+            for (const auto& b : be.branches) {
+                json jb = {{"to", b.to},
+                           {"probability", b.probability},
+                           {"se", num(b.se)},
+                           {"stalled", b.stalled},
+                           {"dwell", b.dwell ? dwell_json(*b.dwell) : json(nullptr)},
+                           {"family", b.family},
+                           {"aic", num(b.aic)},
+                           {"events", b.events}};
+                if (b.family != "aalen_johansen") jb["dwell_mean_se"] = num(b.fit.mean_se);
+                br.push_back(std::move(jb));
+            }
+            js["branches"] = br;
+            js["branch_fit"] = {{"status", std::string(pipecast::to_string(be.status))},
+                                {"iterations", be.iterations},
+                                {"log_likelihood", num(be.log_likelihood)},
+                                {"aic", num(be.aic)},
+                                {"stall_share", be.stalled_share()},
+                                {"note", be.note}};
+        }
         stages.push_back(std::move(js));
     }
     json outcomes = json::array();
@@ -162,7 +228,37 @@ json fit_json(const pipecast::history_fit& fit) {
               {"time_unit", fit.time_unit},    {"entry_stage", fit.entry_stage},
               {"arrival_rate", num(fit.arrival_rate)}, {"outcomes", outcomes},
               {"stages", stages}};
-    if (fit.deal_size) j["deal_size"] = {{"median", fit.deal_size->median()}, {"sigma", fit.deal_size->sigma()}};
+    j["model_kind"] = std::string(pipecast::to_string(fit.kind));
+    json arrivals = json::array();
+    for (const auto& a : fit.arrivals) arrivals.push_back({{"stage", a.stage}, {"deals", a.deals}, {"rate", num(a.rate)}});
+    j["arrivals"] = arrivals;
+    if (fit.deal_size) {
+        const auto& d = *fit.deal_size;
+        j["deal_size"] = {{"dist", d.is_empirical() ? "empirical" : "lognormal"},
+                          {"median", d.median()},
+                          {"sigma", d.sigma()},
+                          {"mean", d.mean()},
+                          {"deals", fit.deal_size_count}};
+        if (d.is_empirical()) j["deal_size"]["values"] = d.values().size();
+    } else {
+        j["deal_size"] = nullptr;
+    }
+    if (fit.overdispersion) {
+        const auto& o = *fit.overdispersion;
+        j["overdispersion"] = {{"sigma", o.sigma},
+                               {"stage", o.stage},
+                               {"periods", o.periods},
+                               {"period", o.period},
+                               {"raw_variance", num(o.raw_variance)},
+                               {"binomial_variance", num(o.binomial_variance)},
+                               {"mean_win_share", num(o.mean_win_share)}};
+    } else {
+        j["overdispersion"] = nullptr;
+    }
+    json so = json::array();
+    for (const auto& o : fit.stage_overdispersion)
+        so.push_back({{"stage", o.stage}, {"sigma", o.sigma}, {"periods", o.periods}});
+    j["stage_overdispersion"] = so;
     return j;
 }
 
@@ -207,6 +303,39 @@ void print_fit_tables(const pipecast::history_fit& fit, std::ostream& os) {
     }
     ft.print(os);
     os << "(* least AIC)\n";
+    bool any_branched = false;
+    for (const auto& s : fit.stages) any_branched = any_branched || s.branched.has_value();
+    if (any_branched) {
+        os << '\n';
+        table bt({"stage", "branch to", "probability", "± se", "dwell", "mean", "± se", "AIC", "EM"});
+        for (const auto& s : fit.stages) {
+            if (!s.branched) continue;
+            bool first = true;
+            for (const auto& b : s.branched->branches) {
+                bt.add_row({first ? s.name : "", b.to + (b.stalled ? " (stalled)" : ""), percent(b.probability, 2),
+                            percent(b.se, 2), b.family, b.dwell ? fixed(b.dwell->mean(), 2) : "-", fixed(b.fit.mean_se, 2),
+                            fixed(b.aic, 1),
+                            first ? std::string(pipecast::to_string(s.branched->status)) + " (" +
+                                        std::to_string(s.branched->iterations) + ")"
+                                  : ""});
+                first = false;
+            }
+        }
+        bt.print(os);
+    }
+    os << '\n';
+    if (fit.deal_size)
+        os << "deal size: " << (fit.deal_size->is_empirical() ? "empirical, " : "lognormal, ") << fit.deal_size_count
+           << " deals, mean " << money(fit.deal_size->mean()) << ", median " << money(fit.deal_size->median()) << '\n';
+    if (fit.overdispersion)
+        os << "overdispersion: sigma " << fixed(fit.overdispersion->sigma, 3) << " (logit shock per "
+           << fit.overdispersion->period << " on " << fit.overdispersion->stage << "'s win share, "
+           << fit.overdispersion->periods << " periods)\n";
+    if (fit.arrivals.size() > 1) {
+        os << "arrivals:";
+        for (const auto& a : fit.arrivals) os << ' ' << a.stage << ' ' << fixed(a.rate, 2) << '/' << fit.time_unit;
+        os << '\n';
+    }
 }
 
 /// "model.json" + "west coast" -> "model-west_coast.json".
@@ -408,7 +537,7 @@ void run_kpi(const history_args& a, const std::string& deals, double quantile, s
         pipecast::book_csv_options bo;
         bo.days_per_unit = pipecast::days_per_unit(a.time_unit);
         if (!a.as_of.empty() && log.dates) bo.as_of = a.as_of; // for a book with entry dates
-        open = pipecast::load_book_csv(deals, m.graph, bo);
+        open = load_book_input(deals, m.graph, bo, history_input());
     }
     const pipecast::kpi_report k = pipecast::compute_kpis(log, fit, ko, open ? &*open : nullptr);
     if (a.json) {
@@ -430,6 +559,7 @@ void add_fit_commands(CLI::App& app) {
         auto segment = std::make_shared<std::string>();
         auto out = std::make_shared<std::string>();
         CLI::App* cmd = app.add_subcommand("fit", "Fit transitions and censoring-aware dwell distributions to deal history");
+        a->model_kind = "branched";
         add_history_options(cmd, *a);
         cmd->add_option("--segment", *segment,
                         "fit each value of this column separately (owner, team, ...; size_band with --size-bands)");
