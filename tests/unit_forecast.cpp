@@ -586,6 +586,10 @@ TEST_CASE("forecast") {
         os3 << sales_progress({900'000.0, 200'000.0}, {950'000.0, 350'000.0}, 3'000'000.0);
         CHECK(os3.str().find("+200000.00") != std::string::npos);
         CHECK(os3.str().find("6.7% of quota") != std::string::npos);
+        std::ostringstream os4;
+        os4 << age_aware_forecast(g, b);
+        CHECK(os4.str().find("CRM-style weighted 290.00, age-aware weighted 290.00 EUR") != std::string::npos);
+        CHECK(os4.str().find("likely stalled (P >= 0.50) 0 deals") != std::string::npos);
         CHECK(os.precision() == 6); // stream state restored
     }
 }

@@ -1270,6 +1270,24 @@ inline std::ostream& operator<<(std::ostream& os, const period_forecast_result& 
     return os;
 }
 
+/// Prints the age-aware forecast as plain text: totals (CRM-style and age-aware side by side,
+/// stalled deals), then lines by stage, owner, category.
+inline std::ostream& operator<<(std::ostream& os, const age_aware_forecast_result& r) {
+    detail::forecast_printer pr(os);
+    os << "age-aware forecast: " << r.count << " deals, amount " << r.total_amount << ", CRM-style weighted "
+       << r.weighted_total << ", age-aware weighted " << r.age_weighted_total;
+    if (!r.currency.empty()) os << ' ' << r.currency;
+    os << "; expected stalled " << r.expected_stalled << ", likely stalled (P >= " << r.stalled_threshold << ") "
+       << r.likely_stalled << " deals, amount " << r.likely_stalled_amount;
+    os << "\n  by stage (count, amount, age-aware weighted; CRM P(win)):\n";
+    for (const auto& s : r.by_stage) pr.row(s.stage, s.count, s.amount, s.age_weighted, s.win_probability);
+    os << "  by owner:\n";
+    for (const auto& g : r.by_owner) pr.row(g.key, g.count, g.amount, g.age_weighted);
+    os << "  by category:\n";
+    for (const auto& g : r.by_category) pr.row(g.key, g.count, g.amount, g.age_weighted);
+    return os;
+}
+
 /// Prints sales progress as one line.
 inline std::ostream& operator<<(std::ostream& os, const sales_progress_result& r) {
     detail::forecast_printer pr(os);
