@@ -24,9 +24,6 @@ if(CMAKE_SCRIPT_MODE_FILE)
 
   # The fixed interface.
   expect_type("${out}" ARRAY cuts)
-  foreach(key cut actual actual_count)
-    expect_type("${out}" ${key} cuts 0 ${key})
-  endforeach()
   expect_type("${out}" STRING cuts 0 cut)
   expect_type("${out}" NUMBER cuts 0 actual)
   expect_type("${out}" NUMBER cuts 0 actual_count)
