@@ -237,7 +237,7 @@ void run_forecast(const forecast_args& args) {
     pipecast::book_csv_options opt;
     opt.as_of = args.as_of;
     opt.days_per_unit = pipecast::days_per_unit(m.time_unit);
-    const pipecast::book b = pipecast::load_book_csv(args.deals_path, m.graph, opt);
+    const pipecast::book b = load_book_input(args.deals_path, m.graph, opt, book_input());
 
     const pipecast::absorption_analysis a = pipecast::analyse(m.graph);
     const auto f = pipecast::weighted_forecast(m.graph, b, a);
@@ -259,6 +259,7 @@ void add_forecast_command(CLI::App& app) {
         "forecast", "Weighted forecast of a book of open deals (sum of amount x P(win | stage)), by stage, owner and "
                     "category; with --horizon, also the value expected to be won within that time");
     cmd->add_option("--model", args->model_path, "Model JSON file (stages, dwell times, transitions)")->required();
+    add_input_options(cmd, book_input());
     cmd->add_option("--deals", args->deals_path, "Open deals CSV (id, stage, amount; optional age or entered, owner, "
                                                  "category, currency, probability)")
         ->required();
