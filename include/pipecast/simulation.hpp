@@ -330,7 +330,6 @@ public:
         rows_ = transition_sampler(lg_);
         prepare_overrides();
         if (branched_) prepare_choice_records();
-        if (branched_) prepare_choice_records();
         sigma_.assign(g.open_count(), o.correlation);
         if (!o.stage_correlation.empty()) sigma_ = o.stage_correlation;
         shocked_ = std::any_of(sigma_.begin(), sigma_.end(), [](double x) { return x > 0.0; });
