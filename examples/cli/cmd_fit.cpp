@@ -35,37 +35,26 @@ struct history_args {
     std::string model_kind = "classic"; ///< fit: branched by default
     std::string window, half_life;       ///< durations: a number of time units, or with d/w/m/y
     std::string stall = "on";
+    std::string min_dwell, after_the_fact; ///< artefact cleaning: durations, empty = off
 };
 
-/// A duration in model time units: "180" (time units) or "180d", "26w", "6m", "1y".
-double parse_duration(const std::string& text, const std::string& option, const std::string& time_unit) {
-    std::size_t used = 0;
-    double v = std::numeric_limits<double>::quiet_NaN();
-    try {
-        v = std::stod(text, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    const std::string unit = used > 0 ? text.substr(used) : "";
-    double days = 0.0;
-    if (used == 0 || !(std::isfinite(v) && v > 0.0)) days = -1.0;
-    else if (unit.empty()) return v;
-    else if (unit == "d") days = v;
-    else if (unit == "w") days = 7.0 * v;
-    else if (unit == "m") days = v * 365.2425 / 12.0;
-    else if (unit == "y") days = v * 365.2425;
-    else days = -1.0;
-    if (!(days > 0.0))
-        throw pipecast::argument_error(option + ": expected a positive duration such as 180, 180d, 26w, 6m or 1y, got '" +
-                                       text + "'");
-    return days / pipecast::days_per_unit(time_unit);
+/// A positive duration in model time units ("180" time units, or "180d", "26w", "6mo", "1y").
+double positive_duration(const std::string& text, const std::string& option, const std::string& time_unit) {
+    const double v = pipecast::parse_duration(text, pipecast::days_per_unit(time_unit), option);
+    if (!(v > 0.0)) throw pipecast::argument_error(option + ": must be positive, got '" + text + "'");
+    return v;
 }
 
 void add_history_options(CLI::App* cmd, history_args& a) {
     cmd->add_option("--history", a.history, "stage-visit log (deal_id,stage,entered,exited,next_stage[,amount]) "
                                              "or stage-change log (deal_id,stage,changed_at[,amount]) CSV")
         ->required();
-    cmd->add_option("--as-of", a.as_of, "end of the log: open visits are censored here (default: latest time in the file)");
+    cmd->add_option("--as-of", a.as_of,
+                    "the history as known at this date: later visits and deals dropped, visits spanning it censored "
+                    "at it (default: the whole file)");
+    cmd->add_option("--min-dwell", a.min_dwell, "merge click-through visits shorter than this (e.g. 60s) into the visit before");
+    cmd->add_option("--drop-after-the-fact", a.after_the_fact,
+                    "leave out deals created and booked won within this (e.g. 1d): entered after the fact");
     cmd->add_option("--time-unit", a.time_unit, "model time unit; ISO dates are converted to it (day, week, month, ...)")
         ->capture_default_str();
     cmd->add_option("--won", a.won, "outcome(s) that count as wins (default: by name, e.g. Won, Closed Won)");
@@ -81,7 +70,7 @@ void add_history_options(CLI::App* cmd, history_args& a) {
                     "branched (one branch per exit with its own dwell, plus a stalled share) or classic (one dwell per stage)")
         ->check(CLI::IsMember({"branched", "classic"}))
         ->capture_default_str();
-    cmd->add_option("--window", a.window, "fit only the visits that entered within this long before the log end (180d, 26w, 6m, 1y)");
+    cmd->add_option("--window", a.window, "fit only the visits that entered within this long before the log end (180d, 26w, 6mo, 1y)");
     cmd->add_option("--half-life", a.half_life, "weight visits by 0.5^(age of their entry / half-life) (90d, 13w, 3m, ...)");
     cmd->add_option("--stall", a.stall, "branched: a stalled (no-decision) branch per stage, on or off")
         ->check(CLI::IsMember({"on", "off"}))
@@ -94,9 +83,29 @@ pipecast::visit_log read_history(const history_args& a) {
     pipecast::history_options o;
     o.skip_bad_rows = a.skip_bad_rows;
     o.days_per_unit = pipecast::days_per_unit(a.time_unit);
-    if (!a.as_of.empty()) o.as_of = a.as_of;
     o.outcomes = a.outcomes;
     pipecast::visit_log log = load_history_input(a.history, o, history_input());
+    // The views of history_view.hpp, each reported with its counts on stderr (--json stays valid).
+    if (!a.as_of.empty()) {
+        auto v = pipecast::as_of(log, pipecast::parse_cut(a.as_of, log, o.days_per_unit));
+        std::cerr << "pipecast: as of " << a.as_of << ": " << v.deals_dropped << " deal(s) created later and "
+                  << v.visits_dropped << " visit(s) entered later left out, " << v.visits_censored
+                  << " visit(s) censored at it\n";
+        log = std::move(v.log);
+    }
+    if (!a.min_dwell.empty()) {
+        auto v = pipecast::merge_click_throughs(log, positive_duration(a.min_dwell, "--min-dwell", a.time_unit));
+        std::cerr << "pipecast: --min-dwell " << a.min_dwell << ": " << v.merged << " click-through visit(s) merged, "
+                  << v.dropped_first << " short first visit(s) dropped\n";
+        log = std::move(v.log);
+    }
+    if (!a.after_the_fact.empty()) {
+        auto v = pipecast::drop_after_the_fact(log, positive_duration(a.after_the_fact, "--drop-after-the-fact", a.time_unit),
+                                               a.won);
+        std::cerr << "pipecast: --drop-after-the-fact " << a.after_the_fact << ": " << v.deals_dropped
+                  << " deal(s) booked won after the fact left out (" << v.visits_dropped << " visits)\n";
+        log = std::move(v.log);
+    }
     if (!a.size_bands.empty()) pipecast::add_amount_bands(log, a.size_bands);
     if (!log.skipped.empty()) {
         std::cerr << "pipecast: skipped " << log.skipped.size() << " bad row(s) of " << a.history << ":\n";
@@ -125,8 +134,8 @@ pipecast::fit_options fit_options_of(const history_args& a) {
     o.dwell = it->second;
     o.kind = a.model_kind == "branched" ? pipecast::model_kind::branched : pipecast::model_kind::classic;
     o.stall = a.stall != "off";
-    if (!a.window.empty()) o.window = parse_duration(a.window, "--window", a.time_unit);
-    if (!a.half_life.empty()) o.half_life = parse_duration(a.half_life, "--half-life", a.time_unit);
+    if (!a.window.empty()) o.window = positive_duration(a.window, "--window", a.time_unit);
+    if (!a.half_life.empty()) o.half_life = positive_duration(a.half_life, "--half-life", a.time_unit);
     return o;
 }
 

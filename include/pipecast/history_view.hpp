@@ -34,8 +34,9 @@
 
 namespace pipecast {
 
-/// Parses a duration: a number followed by a unit, `s`/`sec`, `m`/`min`, `h`, `d`, `w`
-/// (seconds, minutes, hours, days, weeks), or a plain number already in the model time unit.
+/// Parses a duration: a number followed by a unit, `s`/`sec`, `m`/`min`, `h`, `d`, `w`,
+/// `mo`/`month`, `y`/`year` (seconds, minutes, hours, days, weeks, months of 365.2425/12 days,
+/// years of 365.2425 days), or a plain number already in the model time unit.
 /// @param text the option value, e.g. "60s", "1d", "180d", "2.5h", "90"
 /// @param days_per_unit length of the model time unit in days (see days_per_unit())
 /// @param what the option's name, for the error message
@@ -48,7 +49,7 @@ namespace pipecast {
     const std::string_view s = detail::trim(text);
     auto bad = [&](std::string_view why) -> double {
         throw argument_error(detail::message(what, ": bad duration '", s, "' (", why,
-                                             "; expected e.g. 60s, 30min, 12h, 1d, 2w or a number)"));
+                                             "; expected e.g. 60s, 30min, 12h, 1d, 2w, 6mo, 1y or a number)"));
     };
     if (!(std::isfinite(days_per_unit) && days_per_unit > 0.0)) bad("days_per_unit must be positive");
     if (s.empty()) return bad("empty");
@@ -62,7 +63,9 @@ namespace pipecast {
         {"m", 60.0},         {"min", 60.0},       {"mins", 60.0},  {"minute", 60.0}, {"minutes", 60.0},
         {"h", 3600.0},       {"hour", 3600.0},    {"hours", 3600.0},
         {"d", 86400.0},      {"day", 86400.0},    {"days", 86400.0},
-        {"w", 604800.0},     {"week", 604800.0},  {"weeks", 604800.0}};
+        {"w", 604800.0},     {"week", 604800.0},  {"weeks", 604800.0},
+        {"mo", 2629746.0},   {"month", 2629746.0}, {"months", 2629746.0},
+        {"y", 31556952.0},   {"yr", 31556952.0},  {"year", 31556952.0}, {"years", 31556952.0}};
     if (unit.empty()) return v;
     const auto it = seconds_per.find(unit);
     if (it == seconds_per.end()) return bad(detail::message("unknown unit '", unit, "'"));
