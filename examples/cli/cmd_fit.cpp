@@ -86,7 +86,9 @@ pipecast::visit_log read_history(const history_args& a) {
     o.outcomes = a.outcomes;
     pipecast::visit_log log = load_history_input(a.history, o, history_input());
     // The views of history_view.hpp, each reported with its counts on stderr (--json stays valid).
-    if (!a.as_of.empty()) {
+    if (!a.as_of.empty() && pipecast::parse_cut(a.as_of, log, o.days_per_unit) >= log.end_time) {
+        log.end_time = pipecast::parse_cut(a.as_of, log, o.days_per_unit); // after every event: open visits censored there
+    } else if (!a.as_of.empty()) {
         auto v = pipecast::as_of(log, pipecast::parse_cut(a.as_of, log, o.days_per_unit));
         std::cerr << "pipecast: as of " << a.as_of << ": " << v.deals_dropped << " deal(s) created later and "
                   << v.visits_dropped << " visit(s) entered later left out, " << v.visits_censored
