@@ -10,6 +10,7 @@
 /// `conversion` and `transitions` is omitted), more dwell families and parameterisations,
 /// and seasonal arrivals. Errors name the source and the JSON path of the bad value.
 
+#include <pipecast/detail/encoding.hpp>
 #include <pipecast/dwell.hpp>
 #include <pipecast/error.hpp>
 #include <pipecast/model.hpp>
@@ -23,6 +24,7 @@
 #include <istream>
 #include <iterator>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -380,8 +382,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
 
 /// Loads a model from a JSON file. @throws error if the file cannot be opened.
 [[nodiscard]] inline model load_model(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw error(detail::message(path, ": cannot open model file"));
+    std::istringstream in(detail::read_file_bytes(path, "model file")); // a directory is an error, not a read failure
     return read_model(in, path);
 }
 
