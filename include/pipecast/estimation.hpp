@@ -1072,15 +1072,13 @@ inline void fit_stall_dwell(em_branch& b, const dwell_sample& s, double floor) {
     const int nt = static_cast<int>(target_names.size());
     std::vector<em_branch> br;
     std::vector<double> exit_w(static_cast<std::size_t>(nt), 0.0);
-    double total_w = 0.0, cens_w = 0.0;
+    double total_w = 0.0;
     std::vector<double> exit_d;
     for (std::size_t i = 0; i < n; ++i) {
         total_w += v.w[i];
         if (v.target[i] >= 0) {
             exit_w[static_cast<std::size_t>(v.target[i])] += v.w[i];
             exit_d.push_back(v.d[i]);
-        } else {
-            cens_w += v.w[i];
         }
     }
     for (int j = 0; j < nt; ++j)
