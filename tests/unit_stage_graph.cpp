@@ -324,3 +324,66 @@ TEST_CASE("branched stages: validation names the stage and branch") {
     CHECK(g == make({{"Won", 0.3, ex}, {"Lost", 0.6, dwell_distribution::gamma(2.0, 9.0)},
                      {"Lost", 0.1, dwell_distribution::exponential(200.0), true}}));
 }
+
+TEST_CASE("edges: the positive entries of each row, by increasing target") {
+    const stage_graph g(three_stages(), won_lost(), three_matrix());
+    CHECK(g.edge_count() == 8);
+    for (std::size_t i = 0; i < g.open_count(); ++i) {
+        std::vector<std::size_t> to;
+        for (const auto& e : g.edges(i)) {
+            CHECK(e.probability == g.transition(i, e.to));
+            to.push_back(e.to);
+        }
+        std::vector<std::size_t> expect;
+        for (std::size_t j = 0; j < g.size(); ++j)
+            if (g.transition(i, j) > 0.0) expect.push_back(j);
+        CHECK(to == expect);
+    }
+    // renormalised rows: the edges hold the renormalised values
+    Eigen::MatrixXd p = three_matrix();
+    p(0, 1) += 4e-7;
+    const stage_graph r(three_stages(), won_lost(), p);
+    CHECK(r.edges(0)[0].probability == r.transition(0, 1));
+    // the latent graph of a branched graph has its own edges
+    std::vector<open_stage> st = three_stages();
+    st[2].branches = {{"Won", 0.7, dwell_distribution::gamma(2.0, 10.0)},
+                      {"Demo", 0.1, dwell_distribution::exponential(5.0)},
+                      {"Lost", 0.2, dwell_distribution::exponential(40.0), true}};
+    const stage_graph b = stage_graph::from_rows(st, won_lost(),
+                                                 {{"Lead", {{"Demo", 0.5}, {"Lost", 0.5}}},
+                                                  {"Demo", {{"Deal", 0.6}, {"Lead", 0.1}, {"Lost", 0.3}}}});
+    REQUIRE(b.has_branches());
+    const stage_graph& lg = b.latent();
+    CHECK(lg.edges(1).size() == 5); // Demo -> Deal's three branches, Lead, Lost
+    CHECK(lg.edges(2).size() == 1); // a branch leaves only to its target
+    CHECK(lg.edges(2)[0].to == lg.index_of("Won"));
+}
+
+TEST_CASE("large graphs: validation by graph search (2,000 stages)") {
+    // Stage i -> i+1 0.9, Lost 0.1 (the last -> Won 0.9); then a closed pair 1500 <-> 1501
+    // and stage 1200 leading only into it: the first stage that cannot reach an outcome is
+    // 1200, then 1500.
+    const std::size_t m = 2000;
+    auto build = [&](bool close_pair, bool feed_pair) {
+        std::vector<open_stage> st;
+        pipecast::transition_rows rows;
+        auto nm = [](std::size_t i) { return std::string("S").append(std::to_string(i)); };
+        for (std::size_t i = 0; i < m; ++i) {
+            st.push_back({nm(i), dwell_distribution::exponential(1.0 + static_cast<double>(i % 7))});
+            rows[nm(i)] = {{i + 1 < m ? nm(i + 1) : std::string("Won"), 0.9}, {"Lost", 0.1}};
+        }
+        if (close_pair) {
+            rows[nm(1500)] = {{nm(1501), 1.0}};
+            rows[nm(1501)] = {{nm(1500), 1.0}};
+        }
+        if (feed_pair) rows[nm(1200)] = {{nm(1500), 1.0}};
+        return stage_graph::from_rows(std::move(st), won_lost(), rows);
+    };
+    const stage_graph g = build(false, false);
+    CHECK(g.open_count() == m);
+    CHECK(g.edge_count() == 2 * m);
+    CHECK(g.edges(1999)[0].to == g.index_of("Won"));
+    check_throws<model_error>([&] { (void)build(true, true); }, {"stage 'S1200'", "no outcome can be reached"});
+    check_throws<model_error>([&] { (void)build(true, false); }, {"stage 'S1500'", "closed loop"});
+    CHECK_NOTHROW((void)build(false, true)); // 1200 -> 1500 -> ... -> Won
+}

@@ -64,6 +64,12 @@ struct outcome_stage {
     bool win = false;
 };
 
+/// One positive entry of a transition row: the target stage and the probability.
+struct transition_edge {
+    std::size_t to = 0;
+    double probability = 0.0;
+};
+
 /// Transition rows by name: from-stage -> (to-stage -> probability). Missing entries are 0.
 using transition_rows = std::map<std::string, std::map<std::string, double>>;
 
@@ -259,6 +265,14 @@ public:
         PIPECAST_ASSERT(is_open(from) && to < size());
         return p_(static_cast<Eigen::Index>(from), static_cast<Eigen::Index>(to));
     }
+    /// The positive entries of open stage s's row, by increasing target: the sparse form of
+    /// transitions().row(s) that graph searches and sparse solvers use (O(edges), not O(m n)).
+    [[nodiscard]] std::span<const transition_edge> edges(std::size_t s) const {
+        PIPECAST_ASSERT(is_open(s));
+        return std::span<const transition_edge>(edges_).subspan(edge_start_[s], edge_start_[s + 1] - edge_start_[s]);
+    }
+    /// Number of positive transition entries over all open stages.
+    [[nodiscard]] std::size_t edge_count() const noexcept { return edges_.size(); }
     /// Open-to-open block Q (open_count() x open_count()).
     [[nodiscard]] auto transient_block() const { return p_.leftCols(static_cast<Eigen::Index>(open_count())); }
     /// Open-to-outcome block R (open_count() x outcome_count()).
@@ -300,38 +314,91 @@ private:
             throw model_error(detail::message("stage graph: transition matrix is ", p_.rows(), "x", p_.cols(),
                                               ", expected ", m, "x", n, " (open stages x all stages)"));
         validate_branches();
+        // Row sums and the range check in one pass down the (column-major) columns, summing
+        // each row in column order as a row-wise loop would; on a bad entry the row-wise loop
+        // below names the first one in row order.
+        std::vector<double> sums(m, 0.0);
+        bool in_range = true;
+        for (std::size_t j = 0; j < n; ++j) {
+            const double* col = p_.col(static_cast<Eigen::Index>(j)).data();
+            for (std::size_t i = 0; i < m; ++i) {
+                const double v = col[i];
+                in_range = in_range && std::isfinite(v) && v >= 0.0 && v <= 1.0;
+                sums[i] += v;
+            }
+        }
         for (std::size_t i = 0; i < m; ++i) {
             const auto r = static_cast<Eigen::Index>(i);
-            double sum = 0.0;
-            for (std::size_t j = 0; j < n; ++j) {
-                const double v = p_(r, static_cast<Eigen::Index>(j));
-                if (!(std::isfinite(v) && v >= 0.0 && v <= 1.0))
-                    throw model_error(detail::message("stage '", name(i), "': transition probability to '",
-                                                      name(j), "' must be in [0, 1], got ", v));
-                sum += v;
+            if (!in_range) {
+                for (std::size_t j = 0; j < n; ++j) {
+                    const double v = p_(r, static_cast<Eigen::Index>(j));
+                    if (!(std::isfinite(v) && v >= 0.0 && v <= 1.0))
+                        throw model_error(detail::message("stage '", name(i), "': transition probability to '",
+                                                          name(j), "' must be in [0, 1], got ", v));
+                }
             }
+            const double sum = sums[i];
             if (!(std::abs(sum - 1.0) <= row_tolerance))
                 throw model_error(detail::message("stage '", name(i), "': transition probabilities sum to ", sum,
                                                   ", expected 1 (tolerance ", row_tolerance, ")"));
             if (std::abs(sum - 1.0) > row_rounding) p_.row(r) /= sum;
         }
-        // Every open stage must reach an outcome: backward search from the outcomes.
+        build_edges();
+        check_outcome_reachable();
+        if (!branch_target_.empty()) build_latent();
+    }
+
+    /// The positive entries of every row (CSR, targets increasing), from one pass over p_.
+    void build_edges() {
+        const std::size_t m = stages_.size(), n = size();
+        edge_start_.assign(m + 1, 0);
+        for (std::size_t j = 0; j < n; ++j) {
+            const double* col = p_.col(static_cast<Eigen::Index>(j)).data();
+            for (std::size_t i = 0; i < m; ++i) edge_start_[i + 1] += col[i] > 0.0 ? 1 : 0;
+        }
+        for (std::size_t i = 0; i < m; ++i) edge_start_[i + 1] += edge_start_[i];
+        edges_.resize(edge_start_[m]);
+        std::vector<std::size_t> next(edge_start_.begin(), edge_start_.end() - 1);
+        for (std::size_t j = 0; j < n; ++j) {
+            const double* col = p_.col(static_cast<Eigen::Index>(j)).data();
+            for (std::size_t i = 0; i < m; ++i)
+                if (col[i] > 0.0) edges_[next[i]++] = {j, col[i]};
+        }
+    }
+
+    /// Every open stage must reach an outcome: a breadth-first search backwards from the
+    /// outcomes over the reversed edges, O(m + edges). The first stage (in index order) left
+    /// unreached is named: it lies on, or leads only into, a closed loop of open stages.
+    void check_outcome_reachable() const {
+        const std::size_t m = stages_.size();
+        std::vector<std::size_t> in_start(m + 1, 0);
+        for (const auto& e : edges_)
+            if (e.to < m) ++in_start[e.to + 1];
+        for (std::size_t i = 0; i < m; ++i) in_start[i + 1] += in_start[i];
+        std::vector<std::size_t> from(in_start[m]), next(in_start.begin(), in_start.end() - 1);
         std::vector<char> reaches(m, 0);
-        for (bool changed = true; changed;) {
-            changed = false;
-            for (std::size_t i = 0; i < m; ++i) {
-                if (reaches[i]) continue;
-                for (std::size_t j = 0; j < n && !reaches[i]; ++j)
-                    if (p_(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) > 0.0 &&
-                        (j >= m || reaches[j]))
-                        reaches[i] = changed = true;
+        std::vector<std::size_t> queue;
+        queue.reserve(m);
+        for (std::size_t i = 0; i < m; ++i) {
+            for (const auto& e : edges(i)) {
+                if (e.to < m) {
+                    from[next[e.to]++] = i;
+                } else if (!reaches[i]) {
+                    reaches[i] = 1;
+                    queue.push_back(i);
+                }
             }
         }
+        for (std::size_t head = 0; head < queue.size(); ++head)
+            for (std::size_t k = in_start[queue[head]]; k < in_start[queue[head] + 1]; ++k)
+                if (!reaches[from[k]]) {
+                    reaches[from[k]] = 1;
+                    queue.push_back(from[k]);
+                }
         for (std::size_t i = 0; i < m; ++i)
             if (!reaches[i])
                 throw model_error(detail::message("stage '", name(i),
                                                   "': no outcome can be reached from it (closed loop of open stages)"));
-        if (!branch_target_.empty()) build_latent();
     }
 
     /// Branched stages: targets known, probabilities in [0, 1] summing to 1, stalled
@@ -422,8 +489,7 @@ private:
         for (std::size_t i = 0; i < m; ++i) {
             if (stages_[i].branches.empty()) {
                 const auto row = static_cast<Eigen::Index>(latent_first_[i]);
-                for (std::size_t j = 0; j < size(); ++j)
-                    if (const double p = transition(i, j); p > 0.0) enter(row, j, p);
+                for (const auto& e : edges(i)) enter(row, e.to, e.probability);
             } else {
                 for (std::size_t k = 0; k < stages_[i].branches.size(); ++k)
                     enter(static_cast<Eigen::Index>(latent_first_[i] + k), branch_target_[i][k], 1.0);
@@ -437,6 +503,8 @@ private:
     std::vector<outcome_stage> outcomes_;
     Eigen::MatrixXd p_;
     std::unordered_map<std::string, std::size_t> index_;
+    std::vector<std::size_t> edge_start_;   ///< per open stage (+ end): its first entry in edges_
+    std::vector<transition_edge> edges_;    ///< the positive entries of p_, row by row
     // Branched graphs only (all empty / null for a classic graph):
     std::vector<std::vector<std::size_t>> branch_target_; ///< per open stage, per branch
     std::shared_ptr<const stage_graph> latent_;           ///< the latent classic graph
