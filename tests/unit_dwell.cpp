@@ -16,6 +16,8 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 using pipecast::dwell_distribution;
@@ -484,5 +486,117 @@ TEST_CASE("dwell") {
         check_throws<argument_error>([&] { (void)pipecast::survival(r, nan_v); }, {"survival(residual)", "NaN"});
         check_throws<argument_error>([&] { (void)pipecast::cdf(r, nan_v); }, {"NaN"});
         check_throws<argument_error>([&] { (void)pipecast::pdf(r, nan_v); }, {"pdf(residual)", "NaN"});
+    }
+}
+
+namespace {
+/// True when residual(D, age) compiles for an argument of type D (an rvalue for a non-reference D).
+template <class D>
+concept residual_accepts = requires(D&& d) { pipecast::residual(std::forward<D>(d), 1.0); };
+} // namespace
+
+TEST_CASE("dwell: residual safety and the far tail (issue 11)") {
+    SUBCASE("a residual of a temporary distribution does not compile (it would dangle)") {
+        CHECK(residual_accepts<const dwell_distribution&>);
+        CHECK(residual_accepts<dwell_distribution&>);
+        CHECK_FALSE(residual_accepts<dwell_distribution>);       // residual(dwell_distribution::gamma(2, 3), 1.0)
+        CHECK_FALSE(residual_accepts<const dwell_distribution>);
+        CHECK_FALSE(std::is_constructible_v<pipecast::residual_dwell, dwell_distribution, double>);
+        CHECK(std::is_constructible_v<pipecast::residual_dwell, const dwell_distribution&, double>);
+    }
+
+    SUBCASE("gamma whose survival underflows: the residual tends to the exponential, in closed form for shape 2") {
+        // shape 2, scale θ: S(a + t)/S(a) = e^{-u}(1 + x + u)/(1 + x), x = a/θ, u = t/θ; density
+        // e^{-u}(x + u)/((1 + x)θ); mean θ(2 + x)/(1 + x). S(a) underflows for x > ~745.
+        const auto d = dwell_distribution::gamma(2.0, 3.0); // θ = 1.5
+        const double th = 1.5;
+        for (double a : {1200.0, 2000.0, 1e5}) {
+            const double x = a / th;
+            const auto r = pipecast::residual(d, a);
+            INFO("age " << a);
+            CHECK(r.survival_at_age() == 0.0);
+            CHECK_FALSE(r.overdue());
+            CHECK(r.far_tail());
+            CHECK(close_rel(r.log_survival_at_age(), -x + std::log1p(x), 1e-13));
+            CHECK(close_rel(pipecast::mean(r), th * (2 + x) / (1 + x), 1e-12));
+            for (double u : {0.01, 1.0, 5.0, 30.0}) {
+                CHECK(close_rel(pipecast::survival(r, u * th), std::exp(-u) * (1 + x + u) / (1 + x), 1e-10));
+                CHECK(close_rel(pipecast::pdf(r, u * th), std::exp(-u) * (x + u) / ((1 + x) * th), 1e-10));
+            }
+            for (double p : {1e-6, 0.1, 0.5, 0.99}) {
+                const double u = pipecast::quantile(r, p) / th;
+                CHECK(close_rel(std::exp(-u) * (1 + x + u) / (1 + x), 1 - p, 1e-9));
+            }
+            CHECK(pipecast::quantile(r, 0.0) == 0.0);
+            CHECK(pipecast::quantile(r, 1.0) == inf);
+        }
+        // log_survival is continuous where it switches from Boost.Math to the continued fraction
+        const auto g = dwell_distribution::gamma(0.7, 5.0);
+        double lo = 1.0, hi = 1e4; // bisect for Q ≈ 1e-280
+        for (int i = 0; i < 200; ++i) {
+            const double mid = 0.5 * (lo + hi);
+            (pipecast::survival(g, mid) >= 1e-280 ? lo : hi) = mid;
+        }
+        CHECK(close_rel(pipecast::log_survival(g, lo), pipecast::log_survival(g, hi), 1e-12));
+        CHECK(close_rel(pipecast::log_survival(g, lo), std::log(pipecast::survival(g, lo)), 1e-12));
+    }
+
+    SUBCASE("lognormal whose survival underflows: log-space survival, density, quantile and mean") {
+        const auto d = dwell_distribution::lognormal(10.0, 5.0);
+        const double mu = d.log_mu(), sg = d.log_sigma();
+        for (double a : {1e10, 1e20}) {
+            const auto r = pipecast::residual(d, a);
+            INFO("age " << a);
+            CHECK(r.survival_at_age() == 0.0);
+            CHECK_FALSE(r.overdue());
+            // the mean: ∫ S_r(t) dt, and near σ² a /(ln a − μ) (the hazard ~ (ln a − μ)/(σ² a))
+            const double m = pipecast::mean(r);
+            const double approx = sg * sg * a / (std::log(a) - mu);
+            CHECK(std::abs(m / approx - 1.0) < 0.05);
+            boost::math::quadrature::exp_sinh<double> es;
+            const double integral = es.integrate([&](double t) { return pipecast::survival(r, t); }, 0.0, inf, 1e-10);
+            CHECK(close_rel(m, integral, 1e-6));
+            // the density is −dS/dt
+            for (double t : {0.1 * m, m, 3.0 * m}) {
+                const double h = 1e-4 * m;
+                const double deriv = (pipecast::survival(r, t - h) - pipecast::survival(r, t + h)) / (2 * h);
+                CHECK(close_rel(pipecast::pdf(r, t), deriv, 1e-6));
+            }
+            for (double p : {0.01, 0.5, 0.99}) CHECK(close_rel(pipecast::cdf(r, pipecast::quantile(r, p)), p, 1e-9));
+        }
+        // log_survival is continuous where it switches to the asymptotic series (z/√2 = 26)
+        const double u = std::exp(mu + sg * std::sqrt(2.0) * 26.0);
+        CHECK(close_rel(pipecast::log_survival(d, u * (1 - 1e-12)), pipecast::log_survival(d, u * (1 + 1e-12)), 1e-9));
+        CHECK(close_rel(pipecast::log_survival(d, u * 0.999), std::log(pipecast::survival(d, u * 0.999)), 1e-12));
+    }
+}
+
+TEST_CASE("dwell: extreme lognormal parameters are valid or a model_error, never a Boost exception (issue 11)") {
+    SUBCASE("sd/mean beyond 1e154: finite log parameters, and every function evaluates") {
+        for (const auto& [m, s] : {std::pair{10.0, 1e300}, std::pair{1e-300, 6.0}, std::pair{1e-300, 1e300}, std::pair{1.0, 1e-200}}) {
+            INFO("mean " << m << " sd " << s);
+            const auto d = dwell_distribution::lognormal(m, s);
+            CHECK(std::isfinite(d.log_mu()));
+            CHECK(std::isfinite(d.log_sigma()));
+            CHECK(d.log_sigma() > 0.0);
+            CHECK(d.mean() == m);
+            // σ² = log(1 + (sd/mean)²): 2 log(sd/mean) to double precision when the ratio is huge
+            const double r = std::log(s) - std::log(m);
+            if (r > 400.0) CHECK(close_rel(d.log_sigma() * d.log_sigma(), 2.0 * r, 1e-14));
+            CHECK_NOTHROW((void)pipecast::cdf(d, 30.0));
+            CHECK_NOTHROW((void)pipecast::survival(d, 30.0));
+            CHECK_NOTHROW((void)pipecast::pdf(d, 30.0));
+            CHECK_NOTHROW((void)pipecast::quantile(d, 0.5));
+            CHECK_NOTHROW((void)pipecast::survival_quantile(d, 0.5));
+            CHECK_NOTHROW((void)pipecast::mean(pipecast::residual(d, 30.0)));
+        }
+    }
+    SUBCASE("mean and sd whose ratio underflows, mu and sigma whose mean or sd overflow: model_error naming both") {
+        check_throws<pipecast::model_error>([] { (void)dwell_distribution::lognormal(1e300, 1e-300); },
+                                            {"lognormal dwell", "mean 1e+300", "sd 1e-300", "no finite positive log-scale"});
+        check_throws<pipecast::model_error>([] { (void)dwell_distribution::lognormal_log(800.0, 1.0); },
+                                            {"lognormal dwell", "mu 800", "sigma 1", "out of the range of a double"});
+        check_throws<pipecast::model_error>([] { (void)dwell_distribution::lognormal_log(0.0, 40.0); },
+                                            {"lognormal dwell", "sigma 40"});
     }
 }

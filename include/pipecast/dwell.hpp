@@ -269,9 +269,17 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 /// at large x: Boost.Math below x = max(40, 2s + 10), else the continued fraction
 /// Γ(s, x) = e^{-x} x^s / (x + 1 - s - 1(1 - s)/(x + 3 - s - 2(2 - s)/(x + 5 - s - ...)))
 /// evaluated by the modified Lentz method (it converges fast for x > s + 1).
+[[nodiscard]] inline double upper_gamma_fraction(double s, double x);
+
 [[nodiscard]] inline double scaled_upper_gamma(double s, double x) {
     if (x < std::max(40.0, 2.0 * s + 10.0))
         return std::exp(x) * boost::math::tgamma(s, x, boost_policy{});
+    return std::pow(x, s) * upper_gamma_fraction(s, x);
+}
+
+/// The continued fraction h(s, x) = 1/(x + 1 - s - 1(1 - s)/(x + 3 - s - ...)) with
+/// Γ(s, x) = e^{-x} x^s h(s, x) (modified Lentz; fast for x > s + 1).
+[[nodiscard]] inline double upper_gamma_fraction(double s, double x) {
     constexpr double tiny = 1e-300, eps = 1e-16;
     double b = x + 1.0 - s, c = 1.0 / tiny, d = 1.0 / b, h = d;
     for (int i = 1; i < 1000; ++i) {
@@ -286,7 +294,40 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
         h *= del;
         if (std::abs(del - 1.0) < eps) break;
     }
-    return std::pow(x, s) * h;
+    return h;
+}
+
+/// log Q(s, x) = log(Γ(s, x)/Γ(s)), finite where Q underflows: Boost.Math while
+/// Q >= 1e-280, else −x + s log x + log h(s, x) − log Γ(s) (Q that small needs x > s + 1,
+/// where the continued fraction converges fast).
+[[nodiscard]] inline double log_gamma_q(double s, double x) {
+    const double q = boost::math::gamma_q(s, x, boost_policy{});
+    if (q >= 1e-280) return std::log(q);
+    return -x + s * std::log(x) + std::log(upper_gamma_fraction(s, x)) - boost::math::lgamma(s, boost_policy{});
+}
+
+/// log(erfc(y)/2) = log P(N(0,1) > y √2), finite at any y: std::erfc while y <= 26 (erfc
+/// >= 1e-296), beyond it the asymptotic series
+/// erfc(y) = e^{-y²}/(y √π) · (1 − 1/(2y²) + 1·3/(2y²)² − ...), whose terms fall below
+/// 1e-17 within ten at y > 26.
+[[nodiscard]] inline double log_half_erfc(double y) {
+    if (y <= 26.0) return std::log(0.5 * std::erfc(y));
+    const double r = 1.0 / (2.0 * y * y);
+    double term = 1.0, sum = 1.0;
+    for (int n = 1; n <= 12; ++n) {
+        term *= -(2.0 * n - 1.0) * r;
+        sum += term;
+    }
+    return -y * y - std::log(2.0 * y * std::sqrt(3.141592653589793)) + std::log(sum);
+}
+
+/// E[T − a | T > a] / θ for a gamma(k, θ) at x = a/θ > k + 1: 1 + (k − 1)/D₁ with
+/// D_i = x + 2i + 1 − k − (i + 1)(i + 1 − k)/D_{i+1} (the tail of the continued fraction
+/// of Γ(k, x); no cancellation at large x, where it tends to 1: the exponential limit).
+[[nodiscard]] inline double gamma_residual_mean_ratio(double k, double x) {
+    double dd = x + 2.0 * 400.0 + 1.0 - k;
+    for (int i = 399; i >= 1; --i) dd = x + 2.0 * i + 1.0 - k - (i + 1.0) * (i + 1.0 - k) / dd;
+    return 1.0 + (k - 1.0) / dd;
 }
 
 /// Index of the first support point > t (empirical).
@@ -375,43 +416,21 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 [[nodiscard]] inline double mean(const dwell_distribution& d) noexcept { return d.mean(); }
 [[nodiscard]] inline double variance(const dwell_distribution& d) noexcept { return d.sd() * d.sd(); }
 
-/// The distribution of the remaining dwell T - a given T > a, for a deal of age a.
-///
-/// Ages at or beyond the end of the support (survival(d, a) == 0 in double precision, e.g. a
-/// fixed dwell already exceeded) give a residual that is 0 with certainty: the deal is
-/// overdue and leaves at once. The exponential residual is the distribution itself
-/// (memoryless) and the Weibull residual has a closed form valid at any age.
-class residual_dwell {
-public:
-    /// @throws argument_error if age is negative or not finite.
-    residual_dwell(const dwell_distribution& d, double age) : d_(&d), age_(age) {
-        if (!(std::isfinite(age) && age >= 0.0))
-            throw argument_error(detail::message("residual: age must be finite and >= 0, got ", age));
-        surv_age_ = age == 0.0 ? 1.0 : survival(d, age);
-    }
-    [[nodiscard]] const dwell_distribution& base() const noexcept { return *d_; }
-    [[nodiscard]] double age() const noexcept { return age_; }
-    /// P(T > age) under the base distribution.
-    [[nodiscard]] double survival_at_age() const noexcept { return surv_age_; }
-    /// True when the age is past the support: the residual is 0.
-    [[nodiscard]] bool overdue() const noexcept {
-        return surv_age_ <= 0.0 && d_->family() != dwell_family::exponential &&
-               d_->family() != dwell_family::weibull;
-    }
-
-private:
-    const dwell_distribution* d_;
-    double age_;
-    double surv_age_;
-};
-
-/// log P(T > u), exact for the exponential and Weibull families (−inf where the survival
-/// underflows); 0 for u <= 0.
+/// log P(T > u), finite wherever T > u is possible: exact for the exponential and Weibull
+/// families, in log space for the gamma (Legendre's continued fraction of Γ(k, x)) and
+/// lognormal (the asymptotic series of erfc) families where the survival underflows;
+/// −inf past the end of a bounded support (fixed, empirical); 0 for u <= 0.
 [[nodiscard]] inline double log_survival(const dwell_distribution& d, double u) {
     if (!(u > 0.0)) return 0.0;
     switch (d.family()) {
     case dwell_family::exponential: return -u / d.mean();
     case dwell_family::weibull: return -std::pow(u / d.scale(), d.shape());
+    case dwell_family::gamma:
+        if (std::isinf(u)) return -std::numeric_limits<double>::infinity();
+        return detail::log_gamma_q(d.shape(), u / d.scale());
+    case dwell_family::lognormal:
+        if (std::isinf(u)) return -std::numeric_limits<double>::infinity();
+        return detail::log_half_erfc((std::log(u) - d.log_mu()) / (d.log_sigma() * 1.4142135623730951));
     default: {
         const double s = survival(d, u);
         return s > 0.0 ? std::log(s) : -std::numeric_limits<double>::infinity();
@@ -419,10 +438,72 @@ private:
     }
 }
 
-/// Residual distribution of `d` at `age` (keeps a reference to d).
+namespace detail {
+/// log of the density of a gamma or lognormal at u > 0 (finite where the density underflows).
+[[nodiscard]] inline double log_pdf_far(const dwell_distribution& d, double u) {
+    if (d.family() == dwell_family::gamma) {
+        const double k = d.shape(), th = d.scale(), x = u / th;
+        return (k - 1.0) * std::log(x) - x - boost::math::lgamma(k, boost_policy{}) - std::log(th);
+    }
+    PIPECAST_ASSERT(d.family() == dwell_family::lognormal);
+    const double z = (std::log(u) - d.log_mu()) / d.log_sigma();
+    return -0.5 * z * z - std::log(u * d.log_sigma() * 2.5066282746310002);
+}
+} // namespace detail
+
+/// The distribution of the remaining dwell T - a given T > a, for a deal of age a.
+///
+/// Ages at or beyond the end of the support (survival(d, a) == 0 for a fixed or empirical
+/// dwell already exceeded) give a residual that is 0 with certainty: the deal is overdue
+/// and leaves at once. Unbounded families are never overdue: the exponential residual is
+/// the distribution itself (memoryless), the Weibull residual has a closed form valid at
+/// any age, and a gamma or lognormal deal whose survival is below 1e-200 (the far tail,
+/// e.g. a gamma(2, mean 3) at age 2000, where S(a) underflows) is computed in log space:
+/// log_survival differences, a safeguarded Newton solve for the quantile, and the tail
+/// forms of the mean (a gamma residual tends to the exponential of mean θ).
+///
+/// Holds a pointer to `d`: the distribution must outlive the residual, so temporaries are
+/// refused at compile time (the rvalue overloads are deleted).
+class residual_dwell {
+public:
+    /// @throws argument_error if age is negative or not finite.
+    residual_dwell(const dwell_distribution& d, double age) : d_(&d), age_(age) {
+        if (!(std::isfinite(age) && age >= 0.0))
+            throw argument_error(detail::message("residual: age must be finite and >= 0, got ", age));
+        surv_age_ = age == 0.0 ? 1.0 : survival(d, age);
+        far_ = surv_age_ < 1e-200 && (d.family() == dwell_family::gamma || d.family() == dwell_family::lognormal);
+        log_surv_age_ = far_ ? log_survival(d, age) : std::log(surv_age_);
+    }
+    /// A residual of a temporary would dangle: refused.
+    residual_dwell(const dwell_distribution&& d, double age) = delete;
+    [[nodiscard]] const dwell_distribution& base() const noexcept { return *d_; }
+    [[nodiscard]] double age() const noexcept { return age_; }
+    /// P(T > age) under the base distribution (0 where it underflows; see log_survival_at_age).
+    [[nodiscard]] double survival_at_age() const noexcept { return surv_age_; }
+    /// log P(T > age), finite in the far tail of the gamma and lognormal families.
+    [[nodiscard]] double log_survival_at_age() const noexcept { return log_surv_age_; }
+    /// True for a gamma or lognormal age whose survival is below 1e-200: computed in log space.
+    [[nodiscard]] bool far_tail() const noexcept { return far_; }
+    /// True when the age is past the support of a bounded (fixed or empirical) dwell: the
+    /// residual is 0.
+    [[nodiscard]] bool overdue() const noexcept {
+        return surv_age_ <= 0.0 && (d_->family() == dwell_family::fixed || d_->family() == dwell_family::empirical);
+    }
+
+private:
+    const dwell_distribution* d_;
+    double age_;
+    double surv_age_;
+    double log_surv_age_ = 0.0;
+    bool far_ = false;
+};
+
+/// Residual distribution of `d` at `age` (keeps a reference to d, which must outlive it).
 [[nodiscard]] inline residual_dwell residual(const dwell_distribution& d, double age) {
     return residual_dwell(d, age);
 }
+/// Refused: the residual would keep a pointer to the temporary.
+residual_dwell residual(const dwell_distribution&& d, double age) = delete;
 
 /// P(T - a > t | T > a).
 [[nodiscard]] inline double survival(const residual_dwell& r, double t) {
@@ -438,6 +519,7 @@ private:
         if (t > a) return std::exp(std::pow(a / lam, k) - std::pow((a + t) / lam, k));
         return std::exp(-std::pow(a / lam, k) * std::expm1(k * std::log1p(t / a)));
     }
+    if (r.far_tail()) return std::min(1.0, std::exp(log_survival(d, r.age() + t) - r.log_survival_at_age()));
     return std::min(1.0, survival(d, r.age() + t) / r.survival_at_age());
 }
 
@@ -458,11 +540,45 @@ private:
         const double k = d.shape(), lam = d.scale();
         return k / lam * std::pow((r.age() + t) / lam, k - 1.0) * survival(r, t);
     }
+    if (r.far_tail()) {
+        if (std::isinf(t)) return 0.0;
+        return std::exp(detail::log_pdf_far(d, r.age() + t) - r.log_survival_at_age());
+    }
     return pdf(d, r.age() + t) / r.survival_at_age();
 }
 
+namespace detail {
+/// The far-tail residual quantile: t >= 0 with log S(a + t) = log S(a) + log(1 − p), by
+/// Newton steps on the log survival (slope −hazard) inside a bracket kept by bisection.
+[[nodiscard]] inline double far_residual_quantile(const residual_dwell& r, double p) {
+    const auto& d = r.base();
+    const double a = r.age(), target = r.log_survival_at_age() + std::log1p(-p);
+    auto f = [&](double t) { return log_survival(d, a + t) - target; }; // decreasing in t
+    auto hazard = [&](double t) { return std::exp(log_pdf_far(d, a + t) - log_survival(d, a + t)); };
+    double lo = 0.0, hi = -std::log1p(-p) / hazard(0.0); // the exponential guess
+    if (!(hi > 0.0)) return 0.0;
+    for (int i = 0; i < 2000 && f(hi) > 0.0; ++i) {
+        lo = hi;
+        hi *= 2.0;
+    }
+    double t = 0.5 * (lo + hi);
+    for (int i = 0; i < 200 && hi - lo > 4e-16 * hi; ++i) {
+        const double v = f(t);
+        if (v == 0.0) return t;
+        if (v > 0.0) lo = t;
+        else hi = t;
+        double next = t + v / hazard(t);
+        if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+        if (std::abs(next - t) <= 1e-15 * t) return next;
+        t = next;
+    }
+    return t;
+}
+} // namespace detail
+
 /// Quantile of the residual dwell: closed form for the exponential and Weibull families,
-/// the base distribution's complement quantile otherwise (no root finding of our own).
+/// the base distribution's complement quantile otherwise (no root finding of our own),
+/// except in the far tail of a gamma or lognormal (a log-space Newton solve).
 [[nodiscard]] inline double quantile(const residual_dwell& r, double p) {
     detail::require_probability("quantile(residual)", p);
     const auto& d = r.base();
@@ -493,12 +609,18 @@ private:
     }
     default:
         if (a == 0.0) return quantile(d, p);
+        if (r.far_tail()) {
+            if (p == 1.0) return std::numeric_limits<double>::infinity();
+            if (p == 0.0) return 0.0;
+            return detail::far_residual_quantile(r, p);
+        }
         return std::max(0.0, survival_quantile(d, r.survival_at_age() * (1.0 - p)) - a);
     }
 }
 
 /// Mean remaining dwell E[T - a | T > a]. Closed forms (incomplete gamma, normal tail) for
-/// every family.
+/// every family; in the far tail of a gamma, the continued fraction of Γ(k, x) (the mean
+/// tends to θ), of a lognormal, the ratio of the normal tails in log space.
 [[nodiscard]] inline double mean(const residual_dwell& r) {
     const auto& d = r.base();
     const double a = r.age();
@@ -509,6 +631,7 @@ private:
     case dwell_family::gamma: {
         // E[T 1{T>a}] = k θ Q(k+1, a/θ)
         const double k = d.shape(), th = d.scale();
+        if (r.far_tail()) return th * detail::gamma_residual_mean_ratio(k, a / th); // no cancellation
         const double q1 = boost::math::gamma_q(k + 1.0, a / th, detail::boost_policy{});
         return k * th * q1 / s - a;
     }
@@ -516,6 +639,10 @@ private:
         // E[T 1{T>a}] = e^{μ+σ²/2} Φ((μ + σ² − ln a)/σ)
         const double mu = d.log_mu(), sg = d.log_sigma();
         const double z = (mu + sg * sg - std::log(a)) / sg;
+        if (r.far_tail()) { // the ratio of the two normal tails in log space
+            const double l = std::log(d.mean()) + detail::log_half_erfc(-z / std::sqrt(2.0)) - r.log_survival_at_age();
+            return std::max(0.0, std::exp(l) - a);
+        }
         return d.mean() * 0.5 * std::erfc(-z / std::sqrt(2.0)) / s - a;
     }
     case dwell_family::weibull: {
