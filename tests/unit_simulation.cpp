@@ -16,10 +16,12 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -170,9 +172,10 @@ TEST_CASE("simulation") {
             CHECK(r->won_count.mean == r1.won_count.mean);
             CHECK(r->sub_period_value[1].mean == r1.sub_period_value[1].mean);
             CHECK(r->deal_win_probability == r1.deal_win_probability);
-            for (std::size_t d = 0; d < bk.size(); ++d)
-                if (!(r->deal_expected_close_time[d] == r1.deal_expected_close_time[d]))
-                    REQUIRE(std::isnan(r->deal_expected_close_time[d]) == std::isnan(r1.deal_expected_close_time[d]));
+            for (std::size_t d = 0; d < bk.size(); ++d) { // equal, or both NaN (never won)
+                const double a = r->deal_expected_close_time[d], b = r1.deal_expected_close_time[d];
+                REQUIRE((a == b || (std::isnan(a) && std::isnan(b))));
+            }
         }
         // Another seed gives another stream.
         o.seed = 43;
@@ -1112,5 +1115,145 @@ TEST_CASE("simulation on branched stages") {
                 CHECK(x90 - x10 > 1.8 * (quantile_of(p0, 0.9) - quantile_of(p0, 0.1)));
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile input (issue 11): ranges, resource limits, the visit cap, failures, the far tail.
+// ---------------------------------------------------------------------------------------
+
+namespace {
+/// One open stage that returns to itself with probability `loop`, else is won.
+stage_graph self_loop(double loop) {
+    Eigen::MatrixXd t(1, 3);
+    t << loop, 1.0 - loop, 0.0;
+    return stage_graph({{"S", dwell_distribution::exponential(1.0)}}, {{"Won", true}, {"Lost", false}}, t);
+}
+} // namespace
+
+TEST_CASE("simulation: hostile input") {
+    const model m = b2b6();
+    const book bk = b2b6_book(m.graph);
+
+    SUBCASE("correlation is limited to [0, max_correlation]; rows stay finite at the limit") {
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 200;
+        o.correlation = 1000; // e^{σZ} overflowed: NaN rows, a hang without a horizon
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("correlation"), argument_error);
+        o.correlation = std::numeric_limits<double>::infinity();
+        CHECK_THROWS_AS((void)simulate(m, bk, o), argument_error);
+        o.correlation = 0.0;
+        o.stage_correlation.assign(m.graph.open_count(), 0.1);
+        o.stage_correlation[2] = 11.0;
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("stage_correlation"), argument_error);
+        o.stage_correlation.clear();
+        o.correlation = max_correlation;
+        for (double h : {90.0, std::numeric_limits<double>::infinity()}) {
+            o.horizon = h;
+            const simulation_result r = simulate(m, bk, o);
+            CHECK(r.status == simulation_status::completed);
+            CHECK(std::isfinite(r.won_value.mean));
+            for (double p : r.deal_win_probability) REQUIRE((p >= 0.0 && p <= 1.0));
+        }
+    }
+
+    SUBCASE("memory and work are estimated and refused before anything is allocated") {
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 1000;
+        o.histogram_bins = std::size_t{1} << 40; // 8 TB of histograms (bad_alloc before)
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("memory"), argument_error);
+        o.histogram_bins = 40;
+        o.sub_period_ends = sub_periods(90, 2000000); // 1000 paths x 2e6 sub-periods: 16 GB
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("memory"), argument_error);
+        o.sub_period_ends.clear();
+        o.paths = 1000000000; // 15.6 GB of per-path outputs
+        CHECK(estimate_simulation(m.graph, bk, o).memory_bytes > o.max_memory_bytes);
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("memory"), argument_error);
+        // 1e12 arrivals a day for 90 days: never finished before
+        o.paths = 100;
+        o.arrivals = arrival_process{0, 1e12, 0.0, {}};
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), doctest::Contains("stage visits"), argument_error);
+        // the estimate: b2b6 without arrivals is far below the limit, and the memory is
+        // dominated by the per-path outputs
+        o.arrivals.reset();
+        o.paths = 10000;
+        const simulation_estimate e = estimate_simulation(m.graph, bk, o);
+        CHECK(e.stage_visits > 1e4 * static_cast<double>(bk.size()));     // at least one visit a deal
+        CHECK(e.stage_visits < 1e4 * 30.0 * static_cast<double>(bk.size())); // b2b6: a few visits a deal
+        CHECK(e.memory_bytes < (std::uint64_t{64} << 20));
+    }
+
+    SUBCASE("a near-certain self-loop: refused by the work estimate, or capped and reported") {
+        const stage_graph g = self_loop(0.999999); // 1e6 visits a deal on average, no horizon
+        book b(g);
+        for (int i = 0; i < 20; ++i) b.add("d", 0, 1.0, 0.0);
+        simulation_options o;
+        o.paths = 10000000; // 20 deals x min(1e6, max_path_visits) visits x 1e7 paths
+        o.threads = 2;
+        CHECK_THROWS_WITH_AS((void)simulate(g, b, o), doctest::Contains("stage visits"), argument_error);
+        o.paths = 50;
+        o.max_path_visits = 2000; // P(absorbed within 2000 visits) = 1 - 0.999999^2000 ≈ 0.002
+        const simulation_result r = simulate(g, b, o);
+        CHECK(r.status == simulation_status::completed);
+        const double n = 50.0 * 20.0, p = 1.0 - std::pow(0.999999, 1999.0);
+        CHECK(std::abs(static_cast<double>(r.capped_deal_paths) - n * (1.0 - p)) <= 5.0 * std::sqrt(n * p * (1 - p)) + 1.0);
+        CHECK(static_cast<double>(std::llround(r.won_count.mean * 50.0) + static_cast<long long>(r.capped_deal_paths)) == n);
+        o.threads = 1;
+        o.chunk_paths = 3;
+        CHECK(simulate(g, b, o).capped_deal_paths == r.capped_deal_paths); // bit-identical
+        // a sound model is never capped
+        simulation_options ob;
+        ob.paths = 200;
+        CHECK(simulate(m, bk, ob).capped_deal_paths == 0);
+        o.max_path_visits = 0;
+        CHECK_THROWS_WITH_AS((void)simulate(g, b, o), doctest::Contains("max_path_visits"), argument_error);
+    }
+
+    SUBCASE("a throwing progress callback stops the run promptly and is rethrown") {
+        simulation_options o;
+        o.horizon = 90;
+        o.paths = 3000000; // minutes of work on one thread
+        o.threads = 2;
+        o.chunk_paths = 5;
+        int calls = 0;
+        o.progress = [&](double) -> bool {
+            ++calls;
+            throw std::runtime_error("progress failed");
+        };
+        const auto t0 = std::chrono::steady_clock::now();
+        CHECK_THROWS_WITH_AS((void)simulate(m, bk, o), "progress failed", std::runtime_error);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        CHECK(calls == 1);
+        CHECK(s < 30.0); // the whole run: minutes (waited for every remaining chunk before)
+    }
+
+    SUBCASE("a gamma deal whose survival underflows: residual tends to the exponential, not 'leaves at once'") {
+        // gamma shape 2, mean 3 (θ = 1.5) at age 2000: S(a) ≈ e^{-1333} underflows; the
+        // residual survival is e^{-u}(1 + x + u)/(1 + x), x = a/θ, u = t/θ.
+        const stage_graph g = one_stage(dwell_distribution::gamma(2.0, 3.0), 1.0);
+        book b(g);
+        b.add("old", 0, 1.0, 2000.0);
+        simulation_options o;
+        o.horizon = 1.5;
+        o.paths = 20000;
+        o.seed = 3;
+        const simulation_result r = simulate(g, b, o);
+        const double x = 2000.0 / 1.5, u = 1.0;
+        const double p = 1.0 - std::exp(-u) * (1.0 + x + u) / (1.0 + x);
+        CHECK(std::abs(r.deal_win_probability[0] - p) <= 5.0 * std::sqrt(p * (1 - p) / 20000.0));
+        CHECK(r.deal_expected_close_time[0] > 0.5); // was 0: left at once
+        // the same for a lognormal: P(won within h) = 1 - S_r(h) by the library's residual
+        const auto ln = dwell_distribution::lognormal(10.0, 5.0);
+        const stage_graph gl = one_stage(ln, 1.0);
+        book bl(gl);
+        bl.add("old", 0, 1.0, 1e10);
+        const double h = 1e8;
+        o.horizon = h;
+        const simulation_result rl = simulate(gl, bl, o);
+        const double pl = cdf(residual(ln, 1e10), h);
+        REQUIRE((pl > 0.3 && pl < 0.9));
+        CHECK(std::abs(rl.deal_win_probability[0] - pl) <= 5.0 * std::sqrt(pl * (1 - pl) / 20000.0));
     }
 }

@@ -55,6 +55,16 @@
 /// Memory: O(deals · threads + paths · (1 + sub-periods) + bins), never O(deals · paths);
 /// on a branched graph also 48 bytes per deal and branch slot (W slots a deal, W = the
 /// largest branch count of a stage; choice records padded to 64-byte lines).
+///
+/// **Limits (hostile input).** Before anything is allocated, simulate() estimates the run
+/// (estimate_simulation(): memory, and stage visits from the expected visits to absorption,
+/// the horizon and the expected arrivals) and refuses with argument_error a run above
+/// options.max_memory_bytes (8 GiB) or options.max_stage_visits (2e11). Every deal-path
+/// stops after options.max_path_visits stage visits (10,000; counted as not won and
+/// reported in simulation_result::capped_deal_paths), so no path runs unbounded. The shock's
+/// σ is at most max_correlation (10). A run is cancelled by options.progress returning
+/// false or by options.stop (checked between work units); an exception from the progress
+/// callback or a worker stops the others and is rethrown.
 
 #include <pipecast/analytics.hpp>
 #include <pipecast/book.hpp>
@@ -67,12 +77,16 @@
 
 #include <boost/math/special_functions/erf.hpp>
 
+#include <Eigen/SparseCore>
+#include <Eigen/SparseLU>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <mutex>
@@ -121,6 +135,29 @@ struct simulation_options {
     std::stop_token stop;
     /// Paths per work unit (0 = automatic). Results do not depend on it.
     std::size_t chunk_paths = 0;
+    /// The most stage visits one deal-path makes: a deal still open after that many visits
+    /// (a near-certain self-loop, a cycle without a horizon) stops there, is not won, and is
+    /// counted in simulation_result::capped_deal_paths. Bounds the work of every path.
+    std::size_t max_path_visits = 10000;
+    /// Refuse (argument_error) a run whose estimated memory (estimate_simulation()) exceeds
+    /// this many bytes, before allocating anything.
+    std::uint64_t max_memory_bytes = std::uint64_t{8} << 30;
+    /// Refuse (argument_error) a run whose estimated work exceeds this many stage visits
+    /// (about 1e9 a second on one core: the default is some minutes on a laptop).
+    double max_stage_visits = 2e11;
+};
+
+/// The largest σ accepted for `correlation` and `stage_correlation`: a shock of sd 10 on
+/// the log-odds already moves a 50% conversion to 1e-29 or 1 - 1e-29 at |Z| = 6.7 (the
+/// largest Z the 32-bit Box–Muller uniforms give), so larger values only overflow.
+inline constexpr double max_correlation = 10.0;
+
+/// What a run will cost, estimated before it starts (estimate_simulation()).
+struct simulation_estimate {
+    std::uint64_t memory_bytes = 0;  ///< per-path outputs, their summaries, per-deal and per-thread buffers
+    double visits_per_path = 0.0;    ///< expected stage visits of one path (book deals and arrivals)
+    double stage_visits = 0.0;       ///< visits_per_path × paths
+    double arrivals_per_path = 0.0;  ///< expected arrivals of one path
 };
 
 /// `n` equal sub-periods of a horizon: {h/n, 2h/n, ..., h}.
@@ -185,6 +222,9 @@ struct simulation_result {
     double arrivals_expected_wins = 0.0;     ///< mean number of arrivals won within the horizon
     double arrivals_expected_value = 0.0;    ///< mean won value of arrivals
     std::uint64_t arrival_deal_paths = 0;    ///< arrivals simulated in total
+    /// Deal-paths (book deals and arrivals) stopped at options.max_path_visits stage visits,
+    /// counted as not won; 0 in any sound model.
+    std::uint64_t capped_deal_paths = 0;
 
     /// Deal-paths per second of wall time.
     [[nodiscard]] double deal_paths_per_second() const noexcept {
@@ -227,16 +267,18 @@ inline void validate_options(const simulation_options& o, const stage_graph& g, 
         if (!(std::isfinite(q) && q >= 0.0))
             throw argument_error(detail::message("simulate: quota must be finite and >= 0, got ", q));
     if (o.histogram_bins == 0) throw argument_error("simulate: histogram_bins must be >= 1, got 0");
-    if (!(std::isfinite(o.correlation) && o.correlation >= 0.0))
-        throw argument_error(detail::message("simulate: correlation (sd of the shock) must be finite and >= 0, got ",
-                                             o.correlation));
+    if (o.max_path_visits == 0 || o.max_path_visits > 0xFFFFFFFFull)
+        throw argument_error(detail::message("simulate: max_path_visits must be in [1, 2^32 - 1], got ", o.max_path_visits));
+    if (!(o.correlation >= 0.0 && o.correlation <= max_correlation))
+        throw argument_error(detail::message("simulate: correlation (sd of the shock) must be in [0, ",
+                                             max_correlation, "], got ", o.correlation));
     if (!o.stage_correlation.empty() && o.stage_correlation.size() != g.open_count())
         throw argument_error(detail::message("simulate: stage_correlation has ", o.stage_correlation.size(),
                                              " entries, the model ", g.open_count(), " open stages"));
     for (std::size_t i = 0; i < o.stage_correlation.size(); ++i)
-        if (!(std::isfinite(o.stage_correlation[i]) && o.stage_correlation[i] >= 0.0))
-            throw argument_error(detail::message("simulate: stage_correlation of stage '", g.name(i),
-                                                 "' must be finite and >= 0, got ", o.stage_correlation[i]));
+        if (!(o.stage_correlation[i] >= 0.0 && o.stage_correlation[i] <= max_correlation))
+            throw argument_error(detail::message("simulate: stage_correlation of stage '", g.name(i), "' must be in [0, ",
+                                                 max_correlation, "], got ", o.stage_correlation[i]));
     double prev = 0.0;
     for (double e : o.sub_period_ends) {
         if (!(e > prev && e <= o.horizon && std::isfinite(e)))
@@ -255,6 +297,112 @@ inline void validate_options(const simulation_options& o, const stage_graph& g, 
             throw argument_error(detail::message("simulate: ", e.what()));
         }
     }
+}
+
+/// Expected stage visits until absorption from each open state of `g` (no horizon): the row
+/// sums of N = (I − Q)⁻¹, i.e. the solution of (I − Q) v = 1, by sparse LU on the edges
+/// (+inf for every state when the system is singular: a closed loop without an exit).
+[[nodiscard]] inline std::vector<double> expected_visits_to_absorption(const stage_graph& g) {
+    const std::size_t m = g.open_count();
+    std::vector<Eigen::Triplet<double>> t;
+    for (std::size_t i = 0; i < m; ++i) {
+        const auto ii = static_cast<Eigen::Index>(i);
+        t.emplace_back(ii, ii, 1.0);
+        for (std::size_t j = 0; j < m; ++j) {
+            const double q = g.transition(i, j);
+            if (q > 0.0) t.emplace_back(ii, static_cast<Eigen::Index>(j), -q);
+        }
+    }
+    Eigen::SparseMatrix<double> a(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(m));
+    a.setFromTriplets(t.begin(), t.end());
+    a.makeCompressed();
+    Eigen::SparseLU<Eigen::SparseMatrix<double>> lu;
+    lu.compute(a);
+    std::vector<double> v(m, std::numeric_limits<double>::infinity());
+    if (lu.info() != Eigen::Success) return v;
+    const Eigen::VectorXd x = lu.solve(Eigen::VectorXd::Ones(static_cast<Eigen::Index>(m)));
+    if (lu.info() != Eigen::Success) return v;
+    for (std::size_t i = 0; i < m; ++i) {
+        const double y = x(static_cast<Eigen::Index>(i));
+        v[i] = std::isfinite(y) && y >= 1.0 - 1e-9 ? y : std::numeric_limits<double>::infinity();
+    }
+    return v;
+}
+
+} // namespace detail
+
+/// Bytes of memory a run of these sizes needs: the per-path outputs (won value and count,
+/// one value per sub-period, three more with arrivals), the copies made to summarise them,
+/// the histograms, the per-deal data and counters and the per-thread counters and lanes.
+/// An estimate (within some 20% of the peak on b2b6); simulate() refuses runs above
+/// simulation_options::max_memory_bytes with it.
+[[nodiscard]] inline std::uint64_t simulation_memory_bytes(std::size_t paths, std::size_t deals,
+                                                           std::size_t sub_periods, std::size_t histogram_bins,
+                                                           bool arrivals, unsigned threads, std::size_t branch_width = 1) {
+    const double p = static_cast<double>(paths), n = static_cast<double>(deals), k = static_cast<double>(sub_periods);
+    const double per_path = 8.0 * (2.0 + k + (arrivals ? 3.0 : 0.0)) + 8.0 * 3.0 + 1.0;
+    const double histograms = 8.0 * static_cast<double>(histogram_bins) * (2.0 + k);
+    const double per_deal = 40.0 + 16.0 + 16.0 + 64.0 * static_cast<double>(branch_width > 1 ? branch_width : 0);
+    const double per_thread = 16.0 * n + 64.0 * 1024.0;
+    const double bytes = p * per_path + histograms + n * per_deal + static_cast<double>(threads) * per_thread;
+    return bytes >= 0x1p63 ? std::uint64_t{1} << 63 : static_cast<std::uint64_t>(bytes);
+}
+
+/// Estimates the memory and the work of simulate(g, b, o) without running it: the memory
+/// by simulation_memory_bytes(), the stage visits of a path as Σ over deals (and expected
+/// arrivals) of min(expected visits until absorption, 1 + h / the shortest mean dwell,
+/// max_path_visits). Cost: one sparse LU of the graph's open part.
+/// @throws argument_error on a book made for another graph.
+[[nodiscard]] inline simulation_estimate estimate_simulation(const stage_graph& g, const book& b,
+                                                             const simulation_options& o) {
+    if (!b.compatible_with(g))
+        throw argument_error("simulate: the book was made for a model with other open stages");
+    simulation_estimate e;
+    const stage_graph& lg = g.latent();
+    const unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+    std::size_t width = 1;
+    for (std::size_t s = 0; s < g.open_count(); ++s) width = std::max(width, g.latent_count(s));
+    e.memory_bytes = simulation_memory_bytes(o.paths, b.size(), o.sub_period_ends.size(), o.histogram_bins,
+                                             o.arrivals.has_value(), threads, g.has_branches() ? width : 1);
+    const std::vector<double> v = detail::expected_visits_to_absorption(lg);
+    double shortest = std::numeric_limits<double>::infinity();
+    for (std::size_t l = 0; l < lg.open_count(); ++l) shortest = std::min(shortest, lg.dwell(l).mean());
+    const double by_horizon = std::isfinite(o.horizon) ? 1.0 + o.horizon / shortest : std::numeric_limits<double>::infinity();
+    const double cap = static_cast<double>(o.max_path_visits);
+    // A deal of stage s: the most visits of any of its latent states (branches).
+    std::vector<double> per_stage(g.open_count());
+    for (std::size_t s = 0; s < g.open_count(); ++s) {
+        double x = 0.0;
+        for (std::size_t k = 0; k < g.latent_count(s); ++k) x = std::max(x, v[g.latent_first(s) + k]);
+        per_stage[s] = std::min({x, by_horizon, cap});
+    }
+    double visits = 0.0;
+    for (std::size_t st : b.stages()) visits += per_stage[st];
+    if (o.arrivals && std::isfinite(o.horizon)) {
+        e.arrivals_per_path = o.arrivals->expected_count(o.horizon);
+        if (o.arrivals->stage < g.open_count()) visits += e.arrivals_per_path * per_stage[o.arrivals->stage];
+    }
+    e.visits_per_path = visits;
+    e.stage_visits = visits * static_cast<double>(o.paths);
+    return e;
+}
+
+namespace detail {
+
+/// Refuses a run whose estimate exceeds the limits of `o` (argument_error naming the sizes).
+inline void check_estimate(const simulation_estimate& e, const simulation_options& o, std::size_t deals) {
+    if (e.memory_bytes > o.max_memory_bytes)
+        throw argument_error(detail::message(
+            "simulate: the run needs about ", static_cast<double>(e.memory_bytes) / 1e9, " GB of memory (", o.paths,
+            " paths, ", o.sub_period_ends.size(), " sub-periods, ", o.histogram_bins,
+            " histogram bins), more than max_memory_bytes = ", static_cast<double>(o.max_memory_bytes) / 1e9,
+            " GB; use fewer paths, sub-periods or histogram bins"));
+    if (!(e.stage_visits <= o.max_stage_visits))
+        throw argument_error(detail::message(
+            "simulate: the run needs about ", e.stage_visits, " stage visits (", o.paths, " paths × ",
+            e.visits_per_path, " a path: ", deals, " deals", o.arrivals ? detail::message(" and ", e.arrivals_per_path, " arrivals") : std::string(),
+            "), more than max_stage_visits = ", o.max_stage_visits,
+            "; use fewer paths, a shorter horizon or fewer arrivals, or check the model for near-certain loops"));
 }
 
 /// Summary of a per-path vector (sorted copy for the quantiles).
@@ -322,6 +470,7 @@ public:
         m_ = lg_.open_count();
         branched_ = g.has_branches();
         horizon_ = o.horizon;
+        max_visits_ = static_cast<std::uint32_t>(o.max_path_visits);
         nsub_ = o.sub_period_ends.size();
         code_.assign(lg_.size(), 1);
         for (std::size_t s = m_; s < lg_.size(); ++s) code_[s] = lg_.is_win(s) ? 2 : 0;
@@ -358,6 +507,7 @@ public:
         const std::size_t chunks = (paths + chunk - 1) / chunk;
         threads = static_cast<unsigned>(std::min<std::size_t>(threads, chunks));
         chunk_done_.assign(chunks, 0);
+        chunk_capped_.assign(chunks, 0);
         chunk_ = chunk;
 
         struct local {
@@ -369,23 +519,34 @@ public:
         std::mutex mu;
         std::condition_variable cv;
         std::size_t finished_threads = 0;
+        // The first exception of a worker or of the progress callback: the run stops (the
+        // workers leave at their next path) and it is rethrown once every worker has joined.
+        std::exception_ptr failure;
         {
             std::vector<std::jthread> pool;
             pool.reserve(threads);
             for (unsigned t = 0; t < threads; ++t)
                 pool.emplace_back([&, t] {
-                    local& L = locals[t];
-                    L.wins.assign(n, 0);
-                    L.time.assign(n, 0);
-                    worker_state ws(*this);
-                    for (;;) {
-                        if (cancel.load(std::memory_order_relaxed) || o_.stop.stop_requested()) break;
-                        const std::size_t c = next.fetch_add(1);
-                        if (c >= chunks) break;
-                        const std::size_t p0 = c * chunk, p1 = std::min(paths, p0 + chunk);
-                        run_chunk(ws, p0, p1, out, L.wins, L.time);
-                        chunk_done_[c] = 1;
-                        done.fetch_add(p1 - p0);
+                    try {
+                        local& L = locals[t];
+                        L.wins.assign(n, 0);
+                        L.time.assign(n, 0);
+                        worker_state ws(*this);
+                        for (;;) {
+                            if (cancel.load(std::memory_order_relaxed) || o_.stop.stop_requested()) break;
+                            const std::size_t c = next.fetch_add(1);
+                            if (c >= chunks) break;
+                            const std::size_t p0 = c * chunk, p1 = std::min(paths, p0 + chunk);
+                            ws.capped = 0;
+                            run_chunk(ws, p0, p1, out, L.wins, L.time);
+                            chunk_capped_[c] = ws.capped;
+                            chunk_done_[c] = 1;
+                            done.fetch_add(p1 - p0);
+                        }
+                    } catch (...) {
+                        std::lock_guard lk(mu);
+                        if (!failure) failure = std::current_exception();
+                        cancel.store(true);
                     }
                     std::lock_guard lk(mu);
                     ++finished_threads;
@@ -398,12 +559,20 @@ public:
                 if (cancel.load()) continue; // cancelled: wait for the workers, report nothing more
                 lk.unlock();
                 bool stop = o_.stop.stop_requested();
-                if (o_.progress && !stop)
-                    stop = !o_.progress(static_cast<double>(done.load()) / static_cast<double>(paths));
+                try {
+                    if (o_.progress && !stop)
+                        stop = !o_.progress(static_cast<double>(done.load()) / static_cast<double>(paths));
+                } catch (...) { // stop the workers now, rethrow once they have joined
+                    lk.lock();
+                    if (!failure) failure = std::current_exception();
+                    lk.unlock();
+                    stop = true;
+                }
                 if (stop) cancel.store(true);
                 lk.lock();
             }
         }
+        if (failure) std::rethrow_exception(failure);
         wins_.assign(n, 0);
         time_.assign(n, 0);
         for (const auto& L : locals)
@@ -424,6 +593,12 @@ public:
             if (chunk_done_[c])
                 for (std::size_t i = c * chunk; i < std::min(o_.paths, (c + 1) * chunk); ++i) p.push_back(i);
         return p;
+    }
+    /// Deal-paths of the completed work units stopped at max_path_visits.
+    [[nodiscard]] std::uint64_t capped_deal_paths() const noexcept {
+        std::uint64_t c = 0;
+        for (std::size_t i = 0; i < chunk_done_.size(); ++i) c += chunk_done_[i] ? chunk_capped_[i] : 0;
+        return c;
     }
     [[nodiscard]] const std::vector<std::uint64_t>& deal_wins() const noexcept { return wins_; }
     [[nodiscard]] const std::vector<std::uint64_t>& deal_time_sums() const noexcept { return time_; }
@@ -471,6 +646,7 @@ private:
         std::vector<double> scratch, row;
         std::vector<std::uint8_t> fwd_scratch;
         std::vector<std::uint32_t> winners; ///< overridden deals that win in the current path
+        std::uint64_t capped = 0;           ///< deal-paths stopped at max_path_visits (current work unit)
         struct {
             std::vector<std::uint32_t> lane, stage, w0, w1, w2, w3, c2, c3, won_lane;
             std::vector<double> time, won_time;
@@ -535,8 +711,8 @@ private:
         survival_at_age = survival(dw, a);
         cdf_at_age = std::min(1.0, cdf(dw, a));
         if (!(survival_at_age > 0.0)) {
-            if (dw.family() == dwell_family::weibull) {
-                exact = 1; // closed-form residual at any age
+            if (dw.family() != dwell_family::fixed && dw.family() != dwell_family::empirical) {
+                exact = 1; // unbounded: the exact residual (closed form, or log space) at any age
             } else {
                 age = std::numeric_limits<double>::infinity(); // overdue: leaves at once
                 survival_at_age = 1.0;
@@ -970,8 +1146,13 @@ private:
             w3[n] = w3[i];
             n += c & 1u;
         }
-        // Later visits: fresh dwells; a new block every second visit.
+        // Later visits: fresh dwells; a new block every second visit. A lane still open after
+        // max_path_visits visits stops (not won) and is counted.
         for (std::uint32_t visit = 1; n > 0; ++visit) {
+            if (visit >= max_visits_) [[unlikely]] {
+                ws.capped += n;
+                break;
+            }
             std::size_t k = 0;
             if (visit & 1u) { // the second half of the last block
                 for (std::size_t j = 0; j < n; ++j) {
@@ -1270,7 +1451,9 @@ private:
     bool deal_lognormal_ = true;
     // results
     std::vector<char> chunk_done_;
+    std::vector<std::uint64_t> chunk_capped_; ///< per work unit: deal-paths stopped at the visit cap
     std::size_t chunk_ = 1; ///< paths per work unit of the last run
+    std::uint32_t max_visits_ = 0xFFFFFFFFu; ///< options.max_path_visits
     std::vector<std::uint64_t> wins_, time_;
 };
 
@@ -1280,6 +1463,7 @@ inline simulation_result run_simulation(const stage_graph& g, const book& b, con
                                         std::optional<deal_size_distribution> deal_size,
                                         std::vector<double>* values = nullptr) {
     validate_options(o, g, deal_size.has_value());
+    check_estimate(estimate_simulation(g, b, o), o, b.size());
     const auto start = std::chrono::steady_clock::now();
     sim_engine engine(g, b, o, std::move(deal_size));
     sim_engine::path_outputs out;
@@ -1312,6 +1496,7 @@ inline simulation_result run_simulation(const stage_graph& g, const book& b, con
     const std::vector<double> value = select(out.value);
     r.paths = value.size();
     r.deal_paths = static_cast<std::uint64_t>(r.paths) * b.size();
+    r.capped_deal_paths = engine.capped_deal_paths();
     r.won_value = summarise(value, o);
     r.won_count = summarise(select(out.count), o);
     r.sub_period_ends = o.sub_period_ends;
@@ -1363,7 +1548,11 @@ inline simulation_result run_simulation(const stage_graph& g, const book& b, con
 /// options.arrival_deal_size).
 /// @throws argument_error on bad options (paths 0, horizon <= 0 or NaN, threads > 4096,
 ///   quantile levels outside [0,1], negative quotas, bad sub-periods, arrivals without a
-///   finite horizon or a deal size) or a book made for another graph.
+///   finite horizon or a deal size, correlation outside [0, max_correlation]), a book made
+///   for another graph, or a run whose estimate (estimate_simulation()) exceeds
+///   options.max_memory_bytes or options.max_stage_visits (checked before allocating).
+///   An exception thrown by options.progress stops the workers at their next work unit and
+///   is rethrown from here.
 /// Complexity: O(paths · (deals + arrivals) · stage visits / threads); memory
 /// O(deals · threads + paths).
 /// Example: `simulation_options o; o.horizon = 90; o.paths = 20000;
