@@ -311,6 +311,16 @@ TEST_CASE("book_io: CRM exports") {
         CHECK(b.ages()[0] == doctest::Approx(2.0));
         CHECK(b.ages()[1] == doctest::Approx(0.5));
     }
+    SUBCASE("HubSpot: a row that ends before its stage's Date entered column is an error at the row") {
+        // fuzz_book_csv finding (heap-use-after-free: the field past the row's end was read)
+        book_csv_options opt;
+        opt.as_of = "2026-11-22";
+        check_csv_error("Record ID,Deal Stage,Amount,\"Date entered \"\"Lead (Sales Pipeline)\"\"\","
+                        "\"Date entered \"\"Demo (Sales Pipeline)\"\"\"\n"
+                        "1,Lead,100,2026-11-01 10:00,2026-11-20 00:00\n"
+                        "2,Demo,100,2026-11-01 10:00\n",
+                        3, 5, {"expected 5 fields", "got 4"}, opt);
+    }
     SUBCASE("--map, --stage-map, semicolons, decimal comma, a Chinese header") {
         book_csv_options opt;
         opt.columns = {{"id", "商机编号"}, {"stage", "阶段"}, {"amount", "金额"}};

@@ -203,6 +203,10 @@ struct book_csv_options {
             if (it == hubspot_entered.end())
                 throw fail(c_stage, detail::message("no 'Date entered' column for stage '", detail::clip(field(c_stage)), "'"));
             entered_col = it->second;
+            if (*entered_col >= f.size()) // not counted in `needed`: the row may end before it
+                throw parse_error(opt.source, line, f.size() + 1,
+                                  detail::message("expected ", *entered_col + 1, " fields (to column '", detail::clip(h.name(*entered_col)),
+                                                  "'), got ", f.size()));
         }
         if (use_age) {
             const auto a = detail::parse_number(field(*c_age), opt.source, line, *c_age + 1, h.name(*c_age));
