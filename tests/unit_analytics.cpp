@@ -7,9 +7,14 @@
 
 #include "test_support.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <map>
+#include <random>
 #include <string>
+#include <vector>
 
 using pipecast::dwell_distribution;
 using pipecast::stage_graph;
@@ -267,5 +272,173 @@ TEST_CASE("analytics") {
         CHECK((deriv - rhs).cwiseAbs().maxCoeff() <= 1e-8);
         for (double bad : {-1.0, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()})
             check_throws<pipecast::argument_error>([&] { (void)pipecast::won_by_exact(g, bad); }, {"won_by_exact", "t must be"});
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Large graphs: sparse LU (and uniformization) against the dense path
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+/// A random graph of m open stages: forward edges, random skips and go-backs, self-loops,
+/// a region that can only lose, mixed dwell families (all exponential with `markov`), and
+/// with `branched` every seventh stage branched (with a stalled share).
+stage_graph random_graph(std::size_t m, std::uint64_t seed, bool markov = false, bool branched = false) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    std::uniform_int_distribution<std::size_t> any(0, m - 1);
+    std::vector<pipecast::open_stage> st;
+    pipecast::transition_rows rows;
+    auto name = [](std::size_t i) { return std::string("S").append(std::to_string(i)); };
+    for (std::size_t i = 0; i < m; ++i) {
+        const double mean = 2.0 + 20.0 * u(rng);
+        dwell_distribution d = dwell_distribution::exponential(mean);
+        if (!markov && i % 3 == 1) d = dwell_distribution::gamma(2.0, mean);
+        if (!markov && i % 3 == 2) d = dwell_distribution::lognormal(mean, 0.5 * mean);
+        const bool dead = i >= m - m / 10; // the last tenth only loses (no winning path)
+        std::map<std::string, double> row;
+        double left = 1.0;
+        auto put = [&](const std::string& to, double p) {
+            row[to] += p;
+            left -= p;
+        };
+        if (i + 1 < m && !(i + 1 == m - m / 10)) put(name(i + 1), 0.5 + 0.3 * u(rng));
+        for (int k = 0; k < 2; ++k) {
+            const std::size_t j = any(rng);
+            if (dead != (j >= m - m / 10)) continue; // the dead region stays closed to wins
+            put(name(j), 0.05 * u(rng));
+        }
+        if (!dead && u(rng) < 0.3) put("Won", left * 0.5 * u(rng));
+        if (u(rng) < 0.3) put("Disqualified", left * 0.2);
+        row["Lost"] += left;
+        if (branched && i % 7 == 3 && !markov) {
+            std::vector<pipecast::stage_branch> br;
+            double stall = 0.1;
+            for (const auto& [to, p] : row)
+                br.push_back({to, p * (1.0 - stall), dwell_distribution::gamma(2.0, 3.0 + 10.0 * u(rng))});
+            br.push_back({"Lost", stall, dwell_distribution::exponential(60.0), true});
+            st.push_back({name(i), d, br});
+        } else {
+            st.push_back({name(i), d});
+            rows[name(i)] = row;
+        }
+    }
+    return stage_graph::from_rows(std::move(st), {{"Won", true}, {"Lost", false}, {"Disqualified", false}}, rows);
+}
+
+/// Each entry within `rel` relative or `abs` absolute (for values that are 0 up to the
+/// rounding of a solve, such as P(win) of a stage that cannot win); NaN where the other is.
+void check_close(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b, double rel, double abs) {
+    REQUIRE(a.rows() == b.rows());
+    REQUIRE(a.cols() == b.cols());
+    double worst = 0.0;
+    for (Eigen::Index i = 0; i < a.rows(); ++i)
+        for (Eigen::Index j = 0; j < a.cols(); ++j) {
+            if (std::isnan(a(i, j)) || std::isnan(b(i, j))) {
+                CHECK(std::isnan(a(i, j)));
+                CHECK(std::isnan(b(i, j)));
+                continue;
+            }
+            const double diff = std::abs(a(i, j) - b(i, j));
+            if (diff > abs) worst = std::max(worst, diff / std::max(std::abs(a(i, j)), std::abs(b(i, j))));
+        }
+    CHECK(worst <= rel);
+}
+
+void check_same_analysis(const stage_graph& g) {
+    const auto d = pipecast::analyse(g, pipecast::solver_method::dense);
+    const auto s = pipecast::analyse(g, pipecast::solver_method::sparse);
+    check_close(d.expected_visits, s.expected_visits, 1e-12, 1e-15);
+    check_close(d.outcome_probability, s.outcome_probability, 1e-12, 1e-15);
+    check_close(d.win_probability, s.win_probability, 1e-12, 1e-15);
+    check_close(d.mean_time_to_close, s.mean_time_to_close, 1e-12, 0.0);
+    check_close(d.time_to_close_variance, s.time_to_close_variance, 1e-12, 0.0);
+    // E[T | win] where both solves see a stage that can win (noise of 1e-17 in P(win) of a
+    // stage that cannot win would make it "live" in one of them)
+    for (Eigen::Index i = 0; i < d.win_probability.size(); ++i)
+        if (d.win_probability(i) > 1e-9) {
+            INFO("stage " << i);
+            CHECK(std::abs(d.mean_time_to_win(i) - s.mean_time_to_win(i)) <= 1e-12 * d.mean_time_to_win(i));
+        }
+}
+
+} // namespace
+
+TEST_CASE("large graphs: sparse LU agrees with dense LU") {
+    SUBCASE("b2b6, loop3, crm4 (branched, latent graph)") {
+        check_same_analysis(pipecast::load_model(PIPECAST_SHARED_DIR "/scenarios/b2b6.json").graph);
+        check_same_analysis(loop3());
+        check_same_analysis(pipecast_test::crm4_spec_graph());
+        check_same_analysis(pipecast_test::crm4_spec_graph(true));
+    }
+    SUBCASE("random 300-stage graphs with loops, a losing region and branched stages") {
+        for (std::uint64_t seed : {1u, 2u, 3u}) {
+            const auto g = random_graph(300, seed, false, seed == 3);
+            INFO("seed " << seed);
+            check_same_analysis(g);
+            // automatic = sparse at this size (>= detail::sparse_min_open)
+            const auto a = pipecast::analyse(g), s = pipecast::analyse(g, pipecast::solver_method::sparse);
+            CHECK(a.win_probability == s.win_probability);
+            CHECK(a.win_probability.maxCoeff() > 0.0);
+            CHECK(a.win_probability.minCoeff() <= 1e-15); // the losing region
+            // rows of N by one solve
+            for (std::size_t i : {std::size_t{0}, std::size_t{17}, std::size_t{299}}) {
+                check_close(pipecast::expected_visits_row(g, i, pipecast::solver_method::sparse),
+                            a.expected_visits.row(static_cast<Eigen::Index>(i)).transpose(), 1e-12, 1e-15);
+                check_close(pipecast::expected_visits_row(g, i, pipecast::solver_method::dense),
+                            a.expected_visits.row(static_cast<Eigen::Index>(i)).transpose(), 1e-12, 1e-15);
+            }
+        }
+        check_throws<pipecast::argument_error>(
+            [&] { (void)pipecast::expected_visits_row(loop3(), 3); }, {"expected_visits_row", "stage index 3"});
+    }
+    SUBCASE("won_by_exact: uniformization against the matrix exponential") {
+        const auto g = random_graph(120, 5, true);
+        REQUIRE(pipecast::is_markov(g));
+        for (double t : {0.0, 0.3, 5.0, 40.0, 900.0}) { // 900: Λt ≈ 450, many pieces
+            INFO("t = " << t);
+            check_close(pipecast::won_by_exact(g, t, pipecast::solver_method::dense),
+                        pipecast::won_by_exact(g, t, pipecast::solver_method::sparse), 1e-12, 1e-15);
+        }
+        const auto l3 = loop3(true);
+        for (double t : {1.0, 7.0, 2000.0})
+            check_close(pipecast::won_by_exact(l3, t, pipecast::solver_method::dense),
+                        pipecast::won_by_exact(l3, t, pipecast::solver_method::sparse), 1e-12, 1e-15);
+        check_throws<pipecast::argument_error>(
+            [&] { (void)pipecast::won_by_exact(loop3(), 1.0, pipecast::solver_method::sparse); }, {"exponential"});
+    }
+}
+
+TEST_CASE("large graphs: a 2,500-stage chain loads and is analysed by sparse LU") {
+    // Stage i -> i+1 with c = 0.999 (the last -> Won with 0.9), else Lost; mean dwell 1 + i%5.
+    const std::size_t m = 2500;
+    std::vector<std::string> names;
+    std::vector<double> conv(m, 0.999), means;
+    for (std::size_t i = 0; i < m; ++i) {
+        names.push_back(std::string("Stage ").append(std::to_string(i)));
+        means.push_back(1.0 + static_cast<double>(i % 5));
+    }
+    conv.back() = 0.9;
+    const auto g = pipecast::linear_funnel(names, conv, means, pipecast::funnel_rates::conversion);
+    const auto a = pipecast::analyse(g);
+    // N is not formed above detail::full_visits_max_open open stages; rows come by a solve.
+    CHECK(a.expected_visits.size() == 0);
+    const Eigen::VectorXd n0 = pipecast::expected_visits_row(g, a, 0);
+    double w = 1.0, t = 0.0, tw = 0.0, reach = 1.0;
+    for (std::size_t k = m; k-- > 0;) { // backwards: P(win), E[T], E[T | win] from stage k
+        w *= conv[k];
+        t = means[k] + (k + 1 < m ? conv[k] * t : 0.0);
+        tw += means[k];
+        const auto ki = static_cast<Eigen::Index>(k);
+        if (k % 499 == 0 || k + 1 == m) {
+            CHECK(a.win_probability(ki) == Approx(w).epsilon(1e-12));
+            CHECK(a.mean_time_to_close(ki) == Approx(t).epsilon(1e-12));
+            CHECK(a.mean_time_to_win(ki) == Approx(tw).epsilon(1e-12));
+        }
+    }
+    for (std::size_t j = 0; j < m; ++j) { // visits from stage 0: Π_{k<j} c_k
+        if (j % 250 == 0) CHECK(n0(static_cast<Eigen::Index>(j)) == Approx(reach).epsilon(1e-12));
+        reach *= conv[j];
     }
 }

@@ -23,7 +23,9 @@
 /// A deal of age a in stage i uses the residual dwell in its first stage:
 /// P(won within h | i, a) = ∫_0^h dG_i^a(s) Y_i(h - s), summed the same way (exactly over
 /// the atoms for fixed and empirical dwells).
-/// Cost: O(K² m) to build a table of K steps for m stages, O(K) per (stage, age) query.
+/// Cost: O(K² m) to build a table of K steps for m stages, O(K) per (stage, age) query;
+/// the linear system of each step is solved by dense LU for small graphs and by sparse LU
+/// over the edges for large ones (solver_method, analytics.hpp), and Q f is a sparse product.
 
 #include <pipecast/analytics.hpp>
 #include <pipecast/dwell.hpp>
@@ -63,12 +65,22 @@ namespace detail {
 }
 } // namespace detail
 
+namespace detail {
+/// The automatic step count keeps K² m (the table's multiply-adds, about) under this, so
+/// that a graph of thousands of stages gets a coarser grid instead of hours of work;
+/// graphs of up to 62 stages are never affected (8000² · 62 < 4e9).
+inline constexpr double table_max_work = 4e9;
+} // namespace detail
+
 /// Builds the table of P(won by t | stage) for 0 <= t <= horizon.
-/// @param steps number of grid steps K; 0 picks Δ ≈ (shortest mean dwell)/64, K in [200, 8000].
+/// @param steps number of grid steps K; 0 picks Δ ≈ (shortest mean dwell)/64, K in [200, 8000],
+///   and K <= √(detail::table_max_work / m) for m (latent) open stages (at least 200).
+/// @param method how each step's linear system is solved (analytics.hpp)
 /// @throws argument_error if horizon is not positive and finite.
 /// For a branched graph (stage_graph::has_branches()) the table's columns are the states
 /// of g.latent(); won_by(g, ...) and won_within(g, ...) mix them per stage.
-[[nodiscard]] inline win_time_table win_time_distribution(const stage_graph& graph, double horizon, std::size_t steps = 0) {
+[[nodiscard]] inline win_time_table win_time_distribution(const stage_graph& graph, double horizon, std::size_t steps = 0,
+                                                          solver_method method = solver_method::automatic) {
     if (!(std::isfinite(horizon) && horizon > 0.0))
         throw argument_error(detail::message("win_time_distribution: horizon must be positive and finite, got ", horizon));
     const stage_graph& g = graph.latent();
@@ -77,7 +89,9 @@ namespace detail {
         double shortest = std::numeric_limits<double>::infinity();
         for (const auto& s : g.stages()) shortest = std::min(shortest, s.dwell.mean());
         steps = static_cast<std::size_t>(std::ceil(horizon / (shortest / 64.0)));
-        steps = std::clamp<std::size_t>(steps, 200, 8000);
+        const auto work_cap =
+            static_cast<std::size_t>(std::sqrt(detail::table_max_work / static_cast<double>(std::max<Eigen::Index>(m, 1))));
+        steps = std::clamp<std::size_t>(steps, 200, std::clamp<std::size_t>(work_cap, 200, 8000));
     }
     const auto k_max = static_cast<Eigen::Index>(steps);
     win_time_table tab;
@@ -121,13 +135,34 @@ namespace detail {
     // interpolation of Y at the mass's position. `late` and `early` hold the two weights.
     const Eigen::MatrixXd late = dg.cwiseProduct((Eigen::MatrixXd::Ones(k_max + 1, m) - pos));
     const Eigen::MatrixXd early = dg.cwiseProduct(pos);
-    const Eigen::MatrixXd q = g.transient_block();
+    dg.resize(0, 0); // no longer needed: large graphs keep 4 tables, not 6
+    pos.resize(0, 0);
+    const bool sparse = detail::use_sparse(method, g.open_count());
     Eigen::VectorXd p_win = Eigen::VectorXd::Zero(m);
-    for (std::size_t k = 0; k < g.outcome_count(); ++k)
-        if (g.outcomes()[k].win) p_win += g.absorbing_block().col(static_cast<Eigen::Index>(k));
+    for (std::size_t i = 0; i < g.open_count(); ++i)
+        for (const auto& e : g.edges(i))
+            if (g.is_win(e.to)) p_win(static_cast<Eigen::Index>(i)) += e.probability;
+    if (!sparse) { // the dense path sums the winning columns as before (identical rounding)
+        p_win.setZero();
+        for (std::size_t k = 0; k < g.outcome_count(); ++k)
+            if (g.outcomes()[k].win) p_win += g.absorbing_block().col(static_cast<Eigen::Index>(k));
+    }
 
     const Eigen::VectorXd late_first = late.row(1).transpose();
-    const Eigen::PartialPivLU<Eigen::MatrixXd> lu(Eigen::MatrixXd::Identity(m, m) - late_first.asDiagonal() * q);
+    Eigen::MatrixXd q;
+    Eigen::SparseMatrix<double, Eigen::RowMajor> q_sparse;
+    std::optional<Eigen::PartialPivLU<Eigen::MatrixXd>> lu;
+    std::optional<detail::sparse_lu> lu_sparse;
+    if (sparse) {
+        q_sparse = detail::sparse_transient_block(g);
+        const Eigen::SparseMatrix<double> dq = late_first.asDiagonal() * detail::sparse_transient_block(g);
+        Eigen::SparseMatrix<double> id(m, m);
+        id.setIdentity();
+        lu_sparse.emplace(Eigen::SparseMatrix<double>(id - dq), "win_time_distribution");
+    } else {
+        q = g.transient_block();
+        lu.emplace(Eigen::MatrixXd::Identity(m, m) - late_first.asDiagonal() * q);
+    }
 
     tab.won_by = Eigen::MatrixXd::Zero(k_max + 1, m);
     tab.after_exit = Eigen::MatrixXd::Zero(k_max + 1, m);
@@ -140,9 +175,13 @@ namespace detail {
                 acc += early(k, i) * tab.after_exit(n - k, i) + late(k, i) * tab.after_exit(n - k + 1, i);
             rest(i) = acc;
         }
-        const Eigen::VectorXd f = lu.solve(rest + late_first.cwiseProduct(p_win)).cwiseMax(0.0).cwiseMin(1.0);
+        const Eigen::VectorXd rhs = rest + late_first.cwiseProduct(p_win);
+        const Eigen::VectorXd f = (sparse ? Eigen::VectorXd(lu_sparse->solve(rhs)) : Eigen::VectorXd(lu->solve(rhs)))
+                                      .cwiseMax(0.0)
+                                      .cwiseMin(1.0);
         tab.won_by.row(n) = f.transpose();
-        tab.after_exit.row(n) = (p_win + q * f).cwiseMin(1.0).transpose();
+        const Eigen::VectorXd qf = sparse ? Eigen::VectorXd(q_sparse * f) : Eigen::VectorXd(q * f);
+        tab.after_exit.row(n) = (p_win + qf).cwiseMin(1.0).transpose();
     }
     return tab;
 }

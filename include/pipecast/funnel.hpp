@@ -425,6 +425,7 @@ struct age_group {
     const win_time_table tab = q_tab.horizon() >= period_horizon ? q_tab : win_time_distribution(g, period_horizon);
 
     const double entering_rate = f.new_deals_per_period / t.period; // new deals per time unit
+    const Eigen::VectorXd visits = expected_visits_row(g, a, e); // N(entry, ·), no m x m matrix for large graphs
     f.stages.resize(static_cast<std::size_t>(m));
     for (Eigen::Index j = 0; j < m; ++j) {
         funnel_stage& s = f.stages[static_cast<std::size_t>(j)];
@@ -433,7 +434,7 @@ struct age_group {
         s.name = g.name(ju);
         s.win_probability = a.win_probability(j);
         s.unreachable = !(s.win_probability > 0.0);
-        s.expected_visits = std::max(0.0, a.expected_visits(ec, j));
+        s.expected_visits = std::max(0.0, visits(j));
         s.reached = s.expected_visits > 0.0;
         s.mean_dwell = g.mean_dwell(ju);
 

@@ -338,7 +338,28 @@ namespace detail {
 
     // Expected visits given a win, from the entry stage (Doob h-transform), for time shares.
     Eigen::VectorXd visits_won = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(ms));
-    if (a.win_probability(static_cast<Eigen::Index>(entry)) > 0.0) {
+    if (a.win_probability(static_cast<Eigen::Index>(entry)) > 0.0 && detail::use_sparse(solver_method::automatic, ms)) {
+        // Large graphs: row `entry` of Ñ = (I - Q̃)^-1 by one sparse solve with (I - Q̃)ᵀ.
+        std::vector<Eigen::Triplet<double>> t;
+        for (std::size_t i = 0; i < ms; ++i) {
+            const double wi = a.win_probability(static_cast<Eigen::Index>(i));
+            double diag = 1.0;
+            if (wi > 0.0)
+                for (const auto& e : g.edges(i)) {
+                    if (e.to >= ms) continue;
+                    const double v = e.probability * a.win_probability(static_cast<Eigen::Index>(e.to)) / wi;
+                    if (e.to == i)
+                        diag = 1.0 - v;
+                    else if (v != 0.0)
+                        t.emplace_back(static_cast<Eigen::Index>(e.to), static_cast<Eigen::Index>(i), -v);
+                }
+            t.emplace_back(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(i), diag);
+        }
+        Eigen::SparseMatrix<double> at(static_cast<Eigen::Index>(ms), static_cast<Eigen::Index>(ms));
+        at.setFromTriplets(t.begin(), t.end());
+        visits_won = detail::sparse_lu(at, "kpi (visits given a win)")
+                         .solve(Eigen::VectorXd::Unit(static_cast<Eigen::Index>(ms), static_cast<Eigen::Index>(entry)));
+    } else if (a.win_probability(static_cast<Eigen::Index>(entry)) > 0.0) {
         const auto n = static_cast<Eigen::Index>(ms);
         Eigen::MatrixXd qt = Eigen::MatrixXd::Zero(n, n);
         for (Eigen::Index i = 0; i < n; ++i)
