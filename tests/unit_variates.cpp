@@ -9,6 +9,7 @@
 #include <Random123/philox.h>
 
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -199,5 +200,14 @@ TEST_CASE("variates") {
         CHECK(shocked.next(0, 0x7FFFFFFFu) == 1);
         CHECK(shocked.next(0, 0x80000000u) == 2);
         CHECK(shocked.next(0, 0xC0000000u) == 4);
+        // A NaN probability (an overflowed shock before issue 11) converts to a threshold of 0,
+        // not by an undefined conversion (UBSan: "nan is outside the range of uint64_t").
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        const std::vector<double> bad = {nan, nan, nan};
+        shocked.set_row(0, bad);
+        for (std::uint32_t k : {0u, 0x80000000u, 0xFFFFFFFFu}) {
+            const std::uint32_t j = shocked.next(0, k);
+            CHECK((j == 1 || j == 2 || j == 4));
+        }
     }
 }

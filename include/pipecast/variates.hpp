@@ -397,8 +397,10 @@ public:
     [[nodiscard]] std::size_t rows() const noexcept { return count_.size(); }
 
 private:
+    /// cum · 2³² clamped to [0, 2³²]; a NaN (which a valid row never gives) maps to 0, not
+    /// to an undefined conversion.
     static std::uint64_t to_threshold(double cum) noexcept {
-        return static_cast<std::uint64_t>(std::min(std::ldexp(std::max(cum, 0.0), 32), 0x1p32));
+        return cum > 0.0 ? static_cast<std::uint64_t>(std::min(std::ldexp(cum, 32), 0x1p32)) : 0;
     }
     void init(const std::vector<std::vector<double>>& rows) {
         width_ = 4; // rows of up to 4 entries share one unrolled code path
