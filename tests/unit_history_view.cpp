@@ -1,5 +1,5 @@
 // Tests of history_view.hpp: as_of, book_at, merge_click_throughs, drop_after_the_fact,
-// parse_duration, format_time.
+// scan_artefacts, parse_duration, format_time.
 #include <pipecast/history_view.hpp>
 
 #include "test_support.hpp"
@@ -251,6 +251,50 @@ TEST_CASE("drop_after_the_fact") {
         CHECK(f.deals_dropped < 547.5 + 4 * 23.4 + 30);
     }
     check_throws<argument_error>([&] { (void)drop_after_the_fact(log, -1.0); }, {"max", "-1"});
+}
+
+TEST_CASE("scan_artefacts") {
+    // Times in days. Deal k (k < 40) passes Lead -> Demo -> Won; visits of deals 0..n_short-1
+    // in Demo last 30 s; deals 40..40+n_quick-1 are created in Demo and won within 2 hours.
+    auto log_with = [](int n_short, int n_quick, double offset) {
+        std::ostringstream t;
+        t << "deal_id,stage,entered,exited,next_stage\n";
+        for (int k = 0; k < 40; ++k) {
+            const double e = offset + k, demo = k < n_short ? 30.0 / 86400.0 : 5.0;
+            t << "d" << k << ",Lead," << e << "," << e + 3 << ",Demo\n";
+            t << "d" << k << ",Demo," << e + 3 << "," << e + 3 + demo << ",Won\n";
+        }
+        for (int k = 0; k < n_quick; ++k) t << "q" << k << ",Demo," << offset + k << "," << offset + k + 0.08 << ",Won\n";
+        return visits_from(t.str());
+    };
+    const double minute = 60.0 / 86400.0;
+    SUBCASE("counts against the construction") {
+        const artefact_scan r = scan_artefacts(log_with(6, 7, 0.25), minute, 1.0);
+        CHECK(r.finished_visits == 80 + 7);
+        CHECK(r.short_visits == 6);
+        CHECK(r.won_deals == 47);
+        CHECK(r.quick_wins == 7);
+        CHECK(r.sub_day_times);
+        CHECK(r.click_throughs());  // 6 >= 5 and 6/87 >= 0.5%
+        CHECK(r.after_the_fact()); // 7 >= 5 and 7/47 >= 5%
+    }
+    SUBCASE("below the thresholds") {
+        const artefact_scan r = scan_artefacts(log_with(4, 4, 0.25), minute, 1.0);
+        CHECK(r.short_visits == 4);
+        CHECK(r.quick_wins == 4);
+        CHECK_FALSE(r.click_throughs()); // fewer than 5
+        CHECK_FALSE(r.after_the_fact());
+    }
+    SUBCASE("a log of whole days has no click-throughs, only its resolution") {
+        std::ostringstream t;
+        t << "deal_id,stage,entered,exited,next_stage\n";
+        for (int k = 0; k < 20; ++k) t << "d" << k << ",Lead," << k << "," << k << ",Demo\nd" << k << ",Demo," << k << "," << k + 4 << ",Lost\n";
+        const artefact_scan r = scan_artefacts(visits_from(t.str()), minute, 1.0);
+        CHECK(r.short_visits == 20);
+        CHECK_FALSE(r.sub_day_times);
+        CHECK_FALSE(r.click_throughs());
+    }
+    check_throws<argument_error>([&] { (void)scan_artefacts(log_with(0, 0, 0.0), 0.0, 1.0); }, {"thresholds must be positive", "got 0"});
 }
 
 TEST_CASE("format_time") {
