@@ -118,6 +118,32 @@ if(CMAKE_SCRIPT_MODE_FILE)
     if(NOT report MATCHES "Correlation: shock sd 0\\.350 .*estimated overdispersion")
       message(FATAL_ERROR "the report does not say it uses the model's overdispersion:\n${report}")
     endif()
+  elseif(MODE STREQUAL "refuse")
+    # Hostile input (issue 11): exit status 1 and a message matching EXPECT, never a crash,
+    # an "internal error" or a hang.
+    execute_process(COMMAND "${CLI}" ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                    TIMEOUT 60)
+    if(NOT rc EQUAL 1)
+      message(FATAL_ERROR "pipecast ${ARGS}: exit status ${rc}, expected 1\nstderr: ${err}")
+    endif()
+    if(NOT err MATCHES "${EXPECT}" OR err MATCHES "internal error")
+      message(FATAL_ERROR "pipecast ${ARGS}: the message does not match '${EXPECT}':\n${err}")
+    endif()
+  elseif(MODE STREQUAL "sigint")
+    # Ctrl-C ends a long run cleanly: the completed paths, marked cancelled, exit status 130.
+    find_program(TIMEOUT timeout REQUIRED)
+    execute_process(COMMAND "${TIMEOUT}" --preserve-status -s INT 3 "${CLI}" ${ARGS}
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+    if(NOT rc EQUAL 130)
+      message(FATAL_ERROR "after SIGINT: exit status ${rc}, expected 130\nstderr: ${err}")
+    endif()
+    string(JSON status GET "${out}" status)
+    string(JSON paths GET "${out}" paths)
+    if(NOT status STREQUAL "cancelled" OR NOT err MATCHES "interrupted")
+      message(FATAL_ERROR "after SIGINT: status ${status}, stderr ${err}")
+    endif()
+    expect_type("${out}" NUMBER mean)
+    expect_type("${out}" NUMBER capped_deal_paths)
   elseif(MODE STREQUAL "threads")
     run_cli(one ${ARGS} --threads 1)
     run_cli(two ${ARGS} --threads 2)
@@ -181,3 +207,25 @@ set_tests_properties(cli_simulate_missing_model PROPERTIES WILL_FAIL TRUE)
 add_test(NAME cli_simulate_arrivals_need_horizon COMMAND ${_sim_cli} simulate --model ${_sim_model}
   --deals ${_sim_deals} --arrivals 10 --paths 10)
 set_tests_properties(cli_simulate_arrivals_need_horizon PROPERTIES PASS_REGULAR_EXPRESSION "arrivals need a finite horizon")
+
+# Hostile input (issue 11): refused with a message and exit status 1, before allocating
+# (cases: name|arguments, comma-separated|regular expression of the message).
+foreach(case
+    "correlation|--horizon,90,--paths,100,--correlation,1000|correlation .*must be in .0, 10."
+    "correlation_no_horizon|--paths,100,--correlation,1000|correlation .*must be in .0, 10."
+    "histogram|--horizon,90,--histogram,4000000000|GB of memory"
+    "sub_periods|--horizon,90,--sub-periods,100000000|sub-periods 100000000 .*GB of memory"
+    "paths|--horizon,90,--paths,1000000000|GB of memory"
+    "arrivals|--horizon,90,--arrivals,1e12|stage visits")
+  string(REPLACE "|" ";" parts "${case}")
+  list(GET parts 0 name)
+  list(GET parts 1 args)
+  list(GET parts 2 expect)
+  string(REPLACE "," ";" args "${args}")
+  add_test(NAME cli_simulate_refuses_${name} COMMAND ${CMAKE_COMMAND} -DCLI=${_sim_cli} -DMODE=refuse
+    "-DARGS=simulate;--model;${_sim_model};--deals;${_sim_deals};${args}" "-DEXPECT=${expect}" -P ${_sim_check})
+endforeach()
+
+add_test(NAME cli_simulate_sigint COMMAND ${CMAKE_COMMAND} -DCLI=${_sim_cli} -DMODE=sigint
+  "-DARGS=simulate;--model;${_sim_model};--deals;${_sim_deals};--horizon;90;--paths;5000000;--threads;1;--json"
+  -P ${_sim_check})

@@ -22,6 +22,8 @@
 #include <pipecast/simulation.hpp>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -47,6 +49,7 @@ struct simulate_args {
     std::optional<double> correlation;
     std::size_t sub_periods = 0;
     std::size_t bins = 20;
+    std::size_t max_path_visits = pipecast::simulation_options{}.max_path_visits;
     bool json = false;
 };
 
@@ -57,6 +60,26 @@ std::string quantile_key(double q) {
     os << 'p' << 100.0 * q;
     return os.str();
 }
+
+/// Ctrl-C during a run: the first SIGINT asks the simulation to stop (it finishes the work
+/// units in flight, prints the completed paths marked cancelled and exits with status 130);
+/// a second one kills the process as usual.
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void on_sigint(int) {
+    interrupted = 1;
+    std::signal(SIGINT, SIG_DFL);
+}
+/// Installs on_sigint for its lifetime.
+class sigint_guard {
+public:
+    sigint_guard() : previous_(std::signal(SIGINT, on_sigint)) { interrupted = 0; }
+    ~sigint_guard() { std::signal(SIGINT, previous_ == SIG_ERR ? SIG_DFL : previous_); }
+    sigint_guard(const sigint_guard&) = delete;
+    sigint_guard& operator=(const sigint_guard&) = delete;
+
+private:
+    void (*previous_)(int);
+};
 
 /// A text progress bar on stderr, shown once a run has taken more than a second, only
 /// when stderr is a terminal.
@@ -165,6 +188,7 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulat
                          {"deal_paths", r.arrival_deal_paths}};
     j["histogram"] = {{"lower", v.histogram.lower}, {"width", v.histogram.width}, {"counts", v.histogram.counts}};
     j["deal_paths"] = r.deal_paths;
+    j["capped_deal_paths"] = r.capped_deal_paths;
     j["elapsed_seconds"] = r.elapsed_seconds;
     j["deal_paths_per_second"] = r.deal_paths_per_second();
     return j;
@@ -201,6 +225,9 @@ void print_report(const pipecast::model& m, const pipecast::simulation_result& r
            << " a probability override: won with that probability, at the times of a win in the model"
            << (c.sigma > 0.0 ? " (the correlation shock does not apply to them)" : "") << '\n';
     if (r.status == pipecast::simulation_status::cancelled) os << "CANCELLED: statistics cover the completed paths\n";
+    if (r.capped_deal_paths > 0)
+        os << "WARNING: " << r.capped_deal_paths << " deal-paths stopped after " << a.max_path_visits
+           << " stage visits (counted as not won): the model has a near-certain loop\n";
     os << '\n';
     table t({"Won value" + (m.currency.empty() ? std::string() : " (" + m.currency + ")"), "value"});
     t.add_row({"mean", money(v.mean)});
@@ -277,8 +304,17 @@ void run_simulate(const simulate_args& a) {
     o.correlation = cc.sigma;
     o.stage_correlation = cc.by_stage;
     o.histogram_bins = a.bins;
+    o.max_path_visits = a.max_path_visits;
     if (a.sub_periods > 0) {
         if (!a.horizon) throw pipecast::argument_error("simulate: --sub-periods needs --horizon");
+        const unsigned t = a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
+        const std::uint64_t bytes = pipecast::simulation_memory_bytes(a.paths, b.size(), a.sub_periods, a.bins,
+                                                                      a.arrivals || a.model_arrivals, t);
+        if (bytes > o.max_memory_bytes) // refused before the sub-period ends are even allocated
+            throw pipecast::argument_error(pipecast::detail::message(
+                "simulate: --sub-periods ", a.sub_periods, " with ", a.paths, " paths needs about ",
+                static_cast<double>(bytes) / 1e9, " GB of memory, more than the limit of ",
+                static_cast<double>(o.max_memory_bytes) / 1e9, " GB"));
         o.sub_period_ends = pipecast::sub_periods(*a.horizon, a.sub_periods);
     }
     if (a.arrivals) {
@@ -291,12 +327,22 @@ void run_simulate(const simulate_args& a) {
     if (a.model_arrivals && !m.arrivals)
         throw pipecast::argument_error("simulate: --model-arrivals but the model has no arrivals");
     progress_bar bar;
-    o.progress = [&bar](double f) { return bar(f); };
-    const pipecast::simulation_result r = pipecast::simulate(m, b, o);
+    o.progress = [&bar](double f) { return interrupted == 0 && bar(f); };
+    std::optional<pipecast::simulation_result> result;
+    {
+        const sigint_guard guard;
+        result = pipecast::simulate(m, b, o);
+    }
+    const pipecast::simulation_result& r = *result;
     bar.finish();
     const unsigned threads = a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
     if (a.json) print_json(to_json(m, r, a, threads));
     else print_report(m, r, a, threads);
+    if (interrupted != 0) {
+        std::cout.flush();
+        std::cerr << "simulate: interrupted: " << r.paths << " of " << r.paths_requested << " paths completed\n";
+        std::exit(130);
+    }
 }
 
 } // namespace
@@ -319,10 +365,12 @@ void add_simulate_command(CLI::App& app) {
     cmd->add_flag("--model-arrivals", args->model_arrivals, "Simulate the model's own arrival process")->excludes(arr);
     cmd->add_option("--quantiles", args->quantiles, "Quantile levels (default 0.1,0.5,0.9)")->delimiter(',');
     cmd->add_option("--correlation", args->correlation,
-                    "SD of a per-path shock on the log-odds of forward conversion (0 = independent deals); "
-                    "default: the model's overdispersion, else 0");
+                    "SD of a per-path shock on the log-odds of forward conversion, in [0, 10] (0 = independent "
+                    "deals); default: the model's overdispersion, else 0");
     cmd->add_option("--sub-periods", args->sub_periods, "Also report the value won by the end of K equal sub-periods");
     cmd->add_option("--histogram", args->bins, "Histogram bins (default 20)");
+    cmd->add_option("--max-path-visits", args->max_path_visits,
+                    "Stop a deal-path after this many stage visits, counted as not won and reported (default 10000)");
     cmd->add_flag("--json", args->json, "Print JSON instead of a report");
     cmd->callback([args] { run_simulate(*args); });
 }
