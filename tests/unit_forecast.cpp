@@ -346,13 +346,19 @@ TEST_CASE("forecast") {
                 exact.push_back(p * (1.0 - fc.surv(a + h) / sa));
             }
             // Very old deals: the sparse lattice (5·10^5 days: millions of cells) and the
-            // beyond-the-lattice path (10^20 days). Where S(a) underflows the deal is overdue
-            // and leaves at once; the Weibull hazard (k > 1) there is huge: won with p too.
+            // beyond-the-lattice path (10^20 days). Where S(a) underflows the residual still
+            // holds (issue 11): the gamma (k = 2) residual is e^{-u}(1 + x + u)/(1 + x),
+            // x = a/θ, u = h/θ (→ the exponential); the lognormal hazard at 10^20 is ~1e-18
+            // (P ≈ 0); the Weibull hazard (k > 1) there is huge: won with p.
             for (const double a : {5e5, 1e20}) {
                 b.add(std::to_string(b.size()), 0, 100.0, a);
                 const double sa = fc.surv(a);
                 const bool weibull_far = fc.d.family() == dwell_family::weibull && a > 1e6;
-                exact.push_back(sa > 0.0 && !weibull_far ? p * (1.0 - fc.surv(a + h) / sa) : p);
+                if (sa > 0.0 && !weibull_far) exact.push_back(p * (1.0 - fc.surv(a + h) / sa));
+                else if (fc.d.family() == dwell_family::gamma)
+                    exact.push_back(p * (1.0 - std::exp(-h / theta) * (1.0 + a / theta + h / theta) / (1.0 + a / theta)));
+                else if (fc.d.family() == dwell_family::lognormal) exact.push_back(0.0);
+                else exact.push_back(p);
             }
             double prev = 0.0;
             for (const std::size_t steps : {100u, 200u, 400u}) {

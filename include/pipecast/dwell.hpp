@@ -449,6 +449,29 @@ namespace detail {
     const double z = (std::log(u) - d.log_mu()) / d.log_sigma();
     return -0.5 * z * z - std::log(u * d.log_sigma() * 2.5066282746310002);
 }
+
+/// The hazard f(u)/S(u) of a gamma or lognormal in its far tail (S(u) < 1e-200). Gamma:
+/// 1/(θ x h(k, x)), x = u/θ (Γ(k, x) = e^{-x} x^k h(k, x): no cancellation of the two
+/// e^{-x}, which would lose every digit at x ~ 1e19); lognormal: the log-density minus the
+/// log-survival (both about −z²/2, moderate at any double age).
+[[nodiscard]] inline double far_hazard(const dwell_distribution& d, double u) {
+    if (d.family() == dwell_family::gamma) {
+        const double x = u / d.scale();
+        return 1.0 / (d.scale() * x * upper_gamma_fraction(d.shape(), x));
+    }
+    return std::exp(log_pdf_far(d, u) - log_survival(d, u));
+}
+
+/// log S(a + t) − log S(a) of a gamma or lognormal in its far tail, without cancellation
+/// for the gamma: −u + k log1p(u/x) + log(h(k, x + u)/h(k, x)), x = a/θ, u = t/θ.
+[[nodiscard]] inline double far_log_ratio(const dwell_distribution& d, double a, double t, double log_s_a) {
+    if (d.family() == dwell_family::gamma) {
+        const double th = d.scale(), k = d.shape(), x = a / th, u = t / th;
+        if (std::isinf(u)) return -std::numeric_limits<double>::infinity();
+        return -u + k * std::log1p(u / x) + std::log(upper_gamma_fraction(k, x + u) / upper_gamma_fraction(k, x));
+    }
+    return log_survival(d, a + t) - log_s_a;
+}
 } // namespace detail
 
 /// The distribution of the remaining dwell T - a given T > a, for a deal of age a.
@@ -519,7 +542,7 @@ residual_dwell residual(const dwell_distribution&& d, double age) = delete;
         if (t > a) return std::exp(std::pow(a / lam, k) - std::pow((a + t) / lam, k));
         return std::exp(-std::pow(a / lam, k) * std::expm1(k * std::log1p(t / a)));
     }
-    if (r.far_tail()) return std::min(1.0, std::exp(log_survival(d, r.age() + t) - r.log_survival_at_age()));
+    if (r.far_tail()) return std::min(1.0, std::exp(detail::far_log_ratio(d, r.age(), t, r.log_survival_at_age())));
     return std::min(1.0, survival(d, r.age() + t) / r.survival_at_age());
 }
 
@@ -542,7 +565,7 @@ residual_dwell residual(const dwell_distribution&& d, double age) = delete;
     }
     if (r.far_tail()) {
         if (std::isinf(t)) return 0.0;
-        return std::exp(detail::log_pdf_far(d, r.age() + t) - r.log_survival_at_age());
+        return detail::far_hazard(d, r.age() + t) * survival(r, t);
     }
     return pdf(d, r.age() + t) / r.survival_at_age();
 }
@@ -552,9 +575,9 @@ namespace detail {
 /// Newton steps on the log survival (slope −hazard) inside a bracket kept by bisection.
 [[nodiscard]] inline double far_residual_quantile(const residual_dwell& r, double p) {
     const auto& d = r.base();
-    const double a = r.age(), target = r.log_survival_at_age() + std::log1p(-p);
-    auto f = [&](double t) { return log_survival(d, a + t) - target; }; // decreasing in t
-    auto hazard = [&](double t) { return std::exp(log_pdf_far(d, a + t) - log_survival(d, a + t)); };
+    const double a = r.age(), target = std::log1p(-p), ls = r.log_survival_at_age();
+    auto f = [&](double t) { return far_log_ratio(d, a, t, ls) - target; }; // decreasing in t
+    auto hazard = [&](double t) { return far_hazard(d, a + t); };
     double lo = 0.0, hi = -std::log1p(-p) / hazard(0.0); // the exponential guess
     if (!(hi > 0.0)) return 0.0;
     for (int i = 0; i < 2000 && f(hi) > 0.0; ++i) {

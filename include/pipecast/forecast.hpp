@@ -620,14 +620,17 @@ private:
 public:
     /// P at an arbitrary age a, on the lattice a + k d (used for ages beyond 10^15 cells,
     /// where a + k d would round to a). log S(a + t) − log S(a) is taken in a form that keeps
-    /// t ≪ a: for the Weibull, −(a/λ)^k · expm1(k · log1p(t/a)); the other continuous
-    /// families have underflowed survival there and are overdue.
+    /// t ≪ a: for the Weibull, −(a/λ)^k · expm1(k · log1p(t/a)); for the gamma and lognormal
+    /// (whose log survival stays finite, dwell.hpp) −t · hazard(a), exact to O(t/a) < 1e-15.
     [[nodiscard]] double value_at_offset(double a) const {
         const double neg_inf = -std::numeric_limits<double>::infinity();
+        const double la = log_survival(dwell_, a);
+        const bool far = dwell_.family() == dwell_family::gamma || dwell_.family() == dwell_family::lognormal;
+        const double hazard = far && la > neg_inf ? detail::far_hazard(dwell_, a) : 0.0;
         auto log_residual = [&](double t) {
             if (dwell_.family() == dwell_family::weibull)
                 return -std::pow(a / dwell_.scale(), dwell_.shape()) * std::expm1(dwell_.shape() * std::log1p(t / a));
-            const double la = log_survival(dwell_, a);
+            if (far) return -t * hazard;
             return la == neg_inf ? neg_inf : log_survival(dwell_, a + t) - la;
         };
         if (dwell_.family() != dwell_family::weibull && log_survival(dwell_, a) == neg_inf) return y_h_; // overdue
