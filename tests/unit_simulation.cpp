@@ -711,39 +711,7 @@ TEST_CASE("simulation") {
 
 namespace {
 
-/// The crm4 generator's spec (../shared/scenarios/crm4_truth.json "spec") as a branched
-/// graph: a stage with stall s and edges {to, p, dwell} has branches (1 − s)·p each plus a
-/// stalled branch {Lost, s, exponential mean 300}. With `classic_qualification`, the first
-/// stage is a classic one instead (gamma dwell shape 2 mean 15; Discovery 0.5, Lost 0.5):
-/// a mixed graph, whose classic row enters a branched stage.
-stage_graph crm4_spec_graph(bool classic_qualification = false) {
-    std::ifstream in(PIPECAST_SHARED_DIR "/scenarios/crm4_truth.json");
-    const nlohmann::json spec = nlohmann::json::parse(in).at("spec");
-    auto dwell = [](const nlohmann::json& d) {
-        const std::string f = d.at("dist");
-        if (f == "gamma") return dwell_distribution::gamma(d.at("shape"), d.at("mean"));
-        if (f == "lognormal") return dwell_distribution::lognormal(d.at("mean"), d.at("sd"));
-        return dwell_distribution::exponential(d.at("mean"));
-    };
-    const dwell_distribution cleanup = dwell(spec.at("cleanup"));
-    std::vector<open_stage> stages;
-    transition_rows rows;
-    for (const auto& s : spec.at("stages")) {
-        const std::string name = s.at("name");
-        if (classic_qualification && name == "Qualification") {
-            stages.push_back({name, dwell_distribution::gamma(2.0, 15.0)});
-            rows[name] = {{"Discovery", 0.5}, {"Lost", 0.5}};
-            continue;
-        }
-        const double stall = s.at("stall");
-        std::vector<stage_branch> br;
-        for (const auto& e : s.at("edges"))
-            br.push_back({e.at("to"), (1.0 - stall) * e.at("p").get<double>(), dwell(e.at("dwell")), false});
-        br.push_back({"Lost", stall, cleanup, true});
-        stages.push_back({name, dwell_distribution::exponential(1.0), br});
-    }
-    return stage_graph::from_rows(std::move(stages), {{"Won", true}, {"Lost", false}}, rows);
-}
+using pipecast_test::crm4_spec_graph; // tests/test_support.hpp
 
 /// Nodes and weights of n-point Gauss–Hermite quadrature for E[f(Z)], Z ~ N(0, 1)
 /// (Golub–Welsch: the Jacobi matrix of the probabilists' Hermite polynomials).

@@ -18,6 +18,7 @@
 #include <pipecast/funnel.hpp>
 #include <pipecast/variates.hpp>
 #include <pipecast/simulation.hpp>
+#include <pipecast/exact_distribution.hpp>
 #include <pipecast/history.hpp>
 #include <pipecast/crm_import.hpp>
 #include <pipecast/estimation.hpp>

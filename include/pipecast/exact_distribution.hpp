@@ -1,0 +1,902 @@
+// pipecast — sales-pipeline forecasting
+// SPDX-License-Identifier: MIT
+#pragma once
+
+/// @file exact_distribution.hpp
+/// @brief The distribution of the value won within a horizon, computed without Monte Carlo
+/// noise: the open book (and Poisson arrivals) as a sum of independent Bernoulli amounts on a
+/// value lattice, by one FFT; the correlation shock by Gauss–Hermite quadrature. The same
+/// answers as simulate() (quantiles, P(quota), histogram, sub-periods, per stage), with a
+/// stated discretisation error instead of a standard error. See docs/exact.md.
+///
+/// **Model.** Deal i is won within h with probability p_i = P(won within h | stage, age)
+/// (period_forecast's per-deal value, overrides included); deals are independent, so the won
+/// value is S = Σ a_i B_i, B_i ~ Bernoulli(p_i). Arrivals won within h are a compound Poisson
+/// sum: count ~ Poisson(Λ), Λ = ∫₀ʰ λ(t) P(won within h − t | entry stage, age 0) dt, amounts
+/// from the deal-size distribution. With the correlation shock (simulation_options::
+/// correlation / stage_correlation), deals are independent given the path's Z ~ N(0, 1): the
+/// graph is shocked exactly as the simulator shocks it (stage i's forward log-odds + σ_i Z,
+/// branch shares π likewise, overridden deals unshocked), the per-deal probabilities are
+/// recomputed on that graph at each quadrature node, and the distributions are mixed with the
+/// Gauss–Hermite weights.
+///
+/// **Method.** Amounts are rounded to a lattice of step Δ (Δ = 1 when every amount is an
+/// integer and the range fits the grid: then the lattice is exact). On the ring Z_G that
+/// covers the window [μ − t, μ + t] (t from Bernstein's inequality, so the mass outside is
+/// below 1e-14 a side), the log characteristic function of each deal is the series
+/// log(1 − p) + Σ_m (−1)^{m+1} r^m z^{mk} / m, r = p / (1 − p) (after writing a deal with
+/// p > ½ as its amount minus a deal won with 1 − p, so r <= 1): all deals' series are scattered
+/// into one real array whose FFT is the log characteristic function of the sum (one FFT for
+/// the whole book). Deals with r > 1 − 10⁻⁵ (p within 2.5·10⁻⁶ of ½, where the series is slow)
+/// are multiplied in directly, frequency by frequency (O(G) each). An inverse FFT gives the probabilities of the lattice
+/// cells. Cost: O(Σ_i m_i + G log G) with m_i = log ε / log r_i terms a deal (ε = 1e-17; 10 terms at p = 0.02,
+/// 90 at p = 0.3, 37,000 at r = 0.999; grouped by lattice cell, so a term is one
+/// multiply-add).
+
+#include <pipecast/analytics.hpp>
+#include <pipecast/book.hpp>
+#include <pipecast/error.hpp>
+#include <pipecast/first_passage.hpp>
+#include <pipecast/forecast.hpp>
+#include <pipecast/model.hpp>
+#include <pipecast/simulation.hpp>
+#include <pipecast/stage_graph.hpp>
+
+#include <Eigen/Eigenvalues>
+#include <boost/math/distributions/lognormal.hpp>
+#include <unsupported/Eigen/FFT>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <complex>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pipecast {
+
+/// How simulate-style questions are answered: by the exact lattice method or Monte Carlo.
+enum class distribution_method {
+    automatic,   ///< exact where the model and options allow (finite horizon), else Monte Carlo
+    exact,       ///< exact_distribution()
+    monte_carlo  ///< simulate()
+};
+
+/// Name of a method ("auto", "exact", "mc").
+[[nodiscard]] constexpr std::string_view to_string(distribution_method m) noexcept {
+    switch (m) {
+    case distribution_method::automatic: return "auto";
+    case distribution_method::exact: return "exact";
+    case distribution_method::monte_carlo: return "mc";
+    }
+    return "?";
+}
+
+/// Parses "auto", "exact" or "mc" (also "monte_carlo"). @throws argument_error otherwise.
+[[nodiscard]] inline distribution_method parse_distribution_method(std::string_view s) {
+    if (s == "auto" || s == "automatic") return distribution_method::automatic;
+    if (s == "exact") return distribution_method::exact;
+    if (s == "mc" || s == "monte_carlo" || s == "monte-carlo") return distribution_method::monte_carlo;
+    throw argument_error(detail::message("method must be exact, mc or auto, got '", s, "'"));
+}
+
+/// True when exact_distribution() can answer these options: a finite horizon (the per-deal
+/// probabilities are P(won within h)).
+[[nodiscard]] inline bool exact_applicable(const simulation_options& o) noexcept { return std::isfinite(o.horizon); }
+
+/// Tuning of exact_distribution (the defaults suit books from 1 to 10⁷ deals).
+struct exact_options {
+    /// Lattice cells G (a power of two, 2^8 .. 2^24); 0 = automatic: Δ about 1/256 of the mean
+    /// amount, G between 2^12 and 2^20.
+    std::size_t grid_cells = 0;
+    /// Gauss–Hermite nodes over the shock Z (used only with a shock), 2..200; 0 = 24.
+    std::size_t quadrature_nodes = 0;
+    /// Renewal-table steps of the per-deal probabilities (period_forecast_options::steps).
+    std::size_t period_steps = 0;
+};
+
+/// A distribution summary with the same fields as simulate()'s outcome_summary, from the
+/// exact lattice probabilities.
+struct exact_summary {
+    double mean = 0.0;                  ///< E[value] (from the unrounded amounts)
+    double sd = 0.0;                    ///< sd of the value (from the unrounded amounts)
+    double min = 0.0, max = 0.0;        ///< lowest and highest lattice value of probability > 1e-15
+    std::vector<double> quantile_levels;
+    std::vector<double> quantiles;      ///< min{v : P(value <= v) >= level} on the lattice
+    std::vector<double> quotas;
+    std::vector<double> p_quota;        ///< P(value >= quotas[i])
+    double hist_lower = 0.0;            ///< histogram: left edge of bin 0
+    double hist_width = 0.0;            ///< histogram: bin width (0 if the value is certain)
+    std::vector<double> histogram;      ///< probability of each bin over [min, max]
+};
+
+/// Result of exact_distribution().
+struct exact_result {
+    std::string method = "exact";       ///< "exact"
+    std::string detail;                 ///< the lattice and quadrature used, in words
+    double horizon = 0.0;
+    std::size_t deals = 0;
+    std::size_t overridden = 0;
+    exact_summary won_value;            ///< value won within the horizon
+    exact_summary won_count;            ///< deals (and arrivals) won within the horizon
+    std::vector<double> sub_period_ends;
+    std::vector<exact_summary> sub_period_value; ///< value won by the end of each sub-period
+    std::vector<double> deal_win_probability;    ///< per deal P(won within h) (shock averaged)
+    std::vector<double> stage_expected_wins;     ///< per open stage
+    std::vector<double> stage_expected_value;    ///< per open stage
+    double arrivals_expected_count = 0.0;
+    double arrivals_expected_wins = 0.0;
+    double arrivals_expected_value = 0.0;
+
+    double step = 0.0;                  ///< lattice step Δ of the won value (money)
+    std::size_t cells = 0;              ///< lattice cells G
+    std::size_t quadrature_nodes = 0;   ///< Gauss–Hermite nodes (0: no shock)
+    /// Bound on |reported quantile − true quantile| from the lattice (money): Δ plus the
+    /// rounding of amounts to the lattice, |Σ e_i p_i| + 4 sd(Σ e_i B_i) (e_i: a deal's
+    /// rounding error; sizes of arrivals likewise); 0 rounding error on an exact integer
+    /// lattice. The largest over the won value and the sub-periods.
+    double error_bound = 0.0;
+    /// Bound on the probability lost to the window, the series and the deal-size truncation
+    /// (affects P(quota) and the histogram).
+    double probability_error = 0.0;
+    /// The period forecast's own interpolation error estimate of the expected value (money;
+    /// 0 for Markov models): the per-deal probabilities' error, not the lattice's.
+    double forecast_error = 0.0;
+    double elapsed_seconds = 0.0;
+};
+
+namespace detail {
+
+/// One independent-sum problem on the lattice: known amounts with win probabilities, deals
+/// whose amount comes from `size` (NaN amount) and a compound Poisson count of mean `lambda`
+/// with amounts from `size`. `unit_size`: sizes are exactly 1 (won counts).
+struct exact_terms {
+    std::vector<double> amount, prob; ///< known amounts (NaN: from `size`) and probabilities
+    double lambda = 0.0;
+    bool unit_size = false;
+};
+
+/// A deal-size distribution discretised on the lattice (nearest cell), truncated where the
+/// mass above is below 1e-13: cell probabilities, the truncated mass, moments and the
+/// rounding error moments.
+struct lattice_size {
+    std::vector<double> pmf;  ///< by cell 0..
+    double dropped = 0.0;     ///< mass above the last cell
+    double mean = 0.0, second = 0.0, max = 0.0;    ///< of the true amount (untruncated mean)
+    double err_mean = 0.0, err_second = 0.0;       ///< E[e], E[e²] of the rounding error
+};
+
+[[nodiscard]] inline lattice_size discretise_size(const deal_size_distribution& d, double step, bool unit) {
+    lattice_size s;
+    if (unit) {
+        const auto c = static_cast<std::size_t>(std::llround(1.0 / step));
+        s.pmf.assign(c + 1, 0.0);
+        s.pmf[c] = 1.0;
+        s.mean = s.second = s.max = 1.0;
+        s.err_mean = 1.0 - static_cast<double>(c) * step;
+        s.err_second = s.err_mean * s.err_mean;
+        return s;
+    }
+    if (d.is_empirical()) {
+        const auto v = d.values();
+        const auto w = d.weights();
+        s.pmf.assign(static_cast<std::size_t>(std::llround(v.back() / step)) + 1, 0.0);
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const auto c = static_cast<std::size_t>(std::llround(v[i] / step));
+            s.pmf[c] += w[i];
+            const double e = v[i] - static_cast<double>(c) * step;
+            s.mean += w[i] * v[i];
+            s.second += w[i] * v[i] * v[i];
+            s.err_mean += w[i] * e;
+            s.err_second += w[i] * e * e;
+        }
+        s.max = v.back();
+        return s;
+    }
+    const boost::math::lognormal_distribution<double, boost_policy> ln(d.log_mu(), d.sigma());
+    const double sig = d.sigma();
+    s.mean = d.mean();
+    s.second = std::exp(2.0 * d.log_mu() + 2.0 * sig * sig);
+    if (sig == 0.0) {
+        const auto c = static_cast<std::size_t>(std::llround(d.median() / step));
+        s.pmf.assign(c + 1, 0.0);
+        s.pmf[c] = 1.0;
+        s.max = d.median();
+        s.err_mean = d.median() - static_cast<double>(c) * step;
+        s.err_second = s.err_mean * s.err_mean;
+        return s;
+    }
+    const double top = boost::math::quantile(complement(ln, 1e-13));
+    s.max = top;
+    const auto cells = static_cast<std::size_t>(std::ceil(top / step + 0.5)) + 1;
+    s.pmf.assign(cells, 0.0);
+    double prev = 0.0;
+    for (std::size_t c = 0; c < cells; ++c) {
+        const double edge = (static_cast<double>(c) + 0.5) * step;
+        const double f = boost::math::cdf(ln, edge);
+        s.pmf[c] = f - prev;
+        prev = f;
+    }
+    s.dropped = std::max(0.0, 1.0 - prev);
+    // Rounding error moments: e = a − cΔ lies in [−Δ/2, Δ/2); bounded by the worst case.
+    s.err_mean = 0.0;
+    s.err_second = step * step / 4.0;
+    return s;
+}
+
+/// The lattice: value of ring cell c is (origin + ((c − origin) mod G)) · Δ with origin the
+/// window's first cell.
+struct lattice {
+    double step = 1.0;
+    std::int64_t origin = 0; ///< first cell of the window (in units of Δ)
+    std::size_t cells = 0;   ///< G, a power of two
+    [[nodiscard]] double value(std::size_t i) const noexcept {
+        return (static_cast<double>(origin) + static_cast<double>(i)) * step;
+    }
+};
+
+/// The lattice of a window [lo, hi]: Δ = 1 when `integers` and the window fits the largest
+/// grid, else Δ about unit / 256 (coarser when the window needs more than the largest grid);
+/// G a power of two (eo.grid_cells, or 2^12 .. 2^20), the window centred in the ring.
+[[nodiscard]] inline lattice make_lattice(double lo, double hi, double unit, bool integers, const exact_options& eo) {
+    const std::size_t gmax = eo.grid_cells ? eo.grid_cells : std::size_t{1} << 20;
+    const std::size_t gmin = eo.grid_cells ? eo.grid_cells : std::size_t{1} << 12;
+    const double width = std::max(hi - lo, 0.0);
+    lattice lat;
+    if (integers && width + 2.0 <= static_cast<double>(gmax)) {
+        lat.step = 1.0;
+        lat.cells = std::max(gmin, std::bit_ceil(static_cast<std::size_t>(width) + 2));
+    } else if (width == 0.0) {
+        lat.step = unit > 0.0 ? unit : 1.0;
+        lat.cells = gmin;
+    } else {
+        const double target = unit > 0.0 ? unit / 256.0 : width / static_cast<double>(gmin);
+        const double want = width / target + 2.0;
+        lat.cells = want >= static_cast<double>(gmax) ? gmax : std::max(gmin, std::bit_ceil(static_cast<std::size_t>(want)));
+        lat.step = width / static_cast<double>(lat.cells - 2);
+        if (static_cast<double>(lat.cells) > want) lat.step = std::max(target, lat.step);
+    }
+    const double used = std::min(width / lat.step, static_cast<double>(lat.cells));
+    const auto slack = static_cast<std::int64_t>((static_cast<double>(lat.cells) - used) / 2.0);
+    lat.origin = static_cast<std::int64_t>(std::floor(lo / lat.step)) - slack;
+    return lat;
+}
+
+/// Checks the options exact results read: quantile levels, quotas, histogram bins.
+inline void validate_summary_options(const simulation_options& o, const char* where) {
+    for (double q : o.quantiles)
+        if (!(q >= 0.0 && q <= 1.0))
+            throw argument_error(message(where, ": quantile level must be in [0, 1], got ", q));
+    for (double q : o.quotas)
+        if (!(std::isfinite(q) && q >= 0.0))
+            throw argument_error(message(where, ": quota must be finite and >= 0, got ", q));
+    if (o.histogram_bins == 0) throw argument_error(message(where, ": histogram_bins must be >= 1, got 0"));
+}
+
+/// Moments and bounds of one exact_terms on its own (unrounded amounts).
+struct terms_moments {
+    double mean = 0.0, var = 0.0, bound = 0.0, lo = 0.0, hi = 0.0;
+    double sum_amount_pos = 0.0; ///< Σ known amounts with p > 0 (upper end without sizes)
+    bool unbounded = false;      ///< sizes enter (no finite upper end)
+};
+
+[[nodiscard]] inline terms_moments moments_of(const exact_terms& t, const lattice_size* size) {
+    terms_moments m;
+    double sure = 0.0;
+    for (std::size_t i = 0; i < t.prob.size(); ++i) {
+        const double p = t.prob[i], a = t.amount[i];
+        if (std::isnan(a)) {
+            m.mean += p * size->mean;
+            m.var += p * size->second - p * p * size->mean * size->mean;
+            m.bound = std::max(m.bound, size->max);
+            m.unbounded = true;
+        } else {
+            m.mean += p * a;
+            m.var += a * a * p * (1.0 - p);
+            if (p > 0.0) {
+                m.bound = std::max(m.bound, a);
+                m.sum_amount_pos += a;
+            }
+            if (p >= 1.0) sure += a;
+        }
+    }
+    if (t.lambda > 0.0) {
+        m.mean += t.lambda * size->mean;
+        m.var += t.lambda * size->second;
+        m.bound = std::max(m.bound, size->max);
+        m.unbounded = true;
+    }
+    // Bernstein: P(|S − μ| >= x) <= 2 exp(−x² / (2(σ² + b x / 3))) <= 2e-14 at
+    // x = b L / 3 + sqrt((b L / 3)² + 2 σ² L), L = log(1e14).
+    const double L = std::log(1e14), bl = m.bound * L / 3.0;
+    const double x = bl + std::sqrt(bl * bl + 2.0 * std::max(m.var, 0.0) * L);
+    m.lo = std::max(sure, m.mean - x);
+    m.hi = m.unbounded ? m.mean + x : std::min(m.sum_amount_pos, m.mean + x);
+    m.lo = std::min(m.lo, m.hi);
+    return m;
+}
+
+/// The lattice probabilities of one exact_terms on `lat`; returns the probability lost to
+/// the series truncation (added to the caller's probability error).
+inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattice_size* size, std::vector<double>& pmf) {
+    const std::size_t G = lat.cells, H = G / 2 + 1;
+    const std::uint64_t mask = G - 1;
+    constexpr double r_series = 1.0 - 1e-5; // above: direct product (the series needs > 3.7 million terms)
+    const double eps = 1e-17;          // series truncation per deal (in the log)
+    struct series_deal {
+        std::uint32_t cell; ///< k mod G
+        double r;
+    };
+    std::vector<series_deal> series;
+    std::vector<double> C(G, 0.0);
+    std::vector<std::complex<double>> direct;
+    // w^j = e^{−2πi j k / G} for j = 0..H−1 by rotation, re-anchored every 256 steps
+    // (sequential: a table gather would miss the cache on every frequency).
+    auto powers = [G, H, mask](std::uint64_t k, auto&& f) {
+        const double two_pi_g = 6.283185307179586 / static_cast<double>(G);
+        const double sr = std::cos(two_pi_g * static_cast<double>(k & mask)), si = -std::sin(two_pi_g * static_cast<double>(k & mask));
+        for (std::size_t j0 = 0; j0 < H; j0 += 256) {
+            const auto e = static_cast<double>((static_cast<std::uint64_t>(j0) * k) & mask);
+            double wr = std::cos(two_pi_g * e), wi = -std::sin(two_pi_g * e);
+            const std::size_t j1 = std::min(H, j0 + 256);
+            for (std::size_t j = j0; j < j1; ++j) {
+                f(j, wr, wi);
+                const double nr = wr * sr - wi * si;
+                wi = wr * si + wi * sr;
+                wr = nr;
+            }
+        }
+    };
+    double log_const = 0.0;
+    std::int64_t shift = 0; // lattice units, the sure part of the sum
+    std::vector<double> unknown; // probabilities of deals whose amount comes from `size`
+    double lost = 0.0;
+    for (std::size_t i = 0; i < t.prob.size(); ++i) {
+        double p = t.prob[i];
+        const double a = t.amount[i];
+        if (std::isnan(a)) {
+            if (p > 0.0) unknown.push_back(p);
+            continue;
+        }
+        auto k = static_cast<std::int64_t>(std::llround(a / lat.step));
+        if (p <= 0.0 || k == 0) continue;
+        if (p >= 1.0) {
+            shift += k;
+            continue;
+        }
+        if (p > 0.5) { // a B = a − a (1 − B): the sure amount, minus a deal won with 1 − p
+            shift += k;
+            k = -k;
+            p = 1.0 - p;
+        }
+        const double r = p / (1.0 - p);
+        const auto step = static_cast<std::uint64_t>(k) & mask; // k mod G (two's complement)
+        if (r > r_series) {
+            if (direct.empty()) direct.assign(H, {1.0, 0.0});
+            // (1 − p + p w) · d, written out (std::complex's operator* checks for NaN: 10× slower).
+            const double q = 1.0 - p;
+            powers(step, [&](std::size_t j, double wr, double wi) {
+                const double fr = q + p * wr, fi = p * wi;
+                const double dr = direct[j].real(), di = direct[j].imag();
+                direct[j] = {fr * dr - fi * di, fr * di + fi * dr};
+            });
+            continue;
+        }
+        log_const += std::log1p(-p);
+        series.push_back({static_cast<std::uint32_t>(step), r});
+        lost += eps;
+    }
+    // The series, cell by cell (deals grouped by k mod G with a counting sort): the power sums
+    // Σ_i r_i^m of a cell's deals over m = 1..M (M: r^{M+1} / ((M+1)(1 − r)) < eps for its
+    // largest r), then one scatter of M terms a cell instead of one a deal.
+    if (!series.empty()) {
+        std::vector<std::uint32_t> start(G + 1, 0);
+        for (const auto& x : series) ++start[x.cell + 1];
+        for (std::size_t c = 0; c < G; ++c) start[c + 1] += start[c];
+        std::vector<double> sorted_r(series.size());
+        {
+            std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
+            for (const auto& x : series) sorted_r[fill[x.cell]++] = x.r;
+        }
+        std::vector<double> sums;
+        for (std::size_t c = 0; c < G; ++c) {
+            const std::uint32_t b0 = start[c], b1 = start[c + 1];
+            if (b0 == b1) continue;
+            sums.clear();
+            for (std::uint32_t i = b0; i < b1; ++i) {
+                const double r = sorted_r[i], stop = eps * (1.0 - r);
+                double rm = r;
+                for (std::size_t m = 0;; ++m) { // sums[m]: power m + 1
+                    if (m >= sums.size()) sums.push_back(0.0);
+                    sums[m] += rm;
+                    rm *= r;
+                    if (rm < stop * static_cast<double>(m + 2)) break;
+                }
+            }
+            std::uint64_t idx = c;
+            double sign = 1.0;
+            for (std::size_t m = 0; m < sums.size(); ++m, idx = (idx + c) & mask, sign = -sign)
+                C[idx] += sign * sums[m] / static_cast<double>(m + 1);
+        }
+    }
+    Eigen::FFT<double> fft;
+    fft.SetFlag(Eigen::FFT<double>::HalfSpectrum);
+    std::vector<std::complex<double>> F;
+    fft.fwd(F, C);
+    // The size distribution's transform (unknown-amount deals and arrivals).
+    std::vector<std::complex<double>> Fs;
+    if (!unknown.empty() || t.lambda > 0.0) {
+        std::vector<double> sp(G, 0.0);
+        for (std::size_t c = 0; c < size->pmf.size(); ++c) sp[c & mask] += size->pmf[c];
+        fft.fwd(Fs, sp);
+    }
+    // Unknown-amount deals: the count N is Poisson-binomial (exact DP), E[F^N] by Horner.
+    std::vector<double> count_pmf;
+    if (!unknown.empty()) {
+        count_pmf.assign(1, 1.0);
+        for (double p : unknown) {
+            count_pmf.push_back(0.0);
+            for (std::size_t n = count_pmf.size() - 1; n > 0; --n)
+                count_pmf[n] = count_pmf[n] * (1.0 - p) + count_pmf[n - 1] * p;
+            count_pmf[0] *= 1.0 - p;
+        }
+    }
+    std::vector<std::complex<double>> P(H);
+    const std::int64_t off = shift - lat.origin;
+    const auto off_mod = static_cast<std::uint64_t>(off) & mask;
+    powers(off_mod, [&](std::size_t j, double wr, double wi) {
+        std::complex<double> v = std::exp(F[j] + log_const) * std::complex<double>(wr, wi);
+        if (!direct.empty()) v *= direct[j];
+        if (!count_pmf.empty()) {
+            std::complex<double> h = 0.0;
+            for (std::size_t n = count_pmf.size(); n-- > 0;) h = h * Fs[j] + count_pmf[n];
+            v *= h;
+        }
+        if (t.lambda > 0.0) v *= std::exp(t.lambda * (Fs[j] - 1.0));
+        P[j] = v;
+    });
+    std::vector<double> out;
+    fft.inv(out, P);
+    pmf.resize(G);
+    // Rounding noise of the transforms (about 1e-15) is cleared: cells below 1e-13 are 0 (at
+    // most G · 1e-13 of probability, counted in the returned loss).
+    for (std::size_t c = 0; c < G; ++c) pmf[c] = out[c] > 1e-13 ? out[c] : 0.0;
+    lost += static_cast<double>(G) * 1e-13;
+    return lost;
+}
+
+/// The lattice rounding error of one exact_terms: |Σ e_i p_i| + 4 sd(Σ e_i B_i) (+ sizes).
+[[nodiscard]] inline double rounding_error(const exact_terms& t, double step, const lattice_size* size) {
+    double mean = 0.0, var = 0.0;
+    for (std::size_t i = 0; i < t.prob.size(); ++i) {
+        const double p = t.prob[i], a = t.amount[i];
+        if (std::isnan(a)) {
+            mean += p * size->err_mean;
+            var += p * size->err_second;
+            continue;
+        }
+        const double e = a - static_cast<double>(std::llround(a / step)) * step;
+        mean += e * p;
+        var += e * e * p * (1.0 - p);
+    }
+    if (t.lambda > 0.0) {
+        mean += t.lambda * size->err_mean;
+        var += t.lambda * size->err_second;
+    }
+    return std::abs(mean) + 4.0 * std::sqrt(std::max(var, 0.0));
+}
+
+/// Summary of a lattice distribution.
+[[nodiscard]] inline exact_summary summarise_lattice(std::span<const double> pmf, const lattice& lat, double mean,
+                                                     double var, const simulation_options& o) {
+    exact_summary s;
+    s.mean = mean;
+    s.sd = std::sqrt(std::max(var, 0.0));
+    s.quantile_levels = o.quantiles;
+    s.quotas = o.quotas;
+    const std::size_t G = pmf.size();
+    double total = 0.0;
+    for (double x : pmf) total += x;
+    std::size_t first = 0, last = G - 1;
+    while (first < last && pmf[first] / total <= 1e-15) ++first;
+    while (last > first && pmf[last] / total <= 1e-15) --last;
+    s.min = lat.value(first);
+    s.max = lat.value(last);
+    for (double q : o.quantiles) {
+        double acc = 0.0;
+        std::size_t c = 0;
+        const double target = q * total;
+        for (c = 0; c < G; ++c) {
+            acc += pmf[c];
+            if (acc >= target * (1.0 - 1e-12) && pmf[c] > 0.0) break;
+        }
+        c = std::clamp(c, first, last);
+        s.quantiles.push_back(lat.value(c));
+    }
+    for (double q : o.quotas) {
+        double acc = 0.0;
+        for (std::size_t c = 0; c < G; ++c)
+            if (lat.value(c) >= q - 1e-9 * lat.step) acc += pmf[c];
+        s.p_quota.push_back(std::clamp(acc / total, 0.0, 1.0));
+    }
+    const std::size_t bins = o.histogram_bins;
+    s.hist_lower = s.min;
+    s.hist_width = (s.max - s.min) / static_cast<double>(bins);
+    s.histogram.assign(bins, 0.0);
+    for (std::size_t c = first; c <= last; ++c) {
+        const std::size_t b = s.hist_width > 0.0
+                                  ? static_cast<std::size_t>((lat.value(c) - s.min) / s.hist_width)
+                                  : 0;
+        s.histogram[std::min(b, bins - 1)] += pmf[c] / total;
+    }
+    return s;
+}
+
+/// The graph shocked as the simulator shocks a path with e^{σ_i Z} = mult[i]: stage i's
+/// forward conversion (edges or branches to a winning outcome or a later open stage) gets
+/// odds × mult[i], f′ = f m / (1 − f + f m), forward entries scaled by f′/f, the others by
+/// (1 − f′)/(1 − f) (simulation.hpp, sim_engine::shock_row and apply_shock).
+[[nodiscard]] inline stage_graph shocked_graph(const stage_graph& g, std::span<const double> mult) {
+    const std::size_t m = g.open_count();
+    std::vector<open_stage> st(g.stages().begin(), g.stages().end());
+    Eigen::MatrixXd t = g.transitions();
+    auto shifted = [](double f, double mu) {
+        if (!(f > 0.0 && f < 1.0)) return f;
+        const double odds = f / (1.0 - f) * mu;
+        return odds / (1.0 + odds);
+    };
+    for (std::size_t s = 0; s < m; ++s) {
+        auto forward = [&](std::size_t j) { return g.is_outcome(j) ? g.is_win(j) : j > s; };
+        if (g.branched(s)) {
+            double f = 0.0;
+            for (std::size_t k = 0; k < st[s].branches.size(); ++k)
+                if (forward(g.branch_target(s, k))) f += st[s].branches[k].probability;
+            if (!(f > 0.0 && f < 1.0)) continue;
+            const double nf = shifted(f, mult[s]);
+            for (std::size_t k = 0; k < st[s].branches.size(); ++k)
+                st[s].branches[k].probability *= forward(g.branch_target(s, k)) ? nf / f : (1.0 - nf) / (1.0 - f);
+        } else {
+            const auto r = static_cast<Eigen::Index>(s);
+            double f = 0.0;
+            for (std::size_t j = 0; j < g.size(); ++j)
+                if (forward(j)) f += t(r, static_cast<Eigen::Index>(j));
+            if (!(f > 0.0 && f < 1.0)) continue;
+            const double nf = shifted(f, mult[s]);
+            for (std::size_t j = 0; j < g.size(); ++j)
+                t(r, static_cast<Eigen::Index>(j)) *= forward(j) ? nf / f : (1.0 - nf) / (1.0 - f);
+        }
+    }
+    return stage_graph(std::move(st), {g.outcomes().begin(), g.outcomes().end()}, std::move(t));
+}
+
+/// Probabilists' Gauss–Hermite rule for E f(Z), Z ~ N(0, 1), by Golub–Welsch (the Jacobi
+/// matrix of the Hermite polynomials He_n); weights sum to 1.
+inline void gauss_hermite(std::size_t n, std::vector<double>& x, std::vector<double>& w) {
+    const auto N = static_cast<Eigen::Index>(n);
+    Eigen::MatrixXd j = Eigen::MatrixXd::Zero(N, N);
+    for (Eigen::Index k = 1; k < N; ++k) j(k - 1, k) = j(k, k - 1) = std::sqrt(static_cast<double>(k));
+    const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(j);
+    x.resize(n);
+    w.resize(n);
+    double sum = 0.0;
+    for (Eigen::Index k = 0; k < N; ++k) {
+        x[static_cast<std::size_t>(k)] = es.eigenvalues()(k);
+        w[static_cast<std::size_t>(k)] = es.eigenvectors()(0, k) * es.eigenvectors()(0, k);
+        sum += w[static_cast<std::size_t>(k)];
+    }
+    for (double& v : w) v /= sum;
+}
+
+/// Per-deal P(won within each end) on one graph, overrides replaced by `fixed` where given,
+/// and the arrivals' expected wins Λ(end); the period forecast's error estimate (money, at the
+/// last end).
+struct node_probabilities {
+    std::vector<std::vector<double>> p; ///< [end][deal]
+    std::vector<double> lambda;         ///< [end] expected arrivals won by the end
+    std::vector<double> arrivals;       ///< [end] expected arrivals by the end
+    double forecast_error = 0.0;
+};
+
+[[nodiscard]] inline node_probabilities probabilities_on(const stage_graph& g, const book& b,
+                                                         std::span<const double> ends, const simulation_options& o,
+                                                         const exact_options& eo) {
+    node_probabilities r;
+    const double H = ends.back();
+    const bool markov = is_markov(g);
+    std::optional<win_time_table> tab;
+    if (!markov || o.arrivals) tab = win_time_distribution(g, H, eo.period_steps);
+    std::optional<absorption_analysis> an;
+    if (!markov) an = analyse(g);
+    for (double e : ends) {
+        period_forecast_result f;
+        if (markov) {
+            period_forecast_options po;
+            po.per_deal = true;
+            f = period_forecast(g, b, e, po);
+        } else {
+            f = period_forecast(g, b, e, *tab, *an, true);
+        }
+        r.forecast_error = f.error_estimate;
+        r.p.push_back(std::move(f.deal_probability));
+        if (o.arrivals) {
+            // Λ(e) = ∫₀ᵉ λ(t) q(e − t) dt, q(s) = P(won by s | entered the entry stage);
+            // two-point Gauss on each cell of the table grid, split at the seasonal breaks.
+            const arrival_process& a = *o.arrivals;
+            std::vector<double> cuts;
+            for (double t = 0.0; t < e; t += tab->step) cuts.push_back(t);
+            if (!a.period_rates.empty())
+                for (double t = a.period; t < e; t += a.period) cuts.push_back(t);
+            cuts.push_back(e);
+            std::sort(cuts.begin(), cuts.end());
+            double lam = 0.0;
+            const double gq = 0.5 / std::sqrt(3.0);
+            for (std::size_t i = 0; i + 1 < cuts.size(); ++i) {
+                const double t0 = cuts[i], t1 = cuts[i + 1], mid = 0.5 * (t0 + t1), half = t1 - t0;
+                if (!(half > 0.0)) continue;
+                for (double u : {mid - gq * half, mid + gq * half})
+                    lam += 0.5 * half * a.rate_at(u) * won_by(g, *tab, a.stage, e - u);
+            }
+            r.lambda.push_back(lam);
+            r.arrivals.push_back(a.expected_count(e));
+        } else {
+            r.lambda.push_back(0.0);
+            r.arrivals.push_back(0.0);
+        }
+    }
+    return r;
+}
+
+} // namespace detail
+
+/// The exact distribution of the value (and count) won within `o.horizon` by the open book
+/// and, with `o.arrivals`, new deals: the answers of simulate() (quantiles, P(quota),
+/// histogram, sub-periods, per stage) without Monte Carlo noise, plus a discretisation error
+/// bound. Reads from `o`: horizon (finite), quantiles, quotas, sub_period_ends,
+/// histogram_bins, arrivals, correlation / stage_correlation; ignores paths, seed, threads.
+///
+/// @param g the stage graph (classic or branched)
+/// @param b the open book (amounts, stages, ages, probability overrides)
+/// @param o the simulation's options
+/// @param deal_size amounts of arrivals (needed with o.arrivals)
+/// @param eo lattice and quadrature settings
+/// @throws argument_error on an infinite horizon, bad options (as simulate()), a book of
+///   another graph, grid_cells not a power of two in [2^8, 2^24], or quadrature_nodes > 200.
+/// Complexity: O((n + G log G) · nodes · (1 + sub-periods)) plus the per-deal probabilities;
+///   memory O(n · nodes · (1 + sub-periods) + G).
+/// Example: `simulation_options o; o.horizon = 90; o.quotas = {1e6};
+///           auto r = exact_distribution(m.graph, bk, o); r.won_value.p_quota[0];`
+[[nodiscard]] inline exact_result exact_distribution(const stage_graph& g, const book& b, const simulation_options& o,
+                                                     const std::optional<deal_size_distribution>& deal_size,
+                                                     const exact_options& eo = {}) {
+    const auto t_start = std::chrono::steady_clock::now();
+    if (!std::isfinite(o.horizon))
+        throw argument_error(detail::message("exact_distribution: the horizon must be finite (the exact method needs "
+                                             "P(won within h)), got ",
+                                             o.horizon));
+    simulation_options vo = o;
+    vo.paths = 1;
+    detail::validate_options(vo, g, deal_size.has_value());
+    if (!b.compatible_with(g))
+        throw argument_error("exact_distribution: the book was made for a model with other open stages");
+    if (eo.grid_cells != 0 && (!std::has_single_bit(eo.grid_cells) || eo.grid_cells < (1u << 8) ||
+                               eo.grid_cells > (std::size_t{1} << 24)))
+        throw argument_error(detail::message("exact_distribution: grid_cells must be a power of two in [256, 2^24], got ",
+                                             eo.grid_cells));
+    if (eo.quadrature_nodes > 200 || eo.quadrature_nodes == 1)
+        throw argument_error(detail::message("exact_distribution: quadrature_nodes must be 0 (automatic) or in [2, 200], got ",
+                                             eo.quadrature_nodes));
+
+    exact_result r;
+    r.horizon = o.horizon;
+    r.deals = b.size();
+    const auto ov = b.probability_overrides();
+    for (double x : ov) r.overridden += std::isnan(x) ? 0 : 1;
+    r.sub_period_ends = o.sub_period_ends;
+    std::vector<double> ends = o.sub_period_ends;
+    if (ends.empty() || ends.back() != o.horizon) ends.push_back(o.horizon);
+
+    // The shock: one node (Z = 0) without one.
+    std::vector<double> sigma(g.open_count(), o.correlation);
+    if (!o.stage_correlation.empty()) sigma = o.stage_correlation;
+    const bool shocked = std::any_of(sigma.begin(), sigma.end(), [](double s) { return s > 0.0; });
+    std::vector<double> zs{0.0}, ws{1.0};
+    if (shocked) {
+        detail::gauss_hermite(eo.quadrature_nodes ? eo.quadrature_nodes : 24, zs, ws);
+        r.quadrature_nodes = zs.size();
+    }
+    // Per node: the probabilities; overridden deals keep the unshocked ones (the simulator
+    // does not shock them).
+    std::vector<detail::node_probabilities> nodes;
+    nodes.reserve(zs.size());
+    const detail::node_probabilities base = detail::probabilities_on(g, b, ends, o, eo);
+    r.forecast_error = base.forecast_error;
+    for (double z : zs) {
+        if (!shocked) {
+            nodes.push_back(base);
+            break;
+        }
+        std::vector<double> mult(g.open_count());
+        for (std::size_t i = 0; i < mult.size(); ++i) mult[i] = std::exp(sigma[i] * z);
+        detail::node_probabilities np = detail::probabilities_on(detail::shocked_graph(g, mult), b, ends, o, eo);
+        for (std::size_t e = 0; e < ends.size(); ++e)
+            for (std::size_t d = 0; d < b.size(); ++d)
+                if (!std::isnan(ov[d])) np.p[e][d] = base.p[e][d];
+        nodes.push_back(std::move(np));
+    }
+
+    const auto amounts = b.amounts();
+    const std::vector<double> amount_vec(amounts.begin(), amounts.end());
+    const std::vector<double> ones(b.size(), 1.0);
+    double mean_amount = 0.0;
+    std::size_t positive = 0;
+    bool integers = true;
+    for (double a : amounts)
+        if (a > 0.0) {
+            mean_amount += a;
+            ++positive;
+            integers = integers && a == std::floor(a) && a < 1e15;
+        }
+    mean_amount = positive ? mean_amount / static_cast<double>(positive) : 0.0;
+    if (o.arrivals) {
+        mean_amount = positive ? mean_amount : deal_size->mean();
+        integers = integers && deal_size->is_empirical() &&
+                   std::all_of(deal_size->values().begin(), deal_size->values().end(),
+                               [](double v) { return v == std::floor(v); });
+    }
+
+    // One distribution (value or count) at one end, mixed over the nodes.
+    auto solve = [&](std::size_t e, bool count, exact_summary& out, double& err_bound) {
+        std::vector<detail::exact_terms> terms(nodes.size());
+        const double unit_mean = count ? 1.0 : mean_amount;
+        // Moments per node, then one window for all of them.
+        std::optional<detail::lattice_size> probe;
+        if (o.arrivals && !count) probe = detail::discretise_size(*deal_size, deal_size->mean() / 64.0, false);
+        if (o.arrivals && count) probe = detail::discretise_size(*deal_size, 1.0, true);
+        double lo = std::numeric_limits<double>::infinity(), hi = -lo, mean = 0.0, second = 0.0;
+        std::vector<detail::terms_moments> mom(nodes.size());
+        for (std::size_t k = 0; k < nodes.size(); ++k) {
+            terms[k].amount = count ? ones : amount_vec;
+            terms[k].prob = nodes[k].p[e];
+            terms[k].lambda = nodes[k].lambda[e];
+            terms[k].unit_size = count;
+            mom[k] = detail::moments_of(terms[k], probe ? &*probe : nullptr);
+            lo = std::min(lo, mom[k].lo);
+            hi = std::max(hi, mom[k].hi);
+            mean += ws[k] * mom[k].mean;
+            second += ws[k] * (mom[k].var + mom[k].mean * mom[k].mean);
+        }
+        const detail::lattice lat = detail::make_lattice(lo, hi, unit_mean, count || integers, eo);
+        std::optional<detail::lattice_size> size;
+        if (o.arrivals) size = detail::discretise_size(*deal_size, lat.step, count);
+        std::vector<double> mix(lat.cells, 0.0), pmf;
+        double lost = 0.0, rounding = 0.0;
+        for (std::size_t k = 0; k < nodes.size(); ++k) {
+            lost += ws[k] * (detail::lattice_pmf(terms[k], lat, size ? &*size : nullptr, pmf) +
+                             (size ? size->dropped * (terms[k].lambda) : 0.0));
+            for (std::size_t c = 0; c < lat.cells; ++c) mix[c] += ws[k] * pmf[c];
+            rounding = std::max(rounding, detail::rounding_error(terms[k], lat.step, size ? &*size : nullptr));
+        }
+        out = detail::summarise_lattice(mix, lat, mean, second - mean * mean, o);
+        err_bound = lat.step + rounding;
+        r.probability_error = std::max(r.probability_error, lost + 2e-14 * 2.0);
+        if (!count && e + 1 == ends.size()) {
+            r.step = lat.step;
+            r.cells = lat.cells;
+        }
+    };
+
+    double eb = 0.0;
+    solve(ends.size() - 1, false, r.won_value, eb);
+    r.error_bound = eb;
+    double ceb = 0.0;
+    solve(ends.size() - 1, true, r.won_count, ceb);
+    for (std::size_t e = 0; e < o.sub_period_ends.size(); ++e) {
+        exact_summary s;
+        double b2 = 0.0;
+        solve(e, false, s, b2);
+        r.error_bound = std::max(r.error_bound, b2);
+        r.sub_period_value.push_back(std::move(s));
+    }
+
+    // Per deal, per stage and arrivals: the node averages.
+    const std::size_t last = ends.size() - 1;
+    r.deal_win_probability.assign(b.size(), 0.0);
+    for (std::size_t k = 0; k < nodes.size(); ++k)
+        for (std::size_t d = 0; d < b.size(); ++d) r.deal_win_probability[d] += ws[k] * nodes[k].p[last][d];
+    r.stage_expected_wins.assign(g.open_count(), 0.0);
+    r.stage_expected_value.assign(g.open_count(), 0.0);
+    const auto st = b.stages();
+    for (std::size_t d = 0; d < b.size(); ++d) {
+        r.stage_expected_wins[st[d]] += r.deal_win_probability[d];
+        r.stage_expected_value[st[d]] += r.deal_win_probability[d] * amounts[d];
+    }
+    if (o.arrivals) {
+        for (std::size_t k = 0; k < nodes.size(); ++k) {
+            r.arrivals_expected_count += ws[k] * nodes[k].arrivals[last];
+            r.arrivals_expected_wins += ws[k] * nodes[k].lambda[last];
+        }
+        r.arrivals_expected_value = r.arrivals_expected_wins * deal_size->mean();
+    }
+    r.detail = detail::message("lattice of ", r.cells, " cells, step ", r.step,
+                               shocked ? detail::message(", Gauss-Hermite ", r.quadrature_nodes, " nodes over the shock")
+                                       : std::string(", no shock"));
+    r.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    return r;
+}
+
+/// exact_distribution on a model: arrival amounts from the model's deal size and, with
+/// options.model_arrivals, the model's own arrival process (as simulate(model, ...)).
+/// @throws as the stage-graph overload.
+[[nodiscard]] inline exact_result exact_distribution(const model& m, const book& b, const simulation_options& o,
+                                                     const exact_options& eo = {}) {
+    const simulation_options oo = detail::with_model_arrivals(m, o);
+    return exact_distribution(m.graph, b, oo, oo.arrival_deal_size, eo);
+}
+
+/// The exact distribution of Σ a_i B_i for independent B_i ~ Bernoulli(p_i) (no model): the
+/// lattice method on its own, for books whose probabilities come from elsewhere. A NaN amount
+/// is drawn from `deal_size` (needed then). Reads quantiles, quotas and histogram_bins of `o`.
+/// @throws argument_error on sizes that differ, an amount negative or infinite, a
+///   probability outside [0, 1], a NaN amount without deal_size, or bad grid_cells.
+/// Example: `exact_sum({100, 250}, {0.5, 0.2}, o).quantiles`.
+[[nodiscard]] inline exact_summary exact_sum(std::span<const double> amounts, std::span<const double> probabilities,
+                                             const simulation_options& o = {},
+                                             const std::optional<deal_size_distribution>& deal_size = std::nullopt,
+                                             const exact_options& eo = {}, double* error_bound = nullptr) {
+    if (amounts.size() != probabilities.size())
+        throw argument_error(detail::message("exact_sum: ", amounts.size(), " amounts but ", probabilities.size(),
+                                             " probabilities"));
+    bool integers = true, unknown = false;
+    double mean_amount = 0.0;
+    std::size_t positive = 0;
+    for (std::size_t i = 0; i < amounts.size(); ++i) {
+        const double a = amounts[i], p = probabilities[i];
+        if (!(p >= 0.0 && p <= 1.0))
+            throw argument_error(detail::message("exact_sum: probability of deal ", i, " must be in [0, 1], got ", p));
+        if (std::isnan(a)) {
+            if (!deal_size)
+                throw argument_error(detail::message("exact_sum: deal ", i, " has no amount and no deal-size distribution is given"));
+            unknown = true;
+            continue;
+        }
+        if (!(std::isfinite(a) && a >= 0.0))
+            throw argument_error(detail::message("exact_sum: amount of deal ", i, " must be finite and >= 0, got ", a));
+        if (a > 0.0) {
+            mean_amount += a;
+            ++positive;
+            integers = integers && a == std::floor(a) && a < 1e15;
+        }
+    }
+    if (eo.grid_cells != 0 && (!std::has_single_bit(eo.grid_cells) || eo.grid_cells < (1u << 8) ||
+                               eo.grid_cells > (std::size_t{1} << 24)))
+        throw argument_error(detail::message("exact_sum: grid_cells must be a power of two in [256, 2^24], got ",
+                                             eo.grid_cells));
+    detail::validate_summary_options(o, "exact_sum");
+    if (unknown) {
+        integers = false;
+        if (positive == 0) mean_amount = deal_size->mean();
+    }
+    mean_amount = positive ? mean_amount / static_cast<double>(positive) : mean_amount;
+    detail::exact_terms t;
+    t.amount.assign(amounts.begin(), amounts.end());
+    t.prob.assign(probabilities.begin(), probabilities.end());
+    std::optional<detail::lattice_size> probe;
+    if (unknown) probe = detail::discretise_size(*deal_size, deal_size->mean() / 64.0, false);
+    const detail::terms_moments m = detail::moments_of(t, probe ? &*probe : nullptr);
+    const detail::lattice lat = detail::make_lattice(m.lo, m.hi, mean_amount, integers, eo);
+    std::optional<detail::lattice_size> size;
+    if (unknown) size = detail::discretise_size(*deal_size, lat.step, false);
+    std::vector<double> pmf;
+    (void)detail::lattice_pmf(t, lat, size ? &*size : nullptr, pmf);
+    if (error_bound) *error_bound = lat.step + detail::rounding_error(t, lat.step, size ? &*size : nullptr);
+    return detail::summarise_lattice(pmf, lat, m.mean, m.var, o);
+}
+
+} // namespace pipecast
