@@ -4,7 +4,11 @@
 //   pipecast simulate --model M.json --deals D.csv [--horizon H] [--paths N] [--seed S]
 //                     [--threads T] [--quota Q]... [--arrivals RATE | --model-arrivals]
 //                     [--quantiles 0.1,0.5,0.9] [--correlation SD] [--sub-periods K]
-//                     [--histogram BINS] [--json]
+//                     [--histogram BINS] [--method exact|mc|auto] [--json]
+//
+// --method exact computes the distribution without Monte Carlo noise (exact_distribution.hpp,
+// docs/exact.md): the same JSON keys (stderr 0, paths 0), plus `method` and `error_bound`
+// (Monte Carlo runs report method "mc" and error_bound null).
 //
 // Deals with a probability override (the CSV's probability column) are won with that
 // probability, timed by the model (docs/simulation.md); "overridden" counts them.
@@ -19,6 +23,7 @@
 #include "cli_common.hpp"
 
 #include <pipecast/book_io.hpp>
+#include <pipecast/exact_distribution.hpp>
 #include <pipecast/simulation.hpp>
 
 #include <chrono>
@@ -51,6 +56,7 @@ struct simulate_args {
     std::size_t bins = 20;
     std::size_t max_path_visits = pipecast::simulation_options{}.max_path_visits;
     bool json = false;
+    std::string method = "mc"; ///< --method: exact, mc or auto
 };
 
 /// 0.1 -> "p10", 0.975 -> "p97.5", 0.5 -> "p50".
@@ -191,6 +197,8 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulat
     j["capped_deal_paths"] = r.capped_deal_paths;
     j["elapsed_seconds"] = r.elapsed_seconds;
     j["deal_paths_per_second"] = r.deal_paths_per_second();
+    j["method"] = "mc";
+    j["error_bound"] = nullptr; // Monte Carlo: see stderr
     return j;
 }
 
@@ -287,7 +295,136 @@ void print_report(const pipecast::model& m, const pipecast::simulation_result& r
        << " million deal-paths per second\n";
 }
 
+// --- --method exact: the same keys from exact_distribution() ------------------------------
+
+nlohmann::ordered_json exact_summary_json(const pipecast::exact_summary& s) {
+    nlohmann::ordered_json j;
+    j["mean"] = s.mean;
+    j["stderr"] = 0.0;
+    j["sd"] = s.sd;
+    j["min"] = s.min;
+    j["max"] = s.max;
+    nlohmann::ordered_json q = nlohmann::ordered_json::object();
+    for (std::size_t i = 0; i < s.quantile_levels.size(); ++i) q[quantile_key(s.quantile_levels[i])] = s.quantiles[i];
+    j["quantiles"] = q;
+    return j;
+}
+
+nlohmann::ordered_json exact_to_json(const pipecast::model& m, const pipecast::exact_result& r, const simulate_args& a) {
+    nlohmann::ordered_json j;
+    j["model"] = m.name;
+    j["currency"] = m.currency;
+    j["time_unit"] = m.time_unit;
+    j["status"] = "completed";
+    j["horizon"] = r.horizon;
+    j["paths"] = 0;
+    j["deals"] = r.deals;
+    j["overridden"] = r.overridden;
+    j["seed"] = a.seed;
+    j["threads"] = 1;
+    const correlation_choice c = choose_correlation(m, a);
+    j["correlation"] = c.sigma;
+    j["correlation_source"] = c.source;
+    if (!c.by_stage.empty()) {
+        nlohmann::ordered_json bs = nlohmann::ordered_json::object();
+        for (std::size_t s = 0; s < c.by_stage.size(); ++s) bs[m.graph.name(s)] = c.by_stage[s];
+        j["correlation_by_stage"] = bs;
+    }
+    const auto& v = r.won_value;
+    j.update(exact_summary_json(v));
+    if (!a.quotas.empty()) {
+        j["quota"] = a.quotas.front();
+        j["p_quota"] = v.p_quota.front();
+        nlohmann::ordered_json all = nlohmann::ordered_json::array();
+        for (std::size_t i = 0; i < a.quotas.size(); ++i) all.push_back({{"quota", a.quotas[i]}, {"p", v.p_quota[i]}});
+        j["quotas"] = all;
+    }
+    j["won_count"] = exact_summary_json(r.won_count);
+    if (!r.sub_period_ends.empty()) {
+        nlohmann::ordered_json sp = nlohmann::ordered_json::array();
+        for (std::size_t i = 0; i < r.sub_period_ends.size(); ++i) {
+            nlohmann::ordered_json e = exact_summary_json(r.sub_period_value[i]);
+            e["end"] = r.sub_period_ends[i];
+            sp.push_back(e);
+        }
+        j["sub_periods"] = sp;
+    }
+    nlohmann::ordered_json st = nlohmann::ordered_json::array();
+    for (std::size_t s = 0; s < m.graph.open_count(); ++s)
+        st.push_back({{"stage", m.graph.name(s)},
+                      {"expected_wins", r.stage_expected_wins[s]},
+                      {"expected_value", r.stage_expected_value[s]}});
+    j["stages"] = st;
+    if (a.arrivals || a.model_arrivals)
+        j["arrivals"] = {{"expected_count", r.arrivals_expected_count},
+                         {"expected_wins", r.arrivals_expected_wins},
+                         {"expected_value", r.arrivals_expected_value},
+                         {"deal_paths", 0}};
+    // counts: the expected number of --paths paths per bin (the Monte Carlo shape);
+    // probabilities: the exact bin probabilities.
+    std::vector<std::uint64_t> counts;
+    for (double p : v.histogram) counts.push_back(static_cast<std::uint64_t>(std::llround(p * static_cast<double>(a.paths))));
+    j["histogram"] = {{"lower", v.hist_lower}, {"width", v.hist_width}, {"counts", counts}, {"probabilities", v.histogram}};
+    j["deal_paths"] = 0;
+    j["elapsed_seconds"] = r.elapsed_seconds;
+    j["deal_paths_per_second"] = 0;
+    j["method"] = "exact";
+    j["error_bound"] = r.error_bound;
+    j["probability_error"] = r.probability_error;
+    j["lattice"] = {{"step", r.step}, {"cells", r.cells}, {"quadrature_nodes", r.quadrature_nodes}};
+    return j;
+}
+
+void print_exact_report(const pipecast::model& m, const pipecast::exact_result& r, const simulate_args& a) {
+    auto& os = std::cout;
+    const auto& v = r.won_value;
+    os << "Exact distribution (no Monte Carlo) for " << (m.name.empty() ? a.model_path : m.name) << ": " << r.deals
+       << " deals, horizon " << fixed(r.horizon, 0) << ' ' << m.time_unit << (r.horizon == 1 ? "" : "s") << '\n'
+       << "Method: " << r.detail << "; quantiles within " << money(r.error_bound) << ", probabilities within "
+       << r.probability_error << '\n';
+    const correlation_choice c = choose_correlation(m, a);
+    if (c.sigma > 0.0)
+        os << "Correlation: shock sd " << fixed(c.sigma, 3) << " on the log-odds of forward conversion ("
+           << c.source << "), integrated by Gauss-Hermite quadrature\n";
+    os << '\n';
+    table t({"Won value" + (m.currency.empty() ? std::string() : " (" + m.currency + ")"), "value"});
+    t.add_row({"mean", money(v.mean)});
+    t.add_row({"sd", money(v.sd)});
+    for (std::size_t i = 0; i < v.quantile_levels.size(); ++i)
+        t.add_row({"P" + quantile_key(v.quantile_levels[i]).substr(1), money(v.quantiles[i])});
+    for (std::size_t i = 0; i < a.quotas.size(); ++i) t.add_row({"P(won >= " + money(a.quotas[i]) + ")", percent(v.p_quota[i])});
+    t.add_rule();
+    t.add_row({"deals won (mean)", fixed(r.won_count.mean, 1)});
+    if (a.arrivals || a.model_arrivals) {
+        t.add_row({"arrivals (mean)", fixed(r.arrivals_expected_count, 1)});
+        t.add_row({"arrivals won (mean)", fixed(r.arrivals_expected_wins, 1)});
+        t.add_row({"value won from arrivals", money(r.arrivals_expected_value)});
+    }
+    t.print(os);
+    if (!r.sub_period_ends.empty()) {
+        os << '\n';
+        table sp({"Won by", "mean", "P10", "P50", "P90"});
+        for (std::size_t i = 0; i < r.sub_period_ends.size(); ++i) {
+            const auto& s = r.sub_period_value[i];
+            std::vector<std::string> row = {fixed(r.sub_period_ends[i], 1), money(s.mean)};
+            for (double q : {0.1, 0.5, 0.9}) {
+                const auto it = std::find(s.quantile_levels.begin(), s.quantile_levels.end(), q);
+                row.push_back(it == s.quantile_levels.end() ? "" : money(s.quantiles[static_cast<std::size_t>(it - s.quantile_levels.begin())]));
+            }
+            sp.add_row(row);
+        }
+        sp.print(os);
+    }
+    os << '\n';
+    table st({"Stage", "expected wins", "expected won value"});
+    for (std::size_t s = 0; s < m.graph.open_count(); ++s)
+        st.add_row({m.graph.name(s), fixed(r.stage_expected_wins[s], 1), money(r.stage_expected_value[s])});
+    st.print(os);
+    os << "\nComputed in " << fixed(r.elapsed_seconds, 3) << " s\n";
+}
+
 void run_simulate(const simulate_args& a) {
+
     const pipecast::model m = load_model_file(a.model_path);
     pipecast::book_csv_options opt;
     opt.source = a.deals_path;
@@ -326,6 +463,15 @@ void run_simulate(const simulate_args& a) {
     o.model_arrivals = a.model_arrivals;
     if (a.model_arrivals && !m.arrivals)
         throw pipecast::argument_error("simulate: --model-arrivals but the model has no arrivals");
+    const pipecast::distribution_method method = pipecast::parse_distribution_method(a.method);
+    if (method == pipecast::distribution_method::exact ||
+        (method == pipecast::distribution_method::automatic && pipecast::exact_applicable(o))) {
+        if (!a.horizon) throw pipecast::argument_error("simulate: --method exact needs --horizon");
+        const pipecast::exact_result r = pipecast::exact_distribution(m, b, o);
+        if (a.json) print_json(exact_to_json(m, r, a));
+        else print_exact_report(m, r, a);
+        return;
+    }
     progress_bar bar;
     o.progress = [&bar](double f) { return interrupted == 0 && bar(f); };
     std::optional<pipecast::simulation_result> result;
@@ -371,6 +517,10 @@ void add_simulate_command(CLI::App& app) {
     cmd->add_option("--histogram", args->bins, "Histogram bins (default 20)");
     cmd->add_option("--max-path-visits", args->max_path_visits,
                     "Stop a deal-path after this many stage visits, counted as not won and reported (default 10000)");
+    cmd->add_option("--method", args->method,
+                    "exact (the lattice/FFT distribution, no noise; needs --horizon), mc (Monte Carlo, the default) "
+                    "or auto (exact where possible)")
+        ->check(CLI::IsMember({"exact", "mc", "auto"}));
     cmd->add_flag("--json", args->json, "Print JSON instead of a report");
     cmd->callback([args] { run_simulate(*args); });
 }
