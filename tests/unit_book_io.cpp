@@ -334,3 +334,38 @@ TEST_CASE("book_io: CRM exports") {
         check_csv_error("id,stage,amount\nA,Lead,\"1,2\"\n", 2, 3, {"misplaced thousands separator"});
     }
 }
+
+TEST_CASE("book_io: hostile input (issue 11)") {
+    SUBCASE("large amounts read exactly; a sum that overflows is an error at its row") {
+        const book b = read("id,stage,amount\nA,Lead,1e19\nB,Demo,\"9,000,000,000,000,000,000,000\"\n");
+        CHECK(b.amounts()[0] == 1e19);
+        CHECK(b.amounts()[1] == 9e21);
+        check_csv_error("id,stage,amount\nA,Lead,1e308\nB,Lead,1e308\n", 3, 3, {"the amounts' sum overflows at '1e308'"});
+        check_csv_error("id,stage,amount\nA,Lead,1e400\n", 2, 3, {"expected a number", "not NaN or infinity"});
+        check_csv_error("id,stage,amount\nA,Lead,-0.0001\n", 2, 3, {"negative amount"});
+        check_csv_error("id,stage,amount\nA,Lead,NaN\n", 2, 3, {"not NaN or infinity"});
+        check_csv_error("id,stage,amount\nA,Lead,-inf\n", 2, 3, {"not NaN or infinity"});
+    }
+    SUBCASE("an amount converted at an exchange rate that overflows: an error at its row, not a bare argument_error") {
+        book_csv_options opt;
+        opt.fx = {{"EUR", 1e10, std::numeric_limits<double>::quiet_NaN()}};
+        check_csv_error("id,stage,amount,currency\nA,Lead,1e300,EUR\n", 2, 3,
+                        {"the amount 1e+300 converted at the rate 1e+10 overflows"}, opt);
+        check_csv_error("id,stage,amount,currency\nA,Lead,1e298,EUR\nB,Lead,1e298,EUR\n", 3, 3,
+                        {"the amounts' sum overflows"}, opt);
+    }
+    SUBCASE("ages beyond 1e15 time units are errors (durations and sums of them overflow)") {
+        check_csv_error("id,stage,amount,age\nA,Lead,1,1e308\n", 2, 4, {"column 'age'", "age 1e+308 is out of range"});
+        CHECK(read("id,stage,amount,age\nA,Lead,1,1e15\n").ages()[0] == 1e15);
+    }
+    SUBCASE("binary junk, NUL bytes, UTF-16, very long fields, an empty file") {
+        check_csv_error(std::string("id,stage,amount\nA,Le\0ad,1\n", 26), 2, 2, {"NUL byte"});
+        check_csv_error("\xFF\xFEi\0d\0", 1, 1, {"UTF-16"});
+        check_csv_error("id,stage,amount\nA,Lead\xC3,1\n", 2, 2, {"invalid UTF-8"});
+        check_csv_error("id,stage,amount\nA,Lead," + std::string(2u << 20, '9') + "\n", 2, 3, {"field longer than"});
+        check_csv_error("", 0, 0, {"empty file"});
+        check_csv_error("\xEF\xBB\xBF\n\n", 0, 0, {"empty file"});
+        const book b = read("\xEF\xBB\xBFid,stage,amount\r\nA,Lead,1\r\n");
+        CHECK(b.size() == 1);
+    }
+}

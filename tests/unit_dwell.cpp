@@ -572,8 +572,8 @@ TEST_CASE("dwell: residual safety and the far tail (issue 11)") {
 }
 
 TEST_CASE("dwell: extreme lognormal parameters are valid or a model_error, never a Boost exception (issue 11)") {
-    SUBCASE("sd/mean beyond 1e154: finite log parameters, and every function evaluates") {
-        for (const auto& [m, s] : {std::pair{10.0, 1e300}, std::pair{1e-300, 6.0}, std::pair{1e-300, 1e300}, std::pair{1.0, 1e-200}}) {
+    SUBCASE("sd/mean beyond 1e150 or below 1e-8: finite log parameters, and every function evaluates") {
+        for (const auto& [m, s] : {std::pair{10.0, 1e150}, std::pair{1e-300, 6.0}, std::pair{1e-300, 1e150}, std::pair{1.0, 1e-200}}) {
             INFO("mean " << m << " sd " << s);
             const auto d = dwell_distribution::lognormal(m, s);
             CHECK(std::isfinite(d.log_mu()));
@@ -591,7 +591,14 @@ TEST_CASE("dwell: extreme lognormal parameters are valid or a model_error, never
             CHECK_NOTHROW((void)pipecast::mean(pipecast::residual(d, 30.0)));
         }
     }
-    SUBCASE("mean and sd whose ratio underflows, mu and sigma whose mean or sd overflow: model_error naming both") {
+    SUBCASE("a variance that overflows (sd 1e300), a ratio sd/mean that underflows, mu and sigma whose mean or sd overflow: model_error") {
+        check_throws<pipecast::model_error>([] { (void)dwell_distribution::lognormal(10.0, 1e300); },
+                                            {"lognormal dwell", "mean 10 with sd 1e+300", "the variance (sd squared) overflows"});
+        check_throws<pipecast::model_error>([] { (void)dwell_distribution::exponential(1e200); },
+                                            {"exponential dwell", "the variance (sd squared) overflows"});
+        check_throws<pipecast::model_error>([] { (void)dwell_distribution::gamma(0.5, 1e200); }, {"gamma dwell", "overflows"});
+        check_throws<pipecast::model_error>([] { (void)dwell_distribution::empirical({1e308, 1.0}, {1.0, 1.0}); },
+                                            {"empirical dwell", "overflows"});
         check_throws<pipecast::model_error>([] { (void)dwell_distribution::lognormal(1e300, 1e-300); },
                                             {"lognormal dwell", "mean 1e+300", "sd 1e-300", "no finite positive log-scale"});
         check_throws<pipecast::model_error>([] { (void)dwell_distribution::lognormal_log(800.0, 1.0); },

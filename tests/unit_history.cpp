@@ -401,3 +401,41 @@ TEST_CASE("history") {
         CHECK_THROWS_AS(half.finish(), parse_error);
     }
 }
+
+TEST_CASE("history: hostile input (issue 11)") {
+    SUBCASE("times of ±1e308 are errors at their line and column") {
+        for (const char* rows : {"A,Lead,0,1e308,Won,5\n", "A,Lead,-1e308,1,Won,5\n"}) {
+            const auto e = error_of([&] { (void)visits_from(std::string(header) + "Z,Lead,0,1,Won,5\n" + rows); });
+            INFO(e.what);
+            CHECK(e.line == 3);
+            CHECK((e.column == 3 || e.column == 4));
+            CHECK(e.what.starts_with("h.csv:3:"));
+            CHECK(e.what.find("is out of range") != std::string::npos);
+        }
+        const auto c = error_of([&] { (void)changes_from("deal_id,stage,changed_at\nA,Lead,0\nA,Won,1e300\n"); });
+        CHECK(c.line == 3);
+        CHECK(c.column == 3);
+        CHECK(c.what.find("'1e300' is out of range") != std::string::npos);
+        CHECK(visits_from(std::string(header) + "A,Lead,0,1e15,Won,5\n").size() == 1); // the bound itself is fine
+        CHECK_THROWS_AS((void)visits_from(std::string(header) + "A,Lead,0,1,Won,5\n", opts().at("1e300")), argument_error);
+    }
+    SUBCASE("visits built in code: a time beyond 1e15 is an error naming the deal") {
+        visit_log log;
+        log.add_visit("X", "Lead", 0.0, 1e300, "Won");
+        CHECK_THROWS_AS(log.finish(), parse_error);
+    }
+    SUBCASE("amounts whose sum overflows, NaN and infinity, an empty file, binary junk") {
+        auto e = error_of([&] { (void)visits_from(std::string(header) + "A,Lead,0,1,Won,1e308\nB,Lead,0,1,Won,1e308\n"); });
+        CHECK(e.line == 3);
+        CHECK(e.what.find("sum overflows") != std::string::npos);
+        e = error_of([&] { (void)visits_from(std::string(header) + "A,Lead,0,1,Won,nan\n"); });
+        CHECK(e.line == 2);
+        e = error_of([&] { (void)visits_from(std::string(header) + "A,Lead,inf,1,Won,5\n"); });
+        CHECK(e.line == 2);
+        CHECK(e.column == 3);
+        e = error_of([&] { (void)visits_from(""); });
+        CHECK(e.what.find("empty file") != std::string::npos);
+        e = error_of([&] { (void)visits_from(std::string(header) + std::string("A,Le\0ad,0,1,Won,5\n", 18)); });
+        CHECK(e.what.find("NUL byte") != std::string::npos);
+    }
+}

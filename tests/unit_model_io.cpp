@@ -8,8 +8,12 @@
 #include "test_support.hpp"
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
+#include <utility>
 
 using pipecast::dwell_distribution;
 using pipecast::model;
@@ -504,4 +508,184 @@ TEST_CASE("model format 2: branched stages round-trip and are validated with the
     bad(R"("stalled": true)", R"("stalled": 1)", {"m.json", "/stages/1/branches/2/stalled"});
     bad(R"("to": "Won")", R"("to": "Wonn")", {"m.json", "Wonn"});
     bad(R"("format_version": 2)", R"("format_version": 3)", {"format_version"});
+}
+
+// Issue 11: hostile model files. Each check failed before its fix (a crash, an exception
+// that is not a pipecast::error, a silent override or a misleading message).
+TEST_CASE("model_io: hostile input") {
+    const std::string b2b6_text = [] {
+        std::ifstream in(b2b6_path);
+        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>{});
+    }();
+    auto with = [&](const std::string& from, const std::string& to) {
+        std::string t = b2b6_text;
+        const auto at = t.find(from);
+        REQUIRE(at != std::string::npos);
+        return t.replace(at, from.size(), to);
+    };
+    auto read = [](const std::string& text) {
+        std::istringstream in(text);
+        return pipecast::read_model(in, "h.json");
+    };
+
+    SUBCASE("a stage name 100,000 arrays deep: an error with line and column, no stack overflow") {
+        const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+        try {
+            (void)read(with(R"("name": "Prospecting",)", "\"name\": " + deep + ","));
+            FAIL("no exception");
+        } catch (const parse_error& e) {
+            INFO(e.what());
+            CHECK(std::string(e.what()).find("nesting deeper than 64 levels") != std::string::npos);
+            CHECK(e.line() == 7);
+            CHECK(e.column() == 14 + 61); // the bracket that opens level 65 (the name's is level 4)
+            CHECK(std::string(e.what()).size() < 200);
+        }
+        // deep, but within the limit: the message quotes the value briefly, never a full dump
+        const std::string nested = std::string(60, '[') + "1" + std::string(60, ']');
+        pipecast_test::check_throws<parse_error>([&] { (void)read(with(R"("name": "Prospecting")", "\"name\": " + nested)); },
+                                                 {"h.json: /stages/0/name: expected a string, got an array of 1 values"});
+        // a document built in code, 100,000 levels deep: model_from_json quotes it without recursion
+        json j = small();
+        json* p = &j["stages"][0]["name"];
+        *p = json::array();
+        for (int i = 0; i < 100000; ++i) {
+            p->push_back(json::array());
+            p = &p->back();
+        }
+        check_parse_error(j, {"/stages/0/name", "expected a string, got an array of 1 values"});
+    }
+
+    SUBCASE("error messages quote at most 80 characters of a value") {
+        const std::string long_name(5000, 'x');
+        try {
+            (void)read(with(R"("dist": "exponential")", "\"dist\": \"" + long_name + "\""));
+            FAIL("no exception");
+        } catch (const parse_error& e) {
+            CHECK(std::string(e.what()).size() < 300);
+            CHECK(std::string(e.what()).find("(5000 bytes)") != std::string::npos);
+        }
+        pipecast_test::check_throws<parse_error>(
+            [&] { (void)read(with(R"("mean": 7)", R"("mean": "7\u0001")")); }, {"expected a number, got \"7\\x01\""});
+    }
+
+    SUBCASE("a number beyond the range of a double is a parse_error with line and column") {
+        try {
+            (void)read(with(R"("mean": 7)", R"("mean": 1e400)"));
+            FAIL("no exception");
+        } catch (const parse_error& e) {
+            CHECK(e.line() == 7);
+            CHECK(std::string(e.what()).find("number 1e400 is out of the range of a double") != std::string::npos);
+        }
+        // and below it: the mean 0 is then rejected by the dwell
+        pipecast_test::check_throws<parse_error>([&] { (void)read(with(R"("mean": 7)", R"("mean": 1e-400)")); },
+                                                 {"/stages/0/dwell/mean", "stage 'Prospecting'", "must be positive"});
+    }
+
+    SUBCASE("duplicate keys are errors naming the JSON path, not silent overrides") {
+        try {
+            (void)read(with(R"("Prospecting":   {"Qualification": 0.40, "Lost": 0.60},)",
+                            R"("Prospecting":   {"Qualification": 0.40, "Lost": 0.60},
+    "Prospecting":   {"Qualification": 1.0},)"));
+            FAIL("no exception");
+        } catch (const parse_error& e) {
+            INFO(e.what());
+            CHECK(std::string(e.what()).find("/transitions/Prospecting: duplicate key 'Prospecting'") != std::string::npos);
+            CHECK(e.line() == 16);
+            CHECK(e.column() == 5);
+        }
+        pipecast_test::check_throws<parse_error>([&] { (void)read(with(R"("mean": 7})", R"("mean": 7, "mean": 8})")); },
+                                                 {"h.json:7:", "/stages/0/dwell/mean: duplicate key 'mean'"});
+        pipecast_test::check_throws<parse_error>([&] { (void)read(R"({"a": {"b/c": 1, "b/c": 2}})"); },
+                                                 {"/a/b~1c: duplicate key 'b/c'"});
+        // a key inside a string value is not a key
+        CHECK_NOTHROW((void)read(with(R"("name": "b2b6",)", R"("name": "{\"a\": 1, \"a\": 2}",)")));
+    }
+
+    SUBCASE("NUL bytes, UTF-16 and empty files") {
+        pipecast_test::check_throws<parse_error>([&] { (void)read(std::string("{\"a\":\0 1}", 9)); },
+                                                 {"h.json:1:6: NUL byte"});
+        pipecast_test::check_throws<parse_error>([&] { (void)read("\xFF\xFE{\0"); }, {"UTF-16"});
+        pipecast_test::check_throws<parse_error>([&] { (void)read(" \n\t"); }, {"empty file"});
+        pipecast_test::check_throws<parse_error>([&] { (void)read("\xEF\xBB\xBF"); }, {"empty file"});
+        CHECK(read("\xEF\xBB\xBF" + b2b6_text).name == "b2b6"); // a UTF-8 byte-order mark is fine
+        pipecast_test::check_throws<parse_error>([&] { (void)read(b2b6_text + "}"); }, {"malformed JSON"});
+    }
+
+    SUBCASE("a directory as model path is an error, not an internal error") {
+        pipecast_test::check_throws<pipecast::error>([] { (void)pipecast::load_model(PIPECAST_SHARED_DIR); },
+                                                     {"is a directory"});
+    }
+
+    SUBCASE("a lognormal dwell with sd 1e300 is an error naming the stage; mean 1e-300 loads with finite log parameters") {
+        pipecast_test::check_throws<parse_error>([&] { (void)read(with(R"("sd": 6)", R"("sd": 1e300)")); },
+                                                 {"h.json: /stages/2/dwell: stage 'Demo': lognormal dwell: mean 10 with sd 1e+300",
+                                                  "the variance (sd squared) overflows"});
+        for (const auto& [from, to] : {std::pair<std::string, std::string>{R"("sd": 6)", R"("sd": 1e150)"},
+                                       {R"("mean": 10, "sd": 6)", R"("mean": 1e-300, "sd": 6)"}}) {
+            const model m = read(with(from, to));
+            const auto& d = m.graph.dwell(2);
+            CHECK(std::isfinite(d.log_mu()));
+            CHECK(std::isfinite(d.log_sigma()));
+            CHECK_NOTHROW((void)pipecast::survival(d, 30.0));
+            CHECK_NOTHROW((void)pipecast::quantile(d, 0.5));
+        }
+    }
+
+    SUBCASE("a stage named like an outcome, duplicate names") {
+        pipecast_test::check_throws<parse_error>([&] { (void)read(with(R"("name": "Demo")", R"("name": "Won")")); },
+                                                 {"/stages/2/name", "stage 'Won' has the name of an outcome"});
+        pipecast_test::check_throws<parse_error>([&] { (void)read(with(R"("name": "Demo")", R"("name": "Prospecting")")); },
+                                                 {"/stages/2/name", "duplicate stage name 'Prospecting'"});
+    }
+
+    SUBCASE("a dwell parameter is named as written") {
+        pipecast_test::check_throws<parse_error>(
+            [&] { (void)read(with(R"("shape": 2.0, "mean": 14)", R"("shape": 2.0, "scale": -7)")); },
+            {"/stages/1/dwell/scale", "stage 'Qualification': gamma dwell: scale must be positive and finite, got -7"});
+        pipecast_test::check_throws<parse_error>(
+            [&] { (void)read(with(R"("shape": 1.5, "mean": 18)", R"("shape": 1.5, "scale": -3)")); },
+            {"/stages/4/dwell/scale", "weibull dwell: scale must be positive"});
+        pipecast_test::check_throws<parse_error>(
+            [&] { (void)read(with(R"("shape": 2.0, "mean": 14)", R"("shape": 1e300, "scale": 1e300)")); },
+            {"/stages/1/dwell", "the mean shape x scale"});
+        pipecast_test::check_throws<parse_error>([&] { (void)read(with(R"("mean": 7)", R"("mean": null)")); },
+                                                 {"/stages/0/dwell/mean", "expected a number, got null"});
+    }
+
+    SUBCASE("a deal size whose mean overflows, or whose median underflows") {
+        pipecast_test::check_throws<parse_error>(
+            [&] { (void)read(with(R"("median": 10000, "sigma": 1.0)", R"("median": 10000, "sigma": 40)")); },
+            {"/deal_size", "gives an infinite mean"});
+        pipecast_test::check_throws<parse_error>(
+            [&] { (void)read(with(R"("median": 10000, "sigma": 1.0)", R"("mean": 10000, "sigma": 40)")); },
+            {"/deal_size", "median that underflows to 0"});
+    }
+
+    SUBCASE("save_model writes all or nothing: a failure keeps the old file") {
+        const auto dir = std::filesystem::temp_directory_path() / "pipecast_unit_model_io_save";
+        std::filesystem::remove_all(dir);
+        std::filesystem::create_directories(dir);
+        const std::string path = (dir / "existing.json").string();
+        {
+            std::ofstream out(path);
+            out << "keep";
+        }
+        model m = pipecast::load_model(b2b6_path);
+        m.description = "fitted from h\xFF.csv"; // not UTF-8: cannot be written as JSON
+        pipecast_test::check_throws<pipecast::error>([&] { pipecast::save_model(m, path); }, {"cannot be written as JSON"});
+        {
+            std::ifstream in(path);
+            CHECK(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>{}) == "keep");
+        }
+        m.description = "ok";
+        pipecast::save_model(m, path);
+        CHECK(pipecast::load_model(path) == m);
+        pipecast_test::check_throws<pipecast::error>([&] { pipecast::save_model(m, (dir / "no" / "m.json").string()); },
+                                                     {"no/m.json", "cannot write the model file"});
+        pipecast_test::check_throws<pipecast::error>([&] { pipecast::save_model(m, dir.string()); }, {"is a directory"});
+        std::size_t files = 0;
+        for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++files;
+        CHECK(files == 1); // no temporary file left behind
+        std::filesystem::remove_all(dir);
+    }
 }

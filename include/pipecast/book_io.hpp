@@ -193,8 +193,6 @@ struct book_csv_options {
         const auto amount_v = detail::parse_amount(field(c_amount), opt.decimal_comma, opt.source, line, c_amount + 1, h.name(c_amount));
         if (!amount_v) throw fail(c_amount, "empty amount");
         const std::optional<double> amount = amount_v->value;
-        total += *amount;
-        if (!std::isfinite(total)) throw fail(c_amount, "the amounts' sum overflows");
 
         double age = 0.0;
         std::optional<std::size_t> entered_col = c_entered;
@@ -229,7 +227,10 @@ struct book_csv_options {
             age = (*as_of - *e) / opt.days_per_unit;
             if (age < 0.0) throw fail(*entered_col, detail::message("entry date is after the as-of date ", *opt.as_of));
         }
-        if (age < 0.0) throw fail(*c_age, detail::message("negative age ", age));
+        if (age < 0.0) throw fail(use_age ? *c_age : *entered_col, detail::message("negative age ", age));
+        if (!(age <= detail::max_abs_time))
+            throw fail(use_age ? *c_age : *entered_col,
+                       detail::message("age ", age, " is out of range (at most ", detail::max_abs_time, ")"));
 
         std::optional<double> prob;
         if (c_prob) {
@@ -252,7 +253,11 @@ struct book_csv_options {
             if (!rate) throw fail(c_currency ? *c_currency : c_amount, detail::message("no exchange rate for ", detail::clip(currency), " (--fx)"));
             value *= *rate;
             currency.clear();
+            if (!std::isfinite(value))
+                throw fail(c_amount, detail::message("the amount ", *amount, " converted at the rate ", *rate, " overflows"));
         }
+        total += value;
+        if (!std::isfinite(total)) throw fail(c_amount, detail::message("the amounts' sum overflows at '", detail::clip(field(c_amount)), "'"));
         b.add(id, *stage, value, age, prob, opt_field(c_owner), opt_field(c_category), currency);
     }
     return b;

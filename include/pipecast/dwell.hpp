@@ -73,7 +73,7 @@ public:
         detail::require_positive("exponential dwell", "rate (1/mean)", 1.0 / mean);
         dwell_distribution d(dwell_family::exponential, mean);
         d.scale_ = mean;
-        return d;
+        return checked(std::move(d), "exponential dwell");
     }
     /// Gamma with shape k and mean (scale = mean / k). @throws model_error on k, mean <= 0.
     static dwell_distribution gamma(double shape, double mean) {
@@ -83,26 +83,47 @@ public:
         d.shape_ = shape;
         d.scale_ = mean / shape;
         detail::require_positive("gamma dwell", "scale (mean/shape)", d.scale_);
-        return d;
+        return checked(std::move(d), "gamma dwell");
     }
     /// Lognormal with the given mean and standard deviation (of the time, not its log).
+    /// Any positive finite pair whose ratio sd/mean is not below the smallest double is valid:
+    /// σ² = log(1 + (sd/mean)²) is computed without overflow when the ratio is huge (sd 1e300,
+    /// or mean 1e-300) and without underflow when it is tiny, so σ stays finite and positive.
+    /// @throws model_error unless mean and sd are positive and finite and σ > 0.
     static dwell_distribution lognormal(double mean, double sd) {
         detail::require_positive("lognormal dwell", "mean", mean);
         detail::require_positive("lognormal dwell", "sd", sd);
         dwell_distribution d(dwell_family::lognormal, mean);
         d.sd_ = sd;
-        const double s2 = std::log1p((sd / mean) * (sd / mean));
-        d.log_sigma_ = std::sqrt(s2);
-        d.log_mu_ = std::log(mean) - 0.5 * s2;
-        return d;
+        // σ = sqrt(log1p(r²)), r = sd/mean, without overflow or underflow of r²: σ = r to double
+        // precision for r < 1e-8, and log1p(r²) = 2 log(sd/mean) (r may overflow) for r > 1e150
+        const double ratio = sd / mean;
+        if (ratio < 1e-8) {
+            d.log_sigma_ = ratio;
+            d.log_mu_ = std::log(mean) - 0.5 * ratio * ratio;
+        } else {
+            const double s2 = ratio < 1e150 ? std::log1p(ratio * ratio) : 2.0 * (std::log(sd) - std::log(mean));
+            d.log_sigma_ = std::sqrt(s2);
+            d.log_mu_ = std::log(mean) - 0.5 * s2;
+        }
+        if (!(std::isfinite(d.log_mu_) && std::isfinite(d.log_sigma_) && d.log_sigma_ > 0.0))
+            throw model_error(detail::message("lognormal dwell: mean ", mean, " and sd ", sd,
+                                              " give no finite positive log-scale parameters (mu ", d.log_mu_,
+                                              ", sigma ", d.log_sigma_, ")"));
+        return checked(std::move(d), "lognormal dwell");
     }
     /// Lognormal from the parameters of the log (mu, sigma).
+    /// @throws model_error unless mu is finite, sigma positive and finite, and the mean
+    ///   e^{μ+σ²/2} and sd are finite (mu 800 or sigma 40 overflow).
     static dwell_distribution lognormal_log(double mu, double sigma) {
         detail::require_positive("lognormal dwell", "sigma", sigma);
         if (!std::isfinite(mu))
             throw model_error(detail::message("lognormal dwell: mu must be finite, got ", mu));
         const double mean = std::exp(mu + 0.5 * sigma * sigma);
         const double sd = mean * std::sqrt(std::expm1(sigma * sigma));
+        if (!(std::isfinite(sd) && mean > 0.0 && sd > 0.0))
+            throw model_error(detail::message("lognormal dwell: mu ", mu, " and sigma ", sigma,
+                                              " give a mean ", mean, " and sd ", sd, " out of the range of a double"));
         dwell_distribution d = lognormal(mean, sd);
         d.log_mu_ = mu;
         d.log_sigma_ = sigma;
@@ -118,7 +139,7 @@ public:
         if (!(std::isfinite(d.scale_) && d.scale_ > 0.0))
             throw model_error(detail::message("weibull dwell: shape ", shape, " with mean ", mean,
                                               " gives no finite scale"));
-        return d;
+        return checked(std::move(d), "weibull dwell");
     }
     /// A fixed time: every deal stays exactly `value`.
     static dwell_distribution fixed(double value) {
@@ -176,9 +197,21 @@ public:
             v += (d.cumulative_[i] - (i == 0 ? 0.0 : d.cumulative_[i - 1])) * (d.values_[i] - m) * (d.values_[i] - m);
         d.mean_ = m;
         d.sd_ = std::sqrt(v);
+        return checked(std::move(d), "empirical dwell");
+    }
+
+private:
+    /// Every family's variance sd² must be finite (sd below about 1.3e154): forecasts, funnels
+    /// and fits square it. @throws model_error naming the family, mean and sd.
+    static dwell_distribution checked(dwell_distribution d, std::string_view what) {
+        const double s = d.sd();
+        if (!std::isfinite(s * s))
+            throw model_error(detail::message(what, ": mean ", d.mean(), " with sd ", s,
+                                              " is too spread: the variance (sd squared) overflows a double"));
         return d;
     }
 
+public:
     [[nodiscard]] dwell_family family() const noexcept { return family_; }
     /// The mean dwell time.
     [[nodiscard]] double mean() const noexcept { return mean_; }

@@ -460,11 +460,13 @@ inline void visit_log::finish(const history_options& opt) {
             throw parse_error(source, line[i], 0,
                               detail::message("deal '", deal_ids[deal[i]], "', stage '", stage_names[stage[i]], "': ", what));
         };
-        if (!std::isfinite(entered[i])) bad(detail::message("entry time ", entered[i], " is not finite"));
+        if (!(std::abs(entered[i]) <= detail::max_abs_time))
+            bad(detail::message("entry time ", entered[i], " is not finite or beyond ", detail::max_abs_time, " in magnitude"));
         if (censored(i) != std::isnan(exited[i])) bad("an exit time needs a next stage and the reverse");
         if (!censored(i) && !(exited[i] >= entered[i]))
             bad(detail::message("the visit ends (", exited[i], ") before it starts (", entered[i], ")"));
-        if (!censored(i) && !std::isfinite(exited[i])) bad(detail::message("exit time ", exited[i], " is not finite"));
+        if (!censored(i) && !(std::abs(exited[i]) <= detail::max_abs_time))
+            bad(detail::message("exit time ", exited[i], " is not finite or beyond ", detail::max_abs_time, " in magnitude"));
     }
     std::optional<double> as_of;
     if (opt.as_of) as_of = detail::parse_number(*opt.as_of, "as-of", 0, 0, "as_of");
@@ -599,6 +601,9 @@ public:
         bool is_date = false;
         auto t = parse_time_field(fields_[c], opt_.date_format, opt_.source, csv_.line(), c + 1, raw_header_[c], &is_date);
         if (!t) return t;
+        if (!(std::abs(*t) <= max_abs_time))
+            row_error(c, message("time '", clip(field(c)), "' is out of range (at most ", max_abs_time,
+                                 " in magnitude: durations and sums of such times overflow)"));
         if (kind_ == unknown) kind_ = is_date ? dates : numbers;
         if ((kind_ == dates) != is_date)
             row_error(c, message("'", clip(field(c)), "' mixes ", is_date ? "a date into numeric times" : "a number into date times"));
@@ -614,6 +619,9 @@ public:
         bool is_date = false;
         as_of_ = parse_time_field(*opt_.as_of, {}, "as-of", 0, 0, "as_of", &is_date);
         if (!as_of_) throw argument_error("history: empty as-of time");
+        if (!(std::abs(*as_of_) <= max_abs_time))
+            throw argument_error(message("history: as-of '", clip(*opt_.as_of), "' is out of range (at most ", max_abs_time,
+                                         " in magnitude)"));
         if (kind_ != unknown && (kind_ == dates) != is_date)
             throw argument_error(message("history: as-of '", *opt_.as_of, "' must be ",
                                          kind_ == dates ? "an ISO-8601 date" : "a number", " like the file's times"));

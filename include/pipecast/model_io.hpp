@@ -20,7 +20,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <istream>
 #include <iterator>
 #include <ostream>
@@ -31,6 +30,194 @@
 namespace pipecast {
 
 namespace detail {
+
+/// JSON input nested deeper than this is an error (a model nests 7 levels; the limit keeps
+/// every reader and message of bounded depth).
+inline constexpr std::size_t json_max_depth = 64;
+
+/// A JSON value for an error message, never longer than about 80 characters and never a
+/// recursive dump: a scalar as written (a string clipped, control bytes escaped), an array
+/// or object of scalars as written when short, else its kind and size.
+[[nodiscard]] inline std::string json_brief(const nlohmann::json& v) {
+    if (v.is_string()) return "\"" + clip(v.get_ref<const std::string&>()) + "\"";
+    if (!v.is_structured()) return v.dump();
+    const bool flat = v.size() <= 8 && std::none_of(v.begin(), v.end(), [](const nlohmann::json& e) {
+                          return e.is_structured() || (e.is_string() && e.get_ref<const std::string&>().size() > 20);
+                      });
+    if (flat) {
+        const std::string text = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        if (text.size() <= 80) return clip(text);
+    }
+    return message(v.is_array() ? "an array of " : "an object of ", v.size(), v.is_array() ? " values" : " members");
+}
+
+/// One JSON path segment for a key (JSON pointer escaping, long keys clipped).
+[[nodiscard]] inline std::string json_path_key(const std::string& key) {
+    std::string out;
+    for (char c : key) {
+        if (c == '~') out += "~0";
+        else if (c == '/') out += "~1";
+        else out += c;
+    }
+    return clip(out);
+}
+
+/// SAX handler of parse_json: builds the document like nlohmann's DOM parser and stops at
+/// the first duplicate key, a nesting deeper than json_max_depth, or a syntax error (a
+/// number out of the range of a double included), recording what and where.
+class strict_json_builder {
+public:
+    using json = nlohmann::json;
+
+    bool null() { return put(json(nullptr)); }
+    bool boolean(bool v) { return put(json(v)); }
+    bool number_integer(json::number_integer_t v) { return put(json(v)); }
+    bool number_unsigned(json::number_unsigned_t v) { return put(json(v)); }
+    bool number_float(json::number_float_t v, const json::string_t&) { return put(json(v)); }
+    bool string(json::string_t& v) { return put(json(std::move(v))); }
+    bool binary(json::binary_t& v) { return put(json::binary(std::move(v))); }
+    bool start_object(std::size_t) { return open(json::object()); }
+    bool start_array(std::size_t) { return open(json::array()); }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+    bool key(json::string_t& k) {
+        ++keys_;
+        frame& f = stack_.back();
+        if (f.node->contains(k)) {
+            problem_ = message("duplicate key '", clip(k), "' (a JSON object names each member once)");
+            problem_path_ = path() + "/" + json_path_key(k);
+            duplicate_key_ = keys_;
+            return false;
+        }
+        f.key = std::move(k);
+        return true;
+    }
+    bool parse_error(std::size_t position, const std::string&, const json::exception& ex) {
+        syntax_at_ = position;
+        std::string what = ex.what();
+        if (ex.id == 406) { // out_of_range: the number overflows a double
+            const auto q = what.find('\'');
+            problem_ = message("number ", q == std::string::npos ? std::string("") : clip(what.substr(q + 1, what.size() - q - 2)),
+                               " is out of the range of a double (about ±1.8e308)");
+        } else {
+            if (const auto at = what.find("syntax error"); at != std::string::npos) what.erase(0, at);
+            problem_ = "malformed JSON: " + what;
+        }
+        return false;
+    }
+
+    json root;
+    std::string problem_;      ///< empty while all is well
+    std::string problem_path_; ///< JSON path of a duplicate key
+    std::size_t syntax_at_ = 0;     ///< 1-based byte offset of a syntax error (0: none)
+    std::size_t duplicate_key_ = 0; ///< ordinal (1-based) of the duplicate key among all keys
+    bool too_deep_ = false;
+
+private:
+    struct frame {
+        json* node;
+        std::string key; // the member being read (objects)
+    };
+
+    bool put(json&& v) {
+        if (stack_.empty()) {
+            root = std::move(v);
+            return true;
+        }
+        frame& f = stack_.back();
+        if (f.node->is_array()) f.node->push_back(std::move(v));
+        else (*f.node)[f.key] = std::move(v);
+        return true;
+    }
+    bool open(json&& v) {
+        if (stack_.size() >= json_max_depth) {
+            too_deep_ = true;
+            problem_ = message("nesting deeper than ", json_max_depth, " levels");
+            return false;
+        }
+        if (stack_.empty()) {
+            root = std::move(v);
+            stack_.push_back({&root, {}});
+            return true;
+        }
+        frame& f = stack_.back();
+        json* child = nullptr;
+        if (f.node->is_array()) {
+            f.node->push_back(std::move(v));
+            child = &f.node->back();
+        } else {
+            child = &((*f.node)[f.key] = std::move(v));
+        }
+        stack_.push_back({child, {}});
+        return true;
+    }
+    bool close() {
+        stack_.pop_back();
+        return true;
+    }
+    [[nodiscard]] std::string path() const {
+        std::string p;
+        for (std::size_t i = 0; i + 1 < stack_.size(); ++i)
+            p += "/" + (stack_[i].node->is_array() ? std::to_string(stack_[i].node->size() - 1) : json_path_key(stack_[i].key));
+        return p;
+    }
+
+    std::vector<frame> stack_;
+    std::size_t keys_ = 0;
+};
+
+/// Byte offset (0-based) in valid-so-far JSON text of the bracket that opens nesting level
+/// `depth` + 1 (kind = 0), or of the n-th object key (kind = 1): strings are skipped as
+/// tokens, so brackets and colons inside them do not count.
+[[nodiscard]] inline std::size_t json_locate(std::string_view text, int kind, std::size_t n) {
+    std::size_t depth = 0, keys = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '"') {
+            const std::size_t start = i;
+            for (++i; i < text.size() && text[i] != '"'; ++i)
+                if (text[i] == '\\') ++i;
+            if (kind == 1) {
+                std::size_t k = i + 1;
+                while (k < text.size() && (text[k] == ' ' || text[k] == '\t' || text[k] == '\n' || text[k] == '\r')) ++k;
+                if (k < text.size() && text[k] == ':' && ++keys == n) return start;
+            }
+        } else if (c == '[' || c == '{') {
+            if (kind == 0 && ++depth > n) return i;
+        } else if (c == ']' || c == '}') {
+            if (depth > 0) --depth;
+        }
+    }
+    return text.size();
+}
+
+/// Parses JSON text strictly: duplicate keys, nesting deeper than json_max_depth, numbers
+/// beyond the range of a double, NUL bytes, UTF-16 and trailing text are errors.
+/// @throws parse_error naming source:line:column (and the JSON path of a duplicate key).
+[[nodiscard]] inline nlohmann::json parse_json(std::string_view text, const std::string& source) {
+    auto fail_at = [&](std::size_t at, const std::string& what) {
+        std::size_t line = 0, column = 0;
+        line_and_column(text, at, line, column);
+        return parse_error(source, line, column, what);
+    };
+    if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF"))
+        throw parse_error(source, 1, 1, "the file is UTF-16 (byte-order mark): save it as UTF-8");
+    if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+        throw fail_at(nul, "NUL byte: not JSON text (a binary file, or UTF-16 without a byte-order mark?)");
+    if (trim(text.starts_with("\xEF\xBB\xBF") ? text.substr(3) : text).empty())
+        throw parse_error(source, 1, 1, "empty file: expected a JSON object");
+    strict_json_builder b;
+    if (nlohmann::json::sax_parse(text.begin(), text.end(), &b)) return std::move(b.root);
+    if (b.syntax_at_ > 0) throw fail_at(b.syntax_at_ - 1, b.problem_);
+    if (b.too_deep_) throw fail_at(json_locate(text, 0, json_max_depth), b.problem_);
+    if (b.duplicate_key_ > 0) {
+        const std::size_t at = json_locate(text, 1, b.duplicate_key_);
+        std::size_t line = 0, column = 0;
+        line_and_column(text, at, line, column);
+        throw parse_error(source, line, column, b.problem_path_ + ": " + b.problem_);
+    }
+    throw parse_error(source, 0, 0, b.problem_.empty() ? std::string("malformed JSON") : b.problem_);
+}
 
 /// Reader of one JSON document that reports errors as "source: /json/path: problem".
 class json_reader {
@@ -48,12 +235,12 @@ public:
     }
     double number(const nlohmann::json& obj, const std::string& path, const char* key) const {
         const auto& v = member(obj, path, key);
-        if (!v.is_number()) fail(path + "/" + key, "expected a number, got " + v.dump());
+        if (!v.is_number()) fail(path + "/" + key, "expected a number, got " + json_brief(v));
         return v.get<double>();
     }
     std::string string(const nlohmann::json& obj, const std::string& path, const char* key) const {
         const auto& v = member(obj, path, key);
-        if (!v.is_string()) fail(path + "/" + key, "expected a string, got " + v.dump());
+        if (!v.is_string()) fail(path + "/" + key, "expected a string, got " + json_brief(v));
         return v.get<std::string>();
     }
     std::vector<double> numbers(const nlohmann::json& obj, const std::string& path, const char* key) const {
@@ -62,7 +249,7 @@ public:
         std::vector<double> out;
         out.reserve(v.size());
         for (std::size_t i = 0; i < v.size(); ++i) {
-            if (!v[i].is_number()) fail(path + "/" + key + "/" + std::to_string(i), "expected a number, got " + v[i].dump());
+            if (!v[i].is_number()) fail(path + "/" + key + "/" + std::to_string(i), "expected a number, got " + json_brief(v[i]));
             out.push_back(v[i].get<double>());
         }
         return out;
@@ -84,39 +271,56 @@ private:
     std::string source_;
 };
 
-inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::json& j, const std::string& path) {
+/// A dwell distribution from its JSON object at `path`; `stage` names the stage (and
+/// branch) in messages. Each parameter is checked where it is read, so that the message
+/// names the field as written (a gamma `scale`, not the mean derived from it).
+inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::json& j, const std::string& path,
+                                          const std::string& stage = {}) {
     const std::string dist = r.string(j, path, "dist");
-    return r.at(path, [&] {
-        if (dist == "exponential") {
-            if (!j.contains("rate")) return dwell_distribution::exponential(r.number(j, path, "mean"));
-            const double rate = r.number(j, path, "rate");
-            if (!(std::isfinite(rate) && rate > 0.0))
-                r.fail(path + "/rate", detail::message("exponential dwell: rate must be positive, got ", rate));
-            return dwell_distribution::exponential(1.0 / rate);
-        }
+    const std::string at_stage = stage.empty() ? std::string() : stage + ": ";
+    const std::string who = at_stage + clip(dist) + " dwell: ";
+    auto positive = [&](const char* key) {
+        const double v = r.number(j, path, key);
+        if (!(std::isfinite(v) && v > 0.0)) r.fail(path + "/" + key, message(who, key, " must be positive and finite, got ", v));
+        return v;
+    };
+    auto finite = [&](const char* key) {
+        const double v = r.number(j, path, key);
+        if (!std::isfinite(v)) r.fail(path + "/" + key, message(who, key, " must be finite, got ", v));
+        return v;
+    };
+    auto product = [&](double x, double y, const char* what) {
+        const double v = x * y;
+        if (!(std::isfinite(v) && v > 0.0))
+            r.fail(path, message(who, what, " (", x, " x ", y, ") is not a positive finite number"));
+        return v;
+    };
+    try {
+        if (dist == "exponential") return dwell_distribution::exponential(j.contains("rate") ? 1.0 / positive("rate") : positive("mean"));
         if (dist == "gamma") {
-            const double k = r.number(j, path, "shape");
-            return dwell_distribution::gamma(k, j.contains("scale") ? k * r.number(j, path, "scale")
-                                                                    : r.number(j, path, "mean"));
+            const double k = positive("shape");
+            return dwell_distribution::gamma(k, j.contains("scale") ? product(k, positive("scale"), "the mean shape x scale")
+                                                                    : positive("mean"));
         }
         if (dist == "lognormal") {
-            if (j.contains("mu")) return dwell_distribution::lognormal_log(r.number(j, path, "mu"), r.number(j, path, "sigma"));
-            return dwell_distribution::lognormal(r.number(j, path, "mean"), r.number(j, path, "sd"));
+            if (j.contains("mu")) return dwell_distribution::lognormal_log(finite("mu"), positive("sigma"));
+            return dwell_distribution::lognormal(positive("mean"), positive("sd"));
         }
         if (dist == "weibull") {
-            const double k = r.number(j, path, "shape");
-            return dwell_distribution::weibull(k, j.contains("scale") ? r.number(j, path, "scale") * std::tgamma(1.0 + 1.0 / k)
-                                                                      : r.number(j, path, "mean"));
+            const double k = positive("shape");
+            return dwell_distribution::weibull(
+                k, j.contains("scale") ? product(positive("scale"), std::tgamma(1.0 + 1.0 / k), "the mean scale x Γ(1 + 1/shape)")
+                                       : positive("mean"));
         }
-        if (dist == "fixed")
-            return dwell_distribution::fixed(j.contains("value") ? r.number(j, path, "value") : r.number(j, path, "mean"));
+        if (dist == "fixed") return dwell_distribution::fixed(positive(j.contains("value") ? "value" : "mean"));
         if (dist == "empirical") {
             if (j.contains("samples")) return dwell_distribution::empirical(r.numbers(j, path, "samples"));
             return dwell_distribution::empirical(r.numbers(j, path, "values"), r.numbers(j, path, "weights"));
         }
-        r.fail(path + "/dist", "unknown distribution '" + dist +
-                                   "' (exponential, gamma, lognormal, weibull, fixed, empirical)");
-    });
+    } catch (const model_error& e) {
+        r.fail(path, at_stage + e.what());
+    }
+    r.fail(path + "/dist", "unknown distribution '" + clip(dist) + "' (exponential, gamma, lognormal, weibull, fixed, empirical)");
 }
 
 } // namespace detail
@@ -180,7 +384,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
             for (std::size_t k = 0; k < jb.size(); ++k) {
                 const std::string bp = path + "/branches/" + std::to_string(k);
                 stage_branch b{r.string(jb[k], bp, "to"), r.number(jb[k], bp, "probability"),
-                               detail::dwell_from_json(r, r.member(jb[k], bp, "dwell"), bp + "/dwell")};
+                               detail::dwell_from_json(r, r.member(jb[k], bp, "dwell"), bp + "/dwell", detail::message("stage '", detail::clip(nm), "' branch ", k))};
                 if (jb[k].contains("stalled")) {
                     if (!jb[k]["stalled"].is_boolean()) r.fail(bp + "/stalled", "expected true or false");
                     b.stalled = jb[k]["stalled"].get<bool>();
@@ -190,7 +394,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
             // the stage's own dwell is replaced by the summary when the graph is built
             stages.push_back({nm, branches.front().dwell, std::move(branches)});
         } else {
-            stages.push_back({nm, detail::dwell_from_json(r, r.member(js[i], path, "dwell"), path + "/dwell")});
+            stages.push_back({nm, detail::dwell_from_json(r, r.member(js[i], path, "dwell"), path + "/dwell", "stage '" + detail::clip(nm) + "'")});
         }
         for (auto [key, kind] : {std::pair{"win_rate", win_rate}, std::pair{"conversion", conversion}}) {
             if (!js[i].contains(key)) continue;
@@ -221,6 +425,22 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
         if (jo.contains("other")) outcome_list(jo["other"], "/outcomes/other");
     }
 
+    // Names are unique across stages and outcomes: a transitions row names either.
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+        const std::string path = "/stages/" + std::to_string(i) + "/name";
+        for (std::size_t k = 0; k < i; ++k)
+            if (stages[k].name == stages[i].name)
+                r.fail(path, detail::message("duplicate stage name '", detail::clip(stages[i].name), "' (also stage ", k, ")"));
+        for (const auto& o : outcomes)
+            if (o.name == stages[i].name)
+                r.fail(path, detail::message("stage '", detail::clip(o.name),
+                                             "' has the name of an outcome: stages and outcomes need distinct names"));
+    }
+    for (std::size_t i = 0; i < outcomes.size(); ++i)
+        for (std::size_t k = 0; k < i; ++k)
+            if (outcomes[k].name == outcomes[i].name)
+                r.fail("/outcomes", detail::message("duplicate outcome name '", detail::clip(outcomes[i].name), "'"));
+
     std::optional<stage_graph> graph;
     if (j.contains("transitions") && rate_kind != none)
         r.fail("/transitions", detail::message("stages carry '", rate_kind == win_rate ? "win_rate" : "conversion",
@@ -244,17 +464,16 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
                    std::any_of(outcomes.begin(), outcomes.end(), [&](const auto& o) { return o.name == nm; });
         };
         for (const auto& [from, row] : jt.items()) {
-            const nlohmann::json::json_pointer from_ptr = nlohmann::json::json_pointer("/transitions") / from;
-            const std::string from_path = from_ptr.to_string(); // '/' and '~' escaped
+            const std::string from_path = "/transitions/" + detail::json_path_key(from); // '/' and '~' escaped
             if (!row.is_object()) r.fail(from_path, "expected an object: next stage -> probability");
-            if (!known(from)) r.fail(from_path, "unknown stage '" + from + "'");
+            if (!known(from)) r.fail(from_path, "unknown stage '" + detail::clip(from) + "'");
             for (const auto& [to, p] : row.items()) {
-                const std::string to_path = (from_ptr / to).to_string();
-                if (!p.is_number()) r.fail(to_path, "expected a probability, got " + p.dump());
-                if (!known(to)) r.fail(to_path, "stage '" + from + "': unknown target stage '" + to + "'");
+                const std::string to_path = from_path + "/" + detail::json_path_key(to);
+                if (!p.is_number()) r.fail(to_path, "expected a probability, got " + detail::json_brief(p));
+                if (!known(to)) r.fail(to_path, "stage '" + detail::clip(from) + "': unknown target stage '" + detail::clip(to) + "'");
                 const double v = p.get<double>();
                 if (!(v >= 0.0 && v <= 1.0))
-                    r.fail(to_path, detail::message("stage '", from, "': transition probability to '", to,
+                    r.fail(to_path, detail::message("stage '", detail::clip(from), "': transition probability to '", detail::clip(to),
                                                     "' must be in [0, 1], got ", v));
                 rows[from][to] = v;
             }
@@ -303,10 +522,10 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
             if (!js2.is_object()) r.fail("/overdispersion/stages", "expected an object: open stage -> σ");
             m.stage_overdispersion.assign(m.graph.open_count(), m.overdispersion);
             for (const auto& [nm, v] : js2.items()) {
-                const std::string path = (nlohmann::json::json_pointer("/overdispersion/stages") / nm).to_string();
+                const std::string path = "/overdispersion/stages/" + detail::json_path_key(nm);
                 const auto idx = m.graph.find(nm);
-                if (!idx || !m.graph.is_open(*idx)) r.fail(path, "'" + nm + "' is not an open stage of the model");
-                if (!v.is_number()) r.fail(path, "expected a number, got " + v.dump());
+                if (!idx || !m.graph.is_open(*idx)) r.fail(path, "'" + detail::clip(nm) + "' is not an open stage of the model");
+                if (!v.is_number()) r.fail(path, "expected a number, got " + detail::json_brief(v));
                 m.stage_overdispersion[*idx] = check(v.get<double>(), path);
             }
         }
@@ -317,7 +536,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
         const auto& jd = j["deal_size"];
         const std::string dist = r.string(jd, "/deal_size", "dist");
         if (dist != "lognormal" && dist != "empirical")
-            r.fail("/deal_size/dist", "only 'lognormal' and 'empirical' deal sizes are supported, got '" + dist + "'");
+            r.fail("/deal_size/dist", "only 'lognormal' and 'empirical' deal sizes are supported, got '" + detail::clip(dist) + "'");
         if (dist == "empirical") {
             std::vector<double> v = r.numbers(jd, "/deal_size", "values");
             std::vector<double> w = jd.contains("weights") ? r.numbers(jd, "/deal_size", "weights")
@@ -327,18 +546,25 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
             m.deal_size = r.at("/deal_size", [&] {
                 if (jd.contains("mean") && !jd.contains("median")) {
                     const double mean = r.number(jd, "/deal_size", "mean"), sg = r.number(jd, "/deal_size", "sigma");
-                    return deal_size_distribution(mean * std::exp(-0.5 * sg * sg), sg);
+                    const double median = mean * std::exp(-0.5 * sg * sg);
+                    if (std::isfinite(mean) && mean > 0.0 && std::isfinite(sg) && !(median > 0.0))
+                        r.fail("/deal_size", detail::message("deal_size: mean ", mean, " with sigma ", sg,
+                                                             " gives a median that underflows to 0"));
+                    return deal_size_distribution(median, sg);
                 }
                 return deal_size_distribution(r.number(jd, "/deal_size", "median"), r.number(jd, "/deal_size", "sigma"));
             });
         }
+        if (!std::isfinite(m.deal_size->mean()))
+            r.fail("/deal_size", detail::message("deal_size: median ", m.deal_size->median(), " with sigma ", m.deal_size->sigma(),
+                                                 " gives an infinite mean (", m.deal_size->mean(), ")"));
     }
     if (j.contains("arrivals")) {
         const auto& ja = j["arrivals"];
         arrival_process a;
         const std::string st = r.string(ja, "/arrivals", "stage");
         const auto idx = m.graph.find(st);
-        if (!idx) r.fail("/arrivals/stage", "unknown stage '" + st + "'");
+        if (!idx) r.fail("/arrivals/stage", "unknown stage '" + detail::clip(st) + "'");
         a.stage = *idx;
         a.rate = ja.contains("rates") ? 0.0 : r.number(ja, "/arrivals", "rate");
         if (ja.contains("rates")) {
@@ -354,29 +580,12 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     return m;
 }
 
-/// Reads a model from a stream of JSON text. @throws parse_error (with line and column for
-/// malformed JSON) or as model_from_json.
+/// Reads a model from a stream of JSON text, strictly (detail::parse_json): duplicate keys,
+/// nesting deeper than 64 levels, numbers beyond the range of a double and NUL bytes are
+/// errors. @throws parse_error (with line and column for malformed JSON) or as model_from_json.
 [[nodiscard]] inline model read_model(std::istream& in, const std::string& source = "<stream>") {
     const std::string text(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>{});
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-        // e.byte is the 1-based offset of the offending character: turn it into line:column.
-        const std::size_t at = std::min<std::size_t>(e.byte, text.size());
-        std::size_t line = 1, column = 1;
-        for (std::size_t i = 0; i + 1 < at; ++i) {
-            if (text[i] == '\n') {
-                ++line;
-                column = 1;
-            } else {
-                ++column;
-            }
-        }
-        std::string what = e.what();
-        if (const auto colon = what.find("syntax error"); colon != std::string::npos) what.erase(0, colon);
-        throw parse_error(source, line, column, "malformed JSON: " + what);
-    }
+    const nlohmann::json j = detail::parse_json(text, source);
     return model_from_json(j, source);
 }
 
@@ -452,15 +661,24 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     return j;
 }
 
-/// Writes a model as indented JSON.
-inline void write_model(std::ostream& out, const model& m) { out << to_json(m).dump(2) << '\n'; }
+/// The model as indented JSON text. @throws error if a name is not valid UTF-8 (a model
+/// built in code; files read are checked).
+[[nodiscard]] inline std::string model_json_text(const model& m) {
+    try {
+        return to_json(m).dump(2) + '\n';
+    } catch (const nlohmann::json::type_error& e) {
+        throw error(detail::message("model '", detail::clip(m.name), "': cannot be written as JSON: ", e.what()));
+    }
+}
 
-/// Saves a model to a JSON file. @throws error if the file cannot be written.
+/// Writes a model as indented JSON. @throws error as model_json_text (before writing anything).
+inline void write_model(std::ostream& out, const model& m) { out << model_json_text(m); }
+
+/// Saves a model to a JSON file, all or nothing (detail::write_file_atomic: a temporary file
+/// renamed over `path`, so an existing file is never left truncated).
+/// @throws error if the file cannot be written (the old file, if any, is kept).
 inline void save_model(const model& m, const std::string& path) {
-    std::ofstream out(path);
-    if (!out) throw error(detail::message(path, ": cannot open for writing"));
-    write_model(out, m);
-    if (!out) throw error(detail::message(path, ": write failed"));
+    detail::write_file_atomic(path, model_json_text(m), "model file");
 }
 
 } // namespace pipecast

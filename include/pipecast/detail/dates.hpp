@@ -299,6 +299,12 @@ struct cursor {
     return {*day + *secs / 86400.0, {}};
 }
 
+/// The largest magnitude of a time read from a file (in the model's time unit): beyond it
+/// (1e15 days is 2.7e12 years; 2^53 ≈ 9e15 ends whole-number precision) durations, sums and
+/// squares of times overflow or lose every digit, so readers reject such times with their
+/// file, line and column.
+inline constexpr double max_abs_time = 1e15;
+
 /// Parses a time field: a plain number (in the caller's unit) or a date (days since
 /// 1970-01-01), with `pattern` if given. Empty -> nullopt. `is_date` tells which was found.
 /// @throws parse_error naming source:line:column, the column and the value (at most 80

@@ -3,17 +3,22 @@
 #pragma once
 
 /// @file detail/encoding.hpp
-/// @brief Reading a whole input file safely (not a directory, not missing) and turning its
-/// bytes into UTF-8 from the encodings spreadsheets save (GB18030/GBK, Windows-1252,
-/// Latin-1, UTF-16) with the C library's iconv: no new dependency.
+/// @brief Reading a whole input file safely (not a directory, not missing), writing one all
+/// or nothing (a temporary file renamed over the target), and turning input bytes into UTF-8
+/// from the encodings spreadsheets save (GB18030/GBK, Windows-1252, Latin-1, UTF-16) with
+/// the C library's iconv: no new dependency.
 
 #include <pipecast/detail/csv.hpp>
 #include <pipecast/error.hpp>
 
+#include <atomic>
 #include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iconv.h>
+#include <unistd.h>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -32,6 +37,46 @@ namespace pipecast::detail {
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (in.bad()) throw error(message(path, ": cannot read ", what));
     return bytes;
+}
+
+/// Writes `bytes` to the file `path` all or nothing: into a new temporary file in the same
+/// directory (`<path>.tmp-<pid>-<n>`, created exclusively, mode 0666 less the umask), flushed
+/// to disk, then renamed over `path` (atomic on POSIX file systems). On any failure the
+/// temporary file is removed and `path` keeps its old content, or stays absent. A symbolic
+/// link at `path` is replaced by the file. `what` names the kind of file in messages.
+/// @throws error naming the path and the system's reason (missing directory, permission,
+///   disk full, `path` a directory).
+inline void write_file_atomic(const std::string& path, std::string_view bytes, std::string_view what) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        throw error(message(path, ": is a directory, cannot write the ", what, " there"));
+    static std::atomic<unsigned> counter{0};
+    std::string tmp;
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {
+        tmp = message(path, ".tmp-", ::getpid(), "-", counter.fetch_add(1));
+        fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd < 0) throw error(message(path, ": cannot write the ", what, ": ", std::strerror(errno)));
+    auto fail = [&](const char* step, int err) {
+        if (fd >= 0) ::close(fd);
+        ::unlink(tmp.c_str());
+        return error(message(path, ": cannot write the ", what, " (", step, "): ", std::strerror(err)));
+    };
+    for (std::size_t done = 0; done < bytes.size();) {
+        const ::ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw fail("write", errno);
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0) throw fail("fsync", errno);
+    const int fd_closed = fd;
+    fd = -1;
+    if (::close(fd_closed) != 0) throw fail("close", errno);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) throw fail("rename", errno);
 }
 
 /// The canonical name of an encoding for iconv, or empty if it is not supported:
