@@ -382,7 +382,7 @@ inline void check_visit_chains(visit_log& log, const history_options& opt, chain
     auto fail = [&](std::size_t first, std::size_t last, std::size_t at, std::size_t column,
                     const std::string& what) {
         parse_error e(log.source, log.line[at], column, what);
-        if (!opt.skip_bad_rows) throw e;
+        if (!opt.skip_bad_rows) throw e;  // NOLINT(misc-throw-by-value-catch-by-reference): the named error is also kept when skipping
         dropped = true;
         for (std::size_t k = first; k < last; ++k) {
             keep[k] = 0;
@@ -808,6 +808,7 @@ namespace detail {
             if (out_t && *out_t < *in_t)
                 r.row_error(c_out, detail::message("the visit ends (", r.field(c_out), ") before it starts (", r.field(c_in), ")"));
             const double amount = r.amount(c_amount);
+            // NOLINTNEXTLINE(readability-suspicious-call-argument): stage is the visit's stage, next its next stage
             log.add_visit(id, stage, *in_t, out_t ? *out_t : std::numeric_limits<double>::quiet_NaN(), next, amount,
                           r.line());
             r.add_extras();
@@ -921,7 +922,7 @@ inline void chain_equal_times(std::vector<change_row>& rows) {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     auto fail_deal = [&](std::size_t first, std::size_t last, std::size_t at, std::size_t column, const std::string& what) {
         parse_error e(opt.source, rows[at].line, column, what);
-        if (!opt.skip_bad_rows) throw e;
+        if (!opt.skip_bad_rows) throw e;  // NOLINT(misc-throw-by-value-catch-by-reference): the named error is also kept when skipping
         for (std::size_t k = first; k < last; ++k)
             out.skipped.push_back({rows[k].line, k == at ? std::string(e.what())
                                                          : detail::message(opt.source, ":", rows[k].line, ": skipped with deal '",

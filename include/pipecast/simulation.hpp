@@ -1256,7 +1256,7 @@ private:
                 value += amount;
                 count += 1.0;
                 ++wins[d];
-                time[d] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5);
+                time[d] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5); // NOLINT(bugprone-incorrect-roundings): t >= 0
                 if (sub) {
                     const auto b = static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
                     if (b < nsub) sub[b] += amount;
@@ -1279,7 +1279,7 @@ private:
                             value += x[i].amount;
                             count += 1.0;
                             ++wn[i];
-                            tm[i] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5);
+                            tm[i] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5); // NOLINT(bugprone-incorrect-roundings): t >= 0
                             if (sub) {
                                 const auto b =
                                     static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);

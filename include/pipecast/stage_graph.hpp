@@ -452,7 +452,7 @@ private:
         latent_first_.assign(m + 1, 0);
         std::vector<open_stage> ls;
         std::map<std::string, int> used;
-        auto unique = [&](std::string nm) {
+        auto unique = [&](const std::string& nm) {
             if (index_.contains(nm) && !used.contains(nm)) used[nm] = 0; // never clash with a stage of this graph
             const int k = used[nm]++;
             return k == 0 ? nm : nm + " #" + std::to_string(k + 1);

@@ -130,7 +130,7 @@ inline void line_and_column(std::string_view text, std::size_t at, std::size_t& 
         return bytes;
     }
     iconv_t cd = iconv_open("UTF-8", name.c_str());
-    if (cd == reinterpret_cast<iconv_t>(-1))
+    if (cd == reinterpret_cast<iconv_t>(-1)) // NOLINT(performance-no-int-to-ptr): iconv_open's error value
         throw argument_error(message("encoding '", encoding, "': iconv cannot convert it on this system"));
     std::string out;
     out.resize(bytes.size() * 2 + 16);
