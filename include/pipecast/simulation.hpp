@@ -927,7 +927,7 @@ private:
                 plain_.push_back(static_cast<std::uint32_t>(d));
                 continue;
             }
-            std::uint32_t can_win = winnable[deals_[d].stage];
+            std::uint32_t can_win = static_cast<unsigned char>(winnable[deals_[d].stage]); // 0 or 1
             if (choice_.size() > d && choice_[d] != no_choice) {
                 // A winner of a branched stage leaves by branch k with P(k | age, win) ∝
                 // P(k | age) · w_k; it can win if any branch of positive weight can. Its
