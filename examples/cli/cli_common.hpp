@@ -7,12 +7,16 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pipecast_cli {
@@ -23,6 +27,26 @@ void add_funnel_command(CLI::App& app);
 void add_simulate_command(CLI::App& app);
 void add_fit_commands(CLI::App& app); // fit and kpi
 void add_backtest_command(CLI::App& app);
+
+/// Validator of a whole-number option (--paths, --seed, --threads, ...): digits only, so that
+/// "-1" is an error instead of wrapping to 18446744073709551615, and a value in [lo, hi].
+inline CLI::Validator whole_number(std::uint64_t lo = 0, std::uint64_t hi = std::numeric_limits<std::uint64_t>::max()) {
+    return CLI::Validator(
+        [lo, hi](std::string& text) -> std::string {
+            const std::string_view t = pipecast::detail::trim(text);
+            std::uint64_t v = 0;
+            const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+            const std::string range = hi == std::numeric_limits<std::uint64_t>::max()
+                                          ? pipecast::detail::message(">= ", lo)
+                                          : pipecast::detail::message("in [", lo, ", ", hi, "]");
+            if (t.empty() || ptr != t.data() + t.size() || (ec != std::errc{} && ec != std::errc::result_out_of_range))
+                return "expected a whole number " + range + ", got '" + pipecast::detail::clip(text) + "'";
+            if (ec == std::errc::result_out_of_range || v < lo || v > hi)
+                return "expected a whole number " + range + ", got " + pipecast::detail::clip(text);
+            return {};
+        },
+        lo == 0 && hi == std::numeric_limits<std::uint64_t>::max() ? "UINT" : "UINT in range");
+}
 
 /// A text table with right-aligned numeric columns, printed with column widths fitted
 /// to the content.
@@ -60,22 +84,36 @@ private:
     std::vector<std::vector<std::string>> rows_;
 };
 
-/// 1234567.891 -> "1,234,568" (money, no decimals).
+/// A magnitude from which text output switches to scientific notation (1.235e+21):
+/// whole units beyond it are not exact in a double, and a 300-digit column helps no one.
+inline constexpr double large_magnitude = 1e18;
+
+/// `v` in scientific notation with `digits` digits after the point ("1.000e+19").
+inline std::string scientific(double v, int digits = 3) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific, digits);
+    return std::string(buf, r.ptr);
+}
+
+/// 1234567.891 -> "1,234,568" (money, no decimals); from 1e18 on in scientific notation
+/// ("1.000e+19"), never wrapped or clamped.
 inline std::string money(double v) {
     if (!std::isfinite(v)) return std::isnan(v) ? "n/a" : (v > 0 ? "inf" : "-inf");
+    if (std::abs(v) >= large_magnitude) return scientific(v);
     const bool neg = v < 0;
-    auto n = static_cast<long long>(std::llround(std::abs(v)));
+    const auto n = static_cast<long long>(std::llround(std::abs(v))); // < 1e18 < 2^63
     std::string digits = std::to_string(n), out;
     for (std::size_t i = 0; i < digits.size(); ++i) {
         if (i && (digits.size() - i) % 3 == 0) out += ',';
         out += digits[i];
     }
-    return neg ? "-" + out : out;
+    return neg && n != 0 ? "-" + out : out;
 }
 
-/// Fixed-point number with `decimals` digits.
+/// Fixed-point number with `decimals` digits (scientific from 1e18 on).
 inline std::string fixed(double v, int decimals = 2) {
     if (!std::isfinite(v)) return std::isnan(v) ? "n/a" : (v > 0 ? "inf" : "-inf");
+    if (std::abs(v) >= large_magnitude) return scientific(v, std::max(decimals, 3));
     std::ostringstream os;
     os << std::fixed << std::setprecision(decimals) << v;
     return os.str();
@@ -83,6 +121,15 @@ inline std::string fixed(double v, int decimals = 2) {
 
 /// 0.4567 -> "45.7%".
 inline std::string percent(double p, int decimals = 1) { return std::isfinite(p) ? fixed(100.0 * p, decimals) + "%" : "n/a"; }
+
+/// `s` with every byte that is not part of valid UTF-8 replaced by '?' (a file name in a
+/// model's description: JSON text is UTF-8).
+inline std::string valid_utf8(std::string s) {
+    for (std::size_t at = pipecast::detail::utf8_valid_prefix(s); at < s.size();
+         at += 1 + pipecast::detail::utf8_valid_prefix(std::string_view(s).substr(at + 1)))
+        s[at] = '?';
+    return s;
+}
 
 /// Prints JSON to stdout (indent 2).
 inline void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << '\n'; }
@@ -147,6 +194,9 @@ inline void add_input_options(CLI::App* cmd, input_options& in) {
 namespace input_detail {
 
 inline std::pair<std::string, std::string> split_pair(const std::string& s, const char* what) {
+    if (const std::size_t ok = pipecast::detail::utf8_valid_prefix(s); ok != s.size())
+        throw pipecast::argument_error(std::string(what) + ": '" + pipecast::detail::clip(s) + "' is not valid UTF-8 (byte " +
+                                       std::to_string(ok + 1) + ")");
     const auto eq = s.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
         throw pipecast::argument_error(std::string(what) + ": expected OLD=NEW, got '" + pipecast::detail::clip(s) + "'");

@@ -160,9 +160,9 @@ void add_backtest_command(CLI::App& app) {
     cmd->add_option("--half-life", a->half_life, "weight the history by recency with this half-life (e.g. 180d)");
     cmd->add_option("--time-unit", a->time_unit, "model time unit (day, week, ...)")->capture_default_str();
     cmd->add_option("--won", a->won, "outcome(s) that count as wins (default: by name)");
-    cmd->add_option("--paths", a->paths, "simulated paths per cut")->capture_default_str()->check(CLI::PositiveNumber);
-    cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
-    cmd->add_option("--threads", a->threads, "simulation threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--paths", a->paths, "simulated paths per cut")->capture_default_str()->check(whole_number(1));
+    cmd->add_option("--seed", a->seed, "random seed")->capture_default_str()->check(whole_number());
+    cmd->add_option("--threads", a->threads, "simulation threads (0: all cores)")->capture_default_str()->check(whole_number(0, 4096));
     cmd->add_flag("--skip-bad-rows", a->skip_bad_rows, "report and skip malformed rows instead of stopping");
     cmd->add_flag("--json", a->json, "print JSON");
     add_input_options(cmd, history_input());

@@ -93,6 +93,10 @@ pipecast::visit_log read_history(const history_args& a) {
         std::cerr << "pipecast: as of " << a.as_of << ": " << v.deals_dropped << " deal(s) created later and "
                   << v.visits_dropped << " visit(s) entered later left out, " << v.visits_censored
                   << " visit(s) censored at it\n";
+    if (!a.as_of.empty() && !(std::abs(pipecast::parse_cut(a.as_of, log, o.days_per_unit)) <= pipecast::detail::max_abs_time))
+        throw pipecast::argument_error(pipecast::detail::message("--as-of: '", pipecast::detail::clip(a.as_of),
+                                                                 "' is out of range (at most ", pipecast::detail::max_abs_time,
+                                                                 " time units in magnitude)"));
         log = std::move(v.log);
     }
     if (!a.min_dwell.empty()) {
@@ -368,12 +372,12 @@ void run_fit(const history_args& a, const std::string& segment, const std::strin
     if (!segment.empty()) segments = pipecast::fit_segments(log, segment, fo);
     std::vector<std::string> written;
     if (!out.empty()) {
-        pipecast::save_model(pipecast::to_model(fit, "fitted from " + a.history), out);
+        pipecast::save_model(pipecast::to_model(fit, valid_utf8("fitted from " + a.history)), out);
         written.push_back(out);
         for (const auto& s : segments) {
             try {
                 const std::string p = segment_path(out, s.value);
-                pipecast::save_model(pipecast::to_model(s.fit, segment + " = " + s.value), p);
+                pipecast::save_model(pipecast::to_model(s.fit, valid_utf8(segment + " = " + s.value)), p);
                 written.push_back(p);
             } catch (const pipecast::model_error& e) {
                 std::cerr << "pipecast: segment " << segment << " = '" << s.value << "': no model: " << e.what() << '\n';
@@ -594,7 +598,7 @@ void add_fit_commands(CLI::App& app) {
             ->capture_default_str();
         cmd->add_option("--stalled-threshold", *stalled, "a deal is stale when P(stalled | stage, age) reaches this")
             ->capture_default_str();
-        cmd->add_option("--max-stale", *max_stale, "stale deals listed in the table")->capture_default_str();
+        cmd->add_option("--max-stale", *max_stale, "stale deals listed in the table")->capture_default_str()->check(whole_number());
         cmd->callback([a, deals, quantile, max_stale, stalled] { run_kpi(*a, *deals, *quantile, *max_stale, *stalled); });
     }
 }

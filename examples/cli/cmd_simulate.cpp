@@ -502,9 +502,10 @@ void add_simulate_command(CLI::App& app) {
     add_input_options(cmd, book_input());
     cmd->add_option("--deals", args->deals_path, "Open deals CSV (id, stage, amount, age)")->required();
     cmd->add_option("--horizon", args->horizon, "Count wins up to this time (model time unit, e.g. 90); default: none");
-    cmd->add_option("--paths", args->paths, "Number of simulated paths (default 10000)");
-    cmd->add_option("--seed", args->seed, "Random seed (default 1); the same seed gives the same result");
-    cmd->add_option("--threads", args->threads, "Worker threads (default 0 = all cores); results do not depend on it");
+    cmd->add_option("--paths", args->paths, "Number of simulated paths (default 10000)")->check(whole_number(1));
+    cmd->add_option("--seed", args->seed, "Random seed (default 1); the same seed gives the same result")->check(whole_number());
+    cmd->add_option("--threads", args->threads, "Worker threads (default 0 = all cores); results do not depend on it")
+        ->check(whole_number(0, 4096));
     cmd->add_option("--quota", args->quotas, "Report P(won value >= Q); may be repeated");
     auto* arr = cmd->add_option("--arrivals", args->arrivals,
                                 "New deals per time unit entering the model's arrival stage (or the first stage)");

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        return app.exit(e) == 0 ? 0 : 1; // --help and --version: 0; a bad command line is bad input: 1
     } catch (const pipecast::error& e) {
         std::cerr << "pipecast: error: " << e.what() << '\n';
         return 1;
