@@ -158,7 +158,7 @@ private:
     [[nodiscard]] std::string path() const {
         std::string p;
         for (std::size_t i = 0; i + 1 < stack_.size(); ++i)
-            p += "/" + (stack_[i].node->is_array() ? std::to_string(stack_[i].node->size() - 1) : json_path_key(stack_[i].key));
+            p.append("/").append(stack_[i].node->is_array() ? std::to_string(stack_[i].node->size() - 1) : json_path_key(stack_[i].key));
         return p;
     }
 
