@@ -181,6 +181,17 @@ add_test(NAME cli_fit_crm4_branched_json COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET
 add_test(NAME cli_fit_crm4_table COMMAND $<TARGET_FILE:pipecast_cli> fit --history ${_crm4} --as-of 2025-12-31T00:00:00Z)
 set_tests_properties(cli_fit_crm4_table PROPERTIES
   PASS_REGULAR_EXPRESSION "branch to.*Negotiation +Proposal.*Won.*Lost \\(stalled\\).*deal size: empirical.*overdispersion: sigma")
+# Artefact cleaning turns itself on when the log shows the artefacts (crm4_messy: sub-minute
+# visits and same-day wins), stays off on a clean log (crm4) and when asked (off).
+set(_messy "${PIPECAST_SHARED_DIR}/scenarios/crm4_messy_history.csv")
+add_test(NAME cli_fit_messy_auto_cleaning COMMAND $<TARGET_FILE:pipecast_cli> fit --history ${_messy} --stall off)
+set_tests_properties(cli_fit_messy_auto_cleaning PROPERTIES PASS_REGULAR_EXPRESSION
+  "--min-dwell 60s \\(auto: [0-9]+ of [0-9]+ finished visits shorter\\): [1-9][0-9]* click-through visit\\(s\\) merged.*--drop-after-the-fact 1d \\(auto: [0-9]+ of [0-9]+ wins within it\\): [1-9][0-9]* deal\\(s\\) booked won")
+add_test(NAME cli_fit_messy_cleaning_off COMMAND $<TARGET_FILE:pipecast_cli> fit --history ${_messy} --stall off
+  --min-dwell off --drop-after-the-fact off)
+set_tests_properties(cli_fit_messy_cleaning_off PROPERTIES PASS_REGULAR_EXPRESSION "branch to" FAIL_REGULAR_EXPRESSION "merged|after the fact")
+add_test(NAME cli_fit_crm4_no_cleaning COMMAND $<TARGET_FILE:pipecast_cli> fit --history ${_crm4} --stall off)
+set_tests_properties(cli_fit_crm4_no_cleaning PROPERTIES PASS_REGULAR_EXPRESSION "branch to" FAIL_REGULAR_EXPRESSION "merged|after the fact")
 add_test(NAME cli_fit_classic_window_json COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:pipecast_cli> -DMODE=classic
   "-DARGS=fit;--history;${_hist};--as-of;730;--model-kind;classic;--window;52w;--half-life;90d;--json" -P ${_check})
 add_test(NAME cli_fit_bad_window COMMAND $<TARGET_FILE:pipecast_cli> fit --history ${_hist} --window 3x)

@@ -14,6 +14,7 @@
 #include <pipecast/backtest.hpp>
 #include <pipecast/history_view.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,8 +31,8 @@ struct backtest_args {
     std::string horizon = "90";
     std::string method = "model";
     std::string kind = "branched";
-    std::string min_dwell;
-    std::string after_the_fact;
+    std::string min_dwell = "auto";      ///< auto (when the history shows click-throughs), off, or a duration
+    std::string after_the_fact = "auto"; ///< the same for after-the-fact bookings
     std::string window;
     std::string half_life;
     std::string time_unit = "day";
@@ -57,12 +58,14 @@ void run_backtest(const backtest_args& a) {
     if (a.kind == "branched") o.fit.kind = pipecast::model_kind::branched;
     else if (a.kind == "classic") o.fit.kind = pipecast::model_kind::classic;
     else throw pipecast::argument_error("--model: expected branched or classic, got '" + a.kind + "'");
-    if (!a.min_dwell.empty()) o.min_dwell = pipecast::parse_duration(a.min_dwell, dpu, "--min-dwell");
-    if (!a.after_the_fact.empty())
-        o.after_the_fact = pipecast::parse_duration(a.after_the_fact, dpu, "--drop-after-the-fact");
-    if (o.min_dwell && !(*o.min_dwell > 0.0)) throw pipecast::argument_error("--min-dwell: must be positive, got '" + a.min_dwell + "'");
-    if (o.after_the_fact && !(*o.after_the_fact > 0.0))
-        throw pipecast::argument_error("--drop-after-the-fact: must be positive, got '" + a.after_the_fact + "'");
+    auto threshold = [&](const std::string& v, const std::string& option, const char* fallback) -> std::optional<double> {
+        if (v == "off") return std::nullopt;
+        const double x = pipecast::parse_duration(v == "auto" ? fallback : v, dpu, option);
+        if (!(x > 0.0)) throw pipecast::argument_error(option + ": must be positive, got '" + v + "'");
+        return x;
+    };
+    o.min_dwell = threshold(a.min_dwell, "--min-dwell", "60s");
+    o.after_the_fact = threshold(a.after_the_fact, "--drop-after-the-fact", "1d");
     if (!a.window.empty() && !a.half_life.empty())
         throw pipecast::argument_error("--window and --half-life: give one of them");
     if (!a.window.empty()) {
@@ -100,6 +103,21 @@ void run_backtest(const backtest_args& a) {
         else throw pipecast::argument_error("--every: expected quarter or month, got '" + every + "'");
     }
 
+    // "auto" cleaning: on when the history known at the first cut shows the artefact.
+    if ((a.min_dwell == "auto" || a.after_the_fact == "auto") && !o.cuts.empty()) {
+        const double first_cut = *std::min_element(o.cuts.begin(), o.cuts.end());
+        const pipecast::visit_log known = first_cut < log.end_time ? pipecast::as_of(log, first_cut).log : log;
+        const pipecast::artefact_scan scan = pipecast::scan_artefacts(known, o.min_dwell.value_or(1.0),
+                                                                      o.after_the_fact.value_or(1.0), dpu, a.won);
+        if (a.min_dwell == "auto" && !scan.click_throughs()) o.min_dwell.reset();
+        if (a.after_the_fact == "auto" && !scan.after_the_fact()) o.after_the_fact.reset();
+        if (a.min_dwell == "auto" && o.min_dwell)
+            std::cerr << "pipecast: --min-dwell auto: 60s (" << scan.short_visits << " of " << scan.finished_visits
+                      << " finished visits before the first cut shorter); --min-dwell off keeps them\n";
+        if (a.after_the_fact == "auto" && o.after_the_fact)
+            std::cerr << "pipecast: --drop-after-the-fact auto: 1d (" << scan.quick_wins << " of " << scan.won_deals
+                      << " wins before the first cut within it); --drop-after-the-fact off keeps them\n";
+    }
     const pipecast::backtest_result r = pipecast::backtest(log, o);
     if (a.json) {
         json j = r;
@@ -136,6 +154,14 @@ void run_backtest(const backtest_args& a) {
             cal.add_row({fixed(b.lower, 1) + "-" + fixed(b.upper, 1), std::to_string(b.deals), fixed(b.mean_predicted, 3),
                          fixed(b.observed, 3)});
     cal.print(std::cout);
+    std::cout << "\nBy deciles of risk (ten groups of equal count):\n";
+    table dec({"decile", "predicted", "deals", "mean predicted", "observed"});
+    for (std::size_t i = 0; i < r.summary.calibration_deciles.size(); ++i) {
+        const auto& b = r.summary.calibration_deciles[i];
+        dec.add_row({std::to_string(i + 1), fixed(b.lower, 3) + "-" + fixed(b.upper, 3), std::to_string(b.deals),
+                     fixed(b.mean_predicted, 3), fixed(b.observed, 3)});
+    }
+    dec.print(std::cout);
     std::cout << "\n(" << fixed(r.elapsed_seconds, 1) << " s)\n";
 }
 
@@ -153,9 +179,14 @@ void add_backtest_command(CLI::App& app) {
     cmd->add_option("--horizon", a->horizon, "forecast horizon (a number in time units, or e.g. 90d)")->capture_default_str();
     cmd->add_option("--method", a->method, "model (fitted model) or landmark (direct estimate)")->capture_default_str();
     cmd->add_option("--model", a->kind, "model class of the refits: branched or classic")->capture_default_str();
-    cmd->add_option("--min-dwell", a->min_dwell, "merge click-through visits shorter than this (e.g. 60s)");
+    cmd->add_option("--min-dwell", a->min_dwell,
+                    "merge click-through visits shorter than this (e.g. 60s); auto: 60s when the history before the "
+                    "first cut shows click-throughs; off")
+        ->capture_default_str();
     cmd->add_option("--drop-after-the-fact", a->after_the_fact,
-                    "leave out deals created and booked won within this (e.g. 1d)");
+                    "leave out deals created and booked won within this (e.g. 1d); auto: 1d when 5%+ of the wins "
+                    "before the first cut are such; off")
+        ->capture_default_str();
     cmd->add_option("--window", a->window, "fit only the last part of the history known at each cut (e.g. 365d)");
     cmd->add_option("--half-life", a->half_life, "weight the history by recency with this half-life (e.g. 180d)");
     cmd->add_option("--time-unit", a->time_unit, "model time unit (day, week, ...)")->capture_default_str();

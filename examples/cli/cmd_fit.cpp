@@ -35,7 +35,9 @@ struct history_args {
     std::string model_kind = "classic"; ///< fit: branched by default
     std::string window, half_life;       ///< durations: a number of time units, or with d/w/m/y
     std::string stall = "on";
-    std::string min_dwell, after_the_fact; ///< artefact cleaning: durations, empty = off
+    /// Artefact cleaning: "auto" (on when the log shows the artefact: pipecast::scan_artefacts),
+    /// "off", or a duration.
+    std::string min_dwell = "auto", after_the_fact = "auto";
 };
 
 /// A positive duration in model time units ("180" time units, or "180d", "26w", "6mo", "1y").
@@ -52,9 +54,14 @@ void add_history_options(CLI::App* cmd, history_args& a) {
     cmd->add_option("--as-of", a.as_of,
                     "the history as known at this date: later visits and deals dropped, visits spanning it censored "
                     "at it (default: the whole file)");
-    cmd->add_option("--min-dwell", a.min_dwell, "merge click-through visits shorter than this (e.g. 60s) into the visit before");
+    cmd->add_option("--min-dwell", a.min_dwell,
+                    "merge click-through visits shorter than this (e.g. 60s) into the visit before; auto: 60s when the "
+                    "log shows click-throughs (0.5%+ of visits under a minute, times of day); off")
+        ->capture_default_str();
     cmd->add_option("--drop-after-the-fact", a.after_the_fact,
-                    "leave out deals created and booked won within this (e.g. 1d): entered after the fact");
+                    "leave out deals created and booked won within this (e.g. 1d): entered after the fact; auto: 1d "
+                    "when 5%+ of the wins are such; off")
+        ->capture_default_str();
     cmd->add_option("--time-unit", a.time_unit, "model time unit; ISO dates are converted to it (day, week, month, ...)")
         ->capture_default_str();
     cmd->add_option("--won", a.won, "outcome(s) that count as wins (default: by name, e.g. Won, Closed Won)");
@@ -86,6 +93,10 @@ pipecast::visit_log read_history(const history_args& a) {
     o.outcomes = a.outcomes;
     pipecast::visit_log log = load_history_input(a.history, o, history_input());
     // The views of history_view.hpp, each reported with its counts on stderr (--json stays valid).
+    if (!a.as_of.empty() && !(std::abs(pipecast::parse_cut(a.as_of, log, o.days_per_unit)) <= pipecast::detail::max_abs_time))
+        throw pipecast::argument_error(pipecast::detail::message("--as-of: '", pipecast::detail::clip(a.as_of),
+                                                                 "' is out of range (at most ", pipecast::detail::max_abs_time,
+                                                                 " time units in magnitude)"));
     if (!a.as_of.empty() && pipecast::parse_cut(a.as_of, log, o.days_per_unit) >= log.end_time) {
         log.end_time = pipecast::parse_cut(a.as_of, log, o.days_per_unit); // after every event: open visits censored there
     } else if (!a.as_of.empty()) {
@@ -93,23 +104,34 @@ pipecast::visit_log read_history(const history_args& a) {
         std::cerr << "pipecast: as of " << a.as_of << ": " << v.deals_dropped << " deal(s) created later and "
                   << v.visits_dropped << " visit(s) entered later left out, " << v.visits_censored
                   << " visit(s) censored at it\n";
-    if (!a.as_of.empty() && !(std::abs(pipecast::parse_cut(a.as_of, log, o.days_per_unit)) <= pipecast::detail::max_abs_time))
-        throw pipecast::argument_error(pipecast::detail::message("--as-of: '", pipecast::detail::clip(a.as_of),
-                                                                 "' is out of range (at most ", pipecast::detail::max_abs_time,
-                                                                 " time units in magnitude)"));
         log = std::move(v.log);
     }
-    if (!a.min_dwell.empty()) {
-        auto v = pipecast::merge_click_throughs(log, positive_duration(a.min_dwell, "--min-dwell", a.time_unit));
-        std::cerr << "pipecast: --min-dwell " << a.min_dwell << ": " << v.merged << " click-through visit(s) merged, "
-                  << v.dropped_first << " short first visit(s) dropped\n";
+    // Artefact cleaning: a duration applies it, "auto" applies the default threshold when the
+    // log shows the artefact (scanned once, before either is applied), "off" never.
+    auto threshold = [&](const std::string& v, const std::string& option, const char* fallback) -> std::optional<double> {
+        if (v == "off") return std::nullopt;
+        return positive_duration(v == "auto" ? fallback : v, option, a.time_unit);
+    };
+    const std::optional<double> min_dwell = threshold(a.min_dwell, "--min-dwell", "60s");
+    const std::optional<double> after = threshold(a.after_the_fact, "--drop-after-the-fact", "1d");
+    const pipecast::artefact_scan scan = pipecast::scan_artefacts(log, min_dwell.value_or(1.0), after.value_or(1.0),
+                                                                  pipecast::days_per_unit(a.time_unit), a.won);
+    if (min_dwell && (a.min_dwell != "auto" || scan.click_throughs())) {
+        const std::string shown = a.min_dwell == "auto" ? "60s" : a.min_dwell;
+        auto v = pipecast::merge_click_throughs(log, *min_dwell);
+        std::cerr << "pipecast: --min-dwell " << shown << (a.min_dwell == "auto" ? " (auto: " : " (")
+                  << scan.short_visits << " of " << scan.finished_visits << " finished visits shorter): " << v.merged
+                  << " click-through visit(s) merged, " << v.dropped_first << " short first visit(s) dropped"
+                  << (a.min_dwell == "auto" ? "; --min-dwell off keeps them" : "") << "\n";
         log = std::move(v.log);
     }
-    if (!a.after_the_fact.empty()) {
-        auto v = pipecast::drop_after_the_fact(log, positive_duration(a.after_the_fact, "--drop-after-the-fact", a.time_unit),
-                                               a.won);
-        std::cerr << "pipecast: --drop-after-the-fact " << a.after_the_fact << ": " << v.deals_dropped
-                  << " deal(s) booked won after the fact left out (" << v.visits_dropped << " visits)\n";
+    if (after && (a.after_the_fact != "auto" || scan.after_the_fact())) {
+        const std::string shown = a.after_the_fact == "auto" ? "1d" : a.after_the_fact;
+        auto v = pipecast::drop_after_the_fact(log, *after, a.won);
+        std::cerr << "pipecast: --drop-after-the-fact " << shown << (a.after_the_fact == "auto" ? " (auto: " : " (")
+                  << scan.quick_wins << " of " << scan.won_deals << " wins within it): " << v.deals_dropped
+                  << " deal(s) booked won after the fact left out (" << v.visits_dropped << " visits)"
+                  << (a.after_the_fact == "auto" ? "; --drop-after-the-fact off keeps them" : "") << "\n";
         log = std::move(v.log);
     }
     if (!a.size_bands.empty()) pipecast::add_amount_bands(log, a.size_bands);

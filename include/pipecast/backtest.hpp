@@ -49,6 +49,7 @@
 #include <functional>
 #include <limits>
 #include <numbers>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -124,7 +125,8 @@ struct backtest_errors {
     double bias = std::numeric_limits<double>::quiet_NaN();       ///< mean (predicted − actual) / actual
     double brier = std::numeric_limits<double>::quiet_NaN();      ///< mean (p − won)² over deal-cuts
     std::size_t cuts = 0;                                         ///< cuts with an actual > 0 (in the MAPE)
-    std::vector<calibration_bin> calibration;
+    std::vector<calibration_bin> calibration;         ///< ten equal-width bins of the predicted probability
+    std::vector<calibration_bin> calibration_deciles; ///< ten equal-count groups (deciles of risk)
 };
 
 /// A whole backtest.
@@ -207,6 +209,34 @@ inline void bernoulli_paths(std::span<const double> p, std::span<const double> a
     return bins;
 }
 
+/// Calibration table of (p, y) pairs in deciles of risk: the pairs sorted by p and cut into
+/// ten groups of (nearly) equal count, as in the Hosmer–Lemeshow test; a bin's lower and
+/// upper are its smallest and largest p. Fewer than ten pairs give one group a pair.
+/// Complexity: O(n log n).
+[[nodiscard]] inline std::vector<calibration_bin> calibration_deciles(const std::vector<double>& p,
+                                                                      const std::vector<char>& y) {
+    std::vector<std::size_t> order(p.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return p[a] < p[b]; });
+    const std::size_t groups = std::min<std::size_t>(10, p.size());
+    std::vector<calibration_bin> bins(groups);
+    for (std::size_t g = 0; g < groups; ++g) {
+        const std::size_t i0 = p.size() * g / groups, i1 = p.size() * (g + 1) / groups;
+        calibration_bin& b = bins[g];
+        double sp = 0.0, sy = 0.0;
+        for (std::size_t i = i0; i < i1; ++i) {
+            sp += p[order[i]];
+            sy += y[order[i]] ? 1.0 : 0.0;
+        }
+        b.deals = i1 - i0;
+        b.lower = p[order[i0]];
+        b.upper = p[order[i1 - 1]];
+        b.mean_predicted = sp / static_cast<double>(b.deals);
+        b.observed = sy / static_cast<double>(b.deals);
+    }
+    return bins;
+}
+
 /// Errors of one forecast from per-cut predictions and per-deal probabilities.
 [[nodiscard]] inline backtest_errors errors_of(const std::vector<double>& pred, const std::vector<double>& pred_count,
                                                const std::vector<backtest_cut>& cuts, const std::vector<double>& p,
@@ -239,6 +269,7 @@ inline void bernoulli_paths(std::span<const double> p, std::span<const double> a
         e.brier = b / static_cast<double>(p.size());
     }
     e.calibration = calibration_table(p, y);
+    e.calibration_deciles = calibration_deciles(p, y);
     return e;
 }
 
@@ -530,7 +561,8 @@ inline void to_json(nlohmann::json& j, const backtest_errors& e) {
          {"bias", detail::json_number(e.bias)},
          {"brier", detail::json_number(e.brier)},
          {"cuts", e.cuts},
-         {"calibration", e.calibration}};
+         {"calibration", e.calibration},
+         {"calibration_deciles", e.calibration_deciles}};
 }
 
 /// The backtest as JSON: `cuts` (each with `cut`, `predicted` {mean, p10, p90}, `actual`,
@@ -559,6 +591,7 @@ inline void to_json(nlohmann::json& j, const backtest_result& r) {
                         {"brier", c.brier}});
     nlohmann::json summary = r.summary;
     summary.erase("calibration");
+    summary.erase("calibration_deciles");
     summary["coverage"] = detail::json_number(r.coverage);
     summary["count_coverage"] = detail::json_number(r.count_coverage);
     auto base = [](const backtest_errors& e) {
@@ -570,6 +603,7 @@ inline void to_json(nlohmann::json& j, const backtest_result& r) {
          {"cuts", cuts},
          {"summary", summary},
          {"calibration", r.summary.calibration},
+         {"calibration_deciles", r.summary.calibration_deciles},
          {"baselines", {{"crm_weighted", base(r.crm_weighted)}, {"roll_rate", base(r.roll_rate)}}},
          {"elapsed_seconds", r.elapsed_seconds}};
 }
