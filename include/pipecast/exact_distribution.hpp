@@ -141,7 +141,9 @@ struct exact_result {
     /// Bound on |reported quantile − true quantile| from the lattice (money): Δ plus the
     /// rounding of amounts to the lattice, |Σ e_i p_i| + 4 sd(Σ e_i B_i) (e_i: a deal's
     /// rounding error; sizes of arrivals likewise); 0 rounding error on an exact integer
-    /// lattice. The largest over the won value and the sub-periods.
+    /// lattice. With a shock, plus half the largest gap between the conditional means of
+    /// neighbouring quadrature nodes (the node mixture's comb). The largest over the won value
+    /// and the sub-periods.
     double error_bound = 0.0;
     /// Bound on the probability lost to the window, the series and the deal-size truncation
     /// (affects P(quota) and the histogram).
@@ -784,7 +786,13 @@ struct node_probabilities {
             rounding = std::max(rounding, detail::rounding_error(terms[k], lat.step, size ? &*size : nullptr));
         }
         out = detail::summarise_lattice(mix, lat, mean, second - mean * mean, o);
-        err_bound = lat.step + rounding;
+        // The quadrature: given Z the value is often far narrower than the spread of its
+        // mean over Z, and the node mixture is then a comb of peaks; a quantile can be off by
+        // up to half the gap between the means of neighbouring nodes (of weight > 1e-4).
+        double gap = 0.0;
+        for (std::size_t k = 0; k + 1 < nodes.size(); ++k)
+            if (ws[k] > 1e-4 && ws[k + 1] > 1e-4) gap = std::max(gap, 0.5 * std::abs(mom[k + 1].mean - mom[k].mean));
+        err_bound = lat.step + rounding + gap;
         r.probability_error = std::max(r.probability_error, lost + 2e-14 * 2.0);
         if (!count && e + 1 == ends.size()) {
             r.step = lat.step;
