@@ -39,7 +39,7 @@ inline constexpr std::size_t json_max_depth = 64;
 /// recursive dump: a scalar as written (a string clipped, control bytes escaped), an array
 /// or object of scalars as written when short, else its kind and size.
 [[nodiscard]] inline std::string json_brief(const nlohmann::json& v) {
-    if (v.is_string()) return "\"" + clip(v.get_ref<const std::string&>()) + "\"";
+    if (v.is_string()) return detail::message("\"", clip(v.get_ref<const std::string&>()), "\"");
     if (!v.is_structured()) return v.dump();
     const bool flat = v.size() <= 8 && std::none_of(v.begin(), v.end(), [](const nlohmann::json& e) {
                           return e.is_structured() || (e.is_string() && e.get_ref<const std::string&>().size() > 20);
@@ -85,7 +85,7 @@ public:
         frame& f = stack_.back();
         if (f.node->contains(k)) {
             problem_ = message("duplicate key '", clip(k), "' (a JSON object names each member once)");
-            problem_path_ = path() + "/" + json_path_key(k);
+            problem_path_ = message(path(), "/", json_path_key(k));
             duplicate_key_ = keys_;
             return false;
         }
@@ -101,7 +101,7 @@ public:
                                " is out of the range of a double (about ±1.8e308)");
         } else {
             if (const auto at = what.find("syntax error"); at != std::string::npos) what.erase(0, at);
-            problem_ = "malformed JSON: " + what;
+            problem_ = message("malformed JSON: ", what);
         }
         return false;
     }
@@ -235,12 +235,12 @@ public:
     }
     double number(const nlohmann::json& obj, const std::string& path, const char* key) const {
         const auto& v = member(obj, path, key);
-        if (!v.is_number()) fail(path + "/" + key, "expected a number, got " + json_brief(v));
+        if (!v.is_number()) fail(path + "/" + key, detail::message("expected a number, got ", json_brief(v)));
         return v.get<double>();
     }
     std::string string(const nlohmann::json& obj, const std::string& path, const char* key) const {
         const auto& v = member(obj, path, key);
-        if (!v.is_string()) fail(path + "/" + key, "expected a string, got " + json_brief(v));
+        if (!v.is_string()) fail(path + "/" + key, detail::message("expected a string, got ", json_brief(v)));
         return v.get<std::string>();
     }
     std::vector<double> numbers(const nlohmann::json& obj, const std::string& path, const char* key) const {
@@ -249,7 +249,7 @@ public:
         std::vector<double> out;
         out.reserve(v.size());
         for (std::size_t i = 0; i < v.size(); ++i) {
-            if (!v[i].is_number()) fail(path + "/" + key + "/" + std::to_string(i), "expected a number, got " + json_brief(v[i]));
+            if (!v[i].is_number()) fail(path + "/" + key + "/" + std::to_string(i), detail::message("expected a number, got ", json_brief(v[i])));
             out.push_back(v[i].get<double>());
         }
         return out;
@@ -320,7 +320,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     } catch (const model_error& e) {
         r.fail(path, at_stage + e.what());
     }
-    r.fail(path + "/dist", "unknown distribution '" + clip(dist) + "' (exponential, gamma, lognormal, weibull, fixed, empirical)");
+    r.fail(path + "/dist", detail::message("unknown distribution '", clip(dist), "' (exponential, gamma, lognormal, weibull, fixed, empirical)"));
 }
 
 } // namespace detail
@@ -394,7 +394,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
             // the stage's own dwell is replaced by the summary when the graph is built
             stages.push_back({nm, branches.front().dwell, std::move(branches)});
         } else {
-            stages.push_back({nm, detail::dwell_from_json(r, r.member(js[i], path, "dwell"), path + "/dwell", "stage '" + detail::clip(nm) + "'")});
+            stages.push_back({nm, detail::dwell_from_json(r, r.member(js[i], path, "dwell"), path + "/dwell", detail::message("stage '", detail::clip(nm), "'"))});
         }
         for (auto [key, kind] : {std::pair{"win_rate", win_rate}, std::pair{"conversion", conversion}}) {
             if (!js[i].contains(key)) continue;
@@ -427,7 +427,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
 
     // Names are unique across stages and outcomes: a transitions row names either.
     for (std::size_t i = 0; i < stages.size(); ++i) {
-        const std::string path = "/stages/" + std::to_string(i) + "/name";
+        const std::string path = detail::message("/stages/", i, "/name");
         for (std::size_t k = 0; k < i; ++k)
             if (stages[k].name == stages[i].name)
                 r.fail(path, detail::message("duplicate stage name '", detail::clip(stages[i].name), "' (also stage ", k, ")"));
@@ -464,13 +464,13 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
                    std::any_of(outcomes.begin(), outcomes.end(), [&](const auto& o) { return o.name == nm; });
         };
         for (const auto& [from, row] : jt.items()) {
-            const std::string from_path = "/transitions/" + detail::json_path_key(from); // '/' and '~' escaped
+            const std::string from_path = detail::message("/transitions/", detail::json_path_key(from)); // '/' and '~' escaped
             if (!row.is_object()) r.fail(from_path, "expected an object: next stage -> probability");
-            if (!known(from)) r.fail(from_path, "unknown stage '" + detail::clip(from) + "'");
+            if (!known(from)) r.fail(from_path, detail::message("unknown stage '", detail::clip(from), "'"));
             for (const auto& [to, p] : row.items()) {
-                const std::string to_path = from_path + "/" + detail::json_path_key(to);
-                if (!p.is_number()) r.fail(to_path, "expected a probability, got " + detail::json_brief(p));
-                if (!known(to)) r.fail(to_path, "stage '" + detail::clip(from) + "': unknown target stage '" + detail::clip(to) + "'");
+                const std::string to_path = from_path + detail::message("/", detail::json_path_key(to));
+                if (!p.is_number()) r.fail(to_path, detail::message("expected a probability, got ", detail::json_brief(p)));
+                if (!known(to)) r.fail(to_path, detail::message("stage '", detail::clip(from), "': unknown target stage '", detail::clip(to), "'"));
                 const double v = p.get<double>();
                 if (!(v >= 0.0 && v <= 1.0))
                     r.fail(to_path, detail::message("stage '", detail::clip(from), "': transition probability to '", detail::clip(to),
@@ -522,10 +522,10 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
             if (!js2.is_object()) r.fail("/overdispersion/stages", "expected an object: open stage -> σ");
             m.stage_overdispersion.assign(m.graph.open_count(), m.overdispersion);
             for (const auto& [nm, v] : js2.items()) {
-                const std::string path = "/overdispersion/stages/" + detail::json_path_key(nm);
+                const std::string path = detail::message("/overdispersion/stages/", detail::json_path_key(nm));
                 const auto idx = m.graph.find(nm);
-                if (!idx || !m.graph.is_open(*idx)) r.fail(path, "'" + detail::clip(nm) + "' is not an open stage of the model");
-                if (!v.is_number()) r.fail(path, "expected a number, got " + detail::json_brief(v));
+                if (!idx || !m.graph.is_open(*idx)) r.fail(path, detail::message("'", detail::clip(nm), "' is not an open stage of the model"));
+                if (!v.is_number()) r.fail(path, detail::message("expected a number, got ", detail::json_brief(v)));
                 m.stage_overdispersion[*idx] = check(v.get<double>(), path);
             }
         }
@@ -536,7 +536,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
         const auto& jd = j["deal_size"];
         const std::string dist = r.string(jd, "/deal_size", "dist");
         if (dist != "lognormal" && dist != "empirical")
-            r.fail("/deal_size/dist", "only 'lognormal' and 'empirical' deal sizes are supported, got '" + detail::clip(dist) + "'");
+            r.fail("/deal_size/dist", detail::message("only 'lognormal' and 'empirical' deal sizes are supported, got '", detail::clip(dist), "'"));
         if (dist == "empirical") {
             std::vector<double> v = r.numbers(jd, "/deal_size", "values");
             std::vector<double> w = jd.contains("weights") ? r.numbers(jd, "/deal_size", "weights")
@@ -564,7 +564,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
         arrival_process a;
         const std::string st = r.string(ja, "/arrivals", "stage");
         const auto idx = m.graph.find(st);
-        if (!idx) r.fail("/arrivals/stage", "unknown stage '" + detail::clip(st) + "'");
+        if (!idx) r.fail("/arrivals/stage", detail::message("unknown stage '", detail::clip(st), "'"));
         a.stage = *idx;
         a.rate = ja.contains("rates") ? 0.0 : r.number(ja, "/arrivals", "rate");
         if (ja.contains("rates")) {
