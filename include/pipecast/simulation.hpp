@@ -1008,48 +1008,36 @@ private:
     /// The first-visit branch choice of a lane that starts in a branched stage, by inversion
     /// of the word k (the visit-0 transition word): with weights w_j = P(branch j | age) ×
     /// (e^{σZ} for a forward branch, 1 otherwise) and u = (k + ½)2⁻³² · Σ w, branch j is the
-    /// first whose cumulative weight exceeds u (no data-dependent branch). The remainder
-    /// (u − C_{j−1}) / w_j, uniform on [0, 1) and independent of j, becomes the word k of
-    /// the first transition (scaled to 32 bits): it is needed only when the branch leads to
-    /// a branched stage. Replaces the lane's stage and residual start data. Unshocked
-    /// (e^{σZ} = 1: w_j × 1 is w_j exactly) the cumulative weights are the precomputed ones
-    /// of the choice record, summed in the same order: the same numbers, one loop fewer.
+    /// first whose cumulative weight C_j exceeds u (no data-dependent branch). The remainder
+    /// (u − C_{j−1}) / (C_j − C_{j−1}), uniform on [0, 1) and independent of j, becomes the
+    /// word k of the first transition (scaled to 32 bits): it is needed only when the branch
+    /// leads to a branched stage. Replaces the lane's stage and residual start data.
+    /// The shocked cumulative weights are C_j = A_j + (e^{σZ} − 1)·F_j with A_j the
+    /// cumulative weights and F_j the cumulative forward weights of the choice record, both
+    /// precomputed: each C_j is one multiply-add, independent of the others (no running sum),
+    /// and unshocked (e^{σZ} = 1) C_j = A_j exactly.
     PIPECAST_HOT_INLINE void choose_branch(lane_start& x, std::uint32_t& k, double mult) const noexcept {
         const std::size_t width = width_;
-        const double* cw = choice_store_.data() + choice_offset_ + x.choice * choice_stride_; // W cumulative, W weights
-        const double* wt = cw + width;
-        double u, w, lo = 0.0;
+        const double* cw = choice_store_.data() + choice_offset_ + x.choice * choice_stride_; // W cumulative
+        const double* cf = cw + width;                                                        // W cumulative forward
+        const double up = mult - 1.0;
+        const double u = uniform_open(k) * (cw[width - 1] + up * cf[width - 1]);
+        double lo = 0.0;
         std::uint32_t pick = 0;
-        if (mult == 1.0) {
-            u = uniform_open(k) * cw[width - 1];
-            for (std::size_t j = 0; j + 1 < width; ++j) { // zero-weight padding is never passed
-                const bool past = u >= cw[j];
-                pick += past ? 1u : 0u;
-                lo = past ? cw[j] : lo;
-            }
-            w = wt[pick];
-        } else {
-            const double* fw = forward_branch_.data() + x.stage; // x.stage: the stage's first latent state
-            const double up = mult - 1.0;
-            double total = 0.0;
-            for (std::size_t j = 0; j < width; ++j) total += wt[j] * (1.0 + fw[j] * up);
-            u = uniform_open(k) * total;
-            double cum = 0.0;
-            for (std::size_t j = 0; j + 1 < width; ++j) {
-                cum += wt[j] * (1.0 + fw[j] * up);
-                const bool past = u >= cum;
-                pick += past ? 1u : 0u;
-                lo = past ? cum : lo;
-            }
-            w = wt[pick] * (1.0 + fw[pick] * up);
+        for (std::size_t j = 0; j + 1 < width; ++j) { // zero-weight padding is never passed
+            const double c = cw[j] + up * cf[j];
+            const bool past = u >= c;
+            pick += past ? 1u : 0u;
+            lo = past ? c : lo;
         }
-        const branch_start& c = bstart_[x.choice * width + pick];
+        const double w = cw[pick] + up * cf[pick] - lo; // > 0: lo <= u < C_pick
+        const branch_start& b = bstart_[x.choice * width + pick];
         k = static_cast<std::uint32_t>(std::min((u - lo) / w * 0x1p32, 4294967295.0));
         x.stage += pick;
-        x.cdf_at_age = c.cdf_at_age;
-        x.survival_at_age = c.survival_at_age;
-        x.age = c.age;
-        x.exact = c.exact != 0;
+        x.cdf_at_age = b.cdf_at_age;
+        x.survival_at_age = b.survival_at_age;
+        x.age = b.age;
+        x.exact = b.exact != 0;
     }
 
     /// The state code of a lane's next stage s at time t: code[s] if t <= h, else 0 (out of
@@ -1061,21 +1049,27 @@ private:
     }
 
     /// The choice records (after prepare_overrides, which win-conditions a winner's
-    /// weights): per choice, the W cumulative weights (C_j = w_0 + ... + w_j, summed left to
-    /// right as choose_branch does) then the W weights, one 64-byte line a record for W <= 4.
+    /// weights): per choice, the W cumulative weights A_j = w_0 + ... + w_j then the W
+    /// cumulative forward weights F_j (the same sum over the forward branches only), both
+    /// summed left to right; one 64-byte line a record for W <= 4.
     void prepare_choice_records() {
-        const std::size_t width = width_, count = bweight_.size() / width;
+        const std::size_t width = width_, count = bweight_.size() / width, n = b_.size();
+        const auto st = b_.stages();
         choice_stride_ = (2 * width + 7) / 8 * 8;
         choice_store_.assign(count * choice_stride_ + 8, 0.0);
         const auto addr = reinterpret_cast<std::uintptr_t>(choice_store_.data());
         choice_offset_ = ((64 - addr % 64) % 64) / sizeof(double);
         for (std::size_t j = 0; j < count; ++j) {
+            // Record j is deal j's (j < n) or a fresh entry into open stage j − n.
+            const double* fw = forward_branch_.data() + g_.latent_first(j < n ? st[j] : j - n);
             double* r = choice_store_.data() + choice_offset_ + j * choice_stride_;
-            double c = 0.0;
+            double a = 0.0, f = 0.0;
             for (std::size_t k = 0; k < width; ++k) {
-                c += bweight_[j * width + k];
-                r[k] = c;
-                r[width + k] = bweight_[j * width + k];
+                const double w = bweight_[j * width + k];
+                a += w;
+                f += w * fw[k];
+                r[k] = a;
+                r[width + k] = f;
             }
         }
         bweight_.clear();
@@ -1121,20 +1115,16 @@ private:
         }
         draw(0, lanes);
         std::size_t n = 0;
-        const double* lmult = ws.lmult.data(); // e^{σ_s Z} by latent state (1: no shock)
-        for (std::size_t i = 0; i < lanes; ++i) {
-            lane_start x = start(i);
-            std::uint32_t k1 = w1[i];
-            if constexpr (Branched)
-                if (x.choice != no_choice) choose_branch(x, k1, lmult[x.stage]);
+        // The rest of visit 0 of lane i from its (latent) start stage and data.
+        auto first_visit = [&](std::size_t i, std::uint32_t s0, std::uint32_t k1, double t0, double f0, double sv0,
+                               double age, bool exact) {
             double dwell;
-            if (x.exact) [[unlikely]]
-                dwell = pipecast::quantile(residual(lg_.dwell(x.stage), x.age), uniform_open(w0[i]));
+            if (exact) [[unlikely]]
+                dwell = pipecast::quantile(residual(lg_.dwell(s0), age), uniform_open(w0[i]));
             else
-                dwell = std::max(residual_total<Tabulated>(x.stage, w0[i], x.cdf_at_age, x.survival_at_age) - x.age,
-                                 0.0);
-            const double t = x.t0 + dwell;
-            const std::uint32_t s = rows.template next<Width>(x.stage, k1);
+                dwell = std::max(residual_total<Tabulated>(s0, w0[i], f0, sv0) - age, 0.0);
+            const double t = t0 + dwell;
+            const std::uint32_t s = rows.template next<Width>(s0, k1);
             const std::uint32_t c = lane_code(code[s], t, h);
             won_lane[nw] = static_cast<std::uint32_t>(i);
             won_time[nw] = t;
@@ -1145,6 +1135,14 @@ private:
             w2[n] = w2[i];
             w3[n] = w3[i];
             n += c & 1u;
+        };
+        const double* lmult = ws.lmult.data(); // e^{σ_s Z} by latent state (1: no shock)
+        for (std::size_t i = 0; i < lanes; ++i) {
+            lane_start x = start(i);
+            std::uint32_t k1 = w1[i];
+            if constexpr (Branched)
+                if (x.choice != no_choice) choose_branch(x, k1, lmult[x.stage]);
+            first_visit(i, x.stage, k1, x.t0, x.cdf_at_age, x.survival_at_age, x.age, x.exact);
         }
         // Later visits: fresh dwells; a new block every second visit. A lane still open after
         // max_path_visits visits stops (not won) and is counted.
@@ -1426,7 +1424,7 @@ private:
     std::size_t width_ = 1;                ///< W: the largest branch count of a stage
     std::vector<double> bweight_;          ///< per choice (deal, then fresh entry per stage) × W (preparation only)
     /// Choice records from choice_store_[choice_offset_] (64-byte aligned): per choice, W
-    /// cumulative weights then the W weights.
+    /// cumulative weights then W cumulative forward weights (prepare_choice_records).
     std::vector<double> choice_store_;
     std::size_t choice_offset_ = 0;
     std::size_t choice_stride_ = 8;        ///< doubles a choice record (2W rounded up to 8)
