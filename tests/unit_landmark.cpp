@@ -206,6 +206,9 @@ TEST_CASE("landmark options") {
     check_throws<argument_error>(with([](landmark_options& o) { o.half_life = 0; }), {"half_life", "0"});
     check_throws<argument_error>(with([](landmark_options& o) { o.prior_strength = -2; }), {"prior_strength", "-2"});
     check_throws<argument_error>(with([](landmark_options& o) { o.horizon = 95; }), {"h.csv", "no landmark"});
+    // A spacing too small to move the landmark time (was an endless loop filling memory).
+    check_throws<argument_error>(with([](landmark_options& o) { o.spacing = 1e-300; }),
+                                 {"h.csv", "spacing 1e-300", "more than 1e+05 landmarks"});
     landmark_options o;
     o.horizon = 20;
     const landmark_table t = fit_landmarks(log, o);

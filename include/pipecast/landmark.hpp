@@ -170,8 +170,8 @@ inline void validate(const landmark_options& o) {
 /// Fits a landmark table from a history (see the file comment).
 /// @param log a finished visit log; its end_time is the end of the known history
 /// @throws argument_error on bad options (horizon, spacing, age edges, window <= horizon,
-///   half_life, prior_strength) or when the log is shorter than one spacing plus the
-///   horizon (no landmark).
+///   half_life, prior_strength), when the log is shorter than one spacing plus the
+///   horizon (no landmark), or when the spacing gives more than 100,000 landmarks.
 /// Complexity: O(n + rows) for n visits.
 /// Example: `landmark_options o; o.horizon = 90; auto t = fit_landmarks(log, o);
 ///           t.probability("Negotiation", 20.0);`
@@ -182,7 +182,17 @@ inline void validate(const landmark_options& o) {
     const double earliest = std::max(start + opt.spacing, log.end_time - opt.window);
     landmark_table t;
     t.horizon = opt.horizon;
-    for (double L = last; L >= earliest - 1e-9 * std::max(1.0, std::abs(L)); L -= opt.spacing) t.landmarks.push_back(L);
+    // L_k = last − k·spacing (not a running difference: a spacing below the times' resolution
+    // would never move L), at most max_landmarks of them.
+    constexpr double max_landmarks = 100000.0;
+    if ((last - earliest) / opt.spacing >= max_landmarks)
+        throw argument_error(detail::message("fit_landmarks: ", log.source, ": spacing ", opt.spacing, " over [", earliest,
+                                             ", ", last, "] gives more than ", max_landmarks, " landmarks"));
+    for (double k = 0.0;; k += 1.0) {
+        const double L = last - k * opt.spacing;
+        if (!(L >= earliest - 1e-9 * std::max(1.0, std::abs(L)))) break;
+        t.landmarks.push_back(L);
+    }
     if (log.empty() || !std::isfinite(start) || t.landmarks.empty())
         throw argument_error(detail::message("fit_landmarks: ", log.source, ": no landmark: the history [", start, ", ",
                                              log.end_time, "] is shorter than a spacing (", opt.spacing,
