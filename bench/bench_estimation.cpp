@@ -51,7 +51,8 @@ visit_log simulate_history(double rate, double days, std::uint64_t seed) {
     std::size_t deal = 0;
     const double nan = std::numeric_limits<double>::quiet_NaN();
     for (double t = gap(rng); t < days; t += gap(rng), ++deal) {
-        const std::string id = "D" + std::to_string(deal);
+        std::string id = "D"; // appended: GCC 12 -Wrestrict false positive on "D" + to_string()
+        id += std::to_string(deal);
         std::size_t s = entry;
         double now = t;
         while (true) {

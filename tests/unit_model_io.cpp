@@ -146,10 +146,12 @@ TEST_CASE("model_io") {
         };
         json rows = json::object();
         for (std::size_t i = 0; i < std::size(dwells); ++i) {
-            const std::string nm = "S" + std::to_string(i);
+            // Names appended, not "S" + to_string(): GCC 12's -Wrestrict false positive (bug 105329).
+            std::string nm = "S", next = "S";
+            nm += std::to_string(i);
+            next += std::to_string(i + 1);
             j["stages"].push_back({{"name", nm}, {"dwell", dwells[i]}});
-            rows[nm] = i + 1 < std::size(dwells) ? json{{"S" + std::to_string(i + 1), 0.5}, {"Lost", 0.5}}
-                                                 : json{{"Won", 1.0}};
+            rows[nm] = i + 1 < std::size(dwells) ? json{{next, 0.5}, {"Lost", 0.5}} : json{{"Won", 1.0}};
         }
         j["transitions"] = rows;
         const model m = pipecast::model_from_json(j);
