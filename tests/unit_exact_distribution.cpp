@@ -128,10 +128,11 @@ book crm4_book(const stage_graph& g, std::size_t n) {
     std::uniform_int_distribution<std::size_t> stage(0, g.open_count() - 1);
     std::uniform_real_distribution<double> age(0.0, 120.0);
     std::lognormal_distribution<double> amount(std::log(20000.0), 0.8);
-    for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t i = 0; i < n; ++i) {
         std::string id = "C"; // appended, not "C" + to_string(): GCC 12 -Wrestrict false positive (bug 105329)
         id += std::to_string(i);
         b.add(id, stage(rng), std::round(amount(rng) * 100.0) / 100.0, age(rng));
+    }
     return b;
 }
 
