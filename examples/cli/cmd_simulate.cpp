@@ -202,6 +202,47 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulat
     return j;
 }
 
+/// The tables both reports share: the won value (mean, its standard error where the method
+/// has one, sd, quantiles, P(quota)), won count and arrivals; the sub-period ends; per stage.
+template <class Result>
+void print_value_tables(std::ostream& os, const pipecast::model& m, const Result& r, const simulate_args& a) {
+    const auto& v = r.won_value;
+    table t({"Won value" + (m.currency.empty() ? std::string() : " (" + m.currency + ")"), "value"});
+    t.add_row({"mean", money(v.mean)});
+    if constexpr (requires { v.standard_error; }) t.add_row({"standard error", money(v.standard_error)});
+    t.add_row({"sd", money(v.sd)});
+    for (std::size_t i = 0; i < v.quantile_levels.size(); ++i)
+        t.add_row({"P" + quantile_key(v.quantile_levels[i]).substr(1), money(v.quantiles[i])});
+    for (std::size_t i = 0; i < a.quotas.size(); ++i) t.add_row({"P(won >= " + money(a.quotas[i]) + ")", percent(v.p_quota[i])});
+    t.add_rule();
+    t.add_row({"deals won (mean)", fixed(r.won_count.mean, 1)});
+    if (a.arrivals || a.model_arrivals) {
+        t.add_row({"arrivals (mean)", fixed(r.arrivals_expected_count, 1)});
+        t.add_row({"arrivals won (mean)", fixed(r.arrivals_expected_wins, 1)});
+        t.add_row({"value won from arrivals", money(r.arrivals_expected_value)});
+    }
+    t.print(os);
+    if (!r.sub_period_ends.empty()) {
+        os << '\n';
+        table sp({"Won by", "mean", "P10", "P50", "P90"});
+        for (std::size_t i = 0; i < r.sub_period_ends.size(); ++i) {
+            const auto& s = r.sub_period_value[i];
+            std::vector<std::string> row = {fixed(r.sub_period_ends[i], 1), money(s.mean)};
+            for (double q : {0.1, 0.5, 0.9}) {
+                const auto it = std::find(s.quantile_levels.begin(), s.quantile_levels.end(), q);
+                row.push_back(it == s.quantile_levels.end() ? "" : money(s.quantiles[static_cast<std::size_t>(it - s.quantile_levels.begin())]));
+            }
+            sp.add_row(row);
+        }
+        sp.print(os);
+    }
+    os << '\n';
+    table st({"Stage", "expected wins", "expected won value"});
+    for (std::size_t s = 0; s < m.graph.open_count(); ++s)
+        st.add_row({m.graph.name(s), fixed(r.stage_expected_wins[s], 1), money(r.stage_expected_value[s])});
+    st.print(os);
+}
+
 void print_report(const pipecast::model& m, const pipecast::simulation_result& r, const simulate_args& a,
                   unsigned threads) {
     auto& os = std::cout;
@@ -237,42 +278,7 @@ void print_report(const pipecast::model& m, const pipecast::simulation_result& r
         os << "WARNING: " << r.capped_deal_paths << " deal-paths stopped after " << a.max_path_visits
            << " stage visits (counted as not won): the model has a near-certain loop\n";
     os << '\n';
-    table t({"Won value" + (m.currency.empty() ? std::string() : " (" + m.currency + ")"), "value"});
-    t.add_row({"mean", money(v.mean)});
-    t.add_row({"standard error", money(v.standard_error)});
-    t.add_row({"sd", money(v.sd)});
-    for (std::size_t i = 0; i < v.quantile_levels.size(); ++i)
-        t.add_row({"P" + quantile_key(v.quantile_levels[i]).substr(1), money(v.quantiles[i])});
-    for (std::size_t i = 0; i < a.quotas.size(); ++i) t.add_row({"P(won >= " + money(a.quotas[i]) + ")", percent(v.p_quota[i])});
-    t.add_rule();
-    t.add_row({"deals won (mean)", fixed(r.won_count.mean, 1)});
-    if (a.arrivals || a.model_arrivals) {
-        t.add_row({"arrivals (mean)", fixed(r.arrivals_expected_count, 1)});
-        t.add_row({"arrivals won (mean)", fixed(r.arrivals_expected_wins, 1)});
-        t.add_row({"value won from arrivals", money(r.arrivals_expected_value)});
-    }
-    t.print(os);
-
-    if (!r.sub_period_ends.empty()) {
-        os << '\n';
-        table sp({"Won by", "mean", "P10", "P50", "P90"});
-        for (std::size_t i = 0; i < r.sub_period_ends.size(); ++i) {
-            const auto& s = r.sub_period_value[i];
-            std::vector<std::string> row = {fixed(r.sub_period_ends[i], 1), money(s.mean)};
-            for (double q : {0.1, 0.5, 0.9}) {
-                const auto it = std::find(s.quantile_levels.begin(), s.quantile_levels.end(), q);
-                row.push_back(it == s.quantile_levels.end() ? "" : money(s.quantiles[static_cast<std::size_t>(it - s.quantile_levels.begin())]));
-            }
-            sp.add_row(row);
-        }
-        sp.print(os);
-    }
-
-    os << '\n';
-    table st({"Stage", "expected wins", "expected won value"});
-    for (std::size_t s = 0; s < m.graph.open_count(); ++s)
-        st.add_row({m.graph.name(s), fixed(r.stage_expected_wins[s], 1), money(r.stage_expected_value[s])});
-    st.print(os);
+    print_value_tables(os, m, r, a);
 
     // A small text histogram of the won value.
     const auto& h = v.histogram;
@@ -377,7 +383,6 @@ nlohmann::ordered_json exact_to_json(const pipecast::model& m, const pipecast::e
 
 void print_exact_report(const pipecast::model& m, const pipecast::exact_result& r, const simulate_args& a) {
     auto& os = std::cout;
-    const auto& v = r.won_value;
     os << "Exact distribution (no Monte Carlo) for " << (m.name.empty() ? a.model_path : m.name) << ": " << r.deals
        << " deals, horizon " << fixed(r.horizon, 0) << ' ' << m.time_unit << (r.horizon == 1 ? "" : "s") << '\n'
        << "Method: " << r.detail << "; quantiles within " << money(r.error_bound) << ", probabilities within "
@@ -387,39 +392,7 @@ void print_exact_report(const pipecast::model& m, const pipecast::exact_result& 
         os << "Correlation: shock sd " << fixed(c.sigma, 3) << " on the log-odds of forward conversion ("
            << c.source << "), integrated by Gauss-Hermite quadrature\n";
     os << '\n';
-    table t({"Won value" + (m.currency.empty() ? std::string() : " (" + m.currency + ")"), "value"});
-    t.add_row({"mean", money(v.mean)});
-    t.add_row({"sd", money(v.sd)});
-    for (std::size_t i = 0; i < v.quantile_levels.size(); ++i)
-        t.add_row({"P" + quantile_key(v.quantile_levels[i]).substr(1), money(v.quantiles[i])});
-    for (std::size_t i = 0; i < a.quotas.size(); ++i) t.add_row({"P(won >= " + money(a.quotas[i]) + ")", percent(v.p_quota[i])});
-    t.add_rule();
-    t.add_row({"deals won (mean)", fixed(r.won_count.mean, 1)});
-    if (a.arrivals || a.model_arrivals) {
-        t.add_row({"arrivals (mean)", fixed(r.arrivals_expected_count, 1)});
-        t.add_row({"arrivals won (mean)", fixed(r.arrivals_expected_wins, 1)});
-        t.add_row({"value won from arrivals", money(r.arrivals_expected_value)});
-    }
-    t.print(os);
-    if (!r.sub_period_ends.empty()) {
-        os << '\n';
-        table sp({"Won by", "mean", "P10", "P50", "P90"});
-        for (std::size_t i = 0; i < r.sub_period_ends.size(); ++i) {
-            const auto& s = r.sub_period_value[i];
-            std::vector<std::string> row = {fixed(r.sub_period_ends[i], 1), money(s.mean)};
-            for (double q : {0.1, 0.5, 0.9}) {
-                const auto it = std::find(s.quantile_levels.begin(), s.quantile_levels.end(), q);
-                row.push_back(it == s.quantile_levels.end() ? "" : money(s.quantiles[static_cast<std::size_t>(it - s.quantile_levels.begin())]));
-            }
-            sp.add_row(row);
-        }
-        sp.print(os);
-    }
-    os << '\n';
-    table st({"Stage", "expected wins", "expected won value"});
-    for (std::size_t s = 0; s < m.graph.open_count(); ++s)
-        st.add_row({m.graph.name(s), fixed(r.stage_expected_wins[s], 1), money(r.stage_expected_value[s])});
-    st.print(os);
+    print_value_tables(os, m, r, a);
     os << "\nComputed in " << fixed(r.elapsed_seconds, 3) << " s\n";
 }
 
