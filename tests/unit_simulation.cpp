@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -1223,5 +1224,138 @@ TEST_CASE("simulation: hostile input") {
         const double pl = cdf(residual(ln, 1e10), h);
         REQUIRE((pl > 0.3 && pl < 0.9));
         CHECK(std::abs(rl.deal_win_probability[0] - pl) <= 5.0 * std::sqrt(pl * (1 - pl) / 20000.0));
+    }
+}
+
+namespace {
+
+/// Every output of two runs is equal, bit for bit (NaN close times: both NaN).
+void require_identical(const simulation_result& a, const simulation_result& b) {
+    REQUIRE(a.status == b.status);
+    REQUIRE(a.paths == b.paths);
+    REQUIRE(a.deal_paths == b.deal_paths);
+    REQUIRE(a.capped_deal_paths == b.capped_deal_paths);
+    auto same_summary = [](const outcome_summary& x, const outcome_summary& y) {
+        REQUIRE(x.mean == y.mean);
+        REQUIRE(x.sd == y.sd);
+        REQUIRE(x.min == y.min);
+        REQUIRE(x.max == y.max);
+        REQUIRE(x.quantiles == y.quantiles);
+        REQUIRE(x.p_quota == y.p_quota);
+        REQUIRE(x.histogram.counts == y.histogram.counts);
+    };
+    same_summary(a.won_value, b.won_value);
+    same_summary(a.won_count, b.won_count);
+    REQUIRE(a.sub_period_value.size() == b.sub_period_value.size());
+    for (std::size_t i = 0; i < a.sub_period_value.size(); ++i) same_summary(a.sub_period_value[i], b.sub_period_value[i]);
+    REQUIRE(a.deal_win_probability == b.deal_win_probability);
+    REQUIRE(a.deal_expected_close_time.size() == b.deal_expected_close_time.size());
+    for (std::size_t d = 0; d < a.deal_expected_close_time.size(); ++d) {
+        const double x = a.deal_expected_close_time[d], y = b.deal_expected_close_time[d];
+        REQUIRE((x == y || (std::isnan(x) && std::isnan(y))));
+    }
+    REQUIRE(a.stage_expected_value == b.stage_expected_value);
+    REQUIRE(a.arrivals_expected_count == b.arrivals_expected_count);
+    REQUIRE(a.arrivals_expected_value == b.arrivals_expected_value);
+    REQUIRE(a.arrival_deal_paths == b.arrival_deal_paths);
+}
+
+} // namespace
+
+TEST_CASE("simulation engine: prepared once, split runs, both Philox kernels") {
+    const model m = b2b6();
+    const book bk = b2b6_book(m.graph);
+    const stage_graph crm4 = crm4_spec_graph();
+    book cb(crm4);
+    {
+        std::mt19937_64 rng(8);
+        std::uniform_real_distribution<double> age(0.0, 150.0);
+        for (int i = 0; i < 2000; ++i) {
+            std::optional<double> ov;
+            if (i % 13 == 0) ov = 0.55;
+            cb.add("d", static_cast<std::size_t>(i) % crm4.open_count(), 1000.0 + i, age(rng), ov);
+        }
+    }
+    simulation_options o;
+    o.horizon = 90;
+    o.paths = 203;
+    o.seed = 11;
+    o.quotas = {4.6e7};
+    o.sub_period_ends = sub_periods(90, 3);
+    o.model_arrivals = true;
+    o.correlation = 0.3;
+    o.threads = 2;
+
+    SUBCASE("what-ifs on one engine equal simulate() of each, bit for bit") {
+        const simulation_engine e(m, bk);
+        for (double h : {30.0, 90.0})
+            for (double sigma : {0.0, 0.3}) {
+                simulation_options w = o;
+                w.horizon = h;
+                w.sub_period_ends = sub_periods(h, 3);
+                w.correlation = sigma;
+                w.seed = o.seed + static_cast<std::uint64_t>(h);
+                require_identical(e.run(w), simulate(m, bk, w));
+            }
+        const simulation_engine ce(crm4, cb, 1);
+        simulation_options c = o;
+        c.model_arrivals = false;
+        c.arrivals = arrival_process{0, 5.0, 0.0, {}};
+        c.arrival_deal_size = deal_size_distribution(3000.0, 0.8);
+        require_identical(ce.run(c), simulate(crm4, cb, c));
+    }
+
+    SUBCASE("pieces of the path range combine to the one-run result") {
+        const simulation_engine e(m, bk);
+        const simulation_result whole = e.run(o);
+        std::vector<simulation_paths> parts;
+        simulation_options one = o;
+        one.threads = 1;
+        parts.push_back(e.run_paths(one, 0, 64));
+        parts.push_back(e.run_paths(o, 64, 65));
+        parts.push_back(e.run_paths(o, 65, 203));
+        CHECK(parts[1].value.size() == 1);
+        require_identical(e.combine(o, parts), whole);
+        // Pieces that do not tile [0, paths) are refused.
+        std::vector<simulation_paths> gap = {parts[0], parts[2]};
+        CHECK_THROWS_AS((void)e.combine(o, gap), argument_error);
+        std::vector<simulation_paths> shortfall = {parts[0], parts[1]};
+        CHECK_THROWS_AS((void)e.combine(o, shortfall), argument_error);
+        CHECK_THROWS_AS((void)e.run_paths(o, 10, 10), argument_error);
+        CHECK_THROWS_AS((void)e.run_paths(o, 0, 204), argument_error);
+    }
+
+    SUBCASE("runs from several threads at once on one engine") {
+        const simulation_engine e(crm4, cb);
+        simulation_options a = o, b = o;
+        a.model_arrivals = b.model_arrivals = false;
+        b.seed = 99;
+        b.correlation = 0.0;
+        const simulation_result ra = e.run(a), rb = e.run(b);
+        simulation_result pa, pb;
+        {
+            std::jthread t1([&] { pa = e.run(a); });
+            std::jthread t2([&] { pb = e.run(b); });
+        }
+        require_identical(pa, ra);
+        require_identical(pb, rb);
+    }
+
+    SUBCASE("the SSE2 and AVX2 Philox kernels give the same results (b2b6 and crm4, 1 and 2 threads)") {
+        const bool avx2 = detail::philox_isa_available(philox_isa::avx2);
+        MESSAGE(std::string(avx2 ? "AVX2 kernel available: both kernels compared" : "no AVX2: both runs use SSE2"));
+        simulation_options s = o, v = o;
+        s.philox_kernel = philox_isa::sse2;
+        v.philox_kernel = philox_isa::avx2;
+        v.threads = 1;
+        require_identical(simulate(m, bk, s), simulate(m, bk, v));
+        s.model_arrivals = v.model_arrivals = false;
+        s.arrivals = v.arrivals = arrival_process{0, 5.0, 0.0, {}};
+        s.arrival_deal_size = v.arrival_deal_size = deal_size_distribution(3000.0, 0.8);
+        v.threads = 2;
+        require_identical(simulate(crm4, cb, s), simulate(crm4, cb, v));
+        simulation_options au = v;
+        au.philox_kernel = philox_isa::automatic;
+        require_identical(simulate(crm4, cb, au), simulate(crm4, cb, v));
     }
 }

@@ -81,6 +81,42 @@ TEST_CASE("variates") {
         }
     }
 
+    SUBCASE("every run-time dispatch path (SSE2 4-wide, AVX2 8-wide) equals Random123") {
+        // Counts that are not multiples of 4 or 8 (the kernels fill padded lanes too).
+        std::mt19937_64 rng(20261125);
+        const bool avx2 = philox_isa_available(philox_isa::avx2);
+        MESSAGE(std::string(avx2 ? "AVX2 kernel available on this CPU" : "no AVX2 on this CPU: the AVX2 request runs SSE2"));
+        CHECK(detail::philox_resolve(philox_isa::automatic) ==
+              (avx2 ? philox_isa::avx2 : philox_isa::sse2));
+        for (std::size_t count : {std::size_t{1}, std::size_t{5}, std::size_t{8}, std::size_t{13}, std::size_t{1024}})
+            for (int trial = 0; trial < 20; ++trial) {
+                const std::uint64_t seed = rng();
+                const detail::philox_schedule key(seed);
+                const auto c0 = static_cast<std::uint32_t>(rng()), c1 = static_cast<std::uint32_t>(rng());
+                const std::size_t n = count + detail::philox_lane_padding;
+                std::vector<std::uint32_t> c2(n), c3(n);
+                for (std::size_t i = 0; i < n; ++i) {
+                    c2[i] = static_cast<std::uint32_t>(rng());
+                    c3[i] = static_cast<std::uint32_t>(rng());
+                }
+                for (auto isa : {philox_isa::sse2, philox_isa::avx2, philox_isa::automatic}) {
+                    std::vector<std::uint32_t> o0(n), o1(n), o2(n), o3(n);
+                    detail::philox4x32_10_lanes(key, c0, c1, c2.data(), c3.data(), o0.data(), o1.data(), o2.data(),
+                                                o3.data(), count, isa);
+                    for (std::size_t i = 0; i < count; ++i) {
+                        const r123::Philox4x32::ctr_type c = {{c0, c1, c2[i], c3[i]}};
+                        const r123::Philox4x32::key_type k = {
+                            {static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}};
+                        const auto r = r123::Philox4x32{}(c, k);
+                        REQUIRE(o0[i] == r[0]);
+                        REQUIRE(o1[i] == r[1]);
+                        REQUIRE(o2[i] == r[2]);
+                        REQUIRE(o3[i] == r[3]);
+                    }
+                }
+            }
+    }
+
     SUBCASE("uniforms: open interval, exact complement") {
         CHECK(uniform_open(0) == std::ldexp(1.0, -33));
         CHECK(uniform_open(0xFFFFFFFFu) == 1.0 - std::ldexp(1.0, -33));

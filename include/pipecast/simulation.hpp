@@ -89,6 +89,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <optional>
@@ -145,6 +146,10 @@ struct simulation_options {
     /// Refuse (argument_error) a run whose estimated work exceeds this many stage visits
     /// (about 1e9 a second on one core: the default is some minutes on a laptop).
     double max_stage_visits = 2e11;
+    /// The Philox kernel: `automatic` = the widest this CPU runs (8-wide AVX2, else 4-wide
+    /// SSE2, chosen at run time); a kernel the CPU lacks falls back to SSE2. Results do not
+    /// depend on it (tests and benchmarks pin it to compare the paths).
+    philox_isa philox_kernel = philox_isa::automatic;
 };
 
 /// The largest σ accepted for `correlation` and `stage_correlation`: a shock of sd 10 on
@@ -229,6 +234,40 @@ struct simulation_result {
     /// Deal-paths per second of wall time.
     [[nodiscard]] double deal_paths_per_second() const noexcept {
         return elapsed_seconds > 0.0 ? static_cast<double>(deal_paths) / elapsed_seconds : 0.0;
+    }
+};
+
+/// The raw outputs of the paths [first, last) of a run (simulation_engine::run_paths()): what
+/// one process of a split run computes and sends back. Path p always draws from the same
+/// counter-based streams (path p of the seed), so pieces that cover [0, paths) combine
+/// (simulation_engine::combine()) to the bit-identical result of one run of all the paths.
+struct simulation_paths {
+    std::size_t first = 0, last = 0;   ///< the path range
+    bool completed = true;             ///< false: cancelled; `done` says which work units finished
+    /// Per path p (index p − first): won value, won count; sub_value is (last − first) ×
+    /// sub-periods, path-major; arrivals, arrival_wins, arrival_value only with arrivals.
+    std::vector<double> value, count, sub_value, arrivals, arrival_wins, arrival_value;
+    std::size_t chunk = 1;             ///< paths per work unit (the last one may be shorter)
+    std::vector<char> done;            ///< per work unit: 1 if it completed
+    std::vector<std::uint64_t> capped; ///< per work unit: deal-paths stopped at max_path_visits
+    /// Per deal: wins and the sum of win times in units of 2⁻¹⁶ (integers: sums over pieces
+    /// are exact in any order).
+    std::vector<std::uint64_t> deal_wins, deal_time_sums;
+    double elapsed_seconds = 0.0;      ///< wall time of run_paths()
+
+    /// The completed paths (absolute indices, increasing).
+    [[nodiscard]] std::vector<std::size_t> completed_paths() const {
+        std::vector<std::size_t> p;
+        for (std::size_t c = 0; c < done.size(); ++c)
+            if (done[c])
+                for (std::size_t i = first + c * chunk; i < std::min(last, first + (c + 1) * chunk); ++i) p.push_back(i);
+        return p;
+    }
+    /// Deal-paths of the completed work units stopped at max_path_visits.
+    [[nodiscard]] std::uint64_t capped_deal_paths() const noexcept {
+        std::uint64_t c = 0;
+        for (std::size_t i = 0; i < done.size(); ++i) c += done[i] ? capped[i] : 0;
+        return c;
     }
 };
 
@@ -451,64 +490,114 @@ inline void check_estimate(const simulation_estimate& e, const simulation_option
     return s;
 }
 
-/// The prepared simulation: samplers, per-deal start data, shock rows. Runs paths.
+/// The prepared simulation of one (graph, book): dwell tables, transition rows, per-deal
+/// start data, branch-choice records, the override rows and the shock's row maps. Built
+/// once, immutable after construction; run() is const and may run on several threads at
+/// once (each call has its own run_state and worker scratch).
 class sim_engine {
 public:
-    /// Per-path outputs (owned by the caller, indexed by path).
-    struct path_outputs {
-        std::vector<double> value, count, sub_value; // sub_value: paths × sub-periods
-        std::vector<double> arrivals, arrival_wins, arrival_value;
+    using path_outputs = simulation_paths;
+
+    /// One run's settings: the options and what is derived from them (the Philox key and
+    /// kernel, the shock's σ per stage, the arrivals' intensity segments and amounts). Cheap
+    /// to build (no table); the engine's tables are not touched.
+    struct run_state {
+        run_state(const sim_engine& e, const simulation_options& opt, std::optional<deal_size_distribution> ds)
+            : o(opt), key(opt.seed), isa(detail::philox_resolve(opt.philox_kernel)), horizon(opt.horizon),
+              max_visits(static_cast<std::uint32_t>(opt.max_path_visits)), nsub(opt.sub_period_ends.size()),
+              deal_size(std::move(ds)) {
+            sigma.assign(e.g_.open_count(), opt.correlation);
+            if (!opt.stage_correlation.empty()) sigma = opt.stage_correlation;
+            shocked = std::any_of(sigma.begin(), sigma.end(), [](double x) { return x > 0.0; });
+            if (opt.arrivals) prepare_arrivals();
+        }
+        const simulation_options& o;
+        philox_schedule key;
+        philox_isa isa;
+        double horizon;
+        std::uint32_t max_visits; ///< options.max_path_visits
+        std::size_t nsub;
+        std::optional<deal_size_distribution> deal_size;
+        std::vector<double> sigma; ///< σ of the shock per open stage (observable graph)
+        bool shocked = false;      ///< any σ_i > 0
+        // arrivals
+        double arrival_total = 0.0;
+        std::size_t expected_arrivals = 0, entry = 0;
+        std::vector<double> seg_t, seg_cum, seg_rate;
+        double deal_mu = 0.0, deal_sigma = 0.0;
+        bool deal_lognormal = true;
+
+    private:
+        void prepare_arrivals() {
+            const arrival_process& a = *o.arrivals;
+            arrival_total = a.expected_count(horizon);
+            expected_arrivals = static_cast<std::size_t>(arrival_total);
+            // Piecewise-constant intensity: segment starts, cumulative intensity, rate.
+            if (a.period_rates.empty()) {
+                seg_t = {0.0};
+                seg_cum = {0.0};
+                seg_rate = {a.rate};
+            } else {
+                double t = 0.0, cum = 0.0;
+                for (std::size_t k = 0; t < horizon; ++k, t += a.period) {
+                    const double r = a.period_rates[k % a.period_rates.size()];
+                    seg_t.push_back(t);
+                    seg_cum.push_back(cum);
+                    seg_rate.push_back(r);
+                    cum += r * (std::min(horizon, t + a.period) - t);
+                }
+            }
+            entry = a.stage;
+            // Amounts: the lognormal form by its closed-form quantile (as before the empirical
+            // form existed: same numbers), any other form through deal_size_distribution::quantile.
+            deal_lognormal = !deal_size->is_empirical();
+            deal_mu = deal_size->log_mu();
+            deal_sigma = deal_size->sigma();
+        }
     };
 
-    sim_engine(const stage_graph& g, const book& b, const simulation_options& o,
-               std::optional<deal_size_distribution> deal_size)
-        : g_(g), lg_(g.latent()), b_(b), o_(o), deal_size_(std::move(deal_size)), key_(o.seed) {
+    /// Prepares the tables; `threads` (0 = all cores) share the per-deal start data.
+    sim_engine(const stage_graph& g, const book& b, unsigned threads) : g_(g), lg_(g.latent()), b_(b) {
         if (!b.compatible_with(g))
             throw argument_error("simulate: the book was made for a model with other open stages");
         // The engine runs on the latent graph: one state per branch of a branched stage (the
         // graph itself when no stage is branched).
         m_ = lg_.open_count();
         branched_ = g.has_branches();
-        horizon_ = o.horizon;
-        max_visits_ = static_cast<std::uint32_t>(o.max_path_visits);
-        nsub_ = o.sub_period_ends.size();
         code_.assign(lg_.size(), 1);
         for (std::size_t s = m_; s < lg_.size(); ++s) code_[s] = lg_.is_win(s) ? 2 : 0;
         if (branched_) prepare_branch_flags();
-        prepare_deals();
+        prepare_deals(threads ? threads : std::max(1u, std::thread::hardware_concurrency()));
         rows_ = transition_sampler(lg_);
         prepare_overrides();
         if (branched_) prepare_choice_records();
-        sigma_.assign(g.open_count(), o.correlation);
-        if (!o.stage_correlation.empty()) sigma_ = o.stage_correlation;
-        shocked_ = std::any_of(sigma_.begin(), sigma_.end(), [](double x) { return x > 0.0; });
-        if (shocked_) prepare_shock();
-        if (o.arrivals) prepare_arrivals();
+        prepare_shock(); // the row maps (cheap); used by runs with σ > 0
     }
 
-    /// Runs every path; returns false if cancelled. Fills `out` and the per-deal sums.
-    bool run(path_outputs& out) {
-        const std::size_t paths = o_.paths, n = b_.size();
+    /// Runs the paths [out.first, out.last) of run R; false if cancelled. Fills `out`.
+    bool run(const run_state& R, path_outputs& out) const {
+        const simulation_options& o = R.o;
+        const std::size_t first = out.first, paths = out.last - out.first, n = b_.size();
         out.value.assign(paths, 0.0);
         out.count.assign(paths, 0.0);
-        out.sub_value.assign(paths * nsub_, 0.0);
-        if (o_.arrivals) {
+        out.sub_value.assign(paths * R.nsub, 0.0);
+        if (o.arrivals) {
             out.arrivals.assign(paths, 0.0);
             out.arrival_wins.assign(paths, 0.0);
             out.arrival_value.assign(paths, 0.0);
         }
-        unsigned threads = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
-        std::size_t chunk = o_.chunk_paths;
+        unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+        std::size_t chunk = o.chunk_paths;
         if (chunk == 0) {
-            const std::size_t work = std::max<std::size_t>(n + expected_arrivals_, 1);
+            const std::size_t work = std::max<std::size_t>(n + R.expected_arrivals, 1);
             chunk = std::max<std::size_t>(1, (std::size_t{1} << 21) / work);
             chunk = std::min(chunk, std::max<std::size_t>(1, paths / (8 * threads)));
         }
         const std::size_t chunks = (paths + chunk - 1) / chunk;
-        threads = static_cast<unsigned>(std::min<std::size_t>(threads, chunks));
-        chunk_done_.assign(chunks, 0);
-        chunk_capped_.assign(chunks, 0);
-        chunk_ = chunk;
+        threads = static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>(threads, chunks)));
+        out.done.assign(chunks, 0);
+        out.capped.assign(chunks, 0);
+        out.chunk = chunk;
 
         struct local {
             std::vector<std::uint64_t> wins, time;
@@ -531,16 +620,16 @@ public:
                         local& L = locals[t];
                         L.wins.assign(n, 0);
                         L.time.assign(n, 0);
-                        worker_state ws(*this);
+                        worker_state ws(*this, R);
                         for (;;) {
-                            if (cancel.load(std::memory_order_relaxed) || o_.stop.stop_requested()) break;
+                            if (cancel.load(std::memory_order_relaxed) || o.stop.stop_requested()) break;
                             const std::size_t c = next.fetch_add(1);
                             if (c >= chunks) break;
-                            const std::size_t p0 = c * chunk, p1 = std::min(paths, p0 + chunk);
+                            const std::size_t p0 = first + c * chunk, p1 = std::min(out.last, p0 + chunk);
                             ws.capped = 0;
                             run_chunk(ws, p0, p1, out, L.wins, L.time);
-                            chunk_capped_[c] = ws.capped;
-                            chunk_done_[c] = 1;
+                            out.capped[c] = ws.capped;
+                            out.done[c] = 1;
                             done.fetch_add(p1 - p0);
                         }
                     } catch (...) {
@@ -558,10 +647,10 @@ public:
                 if (finished_threads == threads) break;
                 if (cancel.load()) continue; // cancelled: wait for the workers, report nothing more
                 lk.unlock();
-                bool stop = o_.stop.stop_requested();
+                bool stop = o.stop.stop_requested();
                 try {
-                    if (o_.progress && !stop)
-                        stop = !o_.progress(static_cast<double>(done.load()) / static_cast<double>(paths));
+                    if (o.progress && !stop)
+                        stop = !o.progress(static_cast<double>(done.load()) / static_cast<double>(paths));
                 } catch (...) { // stop the workers now, rethrow once they have joined
                     lk.lock();
                     if (!failure) failure = std::current_exception();
@@ -573,35 +662,21 @@ public:
             }
         }
         if (failure) std::rethrow_exception(failure);
-        wins_.assign(n, 0);
-        time_.assign(n, 0);
+        out.deal_wins.assign(n, 0);
+        out.deal_time_sums.assign(n, 0);
         for (const auto& L : locals)
             for (std::size_t d = 0; d < n; ++d) {
-                wins_[d] += L.wins[d];
-                time_[d] += L.time[d];
+                out.deal_wins[d] += L.wins[d];
+                out.deal_time_sums[d] += L.time[d];
             }
         const bool cancelled = done.load() < paths;
-        if (!cancelled && o_.progress) (void)o_.progress(1.0);
+        out.completed = !cancelled;
+        if (!cancelled && o.progress) (void)o.progress(1.0);
         return !cancelled;
     }
 
-    /// Which paths completed (after a cancelled run).
-    [[nodiscard]] std::vector<std::size_t> completed_paths() const {
-        std::vector<std::size_t> p;
-        const std::size_t chunk = chunk_;
-        for (std::size_t c = 0; c < chunk_done_.size(); ++c)
-            if (chunk_done_[c])
-                for (std::size_t i = c * chunk; i < std::min(o_.paths, (c + 1) * chunk); ++i) p.push_back(i);
-        return p;
-    }
-    /// Deal-paths of the completed work units stopped at max_path_visits.
-    [[nodiscard]] std::uint64_t capped_deal_paths() const noexcept {
-        std::uint64_t c = 0;
-        for (std::size_t i = 0; i < chunk_done_.size(); ++i) c += chunk_done_[i] ? chunk_capped_[i] : 0;
-        return c;
-    }
-    [[nodiscard]] const std::vector<std::uint64_t>& deal_wins() const noexcept { return wins_; }
-    [[nodiscard]] const std::vector<std::uint64_t>& deal_time_sums() const noexcept { return time_; }
+    [[nodiscard]] const stage_graph& graph() const noexcept { return g_; }
+    [[nodiscard]] const book& deals() const noexcept { return b_; }
 
 private:
     /// Start data of a deal, packed for the hot loop.
@@ -631,14 +706,16 @@ private:
 
     /// Per-thread scratch: the transition rows of the current path (with the shock).
     struct worker_state {
-        explicit worker_state(const sim_engine& e)
-            : rows(e.rows_), stage_mult(e.g_.open_count(), 1.0), lmult(e.m_, 1.0), lmult_off(e.m_, 1.0), pi(e.pi_) {
+        worker_state(const sim_engine& e, const run_state& r)
+            : run(r), rows(e.rows_), stage_mult(e.g_.open_count(), 1.0), lmult(e.m_, 1.0), lmult_off(e.m_, 1.0),
+              pi(e.pi_) {
             for (auto* v : {&lanes.lane, &lanes.stage, &lanes.w0, &lanes.w1, &lanes.w2, &lanes.w3, &lanes.c2, &lanes.c3,
                             &lanes.won_lane})
-                v->assign(batch + 4, 0);
-            lanes.time.assign(batch + 4, 0.0);
-            lanes.won_time.assign(batch + 4, 0.0);
+                v->assign(batch + philox_lane_padding, 0);
+            lanes.time.assign(batch + philox_lane_padding, 0.0);
+            lanes.won_time.assign(batch + philox_lane_padding, 0.0);
         }
+        const run_state& run;               ///< the run's settings
         transition_sampler rows;
         std::vector<double> stage_mult;     ///< e^{σ_i Z} of the current path per open stage
         std::vector<double> lmult, lmult_off; ///< the same per latent state; all 1 (no shock)
@@ -660,7 +737,7 @@ private:
     /// not depend on the split) and the table depth each latent state needs. A deal of a
     /// branched stage gets a choice (index = the deal's) with one weight and one start record
     /// per branch: P(branch | age) and the residual start data of that branch's dwell.
-    void prepare_deals() {
+    void prepare_deals(unsigned hw) {
         const std::size_t n = b_.size();
         deals_.resize(n);
         if (branched_) {
@@ -682,7 +759,6 @@ private:
                     for (std::size_t k = 0; k < g_.latent_count(s); ++k)
                         bweight_[(n + s) * width_ + k] = g_.branches(s)[k].probability;
         }
-        const unsigned hw = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
         const auto parts = static_cast<unsigned>(std::min<std::size_t>(hw, n / 16384 + 1));
         std::vector<std::vector<int>> depth(parts, std::vector<int>(m_, dwell_sampler::default_upper_min_exponent));
         {
@@ -945,33 +1021,6 @@ private:
         }
     }
 
-    void prepare_arrivals() {
-        const arrival_process& a = *o_.arrivals;
-        arrival_total_ = a.expected_count(horizon_);
-        expected_arrivals_ = static_cast<std::size_t>(arrival_total_);
-        // Piecewise-constant intensity: segment starts, cumulative intensity, rate.
-        if (a.period_rates.empty()) {
-            seg_t_ = {0.0};
-            seg_cum_ = {0.0};
-            seg_rate_ = {a.rate};
-        } else {
-            double t = 0.0, cum = 0.0;
-            for (std::size_t k = 0; t < horizon_; ++k, t += a.period) {
-                const double r = a.period_rates[k % a.period_rates.size()];
-                seg_t_.push_back(t);
-                seg_cum_.push_back(cum);
-                seg_rate_.push_back(r);
-                cum += r * (std::min(horizon_, t + a.period) - t);
-            }
-        }
-        entry_ = a.stage;
-        // Amounts: the lognormal form by its closed-form quantile (as before the empirical
-        // form existed: same numbers), any other form through deal_size_distribution::quantile.
-        deal_lognormal_ = !deal_size_->is_empirical();
-        deal_mu_ = deal_size_->log_mu();
-        deal_sigma_ = deal_size_->sigma();
-    }
-
     /// A batch of deal-paths advanced in lock step, one stage visit per sweep, with the
     /// still-running lanes compacted after each sweep: every lane of sweep k has made k
     /// visits, so the Philox block refills (every second visit) need no per-lane branch and
@@ -1092,7 +1141,9 @@ private:
     void run_batch_impl(worker_state& ws, const transition_sampler::row_view rows, std::size_t lanes,
                         std::uint32_t path, std::uint32_t domain, Item& item_of, Start& start, OnWin& on_win) const {
         auto& L = ws.lanes;
-        const double h = horizon_;
+        const double h = ws.run.horizon;
+        const std::uint32_t max_visits = ws.run.max_visits;
+        const philox_isa isa = ws.run.isa;
         const std::uint8_t* code = code_.data(); // bit 0: still open, bit 1: won
         std::uint32_t* won_lane = L.won_lane.data();
         double* won_time = L.won_time.data();
@@ -1102,10 +1153,9 @@ private:
         double* time = L.time.data();
         std::uint32_t *w0 = L.w0.data(), *w1 = L.w1.data(), *w2 = L.w2.data(), *w3 = L.w3.data();
         std::uint32_t *c2 = L.c2.data(), *c3 = L.c3.data();
-        const philox_schedule& key = key_;
+        const philox_schedule& key = ws.run.key;
         auto draw = [&](std::uint32_t block, std::size_t count) {
-            for (std::size_t j = 0; j < count; j += 4)
-                philox4x32_10_x4(key, block, path, c2 + j, c3 + j, w0 + j, w1 + j, w2 + j, w3 + j);
+            philox4x32_10_lanes(key, block, path, c2, c3, w0, w1, w2, w3, count, isa);
         };
         // Visit 0: the residual dwell of the first stage.
         for (std::size_t i = 0; i < lanes; ++i) {
@@ -1147,7 +1197,7 @@ private:
         // Later visits: fresh dwells; a new block every second visit. A lane still open after
         // max_path_visits visits stops (not won) and is counted.
         for (std::uint32_t visit = 1; n > 0; ++visit) {
-            if (visit >= max_visits_) [[unlikely]] {
+            if (visit >= max_visits) [[unlikely]] {
                 ws.capped += n;
                 break;
             }
@@ -1201,11 +1251,11 @@ private:
     /// stage_correlation, else `correlation` for every stage); ws.lmult = e^{σ_s Z} by latent state shifts the forward odds of
     /// the first-visit branch choice of book deals and arrivals.
     void apply_shock(worker_state& ws, std::size_t path) const {
-        const philox_block r = philox_draw(o_.seed, {0, static_cast<std::uint32_t>(path), 0, sim_domain_word(2, 0)});
+        const philox_block r = philox_draw(ws.run.o.seed, {0, static_cast<std::uint32_t>(path), 0, sim_domain_word(2, 0)});
         const double u1 = uniform_open(r[0]), u2 = uniform_open(r[1]);
         const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
         const std::size_t m = g_.open_count();
-        for (std::size_t i = 0; i < m; ++i) ws.stage_mult[i] = std::exp(sigma_[i] * z); // e^{σ_i Z}
+        for (std::size_t i = 0; i < m; ++i) ws.stage_mult[i] = std::exp(ws.run.sigma[i] * z); // e^{σ_i Z}
         for (std::size_t l = 0; l < m_; ++l) ws.lmult[l] = ws.stage_mult[g_.stage_of_latent(l)];
         if (!branched_) {
             for (std::size_t i = 0; i < m_; ++i) {
@@ -1240,13 +1290,15 @@ private:
     void run_chunk(worker_state& ws, std::size_t p0, std::size_t p1, path_outputs& out,
                    std::vector<std::uint64_t>& wins, std::vector<std::uint64_t>& time) const {
         const std::size_t n = deals_.size();
-        const double* ends = o_.sub_period_ends.data();
-        const std::size_t nsub = nsub_;
+        const run_state& R = ws.run;
+        const double* ends = R.o.sub_period_ends.data();
+        const std::size_t nsub = R.nsub;
         const bool overrides = !overrides_.empty();
         for (std::size_t p = p0; p < p1; ++p) {
-            if (shocked_) apply_shock(ws, p);
+            if (R.shocked) apply_shock(ws, p);
             double value = 0.0, count = 0.0;
-            double* sub = nsub ? out.sub_value.data() + p * nsub : nullptr;
+            const std::size_t slot = p - out.first; // index in this piece's per-path vectors
+            double* sub = nsub ? out.sub_value.data() + slot * nsub : nullptr;
             const auto pw = static_cast<std::uint32_t>(p);
             // Books a win of deal d at time t (in the order the wins happened).
             auto book_win = [&](std::size_t d, double t) {
@@ -1298,10 +1350,10 @@ private:
                 }
                 run_overrides(ws, pw, book_win);
             }
-            if (o_.arrivals) run_arrivals(ws, p, value, count, sub, out);
+            if (R.o.arrivals) run_arrivals(ws, p, value, count, sub, out);
             for (std::size_t i = 1; i < nsub; ++i) sub[i] += sub[i - 1];
-            out.value[p] = value;
-            out.count[p] = count;
+            out.value[slot] = value;
+            out.count[slot] = count;
         }
     }
 
@@ -1319,7 +1371,7 @@ private:
         ws.winners.clear();
         for (const override_deal& x : overrides_) {
             const philox_block r =
-                philox_draw(o_.seed, {0, pw, x.deal, sim_domain_word(sim_override_domain, x.deal)});
+                philox_draw(ws.run.o.seed, {0, pw, x.deal, sim_domain_word(sim_override_domain, x.deal)});
             if (x.can_win && uniform_open(r[0]) < x.probability) ws.winners.push_back(x.deal);
         }
         const std::size_t nw = ws.winners.size();
@@ -1340,72 +1392,72 @@ private:
     /// time (domain 1, item j), its amount drawn only if it is won (block 2³² − 1).
     void run_arrivals(worker_state& ws, std::size_t p, double& value, double& count, double* sub,
                       path_outputs& out) const {
+        const run_state& R = ws.run;
+        const std::uint64_t seed = R.o.seed;
+        const std::size_t nsub = R.nsub;
         const auto pw = static_cast<std::uint32_t>(p);
         philox_counter gc = {0, pw, 1, sim_domain_word(2, 1)};
-        philox_block g = philox_draw(o_.seed, gc);
+        philox_block g = philox_draw(seed, gc);
         unsigned slot = 0;
         double cum = 0.0, wins = 0.0, val = 0.0;
         std::size_t seg = 0;
         std::uint64_t total = 0;
         std::vector<double>& taus = ws.scratch;
-        const double* ends = o_.sub_period_ends.data();
+        const double* ends = R.o.sub_period_ends.data();
         for (bool more = true; more;) {
             taus.clear();
             while (taus.size() < batch) {
                 if (slot == 4) {
                     ++gc[0];
-                    g = philox_draw(o_.seed, gc);
+                    g = philox_draw(seed, gc);
                     slot = 0;
                 }
                 cum += -std::log(uniform_open(g[slot++]));
-                if (cum > arrival_total_) {
+                if (cum > R.arrival_total) {
                     more = false;
                     break;
                 }
-                while (seg + 1 < seg_t_.size() && seg_cum_[seg + 1] < cum) ++seg;
-                while (seg + 1 < seg_t_.size() && seg_rate_[seg] <= 0.0) ++seg;
-                taus.push_back(std::min(seg_t_[seg] + (cum - seg_cum_[seg]) / seg_rate_[seg], horizon_));
+                while (seg + 1 < R.seg_t.size() && R.seg_cum[seg + 1] < cum) ++seg;
+                while (seg + 1 < R.seg_t.size() && R.seg_rate[seg] <= 0.0) ++seg;
+                taus.push_back(std::min(R.seg_t[seg] + (cum - R.seg_cum[seg]) / R.seg_rate[seg], R.horizon));
             }
             const std::uint64_t base = total;
-            const auto entry = static_cast<std::uint32_t>(g_.latent_first(entry_));
+            const auto entry = static_cast<std::uint32_t>(g_.latent_first(R.entry));
             const std::uint32_t choice =
-                g_.branched(entry_) ? static_cast<std::uint32_t>(b_.size() + entry_) : no_choice;
+                g_.branched(R.entry) ? static_cast<std::uint32_t>(b_.size() + R.entry) : no_choice;
             run_batch(
                 ws, ws.rows, taus.size(), pw, 1, [base](std::size_t i) -> std::uint64_t { return base + i; },
                 [&](std::size_t i) { return lane_start{entry, 0.0, 1.0, 0.0, taus[i], false, choice}; },
                 [&](std::size_t i, double t) {
                     const std::uint64_t j = base + i;
                     const philox_block r = philox_draw(
-                        o_.seed, {0xFFFFFFFFu, pw, static_cast<std::uint32_t>(j), sim_domain_word(1, j)});
+                        seed, {0xFFFFFFFFu, pw, static_cast<std::uint32_t>(j), sim_domain_word(1, j)});
                     const double u = uniform_open(r[0]);
                     const double amount =
-                        deal_lognormal_
-                            ? std::exp(deal_mu_ - deal_sigma_ * 1.4142135623730951 * boost::math::erfc_inv(2.0 * u))
-                            : deal_size_->quantile(u);
+                        R.deal_lognormal
+                            ? std::exp(R.deal_mu - R.deal_sigma * 1.4142135623730951 * boost::math::erfc_inv(2.0 * u))
+                            : R.deal_size->quantile(u);
                     value += amount;
                     count += 1.0;
                     wins += 1.0;
                     val += amount;
                     if (sub) {
-                        const auto b = static_cast<std::size_t>(std::lower_bound(ends, ends + nsub_, t) - ends);
-                        if (b < nsub_) sub[b] += amount;
+                        const auto b = static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
+                        if (b < nsub) sub[b] += amount;
                     }
                 });
             total += taus.size();
         }
-        out.arrivals[p] = static_cast<double>(total);
-        out.arrival_wins[p] = wins;
-        out.arrival_value[p] = val;
+        const std::size_t at = p - out.first;
+        out.arrivals[at] = static_cast<double>(total);
+        out.arrival_wins[at] = wins;
+        out.arrival_value[at] = val;
     }
 
     const stage_graph& g_;
     const stage_graph& lg_; ///< g_.latent(): the graph the engine runs on
     const book& b_;
-    const simulation_options& o_;
-    std::optional<deal_size_distribution> deal_size_;
-    philox_schedule key_;
-    std::size_t m_ = 0, nsub_ = 0;
-    double horizon_ = 0.0;
+    std::size_t m_ = 0;
     std::vector<std::uint8_t> code_; ///< per stage: 1 open, 2 winning outcome, 0 other outcome
     std::vector<deal_start> deals_;
     std::vector<dwell_sampler> samplers_;      ///< one per distinct dwell
@@ -1431,8 +1483,6 @@ private:
     std::vector<branch_start> bstart_;     ///< the same, the branch's residual start data
     std::vector<std::uint32_t> choice_;    ///< per deal: its choice index (= d), or no_choice
     std::vector<double> forward_branch_; ///< per latent state: 1 for a forward branch
-    std::vector<double> sigma_;          ///< σ of the shock per open stage (observable graph)
-    bool shocked_ = false;               ///< any σ_i > 0
     std::vector<std::vector<double>> pi_; ///< per open stage: π of its branches
     /// Where entry e of latent row l comes from: entry `entry` of its classic stage's row
     /// (-1 for a branched stage's latent state) times π′ of branch `branch` of stage `target`.
@@ -1441,73 +1491,77 @@ private:
         std::uint32_t target;
     };
     std::vector<std::vector<shock_source>> shock_src_;
-    // arrivals
-    double arrival_total_ = 0.0;
-    std::size_t expected_arrivals_ = 0, entry_ = 0;
-    std::vector<double> seg_t_, seg_cum_, seg_rate_;
-    double deal_mu_ = 0.0, deal_sigma_ = 0.0;
-    bool deal_lognormal_ = true;
-    // results
-    std::vector<char> chunk_done_;
-    std::vector<std::uint64_t> chunk_capped_; ///< per work unit: deal-paths stopped at the visit cap
-    std::size_t chunk_ = 1; ///< paths per work unit of the last run
-    std::uint32_t max_visits_ = 0xFFFFFFFFu; ///< options.max_path_visits
-    std::vector<std::uint64_t> wins_, time_;
 };
 
-/// Runs the engine and assembles the result; `values` receives the per-path won values
-/// (of the completed paths, in path order).
-inline simulation_result run_simulation(const stage_graph& g, const book& b, const simulation_options& o,
-                                        std::optional<deal_size_distribution> deal_size,
-                                        std::vector<double>* values = nullptr) {
-    validate_options(o, g, deal_size.has_value());
-    check_estimate(estimate_simulation(g, b, o), o, b.size());
-    const auto start = std::chrono::steady_clock::now();
-    sim_engine engine(g, b, o, std::move(deal_size));
-    sim_engine::path_outputs out;
-    const bool ok = engine.run(out);
-    const auto stop = std::chrono::steady_clock::now();
+/// Validates a path range of a run of `o` on (g, b): first < last <= o.paths.
+inline void check_path_range(const simulation_options& o, std::size_t first, std::size_t last) {
+    if (!(first < last && last <= o.paths))
+        throw argument_error(detail::message("simulate: the path range [", first, ", ", last,
+                                             ") must be non-empty and within [0, paths = ", o.paths, ")"));
+}
+
+/// The result of a run from its pieces (in path order, covering [0, o.paths) without gaps);
+/// `values` receives the per-path won values of the completed paths, in path order.
+inline simulation_result assemble(const stage_graph& g, const book& b, const simulation_options& o,
+                                  std::span<const simulation_paths> parts, std::vector<double>* values = nullptr) {
+    std::size_t expect = 0;
+    for (const simulation_paths& x : parts) {
+        if (x.first != expect || x.last <= x.first || x.value.size() != x.last - x.first ||
+            x.deal_wins.size() != b.size() || x.deal_time_sums.size() != b.size())
+            throw argument_error(detail::message("simulate: the pieces to combine must be runs of this book over "
+                                                 "consecutive path ranges from 0; a piece of [", x.first, ", ", x.last,
+                                                 ") follows path ", expect));
+        expect = x.last;
+    }
+    if (expect != o.paths)
+        throw argument_error(detail::message("simulate: the pieces to combine cover ", expect, " of ", o.paths, " paths"));
+    const std::size_t nsub = o.sub_period_ends.size(), n = b.size(), m = g.open_count();
+    bool ok = true;
+    for (const simulation_paths& x : parts) ok = ok && x.completed;
 
     simulation_result r;
     r.status = ok ? simulation_status::completed : simulation_status::cancelled;
     r.paths_requested = o.paths;
-    r.deals = b.size();
+    r.deals = n;
     for (double p : b.probability_overrides()) r.overridden += std::isnan(p) ? 0 : 1;
     r.horizon = o.horizon;
     r.seed = o.seed;
-    r.elapsed_seconds = std::chrono::duration<double>(stop - start).count();
-
-    std::vector<std::size_t> keep;
-    if (!ok) keep = engine.completed_paths();
-    auto select = [&](const std::vector<double>& v, std::size_t stride = 1, std::size_t offset = 0) {
-        std::vector<double> s;
-        if (ok) {
-            if (stride == 1) return v;
-            s.reserve(o.paths);
-            for (std::size_t p = 0; p < o.paths; ++p) s.push_back(v[p * stride + offset]);
-        } else {
-            s.reserve(keep.size());
-            for (std::size_t p : keep) s.push_back(v[p * stride + offset]);
+    std::vector<double> value, count, arrivals, arrival_wins, arrival_value;
+    std::vector<std::vector<double>> sub(nsub);
+    std::vector<std::uint64_t> wins(n, 0), tsum(n, 0);
+    for (const simulation_paths& x : parts) {
+        r.elapsed_seconds += x.elapsed_seconds;
+        r.capped_deal_paths += x.capped_deal_paths();
+        for (std::size_t d = 0; d < n; ++d) {
+            wins[d] += x.deal_wins[d];
+            tsum[d] += x.deal_time_sums[d];
         }
-        return s;
-    };
-    const std::vector<double> value = select(out.value);
+        auto take = [&](std::size_t i) { // path first + i
+            value.push_back(x.value[i]);
+            count.push_back(x.count[i]);
+            for (std::size_t k = 0; k < nsub; ++k) sub[k].push_back(x.sub_value[i * nsub + k]);
+            if (o.arrivals) {
+                arrivals.push_back(x.arrivals[i]);
+                arrival_wins.push_back(x.arrival_wins[i]);
+                arrival_value.push_back(x.arrival_value[i]);
+            }
+        };
+        if (x.completed)
+            for (std::size_t i = 0; i < x.last - x.first; ++i) take(i);
+        else
+            for (std::size_t p : x.completed_paths()) take(p - x.first);
+    }
     r.paths = value.size();
-    r.deal_paths = static_cast<std::uint64_t>(r.paths) * b.size();
-    r.capped_deal_paths = engine.capped_deal_paths();
+    r.deal_paths = static_cast<std::uint64_t>(r.paths) * n;
     r.won_value = summarise(value, o);
-    r.won_count = summarise(select(out.count), o);
+    r.won_count = summarise(count, o);
     r.sub_period_ends = o.sub_period_ends;
-    for (std::size_t i = 0; i < o.sub_period_ends.size(); ++i)
-        r.sub_period_value.push_back(summarise(select(out.sub_value, o.sub_period_ends.size(), i), o));
+    for (std::size_t k = 0; k < nsub; ++k) r.sub_period_value.push_back(summarise(sub[k], o));
 
-    const std::size_t n = b.size(), m = g.open_count();
     r.deal_win_probability.resize(n);
     r.deal_expected_close_time.resize(n);
     r.stage_expected_wins.assign(m, 0.0);
     r.stage_expected_value.assign(m, 0.0);
-    const auto& wins = engine.deal_wins();
-    const auto& tsum = engine.deal_time_sums();
     const double paths = static_cast<double>(r.paths);
     for (std::size_t d = 0; d < n; ++d) {
         const double w = static_cast<double>(wins[d]);
@@ -1518,19 +1572,47 @@ inline simulation_result run_simulation(const stage_graph& g, const book& b, con
         r.stage_expected_value[b.stages()[d]] += r.deal_win_probability[d] * b.amounts()[d];
     }
     if (o.arrivals && r.paths > 0) {
-        const auto a = select(out.arrivals), aw = select(out.arrival_wins), av = select(out.arrival_value);
         double sa = 0.0, sw = 0.0, sv = 0.0;
-        for (std::size_t p = 0; p < a.size(); ++p) {
-            sa += a[p];
-            sw += aw[p];
-            sv += av[p];
+        for (std::size_t p = 0; p < arrivals.size(); ++p) {
+            sa += arrivals[p];
+            sw += arrival_wins[p];
+            sv += arrival_value[p];
         }
         r.arrivals_expected_count = sa / paths;
         r.arrivals_expected_wins = sw / paths;
         r.arrivals_expected_value = sv / paths;
         r.arrival_deal_paths = static_cast<std::uint64_t>(sa);
     }
-    if (values) *values = value;
+    if (values) *values = std::move(value);
+    return r;
+}
+
+/// Runs the paths [first, last) of `o` on a prepared engine (options already validated).
+inline simulation_paths run_paths(const sim_engine& e, const simulation_options& o,
+                                  std::optional<deal_size_distribution> deal_size, std::size_t first, std::size_t last) {
+    const auto start = std::chrono::steady_clock::now();
+    const sim_engine::run_state R(e, o, std::move(deal_size));
+    simulation_paths out;
+    out.first = first;
+    out.last = last;
+    (void)e.run(R, out);
+    out.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return out;
+}
+
+/// Validates, prepares an engine, runs every path and assembles the result (simulate()):
+/// `values` receives the per-path won values (of the completed paths, in path order).
+inline simulation_result run_simulation(const stage_graph& g, const book& b, const simulation_options& o,
+                                        std::optional<deal_size_distribution> deal_size,
+                                        std::vector<double>* values = nullptr) {
+    validate_options(o, g, deal_size.has_value());
+    check_estimate(estimate_simulation(g, b, o), o, b.size());
+    const auto start = std::chrono::steady_clock::now();
+    const sim_engine engine(g, b, o.threads);
+    const simulation_paths out = run_paths(engine, o, std::move(deal_size), 0, o.paths);
+    const auto stop = std::chrono::steady_clock::now();
+    simulation_result r = assemble(g, b, o, std::span<const simulation_paths>(&out, 1), values);
+    r.elapsed_seconds = std::chrono::duration<double>(stop - start).count();
     return r;
 }
 
@@ -1541,6 +1623,88 @@ inline simulation_result run_simulation(const stage_graph& g, const book& b, con
 }
 
 } // namespace detail
+
+/// A prepared simulation of one book on one model: the dwell tables, transition rows,
+/// per-deal start data (a Boost.Math cdf and survival per aged deal) and branch-choice
+/// records are built once here (the 2–5 ms that each simulate() call otherwise spends on
+/// b2b6's 10,000 deals) and reused by every run, for what-if sweeps over the run options
+/// (horizon, seed, shock σ, per-stage σ, arrivals, quotas, sub-periods, paths).
+///
+/// **Threads.** The engine is immutable after construction: run() and run_paths() are const
+/// and may be called from several threads at once (each call builds its own per-run state
+/// and worker scratch); each call also runs options.threads workers of its own.
+///
+/// **Split runs.** run_paths(o, first, last) runs only the paths [first, last): path p
+/// always draws from path p's counter-based Philox streams (whatever the split, thread count
+/// or kernel), so pieces computed in other processes (e.g. MPI ranks, each with its own
+/// engine) and combined with combine() give the bit-identical result of run(o). The pieces
+/// are plain data (simulation_paths) to send back: per-path values and integer per-deal sums.
+///
+/// **Extending the sweep.** Options that change neither the graph nor the book (a scale of
+/// arrival rates or of arrival amounts, a shift of every stage's forward log-odds as the
+/// shock applies it) belong in the per-run state (detail::sim_engine::run_state) and keep the
+/// prepared tables; a change of the dwells or of the book (a dwell scale changes every
+/// deal's residual start data) needs a new engine.
+///
+/// The graph, the book (and the model) must outlive the engine: it keeps references.
+/// Example: `simulation_engine e(mdl, bk); for (double h : {30.0, 60.0, 90.0}) {
+///           simulation_options o; o.horizon = h; auto r = e.run(o); }`
+class simulation_engine {
+public:
+    /// Prepares the simulation of `b` on `g` (arrivals need options.arrival_deal_size);
+    /// `threads` (0 = all cores) share the per-deal start data. Results do not depend on it.
+    /// @throws argument_error on a book made for another graph.
+    simulation_engine(const stage_graph& g, const book& b, unsigned threads = 0)
+        : engine_(std::make_unique<detail::sim_engine>(g, b, threads)) {}
+    /// Prepares the simulation of `b` on the model: runs take arrival amounts from the
+    /// model's deal size and, with options.model_arrivals, the model's arrival process (as
+    /// simulate(model, ...)).
+    simulation_engine(const model& mdl, const book& b, unsigned threads = 0)
+        : model_(&mdl), engine_(std::make_unique<detail::sim_engine>(mdl.graph, b, threads)) {}
+
+    /// Runs every path of `o` (options.threads workers): the result of simulate(g, b, o)
+    /// (simulate(model, b, o) for a model engine), bit for bit, except elapsed_seconds,
+    /// which here excludes the preparation.
+    /// @throws argument_error as simulate().
+    [[nodiscard]] simulation_result run(const simulation_options& o = {}) const {
+        const simulation_options oo = resolved(o);
+        const simulation_paths out = run_range(oo, 0, oo.paths);
+        return detail::assemble(graph(), deals(), oo, std::span<const simulation_paths>(&out, 1));
+    }
+
+    /// Runs only the paths [first, last) of `o` (0 <= first < last <= o.paths), for a run
+    /// split across processes; combine() the pieces.
+    /// @throws argument_error as simulate(), or on a bad range.
+    [[nodiscard]] simulation_paths run_paths(const simulation_options& o, std::size_t first, std::size_t last) const {
+        const simulation_options oo = resolved(o);
+        detail::check_path_range(oo, first, last);
+        return run_range(oo, first, last);
+    }
+
+    /// The result of a run of `o` from its pieces, in path order and covering [0, o.paths)
+    /// without gaps: bit-identical to run(o) (elapsed_seconds: the pieces' sum). A cancelled
+    /// piece contributes its completed paths, and the result is then cancelled.
+    /// @throws argument_error if the pieces do not tile [0, o.paths) or are of another book.
+    [[nodiscard]] simulation_result combine(const simulation_options& o, std::span<const simulation_paths> parts) const {
+        return detail::assemble(graph(), deals(), resolved(o), parts);
+    }
+
+    [[nodiscard]] const stage_graph& graph() const noexcept { return engine_->graph(); }
+    [[nodiscard]] const book& deals() const noexcept { return engine_->deals(); }
+
+private:
+    [[nodiscard]] simulation_options resolved(const simulation_options& o) const {
+        return model_ ? detail::with_model_arrivals(*model_, o) : o;
+    }
+    [[nodiscard]] simulation_paths run_range(const simulation_options& o, std::size_t first, std::size_t last) const {
+        detail::validate_options(o, graph(), o.arrival_deal_size.has_value());
+        detail::check_estimate(estimate_simulation(graph(), deals(), o), o, deals().size());
+        return detail::run_paths(*engine_, o, o.arrival_deal_size, first, last);
+    }
+
+    const model* model_ = nullptr;
+    std::unique_ptr<const detail::sim_engine> engine_;
+};
 
 /// Simulates the book on a stage graph (no deal-size distribution: arrivals need
 /// options.arrival_deal_size).

@@ -4,7 +4,14 @@
 
 /// @file detail/sim_philox.hpp
 /// @brief Philox4x32-10 for four counters at once (SSE2 when available, scalar
-/// otherwise), bit-identical to Random123's philox4x32 (tests/unit_variates.cpp checks it).
+/// otherwise) and for eight at once (AVX2, chosen at run time), bit-identical to Random123's
+/// philox4x32 (tests/unit_variates.cpp checks every path).
+///
+/// **Run-time dispatch.** The library is header-only and built without `-march`, so the
+/// AVX2 kernel is a function compiled with GCC's `target("avx2")` attribute and called only
+/// when `__builtin_cpu_supports("avx2")` says the CPU has it (philox_isa_available()); the
+/// default build still runs on any x86-64. Philox is integer arithmetic, so every path gives
+/// the same bits.
 ///
 /// The simulator asks for one block per running deal-path and sweep; four counters differ
 /// only in their last two words (deal, domain), so four blocks are computed side by side in
@@ -17,6 +24,19 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#define PIPECAST_PHILOX_AVX2 1
+#include <immintrin.h>
+#endif
+
+namespace pipecast {
+
+/// Which Philox kernel the simulator runs (simulation_options::philox_kernel): the 4-wide
+/// SSE2 one (scalar without SSE2) or the 8-wide AVX2 one. `automatic` = the widest the CPU
+/// supports. Every kernel gives the same bits.
+enum class philox_isa { automatic, sse2, avx2 };
+
+} // namespace pipecast
 
 namespace pipecast::detail {
 
@@ -58,6 +78,8 @@ struct philox_schedule {
             key0[r] = k0;
             key1[r] = k1;
 #endif
+            scalar0[r] = k0;
+            scalar1[r] = k1;
             k0 += philox_w0;
             k1 += philox_w1;
         }
@@ -67,7 +89,28 @@ struct philox_schedule {
 #else
     std::uint32_t key0[10], key1[10];
 #endif
+    std::uint32_t scalar0[10], scalar1[10]; ///< the same round keys, one word each
 };
+
+
+/// True if the CPU running this process can execute `isa`'s kernel (`sse2` and `automatic`
+/// always; `avx2` on an x86-64 CPU with AVX2, by __builtin_cpu_supports, cached).
+[[nodiscard]] inline bool philox_isa_available(philox_isa isa) noexcept {
+    if (isa != philox_isa::avx2) return true;
+#if defined(PIPECAST_PHILOX_AVX2)
+    static const bool avx2 = __builtin_cpu_supports("avx2") != 0;
+    return avx2;
+#else
+    return false;
+#endif
+}
+
+/// The kernel `isa` resolves to on this CPU: `automatic` becomes the widest available;
+/// a kernel the CPU lacks falls back to `sse2`.
+[[nodiscard]] inline philox_isa philox_resolve(philox_isa isa) noexcept {
+    if (isa == philox_isa::automatic) return philox_isa_available(philox_isa::avx2) ? philox_isa::avx2 : philox_isa::sse2;
+    return philox_isa_available(isa) ? isa : philox_isa::sse2;
+}
 
 /// Four Philox4x32-10 blocks: counters (c0, c1, c2[i], c3[i]) for i = 0..3, key = seed.
 /// Output word j of block i goes to out_j[i].
@@ -121,6 +164,82 @@ inline void philox4x32_10_x4(const philox_schedule& key, std::uint32_t c0, std::
         out3[i] = o[3];
     }
 #endif
+}
+
+#if defined(PIPECAST_PHILOX_AVX2)
+/// Eight Philox4x32-10 blocks at a time, AVX2 (call only where philox_isa_available(avx2)):
+/// counters (c0, c1, c2[i], c3[i]) for i < count rounded up to a multiple of 8 (the arrays
+/// must have that many entries). The SSE2 kernel's even/odd scheme in 256-bit registers:
+/// blocks 0, 2, 4, 6 in the low halves of "e", 1, 3, 5, 7 in those of "o"; vpmuludq's
+/// product holds the next lo word in its low half and the hi word in its high half.
+/// No lambdas here: they would not inherit the target attribute.
+[[gnu::target("avx2")]] inline void philox4x32_10_x8_avx2(const philox_schedule& key, std::uint32_t c0,
+                                                           std::uint32_t c1, const std::uint32_t* c2,
+                                                           const std::uint32_t* c3, std::uint32_t* out0,
+                                                           std::uint32_t* out1, std::uint32_t* out2,
+                                                           std::uint32_t* out3, std::size_t count) noexcept {
+    const __m256i m0 = _mm256_set1_epi32(static_cast<int>(philox_m0));
+    const __m256i m1 = _mm256_set1_epi32(static_cast<int>(philox_m1));
+    __m256i k0[10], k1[10];
+    for (int r = 0; r < 10; ++r) {
+        k0[r] = _mm256_set1_epi32(static_cast<int>(key.scalar0[r]));
+        k1[r] = _mm256_set1_epi32(static_cast<int>(key.scalar1[r]));
+    }
+    const __m256i first0 = _mm256_set1_epi32(static_cast<int>(c0));
+    const __m256i first1 = _mm256_set1_epi32(static_cast<int>(c1));
+    for (std::size_t j = 0; j < count; j += 8) {
+        const __m256i x2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c2 + j));
+        const __m256i x3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c3 + j));
+        __m256i e0 = first0, o0 = first0, e1 = first1, o1 = first1;
+        __m256i e2 = x2, o2 = _mm256_srli_epi64(x2, 32);
+        __m256i e3 = x3, o3 = _mm256_srli_epi64(x3, 32);
+        for (int r = 0; r < 10; ++r) {
+            const __m256i pe0 = _mm256_mul_epu32(e0, m0), pe1 = _mm256_mul_epu32(e2, m1);
+            const __m256i po0 = _mm256_mul_epu32(o0, m0), po1 = _mm256_mul_epu32(o2, m1);
+            // _MM_SHUFFLE(3, 3, 1, 1) = 0xF5: the high half of each product to its low half.
+            e0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_shuffle_epi32(pe1, 0xF5), e1), k0[r]);
+            o0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_shuffle_epi32(po1, 0xF5), o1), k0[r]);
+            e2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_shuffle_epi32(pe0, 0xF5), e3), k1[r]);
+            o2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_shuffle_epi32(po0, 0xF5), o3), k1[r]);
+            e1 = pe1;
+            o1 = po1;
+            e3 = pe0;
+            o3 = po0;
+        }
+        // _MM_SHUFFLE(3, 1, 2, 0) = 0xD8 per 128-bit half, then interleave: blocks in order.
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out0 + j),
+                            _mm256_unpacklo_epi32(_mm256_shuffle_epi32(e0, 0xD8), _mm256_shuffle_epi32(o0, 0xD8)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out1 + j),
+                            _mm256_unpacklo_epi32(_mm256_shuffle_epi32(e1, 0xD8), _mm256_shuffle_epi32(o1, 0xD8)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out2 + j),
+                            _mm256_unpacklo_epi32(_mm256_shuffle_epi32(e2, 0xD8), _mm256_shuffle_epi32(o2, 0xD8)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out3 + j),
+                            _mm256_unpacklo_epi32(_mm256_shuffle_epi32(e3, 0xD8), _mm256_shuffle_epi32(o3, 0xD8)));
+    }
+}
+#endif
+
+/// Padding a lane array needs beyond its count for philox4x32_10_lanes (any kernel).
+inline constexpr std::size_t philox_lane_padding = 8;
+
+/// Philox4x32-10 blocks for counters (c0, c1, c2[i], c3[i]), i < count, by the kernel
+/// `isa` (as philox_resolve() maps it: never a kernel the CPU lacks); word j of block i goes to out_j[i]. Up to
+/// philox_lane_padding entries past `count` are read and written (pad the arrays). The
+/// output does not depend on `isa`.
+inline void philox4x32_10_lanes(const philox_schedule& key, std::uint32_t c0, std::uint32_t c1,
+                                const std::uint32_t* c2, const std::uint32_t* c3, std::uint32_t* out0,
+                                std::uint32_t* out1, std::uint32_t* out2, std::uint32_t* out3, std::size_t count,
+                                philox_isa isa) noexcept {
+#if defined(PIPECAST_PHILOX_AVX2)
+    if (philox_resolve(isa) == philox_isa::avx2) {
+        philox4x32_10_x8_avx2(key, c0, c1, c2, c3, out0, out1, out2, out3, count);
+        return;
+    }
+#else
+    (void)isa;
+#endif
+    for (std::size_t j = 0; j < count; j += 4)
+        philox4x32_10_x4(key, c0, c1, c2 + j, c3 + j, out0 + j, out1 + j, out2 + j, out3 + j);
 }
 
 /// Same with the key given as a seed.
