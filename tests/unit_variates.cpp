@@ -84,7 +84,7 @@ TEST_CASE("variates") {
     SUBCASE("every run-time dispatch path (SSE2 4-wide, AVX2 8-wide) equals Random123") {
         // Counts that are not multiples of 4 or 8 (the kernels fill padded lanes too).
         std::mt19937_64 rng(20261125);
-        const bool avx2 = philox_isa_available(philox_isa::avx2);
+        const bool avx2 = detail::philox_isa_available(philox_isa::avx2);
         MESSAGE(std::string(avx2 ? "AVX2 kernel available on this CPU" : "no AVX2 on this CPU: the AVX2 request runs SSE2"));
         CHECK(detail::philox_resolve(philox_isa::automatic) ==
               (avx2 ? philox_isa::avx2 : philox_isa::sse2));
