@@ -2,9 +2,10 @@
 // days by synthetic b2b6 books of 10,000 to 1,000,000 deals (stages in the proportions of the
 // b2b6 book, lognormal amounts from the model, ages a uniform fraction of a dwell), split
 // into the whole call (per-deal probabilities + lattice) and the lattice part alone
-// (exact_sum on the per-deal probabilities), with a correlation shock (24 quadrature nodes),
-// and the naive baseline beside them: a Monte Carlo run of 1,000 paths, whose quantiles still
-// carry about 3% of an sd of noise.
+// (exact_sum on the per-deal probabilities), the whole call at 1 and 2 threads, with a
+// correlation shock (24 quadrature nodes), and the naive baseline beside them: a Monte Carlo
+// run of 1,000 paths, whose quantiles still carry about 3% of an sd of noise. CPU time is the
+// process's (all threads).
 //
 //   ./build/bench/bench/bench_exact --benchmark_format=json > bench_exact.json
 #include <pipecast/book_io.hpp>
@@ -24,9 +25,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include "../tests/book_fixtures.hpp"
+
 #include <cmath>
-#include <random>
-#include <string>
 #include <vector>
 
 using namespace pipecast;
@@ -38,24 +39,17 @@ const model& b2b6() {
     return m;
 }
 
-/// A synthetic book of n deals drawn from the model (as bench_simulation's synthetic_book).
+/// A synthetic book of n deals drawn from the model: stages in the proportions of the b2b6
+/// book, amounts from its deal size, ages a uniform fraction of a dwell (tests/book_fixtures.hpp).
 book synthetic_book(std::size_t n) {
     const model& m = b2b6();
     static const book real = load_book_csv(PIPECAST_SHARED_DIR "/scenarios/b2b6_open_deals.csv", m.graph);
-    std::vector<double> mix(m.graph.open_count(), 0.0);
-    for (auto s : real.stages()) mix[s] += 1.0;
-    std::mt19937_64 rng(12345);
-    std::discrete_distribution<std::size_t> stage(mix.begin(), mix.end());
-    std::lognormal_distribution<double> amount(m.deal_size->log_mu(), m.deal_size->sigma());
-    std::uniform_real_distribution<double> u(0.0, 1.0);
-    book b(m.graph);
-    b.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::size_t s = stage(rng);
-        const double t = quantile(m.graph.dwell(s), 0.999 * u(rng));
-        b.add(std::to_string(i), s, std::round(amount(rng) * 100) / 100, t * u(rng));
-    }
-    return b;
+    pipecast_fixtures::book_recipe r;
+    r.stage_weights = pipecast_fixtures::stage_mix(real, m.graph.open_count());
+    r.amount_log_mu = m.deal_size->log_mu();
+    r.amount_sigma = m.deal_size->sigma();
+    r.seed = 12345;
+    return pipecast_fixtures::synthetic_book(m.graph, n, r);
 }
 
 const book& cached_book(std::size_t n) {
@@ -73,10 +67,12 @@ simulation_options options90() {
     return o;
 }
 
-/// The whole call: per-deal P(won within 90) from the period forecast, then the lattice.
+/// The whole call: per-deal P(won within 90) from the period forecast, then the lattice;
+/// the second argument is the thread count (the result is the same at any count).
 void BM_ExactDistribution(benchmark::State& state) {
     const book& b = cached_book(static_cast<std::size_t>(state.range(0)));
-    const simulation_options o = options90();
+    simulation_options o = options90();
+    o.threads = static_cast<unsigned>(state.range(1));
     exact_result r;
     for (auto _ : state) {
         r = exact_distribution(b2b6(), b, o);
@@ -86,7 +82,11 @@ void BM_ExactDistribution(benchmark::State& state) {
     state.counters["cells"] = static_cast<double>(r.cells);
     state.counters["error_bound_over_sd"] = r.error_bound / r.won_value.sd;
 }
-BENCHMARK(BM_ExactDistribution)->RangeMultiplier(10)->Range(10000, 1000000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ExactDistribution)
+    ->ArgsProduct({{10000, 100000, 1000000}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 
 /// The lattice alone: Σ a_i B_i from given probabilities (the period forecast done once).
 void BM_ExactSum(benchmark::State& state) {
@@ -94,7 +94,8 @@ void BM_ExactSum(benchmark::State& state) {
     period_forecast_options po;
     po.per_deal = true;
     const std::vector<double> p = period_forecast(b2b6().graph, b, 90.0, po).deal_probability;
-    const simulation_options o = options90();
+    simulation_options o = options90();
+    o.threads = 2;
     std::size_t near_half = 0;
     for (double x : p) near_half += std::abs(x - 0.5) < 0.00025 ? 1 : 0;
     for (auto _ : state) {
@@ -104,20 +105,21 @@ void BM_ExactSum(benchmark::State& state) {
     state.counters["deals/s"] = benchmark::Counter(static_cast<double>(b.size()), benchmark::Counter::kIsIterationInvariantRate);
     state.counters["direct_deals"] = static_cast<double>(near_half);
 }
-BENCHMARK(BM_ExactSum)->RangeMultiplier(10)->Range(10000, 1000000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ExactSum)->RangeMultiplier(10)->Range(10000, 1000000)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 
 /// With a correlation shock σ = 0.5: 24 Gauss–Hermite nodes, each a shocked model.
 void BM_ExactDistributionShock(benchmark::State& state) {
     const book& b = cached_book(static_cast<std::size_t>(state.range(0)));
     simulation_options o = options90();
     o.correlation = 0.5;
+    o.threads = 2;
     for (auto _ : state) {
         const exact_result r = exact_distribution(b2b6(), b, o);
         benchmark::DoNotOptimize(r.won_value.quantiles.data());
     }
     state.counters["deals/s"] = benchmark::Counter(static_cast<double>(b.size()), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_ExactDistributionShock)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ExactDistributionShock)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 
 /// The naive baseline: Monte Carlo with 1,000 paths (all cores) on the same book.
 void BM_MonteCarlo1000Paths(benchmark::State& state) {
@@ -130,7 +132,7 @@ void BM_MonteCarlo1000Paths(benchmark::State& state) {
     }
     state.counters["deals/s"] = benchmark::Counter(static_cast<double>(b.size()), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_MonteCarlo1000Paths)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_MonteCarlo1000Paths)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime()->Iterations(1);
 
 } // namespace
 

@@ -18,6 +18,7 @@
 
 #include <doctest/doctest.h>
 
+#include "book_fixtures.hpp"
 #include "test_support.hpp"
 
 #include <algorithm>
@@ -123,17 +124,13 @@ void check_against_mc(const exact_summary& e, double error_bound, double probabi
 /// A book on the crm4 graph: `n` deals over the open stages, ages up to 120 days, lognormal
 /// amounts (median 20,000, sigma 0.8), from a fixed seed.
 book crm4_book(const stage_graph& g, std::size_t n) {
-    book b(g);
-    std::mt19937_64 rng(42);
-    std::uniform_int_distribution<std::size_t> stage(0, g.open_count() - 1);
-    std::uniform_real_distribution<double> age(0.0, 120.0);
-    std::lognormal_distribution<double> amount(std::log(20000.0), 0.8);
-    for (std::size_t i = 0; i < n; ++i) {
-        std::string id = "C"; // appended, not "C" + to_string(): GCC 12 -Wrestrict false positive (bug 105329)
-        id += std::to_string(i);
-        b.add(id, stage(rng), std::round(amount(rng) * 100.0) / 100.0, age(rng));
-    }
-    return b;
+    pipecast_fixtures::book_recipe r;
+    r.amount_log_mu = std::log(20000.0);
+    r.amount_sigma = 0.8;
+    r.max_age = 120.0;
+    r.seed = 42;
+    r.id_prefix = "C";
+    return pipecast_fixtures::synthetic_book(g, n, r);
 }
 
 } // namespace
@@ -346,6 +343,62 @@ TEST_CASE("exact_distribution against Monte Carlo") {
                                   << mc.won_value.quantiles[0] << " " << mc.won_value.quantiles[1] << " "
                                   << mc.won_value.quantiles[2]);
             check_against_mc(ex.won_value, ex.error_bound, ex.probability_error, mc2.won_value, mc2.paths);
+        }
+    }
+    SUBCASE("b2b6 with a strong shock (sigma 0.5): the mixture over Z is no comb") {
+        // Given Z the value has an sd of about 1 M, its mean spreads by 17 M over Z: the 24
+        // Gauss-Hermite nodes' distributions mixed with their weights were a comb of peaks
+        // (P10 29.5 M against 27.1 M by Monte Carlo, error_bound 3.8 M). Now each interval
+        // between nodes is interpolated; quantiles within 4 SE of 60,000 paths plus a bound
+        // below 2% of the sd.
+        const model m = b2b6();
+        const book bk = b2b6_book(m.graph);
+        simulation_options o;
+        o.horizon = 90.0;
+        o.paths = 60000;
+        o.threads = 2;
+        o.seed = 20261125;
+        o.correlation = 0.5;
+        o.quantiles = {0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95};
+        // Quotas at the exact P10, P50 and P90 (one Monte Carlo run for both checks).
+        const exact_result ex0 = exact_distribution(m, bk, o);
+        o.quotas = {ex0.won_value.quantiles[1], ex0.won_value.quantiles[3], ex0.won_value.quantiles[5]};
+        const simulation_result mc = simulate(m, bk, o);
+        simulation_options eo = o;
+        eo.quantiles = with_neighbours(o.quantiles);
+        const exact_result ex = exact_distribution(m, bk, eo);
+        MESSAGE("b2b6 sigma 0.5: exact P10/P50/P90 " << ex.won_value.quantiles[4] << " " << ex.won_value.quantiles[10]
+                                                     << " " << ex.won_value.quantiles[16] << "; mc "
+                                                     << mc.won_value.quantiles[1] << " " << mc.won_value.quantiles[3]
+                                                     << " " << mc.won_value.quantiles[5] << "; bound "
+                                                     << ex.error_bound << ", sd " << ex.won_value.sd);
+        CHECK(ex.error_bound < 0.02 * ex.won_value.sd);
+        check_against_mc(ex.won_value, ex.error_bound, ex.probability_error, mc.won_value, mc.paths);
+        check_against_mc(ex.won_count, 1.0, ex.probability_error, mc.won_count, mc.paths);
+    }
+    SUBCASE("the same result at any thread count") {
+        const stage_graph g = crm4_spec_graph();
+        const book bk = crm4_book(g, 20000);
+        simulation_options o;
+        o.horizon = 90.0;
+        o.quotas = {1.0e7};
+        o.sub_period_ends = {30.0};
+        o.stage_correlation.assign(g.open_count(), 0.0);
+        o.stage_correlation.back() = 0.5;
+        exact_options xo;
+        xo.quadrature_nodes = 6;
+        std::vector<exact_result> rs;
+        for (unsigned t : {1u, 2u, 3u}) {
+            o.threads = t;
+            rs.push_back(exact_distribution(g, bk, o, std::nullopt, xo));
+        }
+        for (std::size_t i = 1; i < rs.size(); ++i) {
+            CHECK(rs[i].won_value.quantiles == rs[0].won_value.quantiles);
+            CHECK(rs[i].won_value.p_quota == rs[0].won_value.p_quota);
+            CHECK(rs[i].won_value.histogram == rs[0].won_value.histogram);
+            CHECK(rs[i].won_count.histogram == rs[0].won_count.histogram);
+            CHECK(rs[i].sub_period_value[0].histogram == rs[0].sub_period_value[0].histogram);
+            CHECK(rs[i].error_bound == rs[0].error_bound);
         }
     }
     SUBCASE("bad options are named") {

@@ -47,17 +47,21 @@
 #include <unsupported/Eigen/FFT>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <complex>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace pipecast {
@@ -160,7 +164,7 @@ namespace detail {
 /// whose amount comes from `size` (NaN amount) and a compound Poisson count of mean `lambda`
 /// with amounts from `size`. `unit_size`: sizes are exactly 1 (won counts).
 struct exact_terms {
-    std::vector<double> amount, prob; ///< known amounts (NaN: from `size`) and probabilities
+    std::span<const double> amount, prob; ///< known amounts (NaN: from `size`) and probabilities (not owned)
     double lambda = 0.0;
     bool unit_size = false;
 };
@@ -325,17 +329,154 @@ struct terms_moments {
     return m;
 }
 
+/// Runs f(0), ..., f(n − 1) on up to `threads` threads (indices handed out in turn; f writes
+/// only its own slots, so the result does not depend on the thread count). The first
+/// exception thrown by f is rethrown here after every thread has stopped.
+template <class F>
+void parallel_for(std::size_t n, unsigned threads, F&& f) {
+    const std::size_t nt = std::min<std::size_t>(std::max(1u, threads), n);
+    if (nt <= 1) {
+        for (std::size_t i = 0; i < n; ++i) f(i);
+        return;
+    }
+    std::atomic<std::size_t> next{0};
+    std::exception_ptr failure;
+    std::mutex failure_mutex;
+    {
+        std::vector<std::jthread> pool;
+        pool.reserve(nt);
+        for (std::size_t t = 0; t < nt; ++t)
+            pool.emplace_back([&] {
+                for (std::size_t i; (i = next.fetch_add(1)) < n;) {
+                    try {
+                        f(i);
+                    } catch (...) {
+                        const std::lock_guard<std::mutex> lock(failure_mutex);
+                        if (!failure) failure = std::current_exception();
+                        next.store(n);
+                    }
+                }
+            });
+    }
+    if (failure) std::rethrow_exception(failure);
+}
+
+/// A deal of the log-CF series: its lattice cell k mod G and r = p / (1 − p) (r < 1).
+struct series_deal {
+    std::uint32_t cell;
+    double r;
+};
+
+/// Deals grouped by cell (a counting sort), within a cell by the length of their series
+/// (classes of −ilogb(r) below ½ and of −ilogb(1 − r) above; deals side by side need
+/// series of similar length). Returns the deals in that order.
+[[nodiscard]] inline std::vector<series_deal> series_cells(const std::vector<series_deal>& deals, std::size_t G) {
+    constexpr unsigned classes = 64;
+    auto cls = [](double r) -> unsigned {
+        if (r < 0.5) return static_cast<unsigned>(std::min(r > 0.0 ? -std::ilogb(r) : 31, 31));
+        return 32u + static_cast<unsigned>(std::min(-std::ilogb(1.0 - r), 31));
+    };
+    std::vector<std::uint32_t> cstart(classes + 1, 0);
+    for (const auto& x : deals) ++cstart[cls(x.r) + 1];
+    for (unsigned c = 0; c < classes; ++c) cstart[c + 1] += cstart[c];
+    std::vector<series_deal> by_class(deals.size());
+    for (const auto& x : deals) by_class[cstart[cls(x.r)]++] = x;
+    std::vector<std::uint32_t> start(G + 1, 0);
+    for (const auto& x : by_class) ++start[x.cell + 1];
+    for (std::size_t c = 0; c < G; ++c) start[c + 1] += start[c];
+    std::vector<series_deal> out(deals.size());
+    for (const auto& x : by_class) out[start[x.cell]++] = x;
+    return out;
+}
+
+/// Power sums of a run of deals of one cell in a fixed chunk: `records` name the cell
+/// and where its sums Σ r^{m+1}, m = 0..length−1, lie in `sums`.
+struct series_cell_sums {
+    struct record {
+        std::uint64_t cell;
+        std::size_t offset, length;
+    };
+    std::vector<record> records;
+    std::vector<double> sums;
+    double log1p_r = 0.0; ///< Σ log(1 + r) of the chunk's deals (= −Σ log(1 − p))
+};
+
+/// The power sums Σ_i r_i^m of each cell's deals (sorted by cell, as series_cells returns them),
+/// m = 1.. until r_i^{m+1} / ((m+1)(1 − r_i)) < 1e-17 for every deal of the cell. Deals are cut
+/// into fixed chunks of 8,192 (a cell may span two), processed by up to `threads` threads, each
+/// chunk's sums in a fixed order: the result does not depend on the thread count. Eight deals
+/// at a time (independent multiply chains the compiler vectorises), checked every eight terms.
+[[nodiscard]] inline std::vector<series_cell_sums> series_power_sums(const std::vector<series_deal>& deals,
+                                                                     unsigned threads) {
+    constexpr std::size_t chunk = 8192, L = 8, unroll = 8;
+    constexpr double eps = 1e-17;
+    const std::size_t n = deals.size(), nchunks = (n + chunk - 1) / chunk;
+    std::vector<series_cell_sums> out(nchunks);
+    auto work = [&](std::size_t ci) {
+        series_cell_sums& res = out[ci];
+        const std::size_t b = ci * chunk, e = std::min(n, b + chunk);
+        std::vector<double> acc; // [term][lane]
+        std::size_t i = b;
+        while (i < e) {
+            const std::uint32_t cell = deals[i].cell;
+            std::size_t j = i;
+            while (j < e && deals[j].cell == cell) res.log1p_r += std::log1p(deals[j++].r);
+            std::size_t used = 0; // terms written (at most acc.size() / L)
+            for (std::size_t s = i; s < j; s += L) {
+                double rv[L], rm[L], stop[L];
+                for (std::size_t l = 0; l < L; ++l) {
+                    rv[l] = s + l < j ? deals[s + l].r : 0.0;
+                    rm[l] = rv[l];
+                    stop[l] = eps * (1.0 - rv[l]);
+                }
+                for (std::size_t m = 0;; m += unroll) {
+                    if (acc.size() < (m + unroll) * L) acc.resize((m + unroll) * L, 0.0);
+                    double* a = acc.data() + m * L;
+                    for (std::size_t u = 0; u < unroll; ++u)
+                        for (std::size_t l = 0; l < L; ++l) {
+                            a[u * L + l] += rm[l];
+                            rm[l] *= rv[l];
+                        }
+                    used = std::max(used, m + unroll);
+                    // rm = r^{m+9}: the tail after power m + 8 is below eps for every lane?
+                    bool done = true;
+                    for (std::size_t l = 0; l < L; ++l) {
+                        done = done && rm[l] < stop[l] * static_cast<double>(m + unroll + 1);
+                        rm[l] = rm[l] < 1e-200 ? 0.0 : rm[l]; // no subnormal slow path
+                    }
+                    if (done) break;
+                }
+            }
+            // Trailing powers that underflowed add nothing: drop them.
+            while (used > 0) {
+                double t = 0.0;
+                for (std::size_t l = 0; l < L; ++l) t += acc[(used - 1) * L + l];
+                if (t != 0.0) break;
+                --used;
+            }
+            const std::size_t off = res.sums.size();
+            for (std::size_t m = 0; m < used; ++m) {
+                double t = 0.0;
+                for (std::size_t l = 0; l < L; ++l) t += acc[m * L + l];
+                res.sums.push_back(t);
+            }
+            std::fill(acc.begin(), acc.end(), 0.0);
+            res.records.push_back({cell, off, used});
+            i = j;
+        }
+    };
+    parallel_for(nchunks, threads, work);
+    return out;
+}
+
 /// The lattice probabilities of one exact_terms on `lat`; returns the probability lost to
 /// the series truncation (added to the caller's probability error).
-inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattice_size* size, std::vector<double>& pmf) {
+inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattice_size* size, std::vector<double>& pmf,
+                          unsigned threads = 1) {
     const std::size_t G = lat.cells, H = G / 2 + 1;
     const std::uint64_t mask = G - 1;
     constexpr double r_series = 1.0 - 1e-5; // above: direct product (the series needs > 3.7 million terms)
     const double eps = 1e-17;          // series truncation per deal (in the log)
-    struct series_deal {
-        std::uint32_t cell; ///< k mod G
-        double r;
-    };
     std::vector<series_deal> series;
     std::vector<double> C(G, 0.0);
     std::vector<std::complex<double>> direct;
@@ -391,42 +532,23 @@ inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattic
             });
             continue;
         }
-        log_const += std::log1p(-p);
         series.push_back({static_cast<std::uint32_t>(step), r});
         lost += eps;
     }
-    // The series, cell by cell (deals grouped by k mod G with a counting sort): the power sums
-    // Σ_i r_i^m of a cell's deals over m = 1..M (M: r^{M+1} / ((M+1)(1 − r)) < eps for its
-    // largest r), then one scatter of M terms a cell instead of one a deal.
+    // The series, cell by cell: the power sums Σ_i r_i^m of a cell's deals over m = 1..M (M:
+    // r^{M+1} / ((M+1)(1 − r)) < eps for each deal), then one scatter of M terms a cell
+    // instead of one a deal (series_power_sums: parallel over fixed chunks of deals,
+    // bit-identical at any thread count).
     if (!series.empty()) {
-        std::vector<std::uint32_t> start(G + 1, 0);
-        for (const auto& x : series) ++start[x.cell + 1];
-        for (std::size_t c = 0; c < G; ++c) start[c + 1] += start[c];
-        std::vector<double> sorted_r(series.size());
-        {
-            std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
-            for (const auto& x : series) sorted_r[fill[x.cell]++] = x.r;
-        }
-        std::vector<double> sums;
-        for (std::size_t c = 0; c < G; ++c) {
-            const std::uint32_t b0 = start[c], b1 = start[c + 1];
-            if (b0 == b1) continue;
-            sums.clear();
-            for (std::uint32_t i = b0; i < b1; ++i) {
-                const double r = sorted_r[i], stop = eps * (1.0 - r);
-                double rm = r;
-                for (std::size_t m = 0;; ++m) { // sums[m]: power m + 1
-                    if (m >= sums.size()) sums.push_back(0.0);
-                    sums[m] += rm;
-                    rm *= r;
-                    if (rm < stop * static_cast<double>(m + 2)) break;
-                }
+        const std::vector<series_cell_sums> chunks = series_power_sums(series_cells(series, G), threads);
+        for (const auto& ch : chunks) log_const -= ch.log1p_r; // log(1 − p) = −log(1 + r)
+        for (const auto& ch : chunks)
+            for (const auto& rec : ch.records) {
+                std::uint64_t idx = rec.cell;
+                double sign = 1.0;
+                for (std::size_t m = 0; m < rec.length; ++m, idx = (idx + rec.cell) & mask, sign = -sign)
+                    C[idx] += sign * ch.sums[rec.offset + m] / static_cast<double>(m + 1);
             }
-            std::uint64_t idx = c;
-            double sign = 1.0;
-            for (std::size_t m = 0; m < sums.size(); ++m, idx = (idx + c) & mask, sign = -sign)
-                C[idx] += sign * sums[m] / static_cast<double>(m + 1);
-        }
     }
     Eigen::FFT<double> fft;
     fft.SetFlag(Eigen::FFT<double>::HalfSpectrum);
@@ -596,6 +718,121 @@ inline void gauss_hermite(std::size_t n, std::vector<double>& x, std::vector<dou
     for (double& v : w) v /= sum;
 }
 
+/// Φ(x), the standard normal distribution function (erfc: accurate in both tails).
+[[nodiscard]] inline double normal_cdf(double x) noexcept { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+
+/// mix += w · pmf.
+inline void add_scaled(std::vector<double>& mix, const std::vector<double>& pmf, double w) {
+    for (std::size_t c = 0; c < mix.size(); ++c) mix[c] += w * pmf[c];
+}
+
+/// Adds to `mix` the shock interval [z_k, z_{k+1}]'s share of the mixture ∫ φ(z) P(value | z) dz.
+/// Given Z the value is often far narrower than the spread of its mean over Z (b2b6, σ = 0.5:
+/// sd 1 M given Z, 17 M over Z), so mixing the quadrature nodes' distributions with their
+/// weights gives a comb of peaks and quantiles off by up to half the gap between neighbouring
+/// nodes. Instead the interval is cut into S sub-intervals (S such that the mean moves by at
+/// most a quarter of the conditional sd from one to the next, 2..256), each of probability
+/// Φ(b) − Φ(a), whose distribution at its midpoint is the displacement interpolation of the
+/// two nodes' distributions (quantile functions mixed linearly, t = (z − z_k)/(z_{k+1} − z_k):
+/// exact for a location-scale family), shifted so that its mean follows the cubic through the
+/// node means at z_{k−1} .. z_{k+2} instead of the chord. Atoms between lattice cells are split
+/// between the two (mean kept). When the two supports are wide (more than 2^22 atoms in all),
+/// the quantile functions are taken at U = 2^22 / S levels (q + ½)/U instead of merged cell by
+/// cell: the probability of a value range is then off by at most 1/U. Returns the largest
+/// shift applied to a sub-interval of probability > 1e-6 (money: an estimate of the
+/// interpolation's error, reported in error_bound) and that 1/U (0 when merged exactly).
+struct shock_mix_error {
+    double shift = 0.0, probability = 0.0;
+};
+inline shock_mix_error mix_shock_interval(const std::vector<double>& a, const std::vector<double>& b, std::size_t k,
+                                 std::span<const double> zs, std::span<const double> node_mean,
+                                 std::span<const double> node_sd, double step, std::vector<double>& mix) {
+    const std::size_t G = mix.size(), n = zs.size();
+    const double z0 = zs[k], z1 = zs[k + 1], h = z1 - z0;
+    const double sd = std::max(std::min(node_sd[k], node_sd[k + 1]), step);
+    const double moves = std::abs(node_mean[k + 1] - node_mean[k]) / (0.25 * sd);
+    const auto S = static_cast<std::size_t>(std::clamp(std::ceil(moves), 2.0, 256.0));
+    // The cubic (or quadratic at an end) through the node means around the interval.
+    const std::size_t first = k > 0 ? k - 1 : 0, last = std::min(n - 1, k + 2);
+    auto cubic = [&](double z) {
+        double v = 0.0;
+        for (std::size_t i = first; i <= last; ++i) {
+            double l = 1.0;
+            for (std::size_t j = first; j <= last; ++j)
+                if (j != i) l *= (z - zs[j]) / (zs[i] - zs[j]);
+            v += l * node_mean[i];
+        }
+        return v;
+    };
+    std::vector<double> t(S), w(S), shift(S);
+    shock_mix_error err;
+    double& largest = err.shift;
+    for (std::size_t s = 0; s < S; ++s) {
+        const double lo = z0 + h * static_cast<double>(s) / static_cast<double>(S);
+        const double hi = z0 + h * static_cast<double>(s + 1) / static_cast<double>(S);
+        t[s] = (static_cast<double>(s) + 0.5) / static_cast<double>(S);
+        w[s] = normal_cdf(hi) - normal_cdf(lo);
+        const double chord = (1.0 - t[s]) * node_mean[k] + t[s] * node_mean[k + 1];
+        const double d = cubic(z0 + t[s] * h) - chord;
+        shift[s] = d / step; // in cells
+        if (w[s] > 1e-6) largest = std::max(largest, std::abs(d));
+    }
+    auto deposit = [&](double x, double m) {
+        x = std::clamp(x, 0.0, static_cast<double>(G - 1));
+        const auto c = static_cast<std::size_t>(x);
+        const double f = x - static_cast<double>(c);
+        mix[c] += m * (1.0 - f);
+        if (c + 1 < G) mix[c + 1] += m * f;
+        else mix[c] += m * f;
+    };
+    std::size_t atoms = 0;
+    for (std::size_t c = 0; c < G; ++c) atoms += (a[c] > 0.0 ? 1 : 0) + (b[c] > 0.0 ? 1 : 0);
+    constexpr std::size_t most = std::size_t{1} << 22;
+    if (atoms * S > most) {
+        const std::size_t U = std::max<std::size_t>(most / S, 1024);
+        err.probability = 1.0 / static_cast<double>(U);
+        // Quantile functions (cell indices) at the levels (q + ½)/U of each distribution.
+        auto levels = [U, G](const std::vector<double>& f) {
+            std::vector<double> x(U);
+            double total = 0.0;
+            for (double v : f) total += v;
+            double acc = 0.0;
+            std::size_t c = 0;
+            for (std::size_t q = 0; q < U; ++q) {
+                const double level = (static_cast<double>(q) + 0.5) / static_cast<double>(U) * total;
+                while (c + 1 < G && acc + f[c] < level) acc += f[c++];
+                x[q] = static_cast<double>(c);
+            }
+            return x;
+        };
+        const std::vector<double> xa = levels(a), xb = levels(b);
+        const double m = 1.0 / static_cast<double>(U);
+        for (std::size_t q = 0; q < U; ++q)
+            for (std::size_t s = 0; s < S; ++s) deposit((1.0 - t[s]) * xa[q] + t[s] * xb[q] + shift[s], m * w[s]);
+        return err;
+    }
+    // Merge the two distribution functions: each run of u over which both quantile functions
+    // are constant (cells i of a, j of b) is one atom per sub-interval.
+    std::size_t i = 0, j = 0;
+    while (i < G && a[i] <= 0.0) ++i;
+    while (j < G && b[j] <= 0.0) ++j;
+    double ra = i < G ? a[i] : 0.0, rb = j < G ? b[j] : 0.0;
+    while (i < G && j < G) {
+        const double m = std::min(ra, rb);
+        const auto xi = static_cast<double>(i), xj = static_cast<double>(j);
+        for (std::size_t s = 0; s < S; ++s) deposit((1.0 - t[s]) * xi + t[s] * xj + shift[s], m * w[s]);
+        ra -= m;
+        rb -= m;
+        if (ra <= 0.0)
+            for (++i; i < G && a[i] <= 0.0; ++i) {}
+        if (rb <= 0.0)
+            for (++j; j < G && b[j] <= 0.0; ++j) {}
+        if (i < G && ra <= 0.0) ra = a[i];
+        if (j < G && rb <= 0.0) rb = b[j];
+    }
+    return err;
+}
+
 /// Per-deal P(won within each end) on one graph, overrides replaced by `fixed` where given,
 /// and the arrivals' expected wins Λ(end); the period forecast's error estimate (money, at the
 /// last end).
@@ -661,7 +898,8 @@ struct node_probabilities {
 /// and, with `o.arrivals`, new deals: the answers of simulate() (quantiles, P(quota),
 /// histogram, sub-periods, per stage) without Monte Carlo noise, plus a discretisation error
 /// bound. Reads from `o`: horizon (finite), quantiles, quotas, sub_period_ends,
-/// histogram_bins, arrivals, correlation / stage_correlation; ignores paths, seed, threads.
+/// histogram_bins, arrivals, correlation / stage_correlation, threads (the series' worker threads, 0 =
+/// all cores; the result is bit-identical at any count); ignores paths and seed.
 ///
 /// @param g the stage graph (classic or branched)
 /// @param b the open book (amounts, stages, ages, probability overrides)
@@ -695,6 +933,7 @@ struct node_probabilities {
         throw argument_error(detail::message("exact_distribution: quadrature_nodes must be 0 (automatic) or in [2, 200], got ",
                                              eo.quadrature_nodes));
 
+    const unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
     exact_result r;
     r.horizon = o.horizon;
     r.deals = b.size();
@@ -715,26 +954,25 @@ struct node_probabilities {
     }
     // Per node: the probabilities; overridden deals keep the unshocked ones (the simulator
     // does not shock them).
-    std::vector<detail::node_probabilities> nodes;
-    nodes.reserve(zs.size());
-    const detail::node_probabilities base = detail::probabilities_on(g, b, ends, o, eo);
+    // (Nodes in parallel, each written to its own slot.)
+    std::vector<detail::node_probabilities> nodes(zs.size());
+    detail::node_probabilities base = detail::probabilities_on(g, b, ends, o, eo);
     r.forecast_error = base.forecast_error;
-    for (double z : zs) {
-        if (!shocked) {
-            nodes.push_back(base);
-            break;
-        }
-        std::vector<double> mult(g.open_count());
-        for (std::size_t i = 0; i < mult.size(); ++i) mult[i] = std::exp(sigma[i] * z);
-        detail::node_probabilities np = detail::probabilities_on(detail::shocked_graph(g, mult), b, ends, o, eo);
-        for (std::size_t e = 0; e < ends.size(); ++e)
-            for (std::size_t d = 0; d < b.size(); ++d)
-                if (!std::isnan(ov[d])) np.p[e][d] = base.p[e][d];
-        nodes.push_back(std::move(np));
+    if (!shocked) {
+        nodes[0] = std::move(base);
+    } else {
+        detail::parallel_for(zs.size(), threads, [&](std::size_t k) {
+            std::vector<double> mult(g.open_count());
+            for (std::size_t i = 0; i < mult.size(); ++i) mult[i] = std::exp(sigma[i] * zs[k]);
+            detail::node_probabilities np = detail::probabilities_on(detail::shocked_graph(g, mult), b, ends, o, eo);
+            for (std::size_t e = 0; e < ends.size(); ++e)
+                for (std::size_t d = 0; d < b.size(); ++d)
+                    if (!std::isnan(ov[d])) np.p[e][d] = base.p[e][d];
+            nodes[k] = std::move(np);
+        });
     }
 
-    const auto amounts = b.amounts();
-    const std::vector<double> amount_vec(amounts.begin(), amounts.end());
+    const std::span<const double> amounts = b.amounts();
     const std::vector<double> ones(b.size(), 1.0);
     double mean_amount = 0.0;
     std::size_t positive = 0;
@@ -753,18 +991,26 @@ struct node_probabilities {
                                [](double v) { return v == std::floor(v); });
     }
 
-    // One distribution (value or count) at one end, mixed over the nodes.
-    auto solve = [&](std::size_t e, bool count, exact_summary& out, double& err_bound) {
-        std::vector<detail::exact_terms> terms(nodes.size());
+    // One distribution (value or count) at one end, mixed over the shock.
+    struct solved {
+        exact_summary summary;
+        double error_bound = 0.0, probability_error = 0.0, step = 0.0;
+        std::size_t cells = 0;
+    };
+    auto solve = [&](std::size_t e, bool count) {
+        solved out;
+        const std::size_t n = nodes.size();
+        std::vector<detail::exact_terms> terms(n);
         const double unit_mean = count ? 1.0 : mean_amount;
         // Moments per node, then one window for all of them.
         std::optional<detail::lattice_size> probe;
         if (o.arrivals && !count) probe = detail::discretise_size(*deal_size, deal_size->mean() / 64.0, false);
         if (o.arrivals && count) probe = detail::discretise_size(*deal_size, 1.0, true);
         double lo = std::numeric_limits<double>::infinity(), hi = -lo, mean = 0.0, second = 0.0;
-        std::vector<detail::terms_moments> mom(nodes.size());
-        for (std::size_t k = 0; k < nodes.size(); ++k) {
-            terms[k].amount = count ? ones : amount_vec;
+        std::vector<detail::terms_moments> mom(n);
+        std::vector<double> node_mean(n), node_sd(n);
+        for (std::size_t k = 0; k < n; ++k) {
+            terms[k].amount = count ? std::span<const double>(ones) : amounts;
             terms[k].prob = nodes[k].p[e];
             terms[k].lambda = nodes[k].lambda[e];
             terms[k].unit_size = count;
@@ -773,44 +1019,73 @@ struct node_probabilities {
             hi = std::max(hi, mom[k].hi);
             mean += ws[k] * mom[k].mean;
             second += ws[k] * (mom[k].var + mom[k].mean * mom[k].mean);
+            node_mean[k] = mom[k].mean;
+            node_sd[k] = std::sqrt(std::max(mom[k].var, 0.0));
         }
         const detail::lattice lat = detail::make_lattice(lo, hi, unit_mean, count || integers, eo);
         std::optional<detail::lattice_size> size;
         if (o.arrivals) size = detail::discretise_size(*deal_size, lat.step, count);
-        std::vector<double> mix(lat.cells, 0.0), pmf;
-        double lost = 0.0, rounding = 0.0;
-        for (std::size_t k = 0; k < nodes.size(); ++k) {
-            lost += ws[k] * (detail::lattice_pmf(terms[k], lat, size ? &*size : nullptr, pmf) +
+        std::vector<double> mix(lat.cells, 0.0), pmf, prev;
+        double lost = 0.0, rounding = 0.0, interpolation = 0.0, coarse = 0.0;
+        // Node by node (two conditional distributions kept): without a shock the one node's
+        // distribution; with one, the mixture over Z by detail::mix_shock_interval.
+        for (std::size_t k = 0; k < n; ++k) {
+            lost += ws[k] * (detail::lattice_pmf(terms[k], lat, size ? &*size : nullptr, pmf, threads) +
                              (size ? size->dropped * (terms[k].lambda) : 0.0));
-            for (std::size_t c = 0; c < lat.cells; ++c) mix[c] += ws[k] * pmf[c];
             rounding = std::max(rounding, detail::rounding_error(terms[k], lat.step, size ? &*size : nullptr));
+            if (n == 1) {
+                mix.swap(pmf);
+                break;
+            }
+            if (k == 0) detail::add_scaled(mix, pmf, detail::normal_cdf(zs[0]));
+            else {
+                const detail::shock_mix_error me =
+                    detail::mix_shock_interval(prev, pmf, k - 1, zs, node_mean, node_sd, lat.step, mix);
+                interpolation = std::max(interpolation, me.shift);
+                coarse = std::max(coarse, me.probability);
+            }
+            if (k + 1 == n) detail::add_scaled(mix, pmf, detail::normal_cdf(-zs[n - 1]));
+            prev.swap(pmf);
         }
-        out = detail::summarise_lattice(mix, lat, mean, second - mean * mean, o);
-        // The quadrature: given Z the value is often far narrower than the spread of its
-        // mean over Z, and the node mixture is then a comb of peaks; a quantile can be off by
-        // up to half the gap between the means of neighbouring nodes (of weight > 1e-4).
-        double gap = 0.0;
-        for (std::size_t k = 0; k + 1 < nodes.size(); ++k)
-            if (ws[k] > 1e-4 && ws[k + 1] > 1e-4) gap = std::max(gap, 0.5 * std::abs(mom[k + 1].mean - mom[k].mean));
-        err_bound = lat.step + rounding + gap;
-        r.probability_error = std::max(r.probability_error, lost + 2e-14 * 2.0);
-        if (!count && e + 1 == ends.size()) {
-            r.step = lat.step;
-            r.cells = lat.cells;
-        }
+        out.summary = detail::summarise_lattice(mix, lat, mean, second - mean * mean, o);
+        out.error_bound = lat.step + rounding + interpolation;
+        out.probability_error = lost + 2e-14 * 2.0 + coarse;
+        out.step = lat.step;
+        out.cells = lat.cells;
+        return out;
     };
 
-    double eb = 0.0;
-    solve(ends.size() - 1, false, r.won_value, eb);
-    r.error_bound = eb;
-    double ceb = 0.0;
-    solve(ends.size() - 1, true, r.won_count, ceb);
+    // The value and the count at the horizon side by side (each also parallel inside), then
+    // the sub-period ends.
+    solved value, won_count;
+    if (threads > 1) {
+        std::exception_ptr failure;
+        {
+            std::jthread side([&] {
+                try {
+                    won_count = solve(ends.size() - 1, true);
+                } catch (...) {
+                    failure = std::current_exception();
+                }
+            });
+            value = solve(ends.size() - 1, false);
+        }
+        if (failure) std::rethrow_exception(failure);
+    } else {
+        value = solve(ends.size() - 1, false);
+        won_count = solve(ends.size() - 1, true);
+    }
+    r.won_value = std::move(value.summary);
+    r.won_count = std::move(won_count.summary);
+    r.error_bound = value.error_bound;
+    r.probability_error = std::max(value.probability_error, won_count.probability_error);
+    r.step = value.step;
+    r.cells = value.cells;
     for (std::size_t e = 0; e < o.sub_period_ends.size(); ++e) {
-        exact_summary s;
-        double b2 = 0.0;
-        solve(e, false, s, b2);
-        r.error_bound = std::max(r.error_bound, b2);
-        r.sub_period_value.push_back(std::move(s));
+        solved sp = solve(e, false);
+        r.error_bound = std::max(r.error_bound, sp.error_bound);
+        r.probability_error = std::max(r.probability_error, sp.probability_error);
+        r.sub_period_value.push_back(std::move(sp.summary));
     }
 
     // Per deal, per stage and arrivals: the node averages.
@@ -893,8 +1168,8 @@ struct node_probabilities {
     }
     mean_amount = positive ? mean_amount / static_cast<double>(positive) : mean_amount;
     detail::exact_terms t;
-    t.amount.assign(amounts.begin(), amounts.end());
-    t.prob.assign(probabilities.begin(), probabilities.end());
+    t.amount = amounts;
+    t.prob = probabilities;
     std::optional<detail::lattice_size> probe;
     if (unknown) probe = detail::discretise_size(*deal_size, deal_size->mean() / 64.0, false);
     const detail::terms_moments m = detail::moments_of(t, probe ? &*probe : nullptr);
@@ -902,7 +1177,8 @@ struct node_probabilities {
     std::optional<detail::lattice_size> size;
     if (unknown) size = detail::discretise_size(*deal_size, lat.step, false);
     std::vector<double> pmf;
-    (void)detail::lattice_pmf(t, lat, size ? &*size : nullptr, pmf);
+    (void)detail::lattice_pmf(t, lat, size ? &*size : nullptr, pmf,
+                              o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
     if (error_bound) *error_bound = lat.step + detail::rounding_error(t, lat.step, size ? &*size : nullptr);
     return detail::summarise_lattice(pmf, lat, m.mean, m.var, o);
 }
