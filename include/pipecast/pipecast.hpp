@@ -26,3 +26,5 @@
 #include <pipecast/history_view.hpp>
 #include <pipecast/landmark.hpp>
 #include <pipecast/backtest.hpp>
+#include <pipecast/report.hpp>
+#include <pipecast/svg.hpp>
