@@ -714,6 +714,10 @@ private:
                 v->assign(batch + philox_lane_padding, 0);
             lanes.time.assign(batch + philox_lane_padding, 0.0);
             lanes.won_time.assign(batch + philox_lane_padding, 0.0);
+            if (r.shocked) {
+                tile_rows.assign(tile, e.rows_);
+                tile_lmult.assign(tile, std::vector<double>(e.m_, 1.0));
+            }
         }
         const run_state& run;               ///< the run's settings
         transition_sampler rows;
@@ -724,6 +728,9 @@ private:
         std::vector<std::uint8_t> fwd_scratch;
         std::vector<std::uint32_t> winners; ///< overridden deals that win in the current path
         std::uint64_t capped = 0;           ///< deal-paths stopped at max_path_visits (current work unit)
+        /// Per path of a tile (shocked runs only): its rows and per-latent-state multipliers.
+        std::vector<transition_sampler> tile_rows;
+        std::vector<std::vector<double>> tile_lmult;
         struct {
             std::vector<std::uint32_t> lane, stage, w0, w1, w2, w3, c2, c3, won_lane;
             std::vector<double> time, won_time;
@@ -731,6 +738,8 @@ private:
     };
     /// Lanes per batch (deals, or arrivals, simulated in lock step).
     static constexpr std::size_t batch = 1024;
+    /// Paths per tile (run_chunk: a batch of deals runs for each path of a tile in turn).
+    static constexpr std::size_t tile = 8;
 
     /// Start data of every deal (F(a), S(a) by Boost.Math: the one per-deal special-function
     /// cost of a run, spread over the threads; each deal is independent, so the result does
@@ -1287,6 +1296,13 @@ private:
         }
     }
 
+    /// Paths [p0, p1) in tiles of `tile` paths: each batch of deals runs for every path of
+    /// the tile before the next batch, so the batch's start data, choice records and branch
+    /// starts (up to 232 bytes a deal on a 4-branch graph) are read from cache `tile` times
+    /// instead of once per path from memory. Each path keeps its own sums, which get the same
+    /// wins in the same order as path by path (batches in book order, then the overridden
+    /// deals, then arrivals): bit-identical results. A shocked path's rows and first-branch
+    /// multipliers are kept per tile slot (ws.tile_rows, ws.tile_lmult) and swapped in.
     void run_chunk(worker_state& ws, std::size_t p0, std::size_t p1, path_outputs& out,
                    std::vector<std::uint64_t>& wins, std::vector<std::uint64_t>& time) const {
         const std::size_t n = deals_.size();
@@ -1294,66 +1310,90 @@ private:
         const double* ends = R.o.sub_period_ends.data();
         const std::size_t nsub = R.nsub;
         const bool overrides = !overrides_.empty();
-        for (std::size_t p = p0; p < p1; ++p) {
-            if (R.shocked) apply_shock(ws, p);
-            double value = 0.0, count = 0.0;
-            const std::size_t slot = p - out.first; // index in this piece's per-path vectors
-            double* sub = nsub ? out.sub_value.data() + slot * nsub : nullptr;
-            const auto pw = static_cast<std::uint32_t>(p);
-            // Books a win of deal d at time t (in the order the wins happened).
-            auto book_win = [&](std::size_t d, double t) {
+        const std::size_t np = overrides ? plain_.size() : n; // deals of the plain batches
+        // Path k of the tile: its shocked rows and multipliers into ws.rows, ws.lmult (and back:
+        // a swap both ways).
+        auto swap_in = [&](std::size_t k) {
+            if (!R.shocked) return;
+            std::swap(ws.rows, ws.tile_rows[k]);
+            std::swap(ws.lmult, ws.tile_lmult[k]);
+        };
+        for (std::size_t t0 = p0; t0 < p1; t0 += tile) {
+            const std::size_t tn = std::min(tile, p1 - t0);
+            double value[tile] = {}, count[tile] = {};
+            double* sub[tile] = {};
+            for (std::size_t k = 0; k < tn; ++k) {
+                sub[k] = nsub ? out.sub_value.data() + (t0 + k - out.first) * nsub : nullptr;
+                if (R.shocked) {
+                    apply_shock(ws, t0 + k);
+                    swap_in(k); // the tile slot now holds path t0 + k's rows
+                }
+            }
+            // Books a win of deal d at time t in path t0 + k (in the order the wins happened).
+            auto book_win = [&](std::size_t k, std::size_t d, double t) {
                 const double amount = deals_[d].amount;
-                value += amount;
-                count += 1.0;
+                value[k] += amount;
+                count[k] += 1.0;
                 ++wins[d];
                 time[d] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5); // NOLINT(bugprone-incorrect-roundings): t >= 0
-                if (sub) {
+                if (sub[k]) {
                     const auto b = static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
-                    if (b < nsub) sub[b] += amount;
+                    if (b < nsub) sub[k][b] += amount;
                 }
             };
-            if (!overrides) { // every deal, in book order: item = deal index
-                for (std::size_t d0 = 0; d0 < n; d0 += batch) {
-                    const deal_start* x = deals_.data() + d0;
-                    std::uint64_t* wn = wins.data() + d0;
-                    std::uint64_t* tm = time.data() + d0;
-                    run_batch(
-                        ws, ws.rows, std::min(batch, n - d0), pw, 0,
-                        [d0](std::size_t i) -> std::uint64_t { return d0 + i; },
-                        [x, ch = branched_ ? choice_.data() + d0 : nullptr](std::size_t i) {
-                            const deal_start& e = x[i];
-                            return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0,
-                                              ch ? ch[i] : no_choice};
-                        },
-                        [&](std::size_t i, double t) {
-                            value += x[i].amount;
-                            count += 1.0;
-                            ++wn[i];
-                            tm[i] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5); // NOLINT(bugprone-incorrect-roundings): t >= 0
-                            if (sub) {
-                                const auto b =
-                                    static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
-                                if (b < nsub) sub[b] += x[i].amount;
-                            }
-                        });
+            for (std::size_t d0 = 0; d0 < np; d0 += batch)
+                for (std::size_t k = 0; k < tn; ++k) {
+                    const auto pw = static_cast<std::uint32_t>(t0 + k);
+                    swap_in(k);
+                    if (!overrides) { // every deal, in book order: item = deal index
+                        const deal_start* x = deals_.data() + d0;
+                        std::uint64_t* wn = wins.data() + d0;
+                        std::uint64_t* tm = time.data() + d0;
+                        double& v = value[k];
+                        double& c = count[k];
+                        double* sb = sub[k];
+                        run_batch(
+                            ws, ws.rows, std::min(batch, n - d0), pw, 0,
+                            [d0](std::size_t i) -> std::uint64_t { return d0 + i; },
+                            [x, ch = branched_ ? choice_.data() + d0 : nullptr](std::size_t i) {
+                                const deal_start& e = x[i];
+                                return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0,
+                                                  ch ? ch[i] : no_choice};
+                            },
+                            [&](std::size_t i, double t) {
+                                v += x[i].amount;
+                                c += 1.0;
+                                ++wn[i];
+                                tm[i] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5); // NOLINT(bugprone-incorrect-roundings): t >= 0
+                                if (sb) {
+                                    const auto b =
+                                        static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
+                                    if (b < nsub) sb[b] += x[i].amount;
+                                }
+                            });
+                    } else { // the deals without an override, in book order, on the (shocked) rows
+                        const std::uint32_t* idx = plain_.data() + d0;
+                        run_batch(
+                            ws, ws.rows, std::min(batch, np - d0), pw, 0,
+                            [idx](std::size_t i) -> std::uint64_t { return idx[i]; },
+                            [&](std::size_t i) { return start_of(idx[i]); },
+                            [&](std::size_t i, double t) { book_win(k, idx[i], t); });
+                    }
+                    swap_in(k);
                 }
-            } else {
-                // The deals without an override, in book order, on the (shocked) model rows.
-                const std::size_t np = plain_.size();
-                for (std::size_t d0 = 0; d0 < np; d0 += batch) {
-                    const std::uint32_t* idx = plain_.data() + d0;
-                    run_batch(
-                        ws, ws.rows, std::min(batch, np - d0), pw, 0,
-                        [idx](std::size_t i) -> std::uint64_t { return idx[i]; },
-                        [&](std::size_t i) { return start_of(idx[i]); },
-                        [&](std::size_t i, double t) { book_win(idx[i], t); });
+            for (std::size_t k = 0; k < tn; ++k) {
+                const std::size_t p = t0 + k;
+                swap_in(k);
+                if (overrides) {
+                    auto win_k = [&](std::size_t d, double t) { book_win(k, d, t); };
+                    run_overrides(ws, static_cast<std::uint32_t>(p), win_k);
                 }
-                run_overrides(ws, pw, book_win);
+                if (R.o.arrivals) run_arrivals(ws, p, value[k], count[k], sub[k], out);
+                swap_in(k);
+                for (std::size_t i = 1; i < nsub; ++i) sub[k][i] += sub[k][i - 1];
+                out.value[p - out.first] = value[k];
+                out.count[p - out.first] = count[k];
             }
-            if (R.o.arrivals) run_arrivals(ws, p, value, count, sub, out);
-            for (std::size_t i = 1; i < nsub; ++i) sub[i] += sub[i - 1];
-            out.value[slot] = value;
-            out.count[slot] = count;
         }
     }
 

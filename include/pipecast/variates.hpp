@@ -349,10 +349,19 @@ public:
             thresholds_[i * width_ + e] =
                 e + 1 == count_[i] ? (std::uint64_t{1} << 32) : to_threshold(acc);
         }
-        const row_view v = view();
+        // The guide: bucket b is one target when the targets of its first and last word
+        // (search() at b·2²⁴ and b·2²⁴ + 2²⁴ − 1) agree (next() is monotone in k). search(k)
+        // picks entry #{c < width − 1 : k >= threshold c}; both counts only grow with b, so
+        // one merge over the sorted thresholds finds them (O(256 + width), not 512 searches:
+        // a shocked run redoes this for every row and path).
+        const std::uint64_t* t = thresholds_.data() + i * width_;
+        const std::uint32_t* target = targets_.data() + i * width_;
+        std::size_t lo = 0, hi = 0;
         for (std::uint32_t b = 0; b < 256; ++b) {
-            const std::uint32_t first = v.search(i, b << 24), last = v.search(i, (b << 24) | 0xFFFFFFu);
-            guide_[(i << 8) | b] = first == last ? static_cast<std::int32_t>(first) : -1; // next() is monotone in k
+            const std::uint64_t first_word = std::uint64_t{b} << 24, last_word = first_word | 0xFFFFFFu;
+            while (lo + 1 < width_ && first_word >= t[lo]) ++lo;
+            while (hi + 1 < width_ && last_word >= t[hi]) ++hi;
+            guide_[(i << 8) | b] = target[lo] == target[hi] ? static_cast<std::int32_t>(target[lo]) : -1;
         }
     }
 
