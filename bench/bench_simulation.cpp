@@ -3,10 +3,17 @@
 // million deals, and the naive baseline (single thread, std::mt19937_64, <random>, a Boost
 // quantile per draw) on the same workload, so that one run shows the ratio. The same on a
 // branched model: the crm4 generator's spec (../shared/scenarios/crm4_truth.json: per-edge
-// dwells and a stalled share) with a 10,000-deal steady-state book generated here.
+// dwells and a stalled share) with a 10,000-deal steady-state book generated here, and a
+// model fitted from crm4_history.csv (fit_history's defaults, as `pipecast fit`) with the
+// deals open at the log's end and the fitted per-stage shock σ. The Philox kernels (SSE2
+// 4-wide, AVX2 8-wide) side by side; 1,000 what-ifs on one prepared engine against 1,000
+// simulate() calls.
 //
 //   ./build/bench/bench/bench_simulation --benchmark_format=json > bench_simulation.json
 #include <pipecast/book_io.hpp>
+#include <pipecast/estimation.hpp>
+#include <pipecast/history.hpp>
+#include <pipecast/history_view.hpp>
 #include <pipecast/model_io.hpp>
 #include <pipecast/simulation.hpp>
 
@@ -291,6 +298,137 @@ void BM_SimulateCRM4(benchmark::State& state) {
 }
 BENCHMARK(BM_SimulateCRM4)->Args({1000, 0, 0})->Args({4000, 0, 0})->Args({4000, 1, 0})->Args({4000, 0, 35})->Args({4000, 1, 35})
     ->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+
+/// crm4 fitted from its history (fit_history with its defaults: branched stages, a stalled
+/// share, AIC dwells, the estimated overdispersion) and the deals open at the log's end.
+struct crm4_fit_case {
+    model m;
+    book deals;
+};
+const crm4_fit_case& crm4_fit() {
+    static const crm4_fit_case c = [] {
+        const visit_log log = load_history(PIPECAST_SHARED_DIR "/scenarios/crm4_history.csv");
+        model m = to_model(fit_history(log), "crm4_fit");
+        book b = book_at(log, m.graph, log.end_time).deals;
+        return crm4_fit_case{std::move(m), std::move(b)};
+    }();
+    return c;
+}
+
+/// The crm4 fit and its open book, horizon 90. Args: paths, threads (0 = all cores),
+/// shock (1: the fit's per-stage σ, as `pipecast simulate` uses by default; 0: none).
+void BM_SimulateCRM4Fit(benchmark::State& state) {
+    const crm4_fit_case& c = crm4_fit();
+    simulation_options o;
+    o.horizon = 90;
+    o.paths = static_cast<std::size_t>(state.range(0));
+    o.threads = static_cast<unsigned>(state.range(1));
+    if (state.range(2) != 0) o.stage_correlation = c.m.overdispersion_by_stage();
+    std::uint64_t dp = 0;
+    for (auto _ : state) {
+        const simulation_result r = simulate(c.m, c.deals, o);
+        benchmark::DoNotOptimize(r.won_value.mean);
+        dp += r.deal_paths;
+        ++o.seed;
+    }
+    set_counters(state, dp);
+    state.counters["deals"] = static_cast<double>(c.deals.size());
+    double sigma = 0.0;
+    for (double x : o.stage_correlation) sigma = std::max(sigma, x);
+    state.counters["max_sigma"] = sigma;
+}
+BENCHMARK(BM_SimulateCRM4Fit)->Args({4000, 0, 1})->Args({4000, 0, 0})->Args({4000, 1, 1})
+    ->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+
+/// b2b6 (10,000 deals, horizon 90) with the Philox kernel pinned. Args: paths, threads,
+/// kernel (1: SSE2 4-wide, 2: AVX2 8-wide, 0: automatic). The same results on every kernel.
+void BM_SimulateB2B6Kernel(benchmark::State& state) {
+    simulation_options o;
+    o.horizon = 90;
+    o.paths = static_cast<std::size_t>(state.range(0));
+    o.threads = static_cast<unsigned>(state.range(1));
+    o.philox_kernel = static_cast<philox_isa>(state.range(2));
+    if (!detail::philox_isa_available(o.philox_kernel)) {
+        state.SkipWithError("kernel not available on this CPU");
+        return;
+    }
+    (void)naive_rate();
+    std::uint64_t dp = 0;
+    const auto start = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        const simulation_result r = simulate(b2b6(), b2b6_book(), o);
+        benchmark::DoNotOptimize(r.won_value.mean);
+        dp += r.deal_paths;
+        ++o.seed;
+    }
+    set_counters(state, dp, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+BENCHMARK(BM_SimulateB2B6Kernel)->Args({4000, 0, 1})->Args({4000, 0, 2})->Args({4000, 1, 1})->Args({4000, 1, 2})
+    ->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+
+/// The same on crm4 (spec, steady-state book). Args: paths, threads, kernel.
+void BM_SimulateCRM4Kernel(benchmark::State& state) {
+    simulation_options o;
+    o.horizon = 90;
+    o.paths = static_cast<std::size_t>(state.range(0));
+    o.threads = static_cast<unsigned>(state.range(1));
+    o.philox_kernel = static_cast<philox_isa>(state.range(2));
+    if (!detail::philox_isa_available(o.philox_kernel)) {
+        state.SkipWithError("kernel not available on this CPU");
+        return;
+    }
+    (void)crm4_book();
+    std::uint64_t dp = 0;
+    for (auto _ : state) {
+        const simulation_result r = simulate(crm4(), crm4_book(), o);
+        benchmark::DoNotOptimize(r.won_value.mean);
+        dp += r.deal_paths;
+        ++o.seed;
+    }
+    set_counters(state, dp);
+}
+BENCHMARK(BM_SimulateCRM4Kernel)->Args({4000, 0, 1})->Args({4000, 0, 2})
+    ->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+
+/// 1,000 what-ifs on b2b6's 10,000 deals: horizons 30..120 days × shock σ in {0, 0.2, 0.4}
+/// × seeds, 20 paths each (200,000 deal-paths a what-if), two threads. Arg: 1 = one prepared
+/// simulation_engine for all (tables and per-deal start data built once), 0 = a simulate()
+/// call each (rebuilding them every time). Counter: what-ifs a second.
+void BM_WhatIfSweep(benchmark::State& state) {
+    const bool prepared = state.range(0) != 0;
+    std::vector<simulation_options> sweep(1000);
+    for (std::size_t i = 0; i < sweep.size(); ++i) {
+        simulation_options& o = sweep[i];
+        o.horizon = 30.0 + 90.0 * static_cast<double>(i % 10) / 9.0;
+        o.correlation = 0.2 * static_cast<double>((i / 10) % 3);
+        o.seed = 1 + i;
+        o.paths = 20;
+        o.threads = 0;
+    }
+    std::uint64_t runs = 0, dp = 0;
+    double sink = 0.0;
+    for (auto _ : state) {
+        if (prepared) {
+            const simulation_engine e(b2b6(), b2b6_book());
+            for (const simulation_options& o : sweep) {
+                const simulation_result r = e.run(o);
+                sink += r.won_value.mean;
+                dp += r.deal_paths;
+            }
+        } else {
+            for (const simulation_options& o : sweep) {
+                const simulation_result r = simulate(b2b6(), b2b6_book(), o);
+                sink += r.won_value.mean;
+                dp += r.deal_paths;
+            }
+        }
+        runs += sweep.size();
+    }
+    benchmark::DoNotOptimize(sink);
+    state.counters["what_ifs"] = benchmark::Counter(static_cast<double>(runs), benchmark::Counter::kIsRate);
+    state.counters["deal_paths"] = benchmark::Counter(static_cast<double>(dp), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_WhatIfSweep)->Arg(1)->Arg(0)->Iterations(1)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 /// The naive baseline on the crm4 book (single thread, mt19937_64 + Boost per draw).
 void BM_NaiveBaselineCRM4(benchmark::State& state) {
