@@ -246,4 +246,37 @@ TEST_CASE("variates") {
             CHECK((j == 1 || j == 2 || j == 4));
         }
     }
+
+    SUBCASE("transition rows: the guide (built by one merge in set_row) agrees with the row search") {
+        // Rows of 1 to 7 entries with probabilities from 1e-12 to 1 (thresholds inside one
+        // guide bucket, equal thresholds, a whole bucket per entry), reset as a shock does.
+        std::mt19937_64 rng(20261125);
+        std::uniform_real_distribution<double> u(0.0, 1.0);
+        for (int trial = 0; trial < 300; ++trial) {
+            const std::size_t count = 1 + static_cast<std::size_t>(trial % 7);
+            std::vector<std::vector<double>> rows(3, std::vector<double>(count + 2, 0.0));
+            for (auto& r : rows)
+                for (std::size_t j = 0; j < count; ++j) r[j + 1] = 0.1 + u(rng);
+            transition_sampler t(rows);
+            for (std::size_t i = 0; i < rows.size(); ++i) {
+                std::vector<double> p(count);
+                double sum = 0.0;
+                for (double& x : p) sum += (x = std::pow(10.0, -12.0 * u(rng) * u(rng)));
+                for (double& x : p) x /= sum;
+                t.set_row(i, p);
+                const transition_sampler::row_view v = t.view();
+                std::vector<std::uint32_t> words;
+                for (std::uint32_t b = 0; b < 256; ++b) words.insert(words.end(), {b << 24, (b << 24) | 0xFFFFFFu});
+                double acc = 0.0;
+                for (double x : p) { // around every threshold
+                    acc += x;
+                    const double w = std::min(std::ldexp(acc, 32), 4294967295.0);
+                    for (double d : {-2.0, -1.0, 0.0, 1.0})
+                        words.push_back(static_cast<std::uint32_t>(std::clamp(w + d, 0.0, 4294967295.0)));
+                }
+                for (int r = 0; r < 200; ++r) words.push_back(static_cast<std::uint32_t>(rng()));
+                for (std::uint32_t k : words) REQUIRE(t.next(i, k) == v.search(i, k));
+            }
+        }
+    }
 }
