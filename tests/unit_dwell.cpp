@@ -454,6 +454,14 @@ TEST_CASE("dwell") {
         check_throws<model_error>([] { (void)dwell_distribution::weibull(0.001, 1.0); }, {"weibull", "shape 0.001"});
         check_throws<model_error>([] { (void)dwell_distribution::exponential(1e-320); }, {"exponential", "rate"});
         check_throws<model_error>([] { (void)dwell_distribution::gamma(1e-300, 1e10); }, {"gamma", "scale"});
+        // issue 11: shape 1e-300 hung the simulator's sampler, 1e12 made Boost's series give up
+        // ("internal error"), 1e20 hung the funnel's residuals of a book
+        for (double k : {1e-300, 1e-7, 2e6, 1e12, 1e20, 1e300})
+            check_throws<model_error>([k] { (void)dwell_distribution::gamma(k, 14.0); },
+                                      {"gamma dwell: shape", "is outside [1e-06, 1e+06]"});
+        check_throws<model_error>([] { (void)dwell_distribution::gamma(1e20, 14.0); }, {"use a fixed dwell"});
+        CHECK(dwell_distribution::gamma(1e-6, 14.0).shape() == 1e-6);
+        CHECK(dwell_distribution::gamma(1e6, 14.0).shape() == 1e6);
         check_throws<model_error>([] { (void)dwell_distribution::empirical(std::vector<double>{}); }, {"empirical", "no samples"});
         check_throws<model_error>([] { (void)dwell_distribution::empirical({1.0, 2.0}, {1.0}); },
                                   {"empirical", "2 values but 1 weights"});

@@ -183,6 +183,20 @@ TEST_CASE("funnel") {
         const auto g7 = ideal_funnel(g, t);
         CHECK(g7.deals_to_win == doctest::Approx(6.5));
         CHECK(g7.deals_to_win_whole == 7.0);
+        // Huge quotas (issue 11): 1e14 + 0.5 deals (exact in a double) need 1e14 + 1 whole deals
+        // (a relative tolerance of 1e-9 gave 1e14 - 99,999); quota 1e19 over b2b6's mean deal
+        // size: the next integer above deals_to_win. A quota far below one deal still needs one.
+        t.deal_size = 1.0;
+        t.quota = 1e14 + 0.5;
+        CHECK(ideal_funnel(g, t).deals_to_win_whole == 1e14 + 1.0);
+        t.deal_size = 16487.212707001282;
+        t.quota = 1e19;
+        const auto big = ideal_funnel(g, t);
+        CHECK(big.deals_to_win_whole >= big.deals_to_win);
+        CHECK(big.deals_to_win_whole < big.deals_to_win + 1.0);
+        t.deal_size = 1e300;
+        t.quota = 1e6;
+        CHECK(ideal_funnel(g, t).deals_to_win_whole == 1.0);
     }
 
     SUBCASE("coverage: 1 / win rate adjusted for cycle length") {
@@ -568,6 +582,9 @@ TEST_CASE("funnel") {
         check_throws_naming(with([](funnel_target& t) { t.lever_step = 0.8; }), "lever_step");
         // quota / deal size overflowing.
         check_throws_naming(with([](funnel_target& t) { t.quota = 1e300; t.deal_size = 1e-300; }), "quota");
+        // A period whose first-passage table (up to period / 0.25) overflows (issue 11: the message
+        // named win_time_distribution's horizon, inf).
+        check_throws_naming(with([](funnel_target& t) { t.period = 1e308; }), "period 1e+308 is too long");
         // A book for other stages.
         const stage_graph other = linear_funnel({"A", "B"}, {0.5, 0.8}, std::vector<double>{1.0, 2.0});
         const book ob(other);

@@ -75,7 +75,15 @@ public:
         d.scale_ = mean;
         return checked(std::move(d), "exponential dwell");
     }
-    /// Gamma with shape k and mean (scale = mean / k). @throws model_error on k, mean <= 0.
+    /// Smallest and largest gamma shape accepted: coefficients of variation 1/√k from 1000
+    /// down to 0.001. Outside, the quantiles, residuals and samplers lose their footing
+    /// (shape 1e-300: the simulator's sampler never finished; 1e12: Boost's series gave up;
+    /// 1e20: the funnel's residuals never finished); above, a fixed dwell is the same model.
+    static constexpr double gamma_min_shape = 1e-6;
+    static constexpr double gamma_max_shape = 1e6;
+    /// Gamma with shape k and mean (scale = mean / k).
+    /// @throws model_error on k, mean <= 0 or not finite, k outside [gamma_min_shape,
+    ///   gamma_max_shape], or a scale that overflows.
     static dwell_distribution gamma(double shape, double mean) {
         detail::require_positive("gamma dwell", "shape", shape);
         detail::require_positive("gamma dwell", "mean", mean);
@@ -83,6 +91,10 @@ public:
         d.shape_ = shape;
         d.scale_ = mean / shape;
         detail::require_positive("gamma dwell", "scale (mean/shape)", d.scale_);
+        if (!(shape >= gamma_min_shape && shape <= gamma_max_shape))
+            throw model_error(detail::message("gamma dwell: shape ", shape, " is outside [", gamma_min_shape, ", ",
+                                              gamma_max_shape, "] (a coefficient of variation from 1000 to 0.001)",
+                                              shape > gamma_max_shape ? "; use a fixed dwell" : ""));
         return checked(std::move(d), "gamma dwell");
     }
     /// Lognormal with the given mean and standard deviation (of the time, not its log).

@@ -27,12 +27,20 @@ namespace pipecast {
 /// u uniform in [0, 1) (for the empirical form: value i with probability weights()[i]).
 class deal_size_distribution {
 public:
-    /// Lognormal. @throws model_error unless median > 0 and sigma >= 0, both finite.
+    /// The largest amount a deal size may give (lognormal: at 6.5 sigma, beyond the simulator's
+    /// largest uniform 1 − 2⁻³³): sums of amounts over a run's deal-paths, and their squares,
+    /// stay finite (a median of 1e300 gave an infinite sd of the won value).
+    static constexpr double max_amount = 1e100;
+    /// Lognormal. @throws model_error unless median > 0 and sigma >= 0, both finite, and
+    ///   median · e^(6.5 sigma) <= max_amount.
     deal_size_distribution(double median, double sigma) : median_(median), sigma_(sigma) {
         if (!(std::isfinite(median) && median > 0.0))
             throw model_error(detail::message("deal_size: median must be positive and finite, got ", median));
         if (!(std::isfinite(sigma) && sigma >= 0.0))
             throw model_error(detail::message("deal_size: sigma must be finite and >= 0, got ", sigma));
+        if (!(std::log(median) + 6.5 * sigma <= std::log(max_amount)))
+            throw model_error(detail::message("deal_size: median ", median, " with sigma ", sigma,
+                                              " gives amounts (at 6.5 sigma) above ", max_amount));
     }
     /// Lognormal (the constructor, named).
     static deal_size_distribution lognormal(double median, double sigma) { return {median, sigma}; }
@@ -49,8 +57,9 @@ public:
         std::vector<std::size_t> order(values.size());
         for (std::size_t i = 0; i < values.size(); ++i) {
             order[i] = i;
-            if (!(std::isfinite(values[i]) && values[i] > 0.0))
-                throw model_error(detail::message("deal_size: value ", i, " must be positive and finite, got ", values[i]));
+            if (!(std::isfinite(values[i]) && values[i] > 0.0 && values[i] <= max_amount))
+                throw model_error(detail::message("deal_size: value ", i, " must be positive and at most ", max_amount,
+                                                  ", got ", values[i]));
             if (!(std::isfinite(weights[i]) && weights[i] >= 0.0))
                 throw model_error(detail::message("deal_size: weight ", i, " must be finite and >= 0, got ", weights[i]));
         }
