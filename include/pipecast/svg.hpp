@@ -238,23 +238,62 @@ inline std::string axes(const frame& f, axis_format xf, axis_format yf, const st
     return s;
 }
 
-/// A legend row at the top right: coloured swatches and names.
-inline std::string legend(const std::vector<std::pair<std::string, std::string>>& items, double w, double top) {
-    std::string s;
-    double x = w - 20.0;
-    // Right-aligned: lay out from the right; widths estimated from the text (wide characters count 2).
-    for (auto it = items.rbegin(); it != items.rend(); ++it) {
-        double chars = 0.0;
-        for (std::size_t i = 0; i < it->first.size();) {
-            const auto c = static_cast<unsigned char>(it->first[i]);
-            const std::size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-            chars += len >= 3 ? 2.0 : 1.0;
-            i += len;
+/// Width in pixels of a label at font size 12 (a wide character, CJK, counts about twice).
+inline double text_width(std::string_view text) {
+    double chars = 0.0;
+    for (std::size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        const std::size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        chars += len >= 3 ? 2.0 : 1.0;
+        i += len;
+    }
+    return 7.5 * chars;
+}
+
+/// Where the legend's items go: one right-aligned row under the title when it fits, else
+/// left-aligned rows that wrap.
+struct legend_layout {
+    std::vector<std::pair<double, double>> at; ///< per item: x of the swatch, y of the text baseline
+    std::size_t rows = 0;
+};
+
+inline legend_layout layout_legend(const std::vector<std::pair<std::string, std::string>>& items, double w, double top) {
+    legend_layout l;
+    if (items.empty()) return l;
+    std::vector<double> widths;
+    double total = 0.0;
+    for (const auto& it : items) total += widths.emplace_back(text_width(it.first) + 30.0);
+    if (total <= w - 90.0) {
+        double x = w - 20.0 - total;
+        for (double width : widths) {
+            l.at.emplace_back(x, top);
+            x += width;
         }
-        const double width = 7.0 * chars + 22.0;
-        x -= width;
-        s += "<rect x=\"" + num(x) + "\" y=\"" + num(top - 9) + "\" width=\"12\" height=\"10\" fill=\"" + it->second + "\"/>";
-        s += "<text x=\"" + num(x + 16) + "\" y=\"" + num(top) + "\" fill=\"#222\">" + escape(it->first) + "</text>";
+        l.rows = 1;
+        return l;
+    }
+    double x = 60.0, y = top;
+    l.rows = 1;
+    for (double width : widths) {
+        if (x + width > w - 10.0 && x > 60.0) {
+            x = 60.0;
+            y += 16.0;
+            ++l.rows;
+        }
+        l.at.emplace_back(x, y);
+        x += width;
+    }
+    return l;
+}
+
+/// The legend: coloured swatches and names (layout_legend).
+inline std::string legend(const std::vector<std::pair<std::string, std::string>>& items, double w, double top) {
+    const legend_layout l = layout_legend(items, w, top);
+    std::string s;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const auto [x, y] = l.at[i];
+        s += "<rect x=\"" + num(x) + "\" y=\"" + num(y - 9) + "\" width=\"12\" height=\"10\" fill=\"" + items[i].second + "\"/>";
+        s += "<text x=\"" + num(x + 16) + "\" y=\"" + num(y) + "\" fill=\"#222\">" + escape(items[i].first) + "</text>";
     }
     return s;
 }
@@ -290,9 +329,15 @@ inline void require_same_size(const char* what, std::size_t a, std::size_t b) {
     if (c.x_max) xhi = *c.x_max;
     if (c.y_min) ylo = *c.y_min;
     if (c.y_max) yhi = *c.y_max;
+    std::vector<std::pair<std::string, std::string>> legend;
+    for (const auto& b : c.bands)
+        if (!b.name.empty()) legend.emplace_back(b.name, b.color);
+    for (const auto& l : c.lines)
+        if (!l.name.empty()) legend.emplace_back(l.name, l.color);
     detail::frame f;
     f.w = c.width;
     f.h = c.height;
+    f.top += 16.0 * static_cast<double>(std::max<std::size_t>(detail::layout_legend(legend, c.width, 36.0).rows, 1) - 1);
     f.xt = nice_ticks(xlo, std::max(xlo, xhi), c.x_format == axis_format::date ? 6 : 8);
     if (c.x_format == axis_format::date) { // whole days, ticks at the data range's ends and between
         f.xt.lo = xlo, f.xt.hi = std::max(xhi, xlo + 1.0);
@@ -306,7 +351,6 @@ inline void require_same_size(const char* what, std::size_t a, std::size_t b) {
     if (c.y_min) f.yt.lo = std::min(f.yt.lo, *c.y_min);
     std::string s = detail::open_svg(c.title, c.width, c.height, "line");
     s += detail::axes(f, c.x_format, c.y_format, c.x_label, c.y_label);
-    std::vector<std::pair<std::string, std::string>> legend;
     for (const auto& b : c.bands) {
         std::string d;
         for (std::size_t i = 0; i < b.x.size(); ++i)
@@ -316,7 +360,6 @@ inline void require_same_size(const char* what, std::size_t a, std::size_t b) {
             if (std::isfinite(b.x[i]) && std::isfinite(b.lo[i])) d += "L" + detail::num(f.px(b.x[i])) + "," + detail::num(f.py(b.lo[i]));
         if (!d.empty())
             s += "<path class=\"mark\" d=\"" + d + "Z\" fill=\"" + b.color + "\" fill-opacity=\"0.25\" stroke=\"none\"/>";
-        if (!b.name.empty()) legend.emplace_back(b.name, b.color);
     }
     for (const auto& r : c.references) {
         if (!std::isfinite(r.y)) continue;
@@ -343,7 +386,6 @@ inline void require_same_size(const char* what, std::size_t a, std::size_t b) {
                 s += "<path class=\"mark\" d=\"" + d + "\" fill=\"none\" stroke=\"" + l.color + "\" stroke-width=\"2\"" +
                      (l.dashed ? " stroke-dasharray=\"5,3\"" : "") + "/>";
         }
-        if (!l.name.empty()) legend.emplace_back(l.name, l.color);
     }
     s += detail::legend(legend, c.width, 36.0);
     return s + "</svg>";
