@@ -42,7 +42,35 @@ struct backtest_args {
     unsigned threads = 0;
     bool skip_bad_rows = false;
     bool json = false;
+    std::string per_deal; ///< CSV file of every open deal's prediction and outcome
 };
+
+/// The per-deal CSV: one row per deal open at a cut (columns cut, id, stage, age, amount,
+/// p_win_within, won), written whole or not at all.
+void write_per_deal(const pipecast::backtest_result& r, const std::string& path) {
+    std::string out = "cut,id,stage,age,amount,p_win_within,won\n";
+    char buf[64];
+    auto number = [&](double v, const char* f) {
+        std::snprintf(buf, sizeof buf, f, v);
+        out += buf;
+    };
+    for (const auto& c : r.cuts)
+        for (const auto& d : c.per_deal) {
+            pipecast::detail::append_csv_field(out, pipecast::format_time(c.cut, r.dates, r.days_per_unit));
+            out += ',';
+            pipecast::detail::append_csv_field(out, d.id);
+            out += ',';
+            pipecast::detail::append_csv_field(out, d.stage);
+            out += ',';
+            number(d.age, "%.4f");
+            out += ',';
+            number(d.amount, "%.2f");
+            out += ',';
+            number(d.p_win_within, "%.6f");
+            out += d.won ? ",1\n" : ",0\n";
+        }
+    pipecast::detail::write_file_atomic(path, out, "per-deal file");
+}
 
 void run_backtest(const backtest_args& a) {
     const double dpu = pipecast::days_per_unit(a.time_unit);
@@ -84,6 +112,7 @@ void run_backtest(const backtest_args& a) {
     o.paths = a.paths;
     o.seed = a.seed;
     o.threads = a.threads;
+    o.per_deal = !a.per_deal.empty();
 
     pipecast::history_options ho;
     ho.skip_bad_rows = a.skip_bad_rows;
@@ -119,6 +148,7 @@ void run_backtest(const backtest_args& a) {
                       << " wins before the first cut within it); --drop-after-the-fact off keeps them\n";
     }
     const pipecast::backtest_result r = pipecast::backtest(log, o);
+    if (!a.per_deal.empty()) write_per_deal(r, a.per_deal);
     if (a.json) {
         json j = r;
         j["history"] = a.history;
@@ -148,18 +178,23 @@ void run_backtest(const backtest_args& a) {
     std::cout << "Brier score " << fixed(r.summary.brier, 4) << " (CRM weighted " << fixed(r.crm_weighted.brier, 4)
               << ", roll rate " << fixed(r.roll_rate.brier, 4) << ")\n\nCalibration of per-deal P(won within "
               << fixed(horizon, 0) << "):\n";
-    table cal({"predicted", "deals", "mean predicted", "observed"});
+    // The gap in standard errors (independent deals, predictions taken as true): |z| < 2 is
+    // what sampling noise alone gives in 95% of bins.
+    auto z = [](const pipecast::calibration_bin& b) {
+        return b.standard_error > 0.0 ? fixed((b.observed - b.mean_predicted) / b.standard_error, 1) : std::string("n/a");
+    };
+    table cal({"predicted", "deals", "mean predicted", "observed", "std error", "gap/se"});
     for (const auto& b : r.summary.calibration)
         if (b.deals > 0)
             cal.add_row({fixed(b.lower, 1) + "-" + fixed(b.upper, 1), std::to_string(b.deals), fixed(b.mean_predicted, 3),
-                         fixed(b.observed, 3)});
+                         fixed(b.observed, 3), fixed(b.standard_error, 3), z(b)});
     cal.print(std::cout);
     std::cout << "\nBy deciles of risk (ten groups of equal count):\n";
-    table dec({"decile", "predicted", "deals", "mean predicted", "observed"});
+    table dec({"decile", "predicted", "deals", "mean predicted", "observed", "std error", "gap/se"});
     for (std::size_t i = 0; i < r.summary.calibration_deciles.size(); ++i) {
         const auto& b = r.summary.calibration_deciles[i];
         dec.add_row({std::to_string(i + 1), fixed(b.lower, 3) + "-" + fixed(b.upper, 3), std::to_string(b.deals),
-                     fixed(b.mean_predicted, 3), fixed(b.observed, 3)});
+                     fixed(b.mean_predicted, 3), fixed(b.observed, 3), fixed(b.standard_error, 3), z(b)});
     }
     dec.print(std::cout);
     std::cout << "\n(" << fixed(r.elapsed_seconds, 1) << " s)\n";
@@ -196,6 +231,8 @@ void add_backtest_command(CLI::App& app) {
     cmd->add_option("--threads", a->threads, "simulation threads (0: all cores)")->capture_default_str()->check(whole_number(0, 4096));
     cmd->add_flag("--skip-bad-rows", a->skip_bad_rows, "report and skip malformed rows instead of stopping");
     cmd->add_flag("--json", a->json, "print JSON");
+    cmd->add_option("--per-deal", a->per_deal,
+                    "write every open deal's prediction and outcome at each cut to this CSV file (cut,id,stage,age,amount,p_win_within,won)");
     add_input_options(cmd, history_input());
     cmd->callback([a] { run_backtest(*a); });
 }

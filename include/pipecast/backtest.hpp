@@ -79,6 +79,7 @@ struct backtest_options {
     std::size_t paths = 4000;   ///< simulated paths per cut (>= 1)
     std::uint64_t seed = 1;
     unsigned threads = 0;       ///< simulation threads (0: all cores); results do not depend on it
+    bool per_deal = false;      ///< keep every open deal's prediction and outcome (backtest_cut::per_deal)
     /// Age buckets (lower edges) of the roll-rate baseline.
     std::vector<double> roll_rate_edges = {0, 15, 30, 60, 90, 180, 365};
     /// Called after each cut with (cuts done, cuts in all).
@@ -88,6 +89,16 @@ struct backtest_options {
 /// A forecast distribution: mean and P10/P90.
 struct backtest_interval {
     double mean = 0.0, p10 = 0.0, p90 = 0.0;
+};
+
+/// One open deal of a cut: what the method predicted for it and what it did.
+struct backtest_deal {
+    std::string id;      ///< the deal's id in the log
+    std::string stage;   ///< its stage at the cut
+    double age = 0.0;    ///< time in that stage at the cut
+    double amount = 0.0;
+    double p_win_within = 0.0; ///< the method's P(won within h | stage, age)
+    bool won = false;          ///< won within h of the cut (from the full log)
 };
 
 /// One cut of a backtest.
@@ -108,6 +119,7 @@ struct backtest_cut {
     std::size_t merged_visits = 0;     ///< click-through visits merged (history known at the cut)
     std::size_t dropped_deals = 0;     ///< after-the-fact bookings left out
     double brier = 0.0;                ///< of the book's per-deal probabilities
+    std::vector<backtest_deal> per_deal; ///< every open deal (filled when backtest_options::per_deal)
 };
 
 /// One bin of a calibration table.
@@ -116,6 +128,10 @@ struct calibration_bin {
     std::size_t deals = 0;           ///< deal-cuts in the bin
     double mean_predicted = std::numeric_limits<double>::quiet_NaN();
     double observed = std::numeric_limits<double>::quiet_NaN(); ///< share won within h
+    /// Standard error of `observed` were the deals independent and the predictions true:
+    /// √(Σ p(1 − p)) / n. A gap of two or three of these is sampling noise, not miscalibration
+    /// (deals of one quarter share its market conditions, so the real noise is larger).
+    double standard_error = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Errors of one forecast over all cuts.
@@ -190,7 +206,7 @@ inline void bernoulli_paths(std::span<const double> p, std::span<const double> a
 /// Calibration table of (p, y) pairs in ten equal probability bins.
 [[nodiscard]] inline std::vector<calibration_bin> calibration_table(const std::vector<double>& p, const std::vector<char>& y) {
     std::vector<calibration_bin> bins(10);
-    std::vector<double> sp(10, 0.0), sy(10, 0.0);
+    std::vector<double> sp(10, 0.0), sy(10, 0.0), sv(10, 0.0);
     for (std::size_t b = 0; b < 10; ++b) {
         bins[b].lower = 0.1 * static_cast<double>(b);
         bins[b].upper = b == 9 ? 1.0 : 0.1 * static_cast<double>(b + 1);
@@ -200,11 +216,14 @@ inline void bernoulli_paths(std::span<const double> p, std::span<const double> a
         ++bins[b].deals;
         sp[b] += p[i];
         sy[b] += y[i] ? 1.0 : 0.0;
+        sv[b] += p[i] * (1.0 - p[i]);
     }
     for (std::size_t b = 0; b < 10; ++b)
         if (bins[b].deals > 0) {
-            bins[b].mean_predicted = sp[b] / static_cast<double>(bins[b].deals);
-            bins[b].observed = sy[b] / static_cast<double>(bins[b].deals);
+            const auto n = static_cast<double>(bins[b].deals);
+            bins[b].mean_predicted = sp[b] / n;
+            bins[b].observed = sy[b] / n;
+            bins[b].standard_error = std::sqrt(sv[b]) / n;
         }
     return bins;
 }
@@ -223,16 +242,19 @@ inline void bernoulli_paths(std::span<const double> p, std::span<const double> a
     for (std::size_t g = 0; g < groups; ++g) {
         const std::size_t i0 = p.size() * g / groups, i1 = p.size() * (g + 1) / groups;
         calibration_bin& b = bins[g];
-        double sp = 0.0, sy = 0.0;
+        double sp = 0.0, sy = 0.0, sv = 0.0;
         for (std::size_t i = i0; i < i1; ++i) {
             sp += p[order[i]];
             sy += y[order[i]] ? 1.0 : 0.0;
+            sv += p[order[i]] * (1.0 - p[order[i]]);
         }
         b.deals = i1 - i0;
         b.lower = p[order[i0]];
         b.upper = p[order[i1 - 1]];
-        b.mean_predicted = sp / static_cast<double>(b.deals);
-        b.observed = sy / static_cast<double>(b.deals);
+        const auto n = static_cast<double>(b.deals);
+        b.mean_predicted = sp / n;
+        b.observed = sy / n;
+        b.standard_error = std::sqrt(sv) / n;
     }
     return bins;
 }
@@ -484,6 +506,14 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
             y_all.push_back(y[i]);
         }
         bc.brier = p.empty() ? 0.0 : brier / static_cast<double>(p.size());
+        if (opt.per_deal) {
+            const auto ids = bv.deals.ids();
+            const auto ages = bv.deals.ages();
+            const auto st = bv.deals.stages();
+            bc.per_deal.reserve(p.size());
+            for (std::size_t i = 0; i < p.size(); ++i)
+                bc.per_deal.push_back({std::string(ids[i]), m.graph.stages()[st[i]].name, ages[i], amounts[i], p[i], y[i] != 0});
+        }
         pred.push_back(bc.predicted.mean);
         pred_n.push_back(bc.predicted_count.mean);
 
@@ -552,7 +582,8 @@ inline void to_json(nlohmann::json& j, const calibration_bin& b) {
          {"deals", b.deals},
          {"mean_predicted", detail::json_number(b.mean_predicted)},
          {"observed", detail::json_number(b.observed)},
-         {"abs_gap", detail::json_number(std::abs(b.observed - b.mean_predicted))}};
+         {"abs_gap", detail::json_number(std::abs(b.observed - b.mean_predicted))},
+         {"standard_error", detail::json_number(b.standard_error)}};
 }
 
 inline void to_json(nlohmann::json& j, const backtest_errors& e) {

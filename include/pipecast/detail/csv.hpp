@@ -82,6 +82,25 @@ namespace pipecast::detail {
     return n;
 }
 
+/// Appends one CSV field to `out` (RFC 4180): quoted, with quotes doubled, when it holds the
+/// separator, a quote, a line break or blanks at either end; as it is otherwise.
+/// Example: `append_csv_field(line, "Smith, J."); // "\"Smith, J.\""`
+inline void append_csv_field(std::string& out, std::string_view field, char delimiter = ',') {
+    const bool quote = field.find_first_of(std::string{delimiter, '"', '\n', '\r'}) != std::string_view::npos ||
+                       (!field.empty() && (field.front() == ' ' || field.back() == ' ' || field.front() == '\t' ||
+                                           field.back() == '\t'));
+    if (!quote) {
+        out += field;
+        return;
+    }
+    out += '"';
+    for (char c : field) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    out += '"';
+}
+
 /// How a CSV file is written: the field separator and the checks on its bytes.
 struct csv_dialect {
     char delimiter = ',';            ///< ',', ';', '\t' or '|'; 0: detected from the first record
