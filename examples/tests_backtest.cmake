@@ -21,6 +21,30 @@ if(CMAKE_SCRIPT_MODE_FILE)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "pipecast ${ARGS} failed (${rc}): ${err}")
   endif()
+  if(MODE STREQUAL "perdeal")
+    # --per-deal FILE: the header downstream scripts rely on, one row per deal open at the
+    # cut (as many as the JSON's cuts[0].deals), probabilities in [0, 1], won 0 or 1.
+    file(STRINGS "${PER_DEAL}" rows)
+    list(GET rows 0 header)
+    if(NOT header STREQUAL "cut,id,stage,age,amount,p_win_within,won")
+      message(FATAL_ERROR "${PER_DEAL}: header '${header}'")
+    endif()
+    list(LENGTH rows n)
+    math(EXPR n "${n} - 1")
+    string(JSON deals GET "${out}" cuts 0 deals)
+    if(NOT n EQUAL deals OR n LESS 100)
+      message(FATAL_ERROR "${PER_DEAL}: ${n} rows, the JSON says ${deals} deals open at the cut")
+    endif()
+    foreach(row IN LISTS rows)
+      if(row STREQUAL header)
+        continue()
+      endif()
+      if(NOT row MATCHES "^2025-03-31,[^,]+,[^,]+,[0-9.]+,[0-9.]+,(0\\.[0-9]+|1\\.0+),[01]$")
+        message(FATAL_ERROR "${PER_DEAL}: bad row '${row}'")
+      endif()
+    endforeach()
+    return()
+  endif()
 
   # The fixed interface.
   expect_type("${out}" ARRAY cuts)
@@ -102,6 +126,11 @@ set_tests_properties(cli_backtest_crm4_acceptance_landmark cli_backtest_crm4_acc
 
 add_test(NAME cli_backtest_landmark_keys COMMAND ${CMAKE_COMMAND} ${_cli} -DMODE=keys
   "-DARGS=backtest;--history;${_messy};--cuts;2024-06-30,2025-06-30;--horizon;90;--method;landmark;--min-dwell;60s;--drop-after-the-fact;1d;--window;365d;--paths;500;--json"
+  -P ${_check})
+
+add_test(NAME cli_backtest_per_deal COMMAND ${CMAKE_COMMAND} ${_cli} -DMODE=perdeal
+  -DPER_DEAL=${CMAKE_CURRENT_BINARY_DIR}/backtest_per_deal.csv
+  "-DARGS=backtest;--history;${_crm4};--cuts;2025-03-31;--horizon;90;--paths;200;--json;--per-deal;${CMAKE_CURRENT_BINARY_DIR}/backtest_per_deal.csv"
   -P ${_check})
 
 add_test(NAME cli_backtest_table COMMAND $<TARGET_FILE:pipecast_cli> backtest --history ${_messy} --cuts 2025-03-31
