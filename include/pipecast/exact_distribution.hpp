@@ -17,8 +17,9 @@
 /// correlation / stage_correlation), deals are independent given the path's Z ~ N(0, 1): the
 /// graph is shocked exactly as the simulator shocks it (stage i's forward log-odds + σ_i Z,
 /// branch shares π likewise, overridden deals unshocked), the per-deal probabilities are
-/// recomputed on that graph at each quadrature node, and the distributions are mixed with the
-/// Gauss–Hermite weights.
+/// recomputed on that graph at each Gauss–Hermite node (moments: the rule's weighted sums), and
+/// the distribution is integrated over Z by interpolating between neighbouring nodes
+/// (detail::mix_shock_interval: no comb of node peaks when the value given Z is narrow).
 ///
 /// **Method.** Amounts are rounded to a lattice of step Δ (Δ = 1 when every amount is an
 /// integer and the range fits the grid: then the lattice is exact). On the ring Z_G that
@@ -145,12 +146,13 @@ struct exact_result {
     /// Bound on |reported quantile − true quantile| from the lattice (money): Δ plus the
     /// rounding of amounts to the lattice, |Σ e_i p_i| + 4 sd(Σ e_i B_i) (e_i: a deal's
     /// rounding error; sizes of arrivals likewise); 0 rounding error on an exact integer
-    /// lattice. With a shock, plus half the largest gap between the conditional means of
-    /// neighbouring quadrature nodes (the node mixture's comb). The largest over the won value
-    /// and the sub-periods.
+    /// lattice. With a shock, plus the largest mean correction of the interpolation between
+    /// quadrature nodes (an estimate of its error). The largest over the won value and the
+    /// sub-periods.
     double error_bound = 0.0;
-    /// Bound on the probability lost to the window, the series and the deal-size truncation
-    /// (affects P(quota) and the histogram).
+    /// Bound on the probability lost to the window, the series and the deal-size truncation,
+    /// and, with a shock, the quantile-level merge of wide node distributions (affects P(quota)
+    /// and the histogram).
     double probability_error = 0.0;
     /// The period forecast's own interpolation error estimate of the expected value (money;
     /// 0 for Markov models): the per-deal probabilities' error, not the lattice's.
@@ -367,26 +369,30 @@ struct series_deal {
     double r;
 };
 
-/// Deals grouped by cell (a counting sort), within a cell by the length of their series
-/// (classes of −ilogb(r) below ½ and of −ilogb(1 − r) above; deals side by side need
-/// series of similar length). Returns the deals in that order.
+/// Deals grouped by cell (a stable counting sort). Returns the deals in that order.
 [[nodiscard]] inline std::vector<series_deal> series_cells(const std::vector<series_deal>& deals, std::size_t G) {
+    std::vector<std::uint32_t> start(G + 1, 0);
+    for (const auto& x : deals) ++start[x.cell + 1];
+    for (std::size_t c = 0; c < G; ++c) start[c + 1] += start[c];
+    std::vector<series_deal> out(deals.size());
+    for (const auto& x : deals) out[start[x.cell]++] = x;
+    return out;
+}
+
+/// A run of r values reordered by the length of their series (classes of −ilogb(r) below ½
+/// and of −ilogb(1 − r) above, a stable counting sort): deals side by side then need series
+/// of similar length.
+inline void sort_by_series_length(std::span<const series_deal> run, std::vector<double>& out) {
     constexpr unsigned classes = 64;
     auto cls = [](double r) -> unsigned {
         if (r < 0.5) return static_cast<unsigned>(std::min(r > 0.0 ? -std::ilogb(r) : 31, 31));
         return 32u + static_cast<unsigned>(std::min(-std::ilogb(1.0 - r), 31));
     };
-    std::vector<std::uint32_t> cstart(classes + 1, 0);
-    for (const auto& x : deals) ++cstart[cls(x.r) + 1];
-    for (unsigned c = 0; c < classes; ++c) cstart[c + 1] += cstart[c];
-    std::vector<series_deal> by_class(deals.size());
-    for (const auto& x : deals) by_class[cstart[cls(x.r)]++] = x;
-    std::vector<std::uint32_t> start(G + 1, 0);
-    for (const auto& x : by_class) ++start[x.cell + 1];
-    for (std::size_t c = 0; c < G; ++c) start[c + 1] += start[c];
-    std::vector<series_deal> out(deals.size());
-    for (const auto& x : by_class) out[start[x.cell]++] = x;
-    return out;
+    std::uint32_t start[classes + 1] = {};
+    for (const auto& x : run) ++start[cls(x.r) + 1];
+    for (unsigned c = 0; c < classes; ++c) start[c + 1] += start[c];
+    out.resize(run.size());
+    for (const auto& x : run) out[start[cls(x.r)]++] = x.r;
 }
 
 /// Power sums of a run of deals of one cell in a fixed chunk: `records` name the cell
@@ -415,17 +421,18 @@ struct series_cell_sums {
     auto work = [&](std::size_t ci) {
         series_cell_sums& res = out[ci];
         const std::size_t b = ci * chunk, e = std::min(n, b + chunk);
-        std::vector<double> acc; // [term][lane]
+        std::vector<double> acc, rs; // acc: [term][lane]
         std::size_t i = b;
         while (i < e) {
             const std::uint32_t cell = deals[i].cell;
             std::size_t j = i;
             while (j < e && deals[j].cell == cell) res.log1p_r += std::log1p(deals[j++].r);
+            sort_by_series_length(std::span<const series_deal>(deals).subspan(i, j - i), rs);
             std::size_t used = 0; // terms written (at most acc.size() / L)
-            for (std::size_t s = i; s < j; s += L) {
+            for (std::size_t s = 0; s < rs.size(); s += L) {
                 double rv[L], rm[L], stop[L];
                 for (std::size_t l = 0; l < L; ++l) {
-                    rv[l] = s + l < j ? deals[s + l].r : 0.0;
+                    rv[l] = s + l < rs.size() ? rs[s + l] : 0.0;
                     rm[l] = rv[l];
                     stop[l] = eps * (1.0 - rv[l]);
                 }
@@ -572,7 +579,7 @@ inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattic
             count_pmf[0] *= 1.0 - p;
         }
     }
-    std::vector<std::complex<double>> P(H);
+    // The sum's transform, written over F (no second array of H).
     const std::int64_t off = shift - lat.origin;
     const auto off_mod = static_cast<std::uint64_t>(off) & mask;
     powers(off_mod, [&](std::size_t j, double wr, double wi) {
@@ -584,14 +591,13 @@ inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattic
             v *= h;
         }
         if (t.lambda > 0.0) v *= std::exp(t.lambda * (Fs[j] - 1.0));
-        P[j] = v;
+        F[j] = v;
     });
-    std::vector<double> out;
-    fft.inv(out, P);
+    fft.inv(pmf, F);
     pmf.resize(G);
     // Rounding noise of the transforms (about 1e-15) is cleared: cells below 1e-13 are 0 (at
     // most G · 1e-13 of probability, counted in the returned loss).
-    for (std::size_t c = 0; c < G; ++c) pmf[c] = out[c] > 1e-13 ? out[c] : 0.0;
+    for (double& x : pmf) x = x > 1e-13 ? x : 0.0;
     lost += static_cast<double>(G) * 1e-13;
     return lost;
 }
