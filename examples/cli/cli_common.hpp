@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <limits>
 #include <iomanip>
+#include <map>
+#include <optional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -27,6 +29,7 @@ void add_funnel_command(CLI::App& app);
 void add_simulate_command(CLI::App& app);
 void add_fit_commands(CLI::App& app); // fit and kpi
 void add_backtest_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 /// Validator of a whole-number option (--paths, --seed, --threads, ...): digits only, so that
 /// "-1" is an error instead of wrapping to 18446744073709551615, and a value in [lo, hi].
@@ -298,6 +301,156 @@ inline pipecast::book load_book_input(const std::string& path, const pipecast::s
     base.encoding = in.encoding;
     base.format = pipecast::parse_history_format(in.format);
     return pipecast::load_book_csv(path, g, base);
+}
+
+
+// --- reading and fitting a history: one option set for fit, kpi and report ---
+
+/// Options shared by fit, kpi and report: how to read and fit the history.
+struct history_args {
+    std::string history;
+    std::string as_of;
+    std::string time_unit = "day";
+    std::vector<std::string> won;
+    std::vector<std::string> outcomes;
+    std::string dwell = "aic";
+    double prior_count = 0.0;
+    std::vector<double> size_bands;
+    bool skip_bad_rows = false;
+    bool json = false;
+    std::string model_kind = "classic"; ///< fit, kpi and report set branched as their default
+    std::string window, half_life;       ///< durations: a number of time units, or with d/w/m/y
+    std::string stall = "on";
+    /// Artefact cleaning: "auto" (on when the log shows the artefact: pipecast::scan_artefacts),
+    /// "off", or a duration.
+    std::string min_dwell = "auto", after_the_fact = "auto";
+};
+
+/// A positive duration in model time units ("180" time units, or "180d", "26w", "6mo", "1y").
+inline double positive_duration(const std::string& text, const std::string& option, const std::string& time_unit) {
+    const double v = pipecast::parse_duration(text, pipecast::days_per_unit(time_unit), option);
+    if (!(v > 0.0)) throw pipecast::argument_error(option + ": must be positive, got '" + text + "'");
+    return v;
+}
+
+inline void add_history_options(CLI::App* cmd, history_args& a) {
+    cmd->add_option("--history", a.history, "stage-visit log (deal_id,stage,entered,exited,next_stage[,amount]) "
+                                             "or stage-change log (deal_id,stage,changed_at[,amount]) CSV")
+        ->required();
+    cmd->add_option("--as-of", a.as_of,
+                    "the history as known at this date: later visits and deals dropped, visits spanning it censored "
+                    "at it (default: the whole file)");
+    cmd->add_option("--min-dwell", a.min_dwell,
+                    "merge click-through visits shorter than this (e.g. 60s) into the visit before; auto: 60s when the "
+                    "log shows click-throughs (0.5%+ of visits under a minute, times of day); off")
+        ->capture_default_str();
+    cmd->add_option("--drop-after-the-fact", a.after_the_fact,
+                    "leave out deals created and booked won within this (e.g. 1d): entered after the fact; auto: 1d "
+                    "when 5%+ of the wins are such; off")
+        ->capture_default_str();
+    cmd->add_option("--time-unit", a.time_unit, "model time unit; ISO dates are converted to it (day, week, month, ...)")
+        ->capture_default_str();
+    cmd->add_option("--won", a.won, "outcome(s) that count as wins (default: by name, e.g. Won, Closed Won)");
+    cmd->add_option("--outcomes", a.outcomes, "outcome stage names (default: inferred from the log)");
+    cmd->add_option("--dwell", a.dwell, "dwell of the model: aic, km, exponential, gamma, lognormal, weibull")
+        ->capture_default_str();
+    cmd->add_option("--prior-count", a.prior_count, "Dirichlet pseudo-count added to every observed transition")
+        ->capture_default_str();
+    cmd->add_option("--size-bands", a.size_bands, "deal-size band edges (e.g. 10000,50000): adds the column size_band")
+        ->delimiter(',');
+    cmd->add_flag("--skip-bad-rows", a.skip_bad_rows, "report and skip malformed rows instead of stopping");
+    cmd->add_option("--model-kind", a.model_kind,
+                    "branched (one branch per exit with its own dwell, plus a stalled share) or classic (one dwell per stage)")
+        ->check(CLI::IsMember({"branched", "classic"}))
+        ->capture_default_str();
+    cmd->add_option("--window", a.window, "fit only the visits that entered within this long before the log end (180d, 26w, 6mo, 1y)");
+    cmd->add_option("--half-life", a.half_life, "weight visits by 0.5^(age of their entry / half-life) (90d, 13w, 3m, ...)");
+    cmd->add_option("--stall", a.stall, "branched: a stalled (no-decision) branch per stage, on or off")
+        ->check(CLI::IsMember({"on", "off"}))
+        ->capture_default_str();
+    cmd->add_flag("--json", a.json, "print JSON");
+    add_input_options(cmd, history_input());
+}
+
+inline pipecast::visit_log read_history(const history_args& a) {
+    pipecast::history_options o;
+    o.skip_bad_rows = a.skip_bad_rows;
+    o.days_per_unit = pipecast::days_per_unit(a.time_unit);
+    o.outcomes = a.outcomes;
+    pipecast::visit_log log = load_history_input(a.history, o, history_input());
+    // The views of history_view.hpp, each reported with its counts on stderr (--json stays valid).
+    if (!a.as_of.empty() && !(std::abs(pipecast::parse_cut(a.as_of, log, o.days_per_unit)) <= pipecast::detail::max_abs_time))
+        throw pipecast::argument_error(pipecast::detail::message("--as-of: '", pipecast::detail::clip(a.as_of),
+                                                                 "' is out of range (at most ", pipecast::detail::max_abs_time,
+                                                                 " time units in magnitude)"));
+    if (!a.as_of.empty() && pipecast::parse_cut(a.as_of, log, o.days_per_unit) >= log.end_time) {
+        log.end_time = pipecast::parse_cut(a.as_of, log, o.days_per_unit); // after every event: open visits censored there
+    } else if (!a.as_of.empty()) {
+        auto v = pipecast::as_of(log, pipecast::parse_cut(a.as_of, log, o.days_per_unit));
+        std::cerr << "pipecast: as of " << a.as_of << ": " << v.deals_dropped << " deal(s) created later and "
+                  << v.visits_dropped << " visit(s) entered later left out, " << v.visits_censored
+                  << " visit(s) censored at it\n";
+        log = std::move(v.log);
+    }
+    // Artefact cleaning: a duration applies it, "auto" applies the default threshold when the
+    // log shows the artefact (scanned once, before either is applied), "off" never.
+    auto threshold = [&](const std::string& v, const std::string& option, const char* fallback) -> std::optional<double> {
+        if (v == "off") return std::nullopt;
+        return positive_duration(v == "auto" ? fallback : v, option, a.time_unit);
+    };
+    const std::optional<double> min_dwell = threshold(a.min_dwell, "--min-dwell", "60s");
+    const std::optional<double> after = threshold(a.after_the_fact, "--drop-after-the-fact", "1d");
+    const pipecast::artefact_scan scan = pipecast::scan_artefacts(log, min_dwell.value_or(1.0), after.value_or(1.0),
+                                                                  pipecast::days_per_unit(a.time_unit), a.won);
+    if (min_dwell && (a.min_dwell != "auto" || scan.click_throughs())) {
+        const std::string shown = a.min_dwell == "auto" ? "60s" : a.min_dwell;
+        auto v = pipecast::merge_click_throughs(log, *min_dwell);
+        std::cerr << "pipecast: --min-dwell " << shown << (a.min_dwell == "auto" ? " (auto: " : " (")
+                  << scan.short_visits << " of " << scan.finished_visits << " finished visits shorter): " << v.merged
+                  << " click-through visit(s) merged, " << v.dropped_first << " short first visit(s) dropped"
+                  << (a.min_dwell == "auto" ? "; --min-dwell off keeps them" : "") << "\n";
+        log = std::move(v.log);
+    }
+    if (after && (a.after_the_fact != "auto" || scan.after_the_fact())) {
+        const std::string shown = a.after_the_fact == "auto" ? "1d" : a.after_the_fact;
+        auto v = pipecast::drop_after_the_fact(log, *after, a.won);
+        std::cerr << "pipecast: --drop-after-the-fact " << shown << (a.after_the_fact == "auto" ? " (auto: " : " (")
+                  << scan.quick_wins << " of " << scan.won_deals << " wins within it): " << v.deals_dropped
+                  << " deal(s) booked won after the fact left out (" << v.visits_dropped << " visits)"
+                  << (a.after_the_fact == "auto" ? "; --drop-after-the-fact off keeps them" : "") << "\n";
+        log = std::move(v.log);
+    }
+    if (!a.size_bands.empty()) pipecast::add_amount_bands(log, a.size_bands);
+    if (!log.skipped.empty()) {
+        std::cerr << "pipecast: skipped " << log.skipped.size() << " bad row(s) of " << a.history << ":\n";
+        for (const auto& s : log.skipped) std::cerr << "  " << s.reason << '\n';
+    }
+    return log;
+}
+
+inline pipecast::fit_options fit_options_of(const history_args& a) {
+    pipecast::fit_options o;
+    o.time_unit = a.time_unit;
+    o.won = a.won;
+    o.prior_count = a.prior_count;
+    static const std::map<std::string, pipecast::dwell_choice> choices{
+        {"aic", pipecast::dwell_choice::aic},
+        {"km", pipecast::dwell_choice::kaplan_meier},
+        {"kaplan_meier", pipecast::dwell_choice::kaplan_meier},
+        {"exponential", pipecast::dwell_choice::exponential},
+        {"gamma", pipecast::dwell_choice::gamma},
+        {"lognormal", pipecast::dwell_choice::lognormal},
+        {"weibull", pipecast::dwell_choice::weibull}};
+    const auto it = choices.find(a.dwell);
+    if (it == choices.end())
+        throw pipecast::argument_error("--dwell: expected aic, km, exponential, gamma, lognormal or weibull, got '" +
+                                       a.dwell + "'");
+    o.dwell = it->second;
+    o.kind = a.model_kind == "branched" ? pipecast::model_kind::branched : pipecast::model_kind::classic;
+    o.stall = a.stall != "off";
+    if (!a.window.empty()) o.window = positive_duration(a.window, "--window", a.time_unit);
+    if (!a.half_life.empty()) o.half_life = positive_duration(a.half_life, "--half-life", a.time_unit);
+    return o;
 }
 
 } // namespace pipecast_cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     pipecast_cli::add_simulate_command(app);
     pipecast_cli::add_fit_commands(app);
     pipecast_cli::add_backtest_command(app);
+    pipecast_cli::add_report_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
