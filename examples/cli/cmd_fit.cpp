@@ -466,6 +466,7 @@ void add_fit_commands(CLI::App& app) {
         auto quantile = std::make_shared<double>(0.9);
         auto max_stale = std::make_shared<std::size_t>(20);
         CLI::App* cmd = app.add_subcommand("kpi", "Pipeline KPIs from deal history: win rate, cycle, velocity, stale deals, bottlenecks");
+        a->model_kind = "branched"; // as fit: stale deals from P(stalled | stage, age)
         add_history_options(cmd, *a);
         cmd->add_option("--deals", *deals, "open deals CSV (id,stage,amount,age): the open book for velocity and stale deals");
         auto stalled = std::make_shared<double>(0.5);
