@@ -35,6 +35,7 @@
 #include <string_view>
 #include <thread>
 
+#include <time.h>
 #include <unistd.h>
 
 namespace pipecast_cli {
@@ -69,11 +70,27 @@ std::string quantile_key(double q) {
 
 /// Ctrl-C during a run: the first SIGINT asks the simulation to stop (it finishes the work
 /// units in flight, prints the completed paths marked cancelled and exits with status 130);
-/// a second one kills the process as usual.
+/// a second one, half a second or more after it, kills the process as usual. SIGINTs within
+/// that half second are the same interrupt delivered twice and are ignored: `timeout -s INT`
+/// signals the process and then its process group, and a Ctrl-C to the terminal's process
+/// group can meet a supervisor's kill. (Resetting to SIG_DFL at the first one let such a
+/// duplicate kill the run with no output: cli_simulate_sigint under load, exit 130.)
 volatile std::sig_atomic_t interrupted = 0;
+timespec first_interrupt{}; // written and read only by on_sigint
 extern "C" void on_sigint(int) {
-    interrupted = 1;
-    std::signal(SIGINT, SIG_DFL);
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now); // async-signal-safe
+    if (interrupted == 0) {
+        first_interrupt = now;
+        interrupted = 1;
+        return;
+    }
+    const double since = static_cast<double>(now.tv_sec - first_interrupt.tv_sec) +
+                         1e-9 * static_cast<double>(now.tv_nsec - first_interrupt.tv_nsec);
+    if (since >= 0.5) {
+        std::signal(SIGINT, SIG_DFL);
+        std::raise(SIGINT);
+    }
 }
 /// Installs on_sigint for its lifetime.
 class sigint_guard {
