@@ -17,7 +17,7 @@ if(CMAKE_SCRIPT_MODE_FILE)
   # expect(<exit status> <regex> <CLI args>...): runs the CLI; fails on another status, on
   # output (stdout and stderr) that does not match, or on an "internal error".
   function(expect want regex)
-    execute_process(COMMAND "${CLI}" ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    execute_process(COMMAND "${CLI}" ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
     set(all "${out}${err}")
     string(SUBSTRING "${all}" 0 2000 shown)
     if(all MATCHES "internal error")
@@ -156,6 +156,38 @@ if(CMAKE_SCRIPT_MODE_FILE)
     string(REPEAT "x" 5000000 long)
     file(WRITE "${WORK}/d.csv" "id,stage,amount\nA,${long}\n")
     expect(1 "d\\.csv:2: line longer than" forecast --model ${_sc}/b2b6.json --deals ${WORK}/d.csv)
+  elseif(CASE STREQUAL "gamma_extreme_shapes") # shape 1e-300 hung simulate, 1e300 funnel --deals
+    set(sim simulate --model ${m} --deals ${deals} --horizon 90 --paths 10)
+    set(fun funnel -m ${m} -q 1e6 -p 90 -d ${deals})
+    foreach(k 1e-300 1e-7 1e12 1e300)
+      model(m.json "\"shape\": 2.0, \"mean\": 14" "\"shape\": ${k}, \"mean\": 14")
+      expect(1 "m\\.json: /stages/1/dwell[a-z/]*: stage 'Qualification': gamma dwell: shape .* is outside \\[1e-06, 1e\\+06\\]" ${sim})
+      expect(1 "gamma dwell: shape .* is outside" ${fun})
+    endforeach()
+    foreach(k 1e-6 1e6) # the bounds themselves work
+      model(m.json "\"shape\": 2.0, \"mean\": 14" "\"shape\": ${k}, \"mean\": 14")
+      expect(0 "Monte Carlo" ${sim})
+      expect(0 "Ideal funnel" ${fun})
+      expect(0 "Won within 30 days" ${fc})
+    endforeach()
+  elseif(CASE STREQUAL "weibull_extreme_shapes") # once listed as hanging funnel; they finish
+    foreach(k 0.01 1e300)
+      model(m.json "\"shape\": 1.5, \"mean\": 18" "\"shape\": ${k}, \"mean\": 18")
+      expect(0 "Ideal funnel" funnel -m ${m} -q 1e6 -p 90 -d ${deals})
+      expect(0 "Monte Carlo" simulate --model ${m} --deals ${deals} --horizon 90 --paths 10)
+    endforeach()
+  elseif(CASE STREQUAL "funnel_period_1e308") # named win_time_distribution's horizon, inf
+    expect(1 "ideal_funnel: period 1e\\+308 is too long" funnel -m ${_sc}/b2b6.json -q 1e6 -p 1e308)
+    expect(0 "Ideal funnel" funnel -m ${_sc}/b2b6.json -q 1e6 -p 1e307)
+  elseif(CASE STREQUAL "funnel_quota_1e19") # whole deals were 606,530,659,106,103
+    # 1e19 / (10000 e^0.5) = 606530659712633.4: its next integer
+    expect(0 "deals to win per period: 606530659712633\\.[34][0-9] \\(606,530,659,712,634 whole deals\\)"
+           funnel -m ${_sc}/b2b6.json -q 1e19 -p 90)
+  elseif(CASE STREQUAL "deal_size_median_1e300") # accepted: simulate's sd of the won value was inf
+    model(m.json "\"median\": 10000" "\"median\": 1e300")
+    expect(1 "m\\.json: /deal_size: .*median 1e\\+300 with sigma 1 gives amounts .*above 1e\\+100" ${fc})
+    model(m.json "\"median\": 10000" "\"median\": 1e90") # e^6.5 = 665: 6.65e92, accepted
+    expect(0 "Monte Carlo" simulate --model ${m} --deals ${deals} --horizon 90 --paths 10 --model-arrivals)
   else()
     message(FATAL_ERROR "unknown case ${CASE}")
   endif()
@@ -166,7 +198,9 @@ endif()
 foreach(_case deep_name number_1e400 model_is_directory lognormal_sd_1e300 every_mean_1e-300 duplicate_key
               fit_out_keeps_file fit_out_not_utf8_name amount_1e19 amount_sum_inf json_null funnel_quota_1e308
               paths_minus_1 seed_minus_1 stage_named_like_outcome gamma_negative_scale history_time_1e308
-              empty_and_binary_files bom_model_and_deals huge_and_nan_numbers very_long_line)
+              empty_and_binary_files bom_model_and_deals huge_and_nan_numbers very_long_line
+              gamma_extreme_shapes weibull_extreme_shapes funnel_period_1e308 funnel_quota_1e19
+              deal_size_median_1e300)
   add_test(NAME cli_hostile_${_case} COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:pipecast_cli> -DCASE=${_case}
     -DWORK=${CMAKE_CURRENT_BINARY_DIR}/hostile/${_case} -DSHARED=${PIPECAST_SHARED_DIR} -P ${CMAKE_CURRENT_LIST_FILE})
 endforeach()
