@@ -38,6 +38,9 @@ public:
             throw model_error(detail::message("deal_size: median must be positive and finite, got ", median));
         if (!(std::isfinite(sigma) && sigma >= 0.0))
             throw model_error(detail::message("deal_size: sigma must be finite and >= 0, got ", sigma));
+        if (!std::isfinite(median * std::exp(0.5 * sigma * sigma)))
+            throw model_error(detail::message("deal_size: median ", median, " with sigma ", sigma,
+                                              " gives an infinite mean"));
         if (!(std::log(median) + 6.5 * sigma <= std::log(max_amount)))
             throw model_error(detail::message("deal_size: median ", median, " with sigma ", sigma,
                                               " gives amounts (at 6.5 sigma) above ", max_amount));
