@@ -11,3 +11,22 @@ function(expect_type json_text type)
     message(FATAL_ERROR "key ${ARGN} is ${t}, expected ${type}")
   endif()
 endfunction()
+
+# run_cli(): runs "${CLI}" ${ARGS} into rc, out and err. With MODE error it fails unless the
+# exit status is 1 and stderr matches EXPECT, and then ends the calling script (a macro: its
+# return() is the caller's); otherwise it fails unless the run succeeded.
+macro(run_cli)
+  execute_process(COMMAND "${CLI}" ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(MODE STREQUAL "error")
+    if(NOT rc EQUAL 1)
+      message(FATAL_ERROR "pipecast ${ARGS}: exit status ${rc}, expected 1 (stderr: ${err})")
+    endif()
+    if(NOT err MATCHES "${EXPECT}")
+      message(FATAL_ERROR "pipecast ${ARGS}: the message\n  ${err}\ndoes not match\n  ${EXPECT}")
+    endif()
+    return()
+  endif()
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pipecast ${ARGS} failed (${rc}): ${err}")
+  endif()
+endmacro()

@@ -8,19 +8,7 @@
 if(CMAKE_SCRIPT_MODE_FILE)
   # --- script mode: -DCLI=<pipecast> -DMODE=keys|acceptance|error -DARGS=<;-list> [-DEXPECT=<regex>]
   include("${CMAKE_CURRENT_LIST_DIR}/cli_checks.cmake")
-  execute_process(COMMAND "${CLI}" ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(MODE STREQUAL "error")
-    if(NOT rc EQUAL 1)
-      message(FATAL_ERROR "pipecast ${ARGS}: exit status ${rc}, expected 1 (stderr: ${err})")
-    endif()
-    if(NOT err MATCHES "${EXPECT}")
-      message(FATAL_ERROR "pipecast ${ARGS}: the message\n  ${err}\ndoes not match\n  ${EXPECT}")
-    endif()
-    return()
-  endif()
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "pipecast ${ARGS} failed (${rc}): ${err}")
-  endif()
+  run_cli()
   if(MODE STREQUAL "perdeal")
     # --per-deal FILE: the header downstream scripts rely on, one row per deal open at the
     # cut (as many as the JSON's cuts[0].deals), probabilities in [0, 1], won 0 or 1.
