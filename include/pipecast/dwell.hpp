@@ -400,7 +400,9 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
     }
 }
 
-/// P(T > t), computed directly (not 1 - cdf) to keep the tail accurate.
+/// P(T > t). The parametric families compute it directly (Boost's complement, not 1 − cdf), to
+/// keep the far tail accurate; fixed and empirical distributions (finite support, atoms of at
+/// least 1/n) take 1 − cdf, which loses nothing there.
 [[nodiscard]] inline double survival(const dwell_distribution& d, double t) {
     detail::require_time("survival", "t", t);
     if (t < 0.0) return 1.0;

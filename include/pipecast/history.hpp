@@ -352,13 +352,13 @@ inline void permute_visits(visit_log& log, const std::vector<std::size_t>& order
     return std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)});
 }
 
-/// Sorts by (deal, entry, line) and checks the visits of each deal against each other.
-/// A problem throws a parse_error at the offending row, or (skip) drops all the deal's rows.
 /// Columns (1-based) named in the messages of check_visit_chains.
 struct chain_columns {
     std::size_t stage = 2, entered = 3, next = 5;
 };
 
+/// Sorts by (deal, entry, line) and checks the visits of each deal against each other.
+/// A problem throws a parse_error at the offending row, or (skip) drops all the deal's rows.
 inline void check_visit_chains(visit_log& log, const history_options& opt, chain_columns col) {
     const std::size_t n = log.size();
     std::vector<std::size_t> order(n);

@@ -1774,8 +1774,9 @@ private:
 /// the same Philox words drive the same deal, path and stage visit in both) and
 /// summarises the per-path difference of won value, variant − base. The difference's
 /// standard error is typically far smaller than either run's.
-/// @throws argument_error as simulate(); a cancelled run gives both statuses cancelled
-///   and the difference over the paths both completed.
+/// @throws argument_error as simulate(). When either run is cancelled, each result keeps
+///   its own status and completed paths, and `difference` is empty (no paths): a cancelled
+///   run's completed paths are whichever work units finished, so they cannot be paired.
 [[nodiscard]] inline simulation_difference simulate_difference(const model& base, const model& variant, const book& b,
                                                                const simulation_options& o = {}) {
     simulation_difference r;
