@@ -282,6 +282,17 @@ TEST_CASE("book_io") {
 }
 
 TEST_CASE("book_io: CRM exports") {
+    SUBCASE("a Chinese export's column names without --map: 商机编号, 阶段, 金额, 停留天数, 负责人") {
+        const book b = read("商机编号,商机名称,阶段,金额,停留天数,负责人\n"
+                            "SJ-001,华东项目,Demo,25000,12,张伟\n"
+                            "SJ-002,华南项目,Lead,1200,3,李娜\n");
+        REQUIRE(b.size() == 2);
+        CHECK(b.ids()[0] == "SJ-001");
+        CHECK(b.amounts()[0] == 25000.0);
+        CHECK(b.ages()[1] == 3.0);
+        CHECK(b.stage_names()[b.stages()[0]] == "Demo");
+        CHECK(b.owner_names()[b.owners()[1]] == "李娜");
+    }
     SUBCASE("Salesforce Opportunity report: Probability (%), LastStageChangeDate, owner; Age not used; closed deals left out") {
         book_csv_options opt;
         opt.as_of = "2026-11-22";

@@ -152,6 +152,26 @@ TEST_CASE("crm_import: CRM exports of crm4 give the reference visits") {
         check_same_fit(fit_history(ref, fo), fit_history(r.log, zo), rename, 1e-3);
     }
 
+    SUBCASE("GB18030 export: its Chinese column names are known without --map") {
+        import_options mapped;
+        mapped.encoding = "gb18030";
+        mapped.history.columns = {{"deal_id", "商机编号"}, {"stage", "阶段"}, {"changed_at", "变更时间"}, {"amount", "金额"}};
+        import_options plain;
+        plain.encoding = "gb18030";
+        const auto a = import_history(scenarios + "crm4_zh_gb18030.csv", mapped);
+        const auto b = import_history(scenarios + "crm4_zh_gb18030.csv", plain);
+        CHECK(b.format == history_format::changes);
+        const auto va = named(a.log), vb = named(b.log);
+        REQUIRE(va.size() == ref_visits.size());
+        REQUIRE(vb.size() == va.size());
+        std::size_t diff = 0;
+        for (std::size_t i = 0; i < va.size(); ++i)
+            diff += !(va[i].deal == vb[i].deal && va[i].stage == vb[i].stage && va[i].next == vb[i].next &&
+                      same(va[i].entered, vb[i].entered) && same(va[i].exited, vb[i].exited) && same(va[i].amount, vb[i].amount));
+        CHECK(diff == 0);
+        REQUIRE(b.log.find_column("负责人")); // kept as an extra column, for --segment
+    }
+
     SUBCASE("HubSpot deals export: rebuilt visits, exact except the deals with back-moves") {
         import_options o;
         o.history.stage_map = {{"Closed Won", "Won"}, {"Closed Lost", "Lost"}};

@@ -117,13 +117,17 @@ struct book_csv_options {
                           detail::message("missing required column '", *names.begin(), "' (map it with --map ",
                                           *names.begin(), "=COLUMN)"));
     };
-    const std::size_t c_id = required({"id", "deal_id", "deal", "opportunity id", "opportunityid", "record id", "deal id"});
-    const std::size_t c_stage = required({"stage", "stagename", "stage name", "deal stage", "dealstage"});
-    const std::size_t c_amount = required({"amount", "value"});
-    const auto c_age = find({"age", "age_in_stage", "days_in_stage"});
+    // Beside the English names, those of Chinese CRM exports and Excel sheets (商机编号, 阶段, ...).
+    const std::size_t c_id = required({"id", "deal_id", "deal", "opportunity id", "opportunityid", "record id", "deal id",
+                                       "商机编号", "商机id", "商机号", "机会编号", "编号"});
+    const std::size_t c_stage = required({"stage", "stagename", "stage name", "deal stage", "dealstage", "阶段", "销售阶段",
+                                          "商机阶段"});
+    const std::size_t c_amount = required({"amount", "value", "金额", "商机金额", "预计金额", "合同金额"});
+    const auto c_age = find({"age", "age_in_stage", "days_in_stage", "阶段停留天数", "停留天数"});
     auto c_entered = find({"entered", "stage_entered", "entered_stage", "stage_entered_at", "laststagechangedate",
                            "last stage change date"});
-    const auto c_owner = find({"owner", "opportunity owner", "ownerid", "owner name", "deal owner", "hubspot_owner_id"});
+    const auto c_owner = find({"owner", "opportunity owner", "ownerid", "owner name", "deal owner", "hubspot_owner_id", "负责人",
+                               "销售负责人", "所有人"});
     const auto c_category = find({"category", "forecast_category", "forecast category", "forecastcategory", "forecastcategoryname"});
     const auto c_currency = find({"currency", "currencyisocode", "opportunity currency"});
     const auto c_prob = find({"probability", "win_probability", "probability_override", "probability (%)"});

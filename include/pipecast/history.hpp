@@ -783,12 +783,13 @@ namespace detail {
 /// read_visit_log, also giving the one currency of the amounts (when written).
 [[nodiscard]] inline visit_log detail::read_visit_log_impl(std::istream& in, const history_options& opt, std::string* currency) {
     detail::history_reader r(in, opt);
-    const std::size_t c_id = r.required({"deal_id", "id", "deal"});
-    const std::size_t c_stage = r.required({"stage"});
-    const std::size_t c_in = r.required({"entered", "entered_at", "start"});
-    const std::size_t c_out = r.required({"exited", "exited_at", "end"});
-    const std::size_t c_next = r.required({"next_stage", "next"});
-    const auto c_amount = r.optional({"amount", "value"});
+    // Beside the English names, those of Chinese CRM exports and Excel sheets (商机编号, 阶段, ...).
+    const std::size_t c_id = r.required({"deal_id", "id", "deal", "商机编号", "商机id", "商机号", "机会编号", "编号"});
+    const std::size_t c_stage = r.required({"stage", "阶段", "销售阶段", "商机阶段"});
+    const std::size_t c_in = r.required({"entered", "entered_at", "start", "进入时间", "开始时间"});
+    const std::size_t c_out = r.required({"exited", "exited_at", "end", "离开时间", "退出时间", "结束时间"});
+    const std::size_t c_next = r.required({"next_stage", "next", "下一阶段"});
+    const auto c_amount = r.optional({"amount", "value", "金额", "商机金额", "预计金额", "合同金额"});
     r.currency_column();
     r.keep_extra_columns();
     visit_log& log = r.log();
@@ -1000,10 +1001,12 @@ inline void chain_equal_times(std::vector<change_row>& rows) {
 [[nodiscard]] inline visit_log detail::read_stage_changes_impl(std::istream& in, const history_options& opt,
                                                                std::string* currency) {
     detail::history_reader r(in, opt);
-    const std::size_t c_id = r.required({"deal_id", "id", "deal"});
-    const std::size_t c_stage = r.required({"stage", "to_stage", "new_stage"});
-    const std::size_t c_time = r.required({"changed_at", "changed", "date", "timestamp", "time"});
-    const auto c_amount = r.optional({"amount", "value"});
+    // Beside the English names, those of Chinese CRM exports and Excel sheets (商机编号, 阶段, ...).
+    const std::size_t c_id = r.required({"deal_id", "id", "deal", "商机编号", "商机id", "商机号", "机会编号", "编号"});
+    const std::size_t c_stage = r.required({"stage", "to_stage", "new_stage", "阶段", "销售阶段", "商机阶段", "新阶段"});
+    const std::size_t c_time = r.required({"changed_at", "changed", "date", "timestamp", "time", "变更时间", "阶段变更时间",
+                                           "修改时间", "更新时间", "时间", "日期"});
+    const auto c_amount = r.optional({"amount", "value", "金额", "商机金额", "预计金额", "合同金额"});
     r.currency_column();
     r.keep_extra_columns();
 
@@ -1080,7 +1083,7 @@ inline void add_amount_bands(visit_log& log, const std::vector<double>& edges, s
     detail::csv_reader csv(first, "<header>");
     std::vector<std::string> names;
     if (!csv.next(names)) return false;
-    return !detail::csv_header(names).find({"exited", "exited_at", "end"});
+    return !detail::csv_header(names).find({"exited", "exited_at", "end", "离开时间", "退出时间", "结束时间"});
 }
 
 /// Reads a history file in either format (told apart by its header).
