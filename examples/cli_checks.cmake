@@ -12,10 +12,10 @@ function(expect_type json_text type)
   endif()
 endfunction()
 
-# run_cli(): runs "${CLI}" ${ARGS} into rc, out and err. With MODE error it fails unless the
+# run_and_check(): runs "${CLI}" ${ARGS} into rc, out and err. With MODE error it fails unless the
 # exit status is 1 and stderr matches EXPECT, and then ends the calling script (a macro: its
 # return() is the caller's); otherwise it fails unless the run succeeded.
-macro(run_cli)
+macro(run_and_check)
   execute_process(COMMAND "${CLI}" ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(MODE STREQUAL "error")
     if(NOT rc EQUAL 1)

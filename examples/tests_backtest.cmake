@@ -8,7 +8,7 @@
 if(CMAKE_SCRIPT_MODE_FILE)
   # --- script mode: -DCLI=<pipecast> -DMODE=keys|acceptance|error -DARGS=<;-list> [-DEXPECT=<regex>]
   include("${CMAKE_CURRENT_LIST_DIR}/cli_checks.cmake")
-  run_cli()
+  run_and_check()
   if(MODE STREQUAL "perdeal")
     # --per-deal FILE: the header downstream scripts rely on, one row per deal open at the
     # cut (as many as the JSON's cuts[0].deals), probabilities in [0, 1], won 0 or 1.

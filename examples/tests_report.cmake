@@ -64,7 +64,7 @@ if(CMAKE_SCRIPT_MODE_FILE)
     return()
   endif()
 
-  run_cli()
+  run_and_check()
   file(READ "${OUT}/report.html" html)
   string(REGEX MATCHALL "<svg class=\"chart\"" svgs "${html}")
   list(LENGTH svgs n)
