@@ -118,21 +118,29 @@ struct section {
 /// The per-deal CSV (the columns downstream scripts rely on, then owner).
 std::string per_deal_csv(const pipecast::pipeline_report& r, bool dates, double dpu) {
     std::string s = "id,stage,age,amount,p_win,p_win_within,expected_close,stale,expected_value,owner\n";
-    auto field = [](const std::string& v) {
-        if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
-        std::string q = "\"";
-        for (char c : v) {
-            if (c == '"') q += '"';
-            q += c;
-        }
-        return q + "\"";
+    auto field = [&s](std::string_view v) { pipecast::detail::append_csv_field(s, v); };
+    auto num = [&s](double v) {
+        if (std::isfinite(v)) s += pipecast::detail::message(v);
     };
-    auto num = [](double v) { return std::isfinite(v) ? pipecast::detail::message(v) : std::string(); };
     for (const auto& d : r.deals) {
-        s += field(d.id) + ',' + field(d.stage) + ',' + num(d.age) + ',' + num(d.amount) + ',' + num(d.p_win) + ',' +
-             num(d.p_win_within) + ',' +
-             (std::isfinite(d.expected_close) ? field(pipecast::format_time(d.expected_close, dates, dpu)) : std::string()) + ',' +
-             (d.stale ? "true" : "false") + ',' + num(d.expected_value) + ',' + field(d.owner) + '\n';
+        field(d.id);
+        s += ',';
+        field(d.stage);
+        s += ',';
+        num(d.age);
+        s += ',';
+        num(d.amount);
+        s += ',';
+        num(d.p_win);
+        s += ',';
+        num(d.p_win_within);
+        s += ',';
+        if (std::isfinite(d.expected_close)) field(pipecast::format_time(d.expected_close, dates, dpu));
+        s += d.stale ? ",true," : ",false,";
+        num(d.expected_value);
+        s += ',';
+        field(d.owner);
+        s += '\n';
     }
     return s;
 }
