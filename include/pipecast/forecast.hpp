@@ -1046,7 +1046,7 @@ inline void require_horizon(std::string_view fn, double h) {
 /// @param per_deal fill deal_probability
 /// @throws argument_error on an incompatible book, a negative, non-finite or too long horizon,
 ///   a table of the wrong width, or a book that mixes currencies.
-/// Complexity: O(#lattice ages · K) table lookups, then one pass over the book.
+/// Complexity: O(lattice ages · K) table lookups, then one pass over the book.
 [[nodiscard]] inline period_forecast_result period_forecast(const stage_graph& g, const book& b, double horizon,
                                                             const win_time_table& tab, const absorption_analysis& a,
                                                             bool per_deal = false) {
@@ -1105,7 +1105,7 @@ inline void require_horizon(std::string_view fn, double h) {
 /// @param horizon h >= 0 in the model's time unit (h = 0 forecasts 0)
 /// @throws argument_error on an incompatible book, a negative or non-finite horizon,
 ///   markov_exact requested for a non-Markov model, or a book that mixes currencies.
-/// Complexity: renewal: O(K² m) for the table (K <= 8000 steps), O(#ages on the lattice · K)
+/// Complexity: renewal: O(K² m) for the table (K <= 8000 steps), O(ages on the lattice · K)
 ///   for the lattice, O(n) for the book. Markov: O(m³) + O(n).
 /// Example: `auto q = period_forecast(m.graph, b, 90.0); std::cout << q.expected;`
 [[nodiscard]] inline period_forecast_result period_forecast(const stage_graph& g, const book& b, double horizon,

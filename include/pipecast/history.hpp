@@ -151,7 +151,7 @@ struct history_options {
     bool recognise_outcomes = false;
     std::vector<std::string> won;  ///< more won outcome names (with recognise_outcomes)
     std::vector<std::string> lost; ///< more lost outcome names (with recognise_outcomes)
-    /// Field separator: ',', ';', '\t' or '|'; 0 detects it from the header line.
+    /// Field separator: `,`, `;`, a tab or `|`; 0 detects it from the header line.
     char delimiter = 0;
     /// strftime-style pattern of the dates (`%d/%m/%Y %H:%M`); empty: ISO-8601,
     /// `YYYY/MM/DD HH:MM`, `M/D/YYYY` and `D.M.YYYY` are recognised.

@@ -175,7 +175,7 @@ inline void copy_visit(visit_log& out, const visit_log& src, std::size_t i, std:
 /// @throws argument_error naming the log and the time when t is not finite or lies outside
 ///   the log (before its first entry or after its end).
 /// Complexity: O(n) for n visits.
-/// Example: `auto v = as_of(log, *detail::parse_iso8601("2024-06-30")); fit_history(v.log);`
+/// Example: `auto v = as_of(log, detail::parse_iso8601("2024-06-30").value()); fit_history(v.log);`
 [[nodiscard]] inline as_of_view as_of(const visit_log& log, double t) {
     const double start = detail::first_entry(log);
     if (!std::isfinite(t))

@@ -5,6 +5,7 @@
 /// @file pipecast.hpp
 /// @brief Umbrella header: includes the whole library.
 
+#include <pipecast/version.hpp>
 #include <pipecast/error.hpp>
 #include <pipecast/dwell.hpp>
 #include <pipecast/stage_graph.hpp>
