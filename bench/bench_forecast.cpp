@@ -6,6 +6,7 @@
 //   BM_PeriodForecastBranched/N  the same on the crm4 truth model (branched stages: per-branch
 //                           dwells and a stalled share, built from crm4_truth.json's spec)
 //   BM_WonWithinPerDeal/N   the naive baseline for it: won_within deal by deal (no lattice)
+//   BM_WonWithinPerDealB2B6/N  the same naive baseline for BM_PeriodForecast (b2b6)
 //   BM_AgeAwareForecast/N   Σ amount × P(win | stage, age) and the stalled totals, crm4 model
 //   BM_Analyse/M            absorption analysis of an M-stage graph with skip and back edges
 //   BM_WonByExact/M         P(won by t) by matrix exponential, M-stage all-exponential graph
@@ -226,6 +227,22 @@ void BM_WonWithinPerDeal(benchmark::State& state) {
         benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_WonWithinPerDeal)->Arg(1'000)->Unit(benchmark::kMillisecond);
+
+/// The naive baseline for BM_PeriodForecast (b2b6, one renewal table): won_within deal by deal.
+void BM_WonWithinPerDealB2B6(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    const auto& g = b2b6().graph;
+    const auto& b = synthetic_book(n);
+    const auto tab = pipecast::win_time_distribution(g, 90.0);
+    for (auto _ : state) {
+        double acc = 0.0;
+        for (std::size_t i = 0; i < n; ++i) acc += b.amounts()[i] * pipecast::won_within(g, tab, b.stages()[i], b.ages()[i], 90.0);
+        benchmark::DoNotOptimize(acc);
+    }
+    state.counters["deals/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_WonWithinPerDealB2B6)->Arg(1'000)->Unit(benchmark::kMillisecond);
 
 void BM_AgeAwareForecast(benchmark::State& state) {
     const auto n = static_cast<std::size_t>(state.range(0));
