@@ -107,6 +107,11 @@ TEST_CASE("make_report on crm4 as of 2025-05-15") {
     // forecast's Σ amount × P(won within).
     o.arrivals = false;
     o.overdispersion = false;
+    calendar_options co;
+    co.unit = calendar_unit::quarter;
+    co.buckets = 2;
+    co.owner_quotas = {{"rep01", 50'000.0}};
+    o.calendar = co;
     const pipeline_report r = make_report(known, fit, m, o);
 
     SUBCASE("the open book and the value won to date, against the CSV read by hand") {
@@ -157,6 +162,32 @@ TEST_CASE("make_report on crm4 as of 2025-05-15") {
             CHECK(r.progress[k].progress.last_week ==
                   doctest::Approx(r.progress[k - 1].forecast + r.progress[k - 1].closed_won));
         CHECK(r.progress.front().progress.steady_share == doctest::Approx(7.0 / (q.end - q.start)));
+    }
+    SUBCASE("calendar buckets: the current quarter is the report's period") {
+        REQUIRE(r.calendar);
+        const auto& c = *r.calendar;
+        REQUIRE(c.buckets.size() == 2);
+        CHECK(c.buckets[0].period.end == q.end);
+        CHECK(c.buckets[0].closed == doctest::Approx(r.won_to_date));
+        CHECK(c.buckets[1].closed == 0.0);
+        // Closed by owner against the CSV read by hand (owner is the 7th column; CRLF lines).
+        double rep01 = 0.0;
+        for (const auto& f : rows_of(crm4_history))
+            if (f[4] == "Won" && f[3] > "2025-03-31" && f[3] <= "2025-05-15" && f.size() > 6 && (f[6] == "rep01" || f[6] == "rep01\r")) rep01 += std::stod(f[5]);
+        REQUIRE_FALSE(c.buckets[0].owners.empty());
+        CHECK(c.buckets[0].owners[0].owner == "rep01");
+        CHECK(c.buckets[0].owners[0].closed == doctest::Approx(rep01));
+        CHECK(c.buckets[0].owners[0].attainment == doctest::Approx(rep01 / 50'000.0));
+        // The first bucket's expected value is the report's in-period forecast (another renewal
+        // grid: within the interpolation error estimates and 0.5%).
+        CHECK(std::abs(c.buckets[0].expected - r.in_period.expected) <= 2.0 * r.in_period.error_estimate + 0.005 * r.in_period.expected);
+        for (const auto& bk : c.buckets) {
+            double sum = 0.0;
+            for (const auto& x : bk.owners) sum += x.expected;
+            CHECK(sum == doctest::Approx(bk.expected));
+            REQUIRE(bk.simulated);
+            CHECK(std::abs(bk.simulated->mean - bk.expected) <= 4.0 * bk.simulated->standard_error + 0.005 * bk.expected);
+        }
     }
     SUBCASE("bad input") {
         report_options bad = o;

@@ -15,6 +15,7 @@
 /// backtest); the open book is rebuilt from the history with book_at().
 
 #include <pipecast/backtest.hpp>
+#include <pipecast/calendar.hpp>
 #include <pipecast/error.hpp>
 #include <pipecast/estimation.hpp>
 #include <pipecast/forecast.hpp>
@@ -39,76 +40,6 @@
 namespace pipecast {
 
 // ---------------------------------------------------------------------------------------
-// Calendar periods
-// ---------------------------------------------------------------------------------------
-
-/// A calendar bucket: month, quarter or year.
-enum class calendar_unit { month, quarter, year };
-
-/// Parses "month", "quarter" or "year".
-/// @throws argument_error naming the text otherwise.
-[[nodiscard]] inline calendar_unit parse_calendar_unit(std::string_view text) {
-    if (text == "month") return calendar_unit::month;
-    if (text == "quarter") return calendar_unit::quarter;
-    if (text == "year") return calendar_unit::year;
-    throw argument_error(detail::message("--period: expected month, quarter or year, got '", detail::clip(text), "'"));
-}
-
-/// One calendar period in model time units (days since 1970-01-01 / days_per_unit).
-struct calendar_period {
-    double start = 0.0; ///< the previous period's end
-    double end = 0.0;   ///< this period's end
-    std::string label;  ///< e.g. "2025-07-01 to 2025-09-30"
-};
-
-/// The calendar period an as-of time falls in, with the convention of calendar_cuts() and
-/// `--cuts 2024-06-30`: a period ends at 00:00 UTC of its last day, so an as-of date that is
-/// a period end (2025-06-30 for quarters) starts the next period (2025-07-01 to 2025-09-30)
-/// and an as-of inside a period (2025-05-15) is `elapsed` into it.
-/// @param t the as-of time (model time units since 1970-01-01)
-/// @param unit month, quarter or year
-/// @param fiscal_start the first month of the fiscal year, 1..12 (quarters and years only)
-/// @param days_per_unit length of the model time unit in days, > 0
-/// @returns start <= t < end
-/// @throws argument_error for a fiscal_start outside 1..12, a non-finite t or a bad days_per_unit.
-/// Example: `period_of(20269.0, calendar_unit::quarter)` (2025-06-30) gives start 2025-06-30, end 2025-09-30.
-[[nodiscard]] inline calendar_period period_of(double t, calendar_unit unit, unsigned fiscal_start = 1,
-                                               double days_per_unit = 1.0) {
-    namespace chr = std::chrono;
-    if (fiscal_start < 1 || fiscal_start > 12)
-        throw argument_error(detail::message("--fiscal-year-start: expected a month 1..12, got ", fiscal_start));
-    if (!(std::isfinite(days_per_unit) && days_per_unit > 0.0))
-        throw argument_error(detail::message("period_of: days_per_unit must be positive, got ", days_per_unit));
-    if (!(std::isfinite(t) && std::abs(t * days_per_unit) < 1e7))
-        throw argument_error(detail::message("period_of: as-of time ", t, " is not a date"));
-    const int months = unit == calendar_unit::month ? 1 : unit == calendar_unit::quarter ? 3 : 12;
-    const int first = unit == calendar_unit::month ? 1 : static_cast<int>(fiscal_start);
-    // End of the period whose last month is index m (months since year 0, 0-based): 00:00 of its last day.
-    auto end_of = [](long m) {
-        const chr::year_month_day_last e{chr::year{static_cast<int>(m / 12)} / chr::month{static_cast<unsigned>(m % 12 + 1)} /
-                                         chr::last};
-        return static_cast<double>(chr::sys_days{e}.time_since_epoch().count());
-    };
-    const double day = t * days_per_unit;
-    const chr::year_month_day ymd{chr::sys_days{chr::days{static_cast<long>(std::floor(day))}}};
-    const long month_index = static_cast<long>(static_cast<int>(ymd.year())) * 12 + static_cast<long>(static_cast<unsigned>(ymd.month())) - 1;
-    // Last month of the period containing month_index: periods start at months ≡ first-1 (mod months).
-    const long offset = ((month_index - (first - 1)) % months + months) % months;
-    long last = month_index - offset + months - 1;
-    double end = end_of(last);
-    if (end <= day + 1e-9) { // t is at (or, for the last day, past) this period's end: the next period
-        last += months;
-        end = end_of(last);
-    }
-    const double start = end_of(last - months);
-    calendar_period p;
-    p.start = start / days_per_unit;
-    p.end = end / days_per_unit;
-    p.label = format_time(p.start + 1.0 / days_per_unit, true, days_per_unit) + " to " + format_time(p.end, true, days_per_unit);
-    return p;
-}
-
-// ---------------------------------------------------------------------------------------
 // The report
 // ---------------------------------------------------------------------------------------
 
@@ -129,20 +60,15 @@ struct report_options {
     std::size_t curve_points = 60;   ///< points of each curve
     std::size_t top_deals = 15;      ///< deals in the top-deals table
     std::optional<backtest_options> backtest; ///< run a backtest on the log (its cuts set)
+    /// Also forecast by calendar bucket (calendar_forecast()): unit, fiscal start, buckets,
+    /// owner quotas; the as-of time, Closed (from the log) and the simulation's paths, seed,
+    /// threads, arrivals and overdispersion are set from the report's.
+    std::optional<calendar_options> calendar;
 };
 
-/// One open deal of the book at the as-of date.
-struct report_deal {
-    std::string id, stage, owner;
-    std::size_t stage_index = 0;
-    double age = 0.0;
-    double amount = 0.0;
-    double p_win = 0.0;        ///< P(win | stage, age)
-    double p_win_within = 0.0; ///< P(won within the rest of the period | stage, age)
-    double expected_close = std::numeric_limits<double>::quiet_NaN(); ///< as_of + E[time of win | won within the period]
-    bool stale = false;        ///< among kpi_report::stale
-    double expected_value = 0.0; ///< amount × p_win_within
-};
+/// One open deal of the book at the as-of date (the per-deal row of calendar.hpp; stale:
+/// among kpi_report::stale).
+using report_deal = deal_forecast;
 
 /// A curve of one open stage, and the open deals on it.
 struct stage_age_curve {
@@ -192,20 +118,14 @@ struct pipeline_report {
     std::vector<stage_survival_curve> survival;
     std::vector<progress_week> progress;
     std::optional<backtest_result> backtest;
+    std::optional<calendar_forecast_result> calendar; ///< with report_options::calendar
 };
 
 namespace detail {
 
 /// Value of the deals won in (t0, t1] by the log: visits that left to a win outcome of g.
 [[nodiscard]] inline double won_between(const visit_log& log, const stage_graph& g, double t0, double t1) {
-    std::vector<char> won(log.stage_names.size(), 0);
-    for (std::size_t s = 0; s < won.size(); ++s)
-        if (const auto k = g.find(log.stage_names[s])) won[s] = g.is_win(*k) ? 1 : 0;
-    double v = 0.0;
-    for (std::size_t i = 0; i < log.size(); ++i)
-        if (!log.censored(i) && won[log.next[i]] && log.exited[i] > t0 && log.exited[i] <= t1 && std::isfinite(log.amount[i]))
-            v += log.amount[i];
-    return v;
+    return pipecast::won_between(log, g, t0, t1).total;
 }
 
 /// A grid of n + 1 points on [0, hi].
@@ -334,28 +254,14 @@ namespace detail {
     r.kpi = compute_kpis(log, fit, ko, &b);
 
     // The deals.
-    const auto ids = b.ids();
-    const auto st = b.stages();
-    const auto owners = b.owners();
     std::vector<std::string> stale_ids;
     for (const auto& s : r.kpi.stale) stale_ids.push_back(s.id);
     std::sort(stale_ids.begin(), stale_ids.end());
-    r.deals.resize(b.size());
-    for (std::size_t i = 0; i < b.size(); ++i) {
-        report_deal& d = r.deals[i];
-        d.id = ids[i];
-        d.stage_index = st[i];
-        d.stage = g.name(st[i]);
-        d.owner = owners.empty() ? std::string() : b.owner_names()[owners[i]];
-        d.age = b.ages()[i];
-        d.amount = b.amounts()[i];
-        d.p_win = r.age_aware.deal_win_probability[i];
-        d.p_win_within = r.in_period.deal_probability[i];
-        const double close = r.outcome.deal_expected_close_time[i];
-        if (std::isfinite(close)) d.expected_close = o.as_of + close;
-        d.expected_value = d.amount * d.p_win_within;
-        d.stale = std::binary_search(stale_ids.begin(), stale_ids.end(), d.id);
-    }
+    std::vector<char> stale(b.size(), 0);
+    for (std::size_t i = 0; i < b.size(); ++i)
+        stale[i] = std::binary_search(stale_ids.begin(), stale_ids.end(), std::string(b.ids()[i])) ? 1 : 0;
+    r.deals = deal_forecasts(g, b, o.as_of, r.age_aware.deal_win_probability, r.in_period.deal_probability,
+                             r.outcome.deal_expected_close_time, stale);
     r.top.resize(r.deals.size());
     std::iota(r.top.begin(), r.top.end(), std::size_t{0});
     std::stable_sort(r.top.begin(), r.top.end(), [&](std::size_t x, std::size_t y) {
@@ -409,6 +315,18 @@ namespace detail {
         }
     }
 
+    if (o.calendar) {
+        calendar_options co = *o.calendar;
+        co.as_of = o.as_of;
+        co.closed = pipecast::won_between(log, g, period_of(o.as_of, co.unit, co.fiscal_start, co.days_per_unit).start, o.as_of);
+        co.simulation.paths = o.paths;
+        co.simulation.seed = o.seed;
+        co.simulation.threads = o.threads;
+        co.simulation.model_arrivals = o.arrivals;
+        co.simulation.stage_correlation.clear();
+        if (o.overdispersion && m.overdispersed()) co.simulation.stage_correlation = m.overdispersion_by_stage();
+        r.calendar = calendar_forecast(m, b, co);
+    }
     if (o.backtest && !o.backtest->cuts.empty()) r.backtest = backtest(log, *o.backtest);
     return r;
 }
