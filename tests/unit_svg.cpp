@@ -131,3 +131,24 @@ TEST_CASE("svg bar chart and histogram") {
     h.shares[0] = std::nan("");
     check_throws<argument_error>([&] { (void)svg::render(h); }, {"Outcome", "bad share"});
 }
+
+TEST_CASE("svg date axis: the tick labels at the ends stay inside the chart") {
+    // The date axis puts ticks at both ends of the data; a label centred on the last one
+    // (x = width - right margin) stuck out of the chart by about half its width.
+    svg::line_chart c;
+    c.x_format = svg::axis_format::date;
+    c.lines.push_back(svg::line_series("s", {20000.0, 20045.0, 20091.0}, {1.0, 2.0, 3.0}, "#000000"));
+    const std::string s = svg::render(c);
+    std::size_t labels = 0;
+    for (std::size_t at = s.find("<text x=\""); at != std::string::npos; at = s.find("<text x=\"", at + 1)) {
+        const double x = std::stod(s.substr(at + 9));
+        const std::size_t close = s.find('>', at), end = s.find("</text>", at);
+        const std::string label = s.substr(close + 1, end - close - 1);
+        if (label.size() != 10 || label[4] != '-' || label[7] != '-') continue; // a date tick label
+        ++labels;
+        // About 7 px a character at font size 12, centred on x.
+        CHECK(x - 35.0 >= 0.0);
+        CHECK(x + 35.0 <= c.width);
+    }
+    CHECK(labels >= 2);
+}

@@ -225,8 +225,13 @@ inline std::string axes(const frame& f, axis_format xf, axis_format yf, const st
             const double x = f.px(v);
             s += "<line x1=\"" + num(x) + "\" y1=\"" + num(y0) + "\" x2=\"" + num(x) + "\" y2=\"" + num(y0 + 5) +
                  "\" stroke=\"#444\"/>";
-            s += "<text x=\"" + num(x) + "\" y=\"" + num(y0 + 18) + "\" text-anchor=\"middle\" fill=\"#444\">" +
-                 escape(tick_label(v, xf, f.xt.step)) + "</text>";
+            // A label centred on a tick at an end of the axis would stick out of the chart (the
+            // date axes put ticks at both ends): kept inside, at about 7 px a character.
+            const std::string label = tick_label(v, xf, f.xt.step);
+            const double half = 3.5 * static_cast<double>(label.size());
+            const double at = std::max(std::min(x, f.w - 2.0 - half), 2.0 + half);
+            s += "<text x=\"" + num(at) + "\" y=\"" + num(y0 + 18) + "\" text-anchor=\"middle\" fill=\"#444\">" +
+                 escape(label) + "</text>";
         }
     s += "<line x1=\"" + num(x0) + "\" y1=\"" + num(y0) + "\" x2=\"" + num(x1) + "\" y2=\"" + num(y0) + "\" stroke=\"#444\"/>";
     s += "<line x1=\"" + num(x0) + "\" y1=\"" + num(y0) + "\" x2=\"" + num(x0) + "\" y2=\"" + num(y1) + "\" stroke=\"#444\"/>";
