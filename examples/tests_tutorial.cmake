@@ -43,3 +43,17 @@ add_test(NAME example_shared_model_threads COMMAND $<TARGET_FILE:example_shared_
 set_tests_properties(example_shared_model_threads PROPERTIES
   PASS_REGULAR_EXPRESSION "horizon +30 days, seed 100: [^\n]*\\(identical\\)\n[^\n]*\n[^\n]*\nhorizon 120 days, seed 103: [^\n]*\\(identical\\)\n4 of 4 answers identical to the sequential runs"
   FAIL_REGULAR_EXPRESSION "DIFFERENT")
+
+# docs/getting-started.md's commands on the bundled data: fit a model from the sample history
+# and write the pipeline report from it (at least six SVG charts).
+set(PIPECAST_GS_DIR "${CMAKE_CURRENT_BINARY_DIR}/getting_started")
+file(MAKE_DIRECTORY "${PIPECAST_GS_DIR}")
+add_test(NAME getting_started_fit
+  COMMAND $<TARGET_FILE:pipecast_cli> fit --history ${CMAKE_CURRENT_SOURCE_DIR}/data/crm4_sample_history.csv
+          --out ${PIPECAST_GS_DIR}/my_model.json)
+set_tests_properties(getting_started_fit PROPERTIES PASS_REGULAR_EXPRESSION "model written to [^\n]*my_model\\.json")
+add_test(NAME getting_started_report
+  COMMAND $<TARGET_FILE:pipecast_cli> report --history ${CMAKE_CURRENT_SOURCE_DIR}/data/crm4_sample_history.csv
+          --quota 100000 --period quarter --as-of 2025-06-30 --out ${PIPECAST_GS_DIR}/R)
+set_tests_properties(getting_started_report PROPERTIES PASS_REGULAR_EXPRESSION
+  "wrote [^\n]*report\\.html and [^\n]*report\\.md \\(([6-9]|[1-9][0-9]) charts\\)")
