@@ -6,7 +6,8 @@ set(_ex_cli $<TARGET_FILE:pipecast_cli>)
 add_test(NAME cli_simulate_exact_json COMMAND ${_ex_cli} simulate --model ${_ex_model} --deals ${_ex_deals}
   --horizon 90 --method exact --quota 46000000 --sub-periods 3 --json)
 set_tests_properties(cli_simulate_exact_json PROPERTIES
-  PASS_REGULAR_EXPRESSION "\"error_bound\": [0-9.e+]+,.*\"method\": \"exact\",.*\"p_quota\": [0-9.e-]+,.*\"quantiles\": {[ \n]*\"p10\".*\"sub_periods\": \\[")
+  PASS_REGULAR_EXPRESSION "\"quantiles\": {[ \n]*\"p10\".*\"p_quota\": [0-9.e-]+,.*\"sub_periods\": \\[.*\"method\": \"exact\",[ \n]*\"error_bound\": [0-9.e+]+,")
+# (the keys in simulate's insertion order, docs/cli.md: before issue 12 they came sorted)
 add_test(NAME cli_simulate_exact_report COMMAND ${_ex_cli} simulate --model ${_ex_model} --deals ${_ex_deals}
   --horizon 90 --method auto --correlation 0.3)
 set_tests_properties(cli_simulate_exact_report PROPERTIES

@@ -6,6 +6,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "progress.hpp"
+#include "table.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -51,41 +54,7 @@ inline CLI::Validator whole_number(std::uint64_t lo = 0, std::uint64_t hi = std:
         lo == 0 && hi == std::numeric_limits<std::uint64_t>::max() ? "UINT" : "UINT in range");
 }
 
-/// A text table with right-aligned numeric columns, printed with column widths fitted
-/// to the content.
-class table {
-public:
-    explicit table(std::vector<std::string> header) : header_(std::move(header)) {}
-    void add_row(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-    void add_rule() { rows_.emplace_back(); }
-    void print(std::ostream& os) const {
-        std::vector<std::size_t> w(header_.size(), 0);
-        for (std::size_t c = 0; c < header_.size(); ++c) w[c] = header_[c].size();
-        for (const auto& r : rows_)
-            for (std::size_t c = 0; c < r.size() && c < w.size(); ++c) w[c] = std::max(w[c], r[c].size());
-        auto line = [&](const std::vector<std::string>& r) {
-            for (std::size_t c = 0; c < w.size(); ++c) {
-                const std::string& cell = c < r.size() ? r[c] : std::string();
-                if (c) os << "  ";
-                if (c == 0) os << std::left << std::setw(static_cast<int>(w[c])) << cell;
-                else os << std::right << std::setw(static_cast<int>(w[c])) << cell;
-            }
-            os << '\n';
-        };
-        std::size_t total = 0;
-        for (auto x : w) total += x + 2;
-        line(header_);
-        os << std::string(total - 2, '-') << '\n';
-        for (const auto& r : rows_) {
-            if (r.empty()) os << std::string(total - 2, '-') << '\n';
-            else line(r);
-        }
-    }
-
-private:
-    std::vector<std::string> header_;
-    std::vector<std::vector<std::string>> rows_;
-};
+// class table (padded by display width): table.hpp; class progress_bar: progress.hpp.
 
 /// A magnitude from which text output switches to scientific notation (1.235e+21):
 /// whole units beyond it are not exact in a double, and a 300-digit column helps no one.
@@ -134,8 +103,11 @@ inline std::string valid_utf8(std::string s) {
     return s;
 }
 
+/// The JSON every command prints: keys in insertion order (a reading order), docs/cli.md.
+using json_out = nlohmann::ordered_json;
+
 /// Prints JSON to stdout (indent 2).
-inline void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << '\n'; }
+inline void print_json(const json_out& j) { std::cout << j.dump(2) << '\n'; }
 
 /// Loads a model file (wrapping errors with the file name).
 inline pipecast::model load_model_file(const std::string& path) { return pipecast::load_model(path); }

@@ -15,6 +15,7 @@
 #include <pipecast/history_view.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,7 +23,7 @@
 namespace pipecast_cli {
 namespace {
 
-using nlohmann::json;
+using json = json_out; // insertion-ordered keys (docs/cli.md)
 
 struct backtest_args {
     std::string history;
@@ -43,6 +44,7 @@ struct backtest_args {
     bool skip_bad_rows = false;
     bool json = false;
     std::string per_deal; ///< CSV file of every open deal's prediction and outcome
+    std::string as_of;    ///< --as-of: the history as known at this date (later events dropped)
 };
 
 /// The per-deal CSV: one row per deal open at a cut (columns cut, id, stage, age, amount,
@@ -117,7 +119,20 @@ void run_backtest(const backtest_args& a) {
     pipecast::history_options ho;
     ho.skip_bad_rows = a.skip_bad_rows;
     ho.days_per_unit = dpu;
-    const pipecast::visit_log log = load_history_input(a.history, ho, history_input());
+    pipecast::visit_log log = load_history_input(a.history, ho, history_input());
+    if (!a.as_of.empty()) { // the history as known then: the default cuts end one horizon before it
+        const double cut = pipecast::parse_cut(a.as_of, log, dpu);
+        if (!(std::abs(cut) <= pipecast::detail::max_abs_time))
+            throw pipecast::argument_error(pipecast::detail::message("--as-of: '", pipecast::detail::clip(a.as_of),
+                                                                     "' is out of range"));
+        if (cut < log.end_time) {
+            auto v = pipecast::as_of(log, cut);
+            std::cerr << "pipecast: as of " << a.as_of << ": " << v.deals_dropped << " deal(s) created later and "
+                      << v.visits_dropped << " visit(s) entered later left out, " << v.visits_censored
+                      << " visit(s) censored at it\n";
+            log = std::move(v.log);
+        }
+    }
     if (!log.skipped.empty()) {
         std::cerr << "pipecast: skipped " << log.skipped.size() << " bad row(s) of " << a.history << ":\n";
         for (const auto& s : log.skipped) std::cerr << "  " << s.reason << '\n';
@@ -147,7 +162,17 @@ void run_backtest(const backtest_args& a) {
             std::cerr << "pipecast: --drop-after-the-fact auto: 1d (" << scan.quick_wins << " of " << scan.won_deals
                       << " wins before the first cut within it); --drop-after-the-fact off keeps them\n";
     }
+    progress_bar bar("backtest"); // progress.hpp: stderr, a terminal only
+    bar(0.0, "cut 1 of " + std::to_string(o.cuts.size()));
+    o.progress = [&bar](std::size_t done, std::size_t all) {
+        std::string label = "cut ";
+        label += std::to_string(std::min(done + 1, all));
+        label += " of ";
+        label += std::to_string(all);
+        bar(all ? static_cast<double>(done) / static_cast<double>(all) : 1.0, label);
+    };
     const pipecast::backtest_result r = pipecast::backtest(log, o);
+    bar.finish();
     if (!a.per_deal.empty()) write_per_deal(r, a.per_deal);
     if (a.json) {
         json j = r;
@@ -233,6 +258,9 @@ void add_backtest_command(CLI::App& app) {
     cmd->add_flag("--json", a->json, "print JSON");
     cmd->add_option("--per-deal", a->per_deal,
                     "write every open deal's prediction and outcome at each cut to this CSV file (cut,id,stage,age,amount,p_win_within,won)");
+    cmd->add_option("--as-of", a->as_of,
+                    "the history as known at this date (ISO, or a time): later visits and deals dropped; the default "
+                    "cuts end one horizon before it");
     add_input_options(cmd, history_input());
     cmd->callback([a] { run_backtest(*a); });
 }

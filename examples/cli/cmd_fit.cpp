@@ -18,7 +18,7 @@
 namespace pipecast_cli {
 namespace {
 
-using nlohmann::json;
+using json = json_out; // insertion-ordered keys (docs/cli.md)
 
 // history_args, add_history_options, read_history and fit_options_of: cli_common.hpp (shared with report).
 
@@ -46,7 +46,7 @@ json dwell_json(const pipecast::dwell_distribution& d) {
     return j;
 }
 
-json fit_json(const pipecast::history_fit& fit) {
+json fit_json(const pipecast::history_fit& fit, bool dates) {
     json stages = json::array();
     for (const auto& s : fit.stages) {
         json tr = json::object(), detail = json::array();
@@ -121,6 +121,9 @@ json fit_json(const pipecast::history_fit& fit) {
               {"arrival_rate", num(fit.arrival_rate)}, {"outcomes", outcomes},
               {"stages", stages}};
     j["model_kind"] = std::string(pipecast::to_string(fit.kind));
+    // The log span as dates (or times, for a log of plain numbers), beside start/end_time.
+    j["start"] = pipecast::format_time(fit.start_time, dates, pipecast::days_per_unit(fit.time_unit));
+    j["end"] = pipecast::format_time(fit.end_time, dates, pipecast::days_per_unit(fit.time_unit));
     json arrivals = json::array();
     for (const auto& a : fit.arrivals) arrivals.push_back({{"stage", a.stage}, {"deals", a.deals}, {"rate", num(a.rate)}});
     j["arrivals"] = arrivals;
@@ -160,9 +163,12 @@ json skipped_json(const pipecast::visit_log& log) {
     return s;
 }
 
-void print_fit_tables(const pipecast::history_fit& fit, std::ostream& os) {
-    os << fit.visits << " visits of " << fit.deals << " deals, log " << fixed(fit.start_time, 1) << " .. "
-       << fixed(fit.end_time, 1) << " (" << fit.time_unit << "s); entry " << fit.entry_stage << " at "
+void print_fit_tables(const pipecast::history_fit& fit, bool dates, std::ostream& os) {
+    // The log span as dates ("2024-01-02 .. 2025-06-30") for a dated log, else in time units.
+    const double dpu = pipecast::days_per_unit(fit.time_unit);
+    auto when = [&](double t) { return dates ? pipecast::format_time(t, true, dpu) : fixed(t, 1); };
+    os << fit.visits << " visits of " << fit.deals << " deals, log " << when(fit.start_time) << " .. " << when(fit.end_time)
+       << (dates ? "" : " (") << (dates ? std::string() : fit.time_unit) << (dates ? "" : "s)") << "; entry " << fit.entry_stage << " at "
        << fixed(fit.arrival_rate, 2) << " deals/" << fit.time_unit << "\n\n";
     table t({"stage", "visits", "exits", "censored", "dwell", "mean", "KM median", "naive mean"});
     for (const auto& s : fit.stages)
@@ -244,9 +250,16 @@ std::string segment_path(const std::string& out, const std::string& value) {
 void run_fit(const history_args& a, const std::string& segment, const std::string& out) {
     const pipecast::visit_log log = read_history(a);
     const pipecast::fit_options fo = fit_options_of(a);
+    progress_bar bar("fit"); // progress.hpp: stderr, a terminal only
+    if (segment.empty()) bar.step("fitting the stages"); // one library call: the time so far
+    else bar(0.0, "fitting the stages");
     const pipecast::history_fit fit = pipecast::fit_history(log, fo);
     std::vector<pipecast::segment_fit> segments;
-    if (!segment.empty()) segments = pipecast::fit_segments(log, segment, fo);
+    if (!segment.empty()) {
+        bar(0.5, "fitting each " + segment); // one pass more over the log, at about the pace of the first
+        segments = pipecast::fit_segments(log, segment, fo);
+    }
+    bar.finish();
     std::vector<std::string> written;
     if (!out.empty()) {
         pipecast::save_model(pipecast::to_model(fit, valid_utf8("fitted from " + a.history)), out);
@@ -262,14 +275,14 @@ void run_fit(const history_args& a, const std::string& segment, const std::strin
         }
     }
     if (a.json) {
-        json j = fit_json(fit);
+        json j = fit_json(fit, log.dates);
         j["source"] = a.history;
         j["skipped"] = skipped_json(log);
         if (!segment.empty()) {
             j["segment_column"] = segment;
             json segs = json::array();
             for (const auto& s : segments) {
-                json js = fit_json(s.fit);
+                json js = fit_json(s.fit, log.dates);
                 js["segment"] = s.value;
                 segs.push_back(std::move(js));
             }
@@ -279,10 +292,10 @@ void run_fit(const history_args& a, const std::string& segment, const std::strin
         print_json(j);
         return;
     }
-    print_fit_tables(fit, std::cout);
+    print_fit_tables(fit, log.dates, std::cout);
     for (const auto& s : segments) {
         std::cout << "\n=== " << segment << " = " << s.value << " ===\n";
-        print_fit_tables(s.fit, std::cout);
+        print_fit_tables(s.fit, log.dates, std::cout);
     }
     for (const auto& w : written) std::cout << "model written to " << w << '\n';
 }
@@ -419,7 +432,10 @@ void print_kpi_tables(const pipecast::kpi_report& k, std::size_t max_stale, std:
 void run_kpi(const history_args& a, const std::string& deals, double quantile, std::size_t max_stale,
              double stalled_threshold = 0.5) {
     const pipecast::visit_log log = read_history(a);
+    progress_bar bar("kpi"); // progress.hpp: stderr, a terminal only
+    bar.step("fitting the stages");
     const pipecast::history_fit fit = pipecast::fit_history(log, fit_options_of(a));
+    bar.step("computing the KPIs");
     pipecast::kpi_options ko;
     ko.stale_quantile = quantile;
     ko.stalled_threshold = stalled_threshold;
@@ -432,6 +448,7 @@ void run_kpi(const history_args& a, const std::string& deals, double quantile, s
         open = load_book_input(deals, m.graph, bo, history_input());
     }
     const pipecast::kpi_report k = pipecast::compute_kpis(log, fit, ko, open ? &*open : nullptr);
+    bar.finish();
     if (a.json) {
         json j = kpi_json(k);
         j["source"] = a.history;

@@ -25,12 +25,12 @@ struct funnel_options {
     bool json = false;
 };
 
-nlohmann::json opt_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
+json_out opt_json(const std::optional<double>& v) { return v ? json_out(*v) : json_out(nullptr); }
 std::string opt_fixed(const std::optional<double>& v, int decimals, const char* missing = "-") {
     return v ? fixed(*v, decimals) : std::string(missing);
 }
 
-nlohmann::json velocity_json(const pipecast::velocity_terms& v) {
+json_out velocity_json(const pipecast::velocity_terms& v) {
     return {{"open_opportunities", v.open_opportunities},
             {"win_rate", v.win_rate},
             {"deal_size", v.deal_size},
@@ -39,8 +39,8 @@ nlohmann::json velocity_json(const pipecast::velocity_terms& v) {
             {"per_period", v.per_period}};
 }
 
-nlohmann::json to_json(const pipecast::model& mdl, const pipecast::ideal_funnel_result& f) {
-    using nlohmann::json;
+json_out to_json(const pipecast::model& mdl, const pipecast::ideal_funnel_result& f) {
+    using json = json_out;
     const pipecast::stage_graph& g = mdl.graph;
     json stages = json::array();
     for (const auto& s : f.stages) {

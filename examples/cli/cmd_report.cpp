@@ -190,6 +190,8 @@ void run_report(const report_args& a) {
         period_label = p.label;
     }
 
+    progress_bar bar("report"); // progress.hpp: stderr, a terminal only
+    bar(0.0, "fitting");
     const pipecast::history_fit fit = pipecast::fit_history(log, fit_options_of(a.history));
     const pipecast::model m = pipecast::to_model(fit, "fitted to " + a.history.history);
     std::optional<pipecast::book> deals;
@@ -207,6 +209,13 @@ void run_report(const report_args& a) {
         bt.paths = 1000;
         bt.seed = a.seed;
         bt.threads = a.threads;
+        bt.progress = [&bar](std::size_t done, std::size_t all) { // the backtest: most of a report's time
+            std::string label = "backtest cut ";
+            label += std::to_string(std::min(done + 1, all));
+            label += " of ";
+            label += std::to_string(all);
+            bar(0.1 + 0.9 * (all ? static_cast<double>(done) / static_cast<double>(all) : 1.0), label);
+        };
         try {
             bt.cuts = pipecast::calendar_cuts(log, bt.horizon, 3, dpu);
             o.backtest = bt;
@@ -217,7 +226,9 @@ void run_report(const report_args& a) {
     std::cerr << "pipecast: report as of " << pipecast::format_time(as_of, log.dates, dpu) << " for " << period_label
               << (o.backtest ? ", with a backtest at " + std::to_string(o.backtest->cuts.size()) + " cut(s)" : std::string())
               << "\n";
+    bar(0.1, "forecasting and simulating");
     const pipecast::pipeline_report r = pipecast::make_report(log, fit, m, o, deals ? &*deals : nullptr);
+    bar.finish();
 
     // --- layout ---
     namespace svg = pipecast::svg;

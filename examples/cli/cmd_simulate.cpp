@@ -58,6 +58,7 @@ struct simulate_args {
     std::size_t max_path_visits = pipecast::simulation_options{}.max_path_visits;
     bool json = false;
     std::string method = "mc"; ///< --method: exact, mc or auto
+    std::optional<std::string> as_of; ///< --as-of: the date deal ages are measured to
 };
 
 /// 0.1 -> "p10", 0.975 -> "p97.5", 0.5 -> "p50".
@@ -104,32 +105,6 @@ private:
     void (*previous_)(int);
 };
 
-/// A text progress bar on stderr, shown once a run has taken more than a second, only
-/// when stderr is a terminal.
-class progress_bar {
-public:
-    progress_bar() : tty_(::isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
-    bool operator()(double f) {
-        if (!tty_) return true;
-        const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-        if (t < 1.0 && !shown_) return true;
-        shown_ = true;
-        const int width = 40, full = static_cast<int>(f * width);
-        std::cerr << "\r[" << std::string(static_cast<std::size_t>(full), '#')
-                  << std::string(static_cast<std::size_t>(width - full), ' ') << "] " << fixed(100.0 * f, 0) << "%  "
-                  << fixed(t, 1) << " s" << std::flush;
-        return true;
-    }
-    void finish() const {
-        if (shown_) std::cerr << '\n';
-    }
-
-private:
-    bool tty_;
-    bool shown_ = false;
-    std::chrono::steady_clock::time_point start_;
-};
-
 nlohmann::ordered_json summary_json(const pipecast::outcome_summary& s) {
     nlohmann::ordered_json j;
     j["mean"] = s.mean;
@@ -164,6 +139,7 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulat
     j["model"] = m.name;
     j["currency"] = m.currency;
     j["time_unit"] = m.time_unit;
+    if (a.as_of) j["as_of"] = *a.as_of;
     j["status"] = r.status == pipecast::simulation_status::completed ? "completed" : "cancelled";
     j["horizon"] = std::isfinite(r.horizon) ? nlohmann::ordered_json(r.horizon) : nlohmann::ordered_json(nullptr);
     j["paths"] = r.paths;
@@ -181,6 +157,7 @@ nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulat
     }
     const auto& v = r.won_value;
     j.update(summary_json(v)); // mean, stderr, sd, min, max, quantiles of the won value
+    j["won_value"] = summary_json(v); // the same, nested as won_count is (docs/cli.md)
     if (!a.quotas.empty()) {
         j["quota"] = a.quotas.front();
         j["p_quota"] = v.p_quota.front();
@@ -338,6 +315,7 @@ nlohmann::ordered_json exact_to_json(const pipecast::model& m, const pipecast::e
     j["model"] = m.name;
     j["currency"] = m.currency;
     j["time_unit"] = m.time_unit;
+    if (a.as_of) j["as_of"] = *a.as_of;
     j["status"] = "completed";
     j["horizon"] = r.horizon;
     j["paths"] = 0;
@@ -355,6 +333,7 @@ nlohmann::ordered_json exact_to_json(const pipecast::model& m, const pipecast::e
     }
     const auto& v = r.won_value;
     j.update(exact_summary_json(v));
+    j["won_value"] = exact_summary_json(v); // the same, nested as won_count is (docs/cli.md)
     if (!a.quotas.empty()) {
         j["quota"] = a.quotas.front();
         j["p_quota"] = v.p_quota.front();
@@ -418,6 +397,8 @@ void run_simulate(const simulate_args& a) {
     const pipecast::model m = load_model_file(a.model_path);
     pipecast::book_csv_options opt;
     opt.source = a.deals_path;
+    opt.as_of = a.as_of; // as forecast: ages of a book with an 'entered' column measured to it
+    opt.days_per_unit = pipecast::days_per_unit(m.time_unit);
     const pipecast::book b = load_book_input(a.deals_path, m.graph, opt, book_input());
 
     pipecast::simulation_options o;
@@ -462,7 +443,7 @@ void run_simulate(const simulate_args& a) {
         else print_exact_report(m, r, a);
         return;
     }
-    progress_bar bar;
+    progress_bar bar("simulate"); // progress.hpp: stderr, a terminal only
     o.progress = [&bar](double f) { return interrupted == 0 && bar(f); };
     std::optional<pipecast::simulation_result> result;
     {
@@ -513,6 +494,8 @@ void add_simulate_command(CLI::App& app) {
                     "or auto (exact where possible)")
         ->check(CLI::IsMember({"exact", "mc", "auto"}));
     cmd->add_flag("--json", args->json, "Print JSON instead of a report");
+    cmd->add_option("--as-of", args->as_of, "Date (YYYY-MM-DD) ages are measured to, for a deals file with an "
+                                            "'entered' column");
     cmd->callback([args] { run_simulate(*args); });
 }
 

@@ -572,11 +572,15 @@ namespace detail {
 [[nodiscard]] inline nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 } // namespace detail
 
-inline void to_json(nlohmann::json& j, const backtest_interval& v) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const backtest_interval& v) {
     j = {{"mean", detail::json_number(v.mean)}, {"p10", detail::json_number(v.p10)}, {"p90", detail::json_number(v.p90)}};
 }
 
-inline void to_json(nlohmann::json& j, const calibration_bin& b) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const calibration_bin& b) {
     j = {{"lower", b.lower},
          {"upper", b.upper},
          {"deals", b.deals},
@@ -586,7 +590,9 @@ inline void to_json(nlohmann::json& j, const calibration_bin& b) {
          {"standard_error", detail::json_number(b.standard_error)}};
 }
 
-inline void to_json(nlohmann::json& j, const backtest_errors& e) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const backtest_errors& e) {
     j = {{"mape", detail::json_number(e.mape)},
          {"count_mape", detail::json_number(e.count_mape)},
          {"bias", detail::json_number(e.bias)},
@@ -599,9 +605,12 @@ inline void to_json(nlohmann::json& j, const backtest_errors& e) {
 /// The backtest as JSON: `cuts` (each with `cut`, `predicted` {mean, p10, p90}, `actual`,
 /// `predicted_count` {...}, `actual_count`, ...), `summary` (`mape`, `coverage`, `brier`,
 /// ...), `baselines` (`crm_weighted`, `roll_rate`, each with `mape`, `brier`, ...),
-/// `calibration`, `method`, `horizon`.
-inline void to_json(nlohmann::json& j, const backtest_result& r) {
-    nlohmann::json cuts = nlohmann::json::array();
+/// `calibration`, `method`, `horizon`. Any nlohmann JSON type: nlohmann::ordered_json keeps
+/// the keys in this order (the CLI's --json).
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const backtest_result& r) {
+    Json cuts = Json::array();
     for (const auto& c : r.cuts)
         cuts.push_back({{"cut", format_time(c.cut, r.dates, r.days_per_unit)},
                         {"time", c.cut},
@@ -620,13 +629,13 @@ inline void to_json(nlohmann::json& j, const backtest_result& r) {
                         {"merged_visits", c.merged_visits},
                         {"dropped_deals", c.dropped_deals},
                         {"brier", c.brier}});
-    nlohmann::json summary = r.summary;
+    Json summary = r.summary;
     summary.erase("calibration");
     summary.erase("calibration_deciles");
     summary["coverage"] = detail::json_number(r.coverage);
     summary["count_coverage"] = detail::json_number(r.count_coverage);
     auto base = [](const backtest_errors& e) {
-        nlohmann::json b = e;
+        Json b = e;
         return b;
     };
     j = {{"method", std::string(to_string(r.method))},
