@@ -38,6 +38,7 @@
 #include <pipecast/history_view.hpp>
 #include <pipecast/kpi.hpp>
 #include <pipecast/landmark.hpp>
+#include <pipecast/nowcast.hpp>
 #include <pipecast/simulation.hpp>
 
 #include <nlohmann/json.hpp>
@@ -80,6 +81,11 @@ struct backtest_options {
     std::uint64_t seed = 1;
     unsigned threads = 0;       ///< simulation threads (0: all cores); results do not depend on it
     bool per_deal = false;      ///< keep every open deal's prediction and outcome (backtest_cut::per_deal)
+    /// Nowcast the current periods' shocks from the outcomes seen by the cut (nowcast.hpp)
+    /// where the refit estimated overdispersion: the deals of a cohort that has started to
+    /// decide get the posterior's P(won within h) (both methods); the model method's simulated
+    /// distribution is shifted by the change of the expected value and count.
+    bool nowcast = true;
     /// Age buckets (lower edges) of the roll-rate baseline.
     std::vector<double> roll_rate_edges = {0, 15, 30, 60, 90, 180, 365};
     /// Called after each cut with (cuts done, cuts in all).
@@ -382,6 +388,23 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
     }
 }
 
+namespace detail {
+/// The per-deal P(won within h) `p` of the deals open at `cut` (the book of `m`), moved by the
+/// nowcast of the cohorts' shocks from the history `known` at the cut (nowcast.hpp): p as it
+/// is where the model carries no overdispersion or has no branched stage.
+[[nodiscard]] inline std::vector<double> nowcast_at_cut(const visit_log& log, const visit_log& known, double cut, double h,
+                                                        const model& m, const fit_options& fit, const book& b,
+                                                        std::vector<double> p) {
+    if (!m.overdispersed() || !m.graph.has_branches()) return p;
+    nowcast_options no;
+    no.period = fit.overdispersion_period;
+    return at_cut(log, cut, days_per_unit(fit.time_unit), [&] {
+        const shock_nowcast ns = nowcast_shocks(m, known, no);
+        return nowcast_within(m, b, cut, h, ns, win_time_distribution(m.graph, h), p);
+    });
+}
+} // namespace detail
+
 /// Runs a backtest (see the file comment).
 /// @param log the full history (the truth the forecasts are compared with)
 /// @throws argument_error naming the cut and the log for a cut outside the log or whose
@@ -451,6 +474,10 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
             const auto pf = period_forecast(m.graph, bv.deals, h, po);
             p = pf.deal_probability;
             bc.expected = pf.expected;
+            const double marginal = bc.expected, marginal_count = std::accumulate(p.begin(), p.end(), 0.0);
+            if (opt.nowcast) p = detail::nowcast_at_cut(log, known, cut, h, m, opt.fit, bv.deals, p);
+            bc.expected = 0.0;
+            for (std::size_t i = 0; i < p.size(); ++i) bc.expected += amounts[i] * p[i];
             simulation_options so;
             so.horizon = h;
             so.paths = opt.paths;
@@ -459,8 +486,10 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
             so.stage_correlation = m.overdispersion_by_stage(); // σ_i per stage, one shock per path
             so.histogram_bins = 1;
             const auto sim = simulate(m, bv.deals, so);
-            bc.predicted = {sim.won_value.mean, sim.won_value.quantiles[0], sim.won_value.quantiles[2]};
-            bc.predicted_count = {sim.won_count.mean, sim.won_count.quantiles[0], sim.won_count.quantiles[2]};
+            // The nowcast moves the expectation; the spread stays the model's (a shift).
+            const double dv = bc.expected - marginal, dn = std::accumulate(p.begin(), p.end(), 0.0) - marginal_count;
+            bc.predicted = {sim.won_value.mean + dv, sim.won_value.quantiles[0] + dv, sim.won_value.quantiles[2] + dv};
+            bc.predicted_count = {sim.won_count.mean + dn, sim.won_count.quantiles[0] + dn, sim.won_count.quantiles[2] + dn};
         } else {
             landmark_options lo = opt.landmark;
             lo.horizon = h;
@@ -468,7 +497,9 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
             const auto tab = detail::at_cut(log, cut, dpu, [&] { return fit_landmarks(known, lo); });
             const auto lf = landmark_forecast(tab, bv.deals);
             p = lf.deal_probability;
-            bc.expected = lf.expected;
+            if (opt.nowcast) p = detail::nowcast_at_cut(log, known, cut, h, m, opt.fit, bv.deals, p);
+            bc.expected = 0.0;
+            for (std::size_t i = 0; i < p.size(); ++i) bc.expected += amounts[i] * p[i];
             std::vector<double> value, count;
             detail::bernoulli_paths(p, amounts, m.overdispersion, opt.paths, opt.seed + ci, static_cast<std::uint32_t>(ci),
                                     value, count);

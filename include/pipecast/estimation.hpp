@@ -1422,6 +1422,17 @@ inline void civil_from_days(long long z, long long& year, unsigned& month) noexc
     year = static_cast<long long>(yoe) + era * 400 + (month <= 2 ? 1 : 0);
 }
 
+/// The shock period of time t (model time unit; a dated log counts days since 1970-01-01):
+/// the calendar quarter, year · 4 + (quarter − 1), when `period` is NaN, else ⌊t / period⌋.
+/// One rule for the overdispersion estimate and the nowcast (nowcast.hpp).
+[[nodiscard]] inline long long shock_period_key(double t, double period, double days_unit) noexcept {
+    if (!std::isnan(period)) return static_cast<long long>(std::floor(t / period));
+    long long y;
+    unsigned m;
+    civil_from_days(static_cast<long long>(std::floor(t * days_unit)), y, m);
+    return y * 4 + (m - 1) / 3;
+}
+
 /// The Aalen–Johansen estimate of one stage: per target, the increments of the cumulative
 /// incidence F_j at the distinct exit times; leftover = S(τ) after the last exit time τ.
 struct aalen_johansen {
@@ -1553,16 +1564,7 @@ inline std::optional<overdispersion_estimate> estimate_overdispersion(const stag
     std::map<long long, std::array<double, 3>> q; // period -> {wins, losses, imputed}
     const auto* be = st.branched && st.branched->status != fit_status::failed ? &*st.branched : nullptr;
     for (std::size_t i = 0; i < v.d.size(); ++i) {
-        long long key;
-        if (std::isfinite(period)) {
-            key = static_cast<long long>(std::floor(entered[i] / period));
-        } else {
-            long long y;
-            unsigned m;
-            civil_from_days(static_cast<long long>(std::floor(entered[i] * days_unit)), y, m);
-            key = y * 4 + (m - 1) / 3;
-        }
-        auto& c = q[key];
+        auto& c = q[shock_period_key(entered[i], period, days_unit)];
         const int t = v.target[i];
         if (t >= 0) {
             const auto ut = static_cast<std::size_t>(t);

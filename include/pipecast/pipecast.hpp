@@ -26,6 +26,7 @@
 #include <pipecast/kpi.hpp>
 #include <pipecast/history_view.hpp>
 #include <pipecast/landmark.hpp>
+#include <pipecast/nowcast.hpp>
 #include <pipecast/backtest.hpp>
 #include <pipecast/report.hpp>
 #include <pipecast/svg.hpp>
