@@ -154,6 +154,7 @@ struct backtest_errors {
 /// A whole backtest.
 struct backtest_result {
     backtest_method method = backtest_method::model;
+    bool nowcast = false; ///< the cohorts' shocks were nowcast (backtest_options::nowcast)
     double horizon = 0.0;
     std::vector<backtest_cut> cuts;
     backtest_errors summary;      ///< the method's errors
@@ -434,6 +435,7 @@ namespace detail {
     }
     backtest_result res;
     res.method = opt.method;
+    res.nowcast = opt.nowcast;
     res.horizon = h;
     res.dates = log.dates;
     res.days_per_unit = dpu;
@@ -670,6 +672,7 @@ void to_json(Json& j, const backtest_result& r) {
         return b;
     };
     j = {{"method", std::string(to_string(r.method))},
+         {"nowcast", r.nowcast},
          {"horizon", r.horizon},
          {"cuts", cuts},
          {"summary", summary},
