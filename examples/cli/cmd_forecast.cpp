@@ -3,12 +3,21 @@
 //
 //   pipecast forecast --model M.json --deals D.csv [--horizon H] [--as-of DATE]
 //                     [--stalled-threshold P] [--json]
+//                     [--period month|quarter|year [--fiscal-year-start MM] [--buckets N]
+//                      [--quotas owners.csv] [--history H.csv]] [--per-deal FILE.csv]
+//
+// --period (with --as-of) adds the calendar forecast (calendar.hpp): per period Closed (the
+// wins of --history before the as-of date), the open book's expected value, a Monte Carlo
+// P10-P90 (4000 paths, the open book, the model's overdispersion), the forecast categories'
+// roll-up and the owners against --quotas; JSON key `calendar`. --per-deal writes the rows
+// of report's --per-deal (JSON key `per_deal`).
 //
 // The JSON keys weighted_total, by_stage[].{stage,count,amount,win_probability,weighted}
 // and within_horizon.{horizon,expected} are a fixed interface for downstream tools.
 // weighted_total is the CRM-style Σ amount × P(win | stage); age_aware_total beside it is
 // Σ amount × P(win | stage, age) (equal for models without branched stages), with the
 // stalled deals the model sees (expected_stalled, likely_stalled).
+#include "calendar_cli.hpp"
 #include "cli_common.hpp"
 
 #include <pipecast/forecast.hpp>
@@ -28,6 +37,7 @@ struct forecast_args {
     std::optional<std::string> as_of;
     double stalled_threshold = 0.5;
     bool json = false;
+    calendar_args cal;
 };
 
 /// "day" -> "days" for a horizon of h units.
@@ -243,12 +253,52 @@ void run_forecast(const forecast_args& args) {
     const auto f = pipecast::weighted_forecast(m.graph, b, a);
     pipecast::age_aware_options ao;
     ao.stalled_threshold = args.stalled_threshold;
+    // The reps' close dates, when the deals file has them (and --as-of says what is past).
+    const double dpu = opt.days_per_unit;
+    const double t0 = args.as_of ? as_of_time(args.as_of, dpu, "--as-of") : 0.0;
+    rep_close rc;
+    if (args.as_of) rc = rep_close_dates(args.deals_path, m, b, t0, dpu);
+    const bool rows_wanted = !args.cal.per_deal.empty() || rc.any();
+    ao.per_deal = rows_wanted;
     const auto aa = pipecast::age_aware_forecast(m.graph, b, ao);
     std::optional<pipecast::period_forecast_result> q;
-    if (args.horizon) q = pipecast::period_forecast(m.graph, b, *args.horizon);
+    pipecast::period_forecast_options po;
+    po.per_deal = rows_wanted;
+    if (args.horizon) q = pipecast::period_forecast(m.graph, b, *args.horizon, po);
 
-    if (args.json) std::cout << to_json(m, f, aa, q, args).dump(2) << '\n';
-    else print_tables(m, f, aa, q, args);
+    // The calendar forecast and the per-deal rows (calendar.hpp).
+    std::optional<pipecast::calendar_forecast_result> cal;
+    if (!args.cal.period.empty()) {
+        pipecast::simulation_options so;
+        so.paths = 4000;
+        if (m.overdispersed()) so.stage_correlation = m.overdispersion_by_stage();
+        cal = pipecast::calendar_forecast(m, b, calendar_options_of(args.cal, m, as_of_time(args.as_of, dpu, "--period"), so));
+    } else if (!args.cal.quotas.empty() || !args.cal.history.empty()) {
+        throw pipecast::argument_error(args.cal.quotas.empty() ? "--history needs --period" : "--quotas needs --period");
+    }
+    std::vector<pipecast::deal_forecast> rows;
+    if (rows_wanted) {
+        std::vector<char> stale(b.size(), 0);
+        for (std::size_t i = 0; i < b.size(); ++i) stale[i] = aa.deal_stalled_probability[i] >= ao.stalled_threshold ? 1 : 0;
+        // P(won within): the horizon, else the rest of the current period, else eventually.
+        const std::vector<double>& within = q ? q->deal_probability : cal ? cal->deal_won_by.front() : aa.deal_win_probability;
+        std::vector<double> close;
+        if (cal && cal->simulation) close = cal->simulation->deal_expected_close_time;
+        rows = pipecast::deal_forecasts(m.graph, b, t0, aa.deal_win_probability, within, close, stale);
+        if (!args.cal.per_deal.empty()) write_per_deal(args.cal.per_deal, rows, args.as_of.has_value(), dpu, rc);
+    }
+
+    if (args.json) {
+        auto j = to_json(m, f, aa, q, args);
+        if (cal) j["calendar"] = calendar_json(*cal, dpu);
+        if (!args.cal.per_deal.empty()) j["per_deal"] = deals_json(rows, args.as_of.has_value(), dpu, &rc);
+        std::cout << j.dump(2) << '\n';
+    } else {
+        print_tables(m, f, aa, q, args);
+        if (cal) print_calendar(std::cout, *cal);
+        print_rep_close(std::cout, rows, rc, dpu);
+        if (!args.cal.per_deal.empty()) std::cout << "\nPer-deal rows: " << args.cal.per_deal << " (" << rows.size() << " deals)\n";
+    }
 }
 
 } // namespace
@@ -271,6 +321,7 @@ void add_forecast_command(CLI::App& app) {
                     "with branched stages)")
         ->capture_default_str();
     cmd->add_flag("--json", args->json, "Print one JSON object instead of tables");
+    add_calendar_options(cmd, args->cal);
     cmd->callback([args] { run_forecast(*args); });
 }
 

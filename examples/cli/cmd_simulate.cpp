@@ -5,6 +5,14 @@
 //                     [--threads T] [--quota Q]... [--arrivals RATE | --model-arrivals]
 //                     [--quantiles 0.1,0.5,0.9] [--correlation SD] [--sub-periods K]
 //                     [--histogram BINS] [--method exact|mc|auto] [--json]
+//                     [--period month|quarter|year --as-of DATE [--fiscal-year-start MM]
+//                      [--buckets N] [--quotas owners.csv] [--history H.csv]] [--per-deal FILE.csv]
+//
+// --period adds the calendar forecast (calendar.hpp, a second run with the same paths, seed,
+// correlation and arrivals): per period Closed (the wins of --history before the as-of date),
+// expected and simulated P10-P90 value, the forecast categories' roll-up and the owners
+// against --quotas (JSON key `calendar`). --per-deal writes report's per-deal rows with
+// p_win_within and expected_close from this run (JSON key `per_deal`). Both need --method mc.
 //
 // --method exact computes the distribution without Monte Carlo noise (exact_distribution.hpp,
 // docs/exact.md): the same JSON keys (stderr 0, paths 0), plus `method` and `error_bound`
@@ -20,6 +28,7 @@
 //
 // The JSON keys mean, stderr, quantiles.{p10,p50,p90}, p_quota (with --quota), deal_paths,
 // elapsed_seconds and deal_paths_per_second are a fixed interface for downstream tools.
+#include "calendar_cli.hpp"
 #include "cli_common.hpp"
 
 #include <pipecast/book_io.hpp>
@@ -59,6 +68,7 @@ struct simulate_args {
     bool json = false;
     std::string method = "mc"; ///< --method: exact, mc or auto
     std::optional<std::string> as_of; ///< --as-of: the date deal ages are measured to
+    calendar_args cal;
 };
 
 /// 0.1 -> "p10", 0.975 -> "p97.5", 0.5 -> "p50".
@@ -435,8 +445,13 @@ void run_simulate(const simulate_args& a) {
     if (a.model_arrivals && !m.arrivals)
         throw pipecast::argument_error("simulate: --model-arrivals but the model has no arrivals");
     const pipecast::distribution_method method = pipecast::parse_distribution_method(a.method);
+    const bool calendar = !a.cal.period.empty(), rows_wanted = !a.cal.per_deal.empty();
+    if (!calendar && (!a.cal.quotas.empty() || !a.cal.history.empty()))
+        throw pipecast::argument_error(a.cal.quotas.empty() ? "--history needs --period" : "--quotas needs --period");
+    if (method == pipecast::distribution_method::exact && (calendar || rows_wanted))
+        throw pipecast::argument_error("simulate: --period and --per-deal need --method mc (or auto)");
     if (method == pipecast::distribution_method::exact ||
-        (method == pipecast::distribution_method::automatic && pipecast::exact_applicable(o))) {
+        (method == pipecast::distribution_method::automatic && pipecast::exact_applicable(o) && !calendar && !rows_wanted)) {
         if (!a.horizon) throw pipecast::argument_error("simulate: --method exact needs --horizon");
         const pipecast::exact_result r = pipecast::exact_distribution(m, b, o);
         if (a.json) print_json(exact_to_json(m, r, a));
@@ -453,8 +468,40 @@ void run_simulate(const simulate_args& a) {
     const pipecast::simulation_result& r = *result;
     bar.finish();
     const unsigned threads = a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
-    if (a.json) print_json(to_json(m, r, a, threads));
-    else print_report(m, r, a, threads);
+
+    // The calendar forecast (a second run) and the per-deal rows of this run (calendar.hpp).
+    const double dpu = pipecast::days_per_unit(m.time_unit);
+    std::optional<pipecast::calendar_forecast_result> cal;
+    std::vector<pipecast::deal_forecast> rows;
+    if (interrupted == 0 && calendar) {
+        pipecast::simulation_options so = o;
+        so.progress = nullptr;
+        cal = pipecast::calendar_forecast(m, b, calendar_options_of(a.cal, m, as_of_time(a.as_of, dpu, "--period"), so));
+    }
+    rep_close rc; // the reps' close dates, when the deals file has them
+    if (interrupted == 0 && a.as_of) rc = rep_close_dates(a.deals_path, m, b, as_of_time(a.as_of, dpu, "--as-of"), dpu);
+    if (interrupted == 0 && (rows_wanted || rc.any())) {
+        pipecast::age_aware_options ao;
+        ao.per_deal = true;
+        const auto aa = pipecast::age_aware_forecast(m.graph, b, ao);
+        std::vector<char> stale(b.size(), 0);
+        for (std::size_t i = 0; i < b.size(); ++i) stale[i] = aa.deal_stalled_probability[i] >= ao.stalled_threshold ? 1 : 0;
+        const double t0 = a.as_of ? as_of_time(a.as_of, dpu, "--per-deal") : 0.0;
+        rows = pipecast::deal_forecasts(m.graph, b, t0, aa.deal_win_probability, r.deal_win_probability,
+                                        r.deal_expected_close_time, stale);
+        if (rows_wanted) write_per_deal(a.cal.per_deal, rows, a.as_of.has_value(), dpu, rc);
+    }
+    if (a.json) {
+        auto j = to_json(m, r, a, threads);
+        if (cal) j["calendar"] = calendar_json(*cal, dpu);
+        if (rows_wanted && interrupted == 0) j["per_deal"] = deals_json(rows, a.as_of.has_value(), dpu, &rc);
+        print_json(j);
+    } else {
+        print_report(m, r, a, threads);
+        if (cal) print_calendar(std::cout, *cal);
+        print_rep_close(std::cout, rows, rc, dpu);
+        if (rows_wanted && interrupted == 0) std::cout << "\nPer-deal rows: " << a.cal.per_deal << " (" << rows.size() << " deals)\n";
+    }
     if (interrupted != 0) {
         std::cout.flush();
         std::cerr << "simulate: interrupted: " << r.paths << " of " << r.paths_requested << " paths completed\n";
@@ -496,6 +543,7 @@ void add_simulate_command(CLI::App& app) {
     cmd->add_flag("--json", args->json, "Print JSON instead of a report");
     cmd->add_option("--as-of", args->as_of, "Date (YYYY-MM-DD) ages are measured to, for a deals file with an "
                                             "'entered' column");
+    add_calendar_options(cmd, args->cal);
     cmd->callback([args] { run_simulate(*args); });
 }
 
