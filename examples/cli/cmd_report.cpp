@@ -5,10 +5,12 @@
 //   pipecast report --history H.csv --quota Q [--deals D.csv] [--period month|quarter|year
 //                   [--fiscal-year-start MM] | --horizon H] [--as-of DATE] [--out DIR]
 //                   [--paths N] [--seed S] [--backtest auto|off] [--per-deal FILE.csv]
+//                   [--quotas owners.csv] [--buckets N]
 //
 // Without --deals the open book is the deals open in the history at the as-of date
 // (book_at). The numbers come from pipecast::make_report (report.hpp); this file only lays
 // them out (svg.hpp draws the charts). Files are written whole or not at all.
+#include "calendar_cli.hpp"
 #include "cli_common.hpp"
 
 #include <pipecast/report.hpp>
@@ -37,6 +39,8 @@ struct report_args {
     unsigned threads = 0;
     std::string backtest = "auto";
     std::string per_deal;
+    std::string quotas;      ///< owners.csv: the calendar section's owner quotas
+    std::size_t buckets = 0; ///< calendar periods in the calendar section (0: 1 with --quotas, else none)
     std::string title = "Pipeline report";
     bool no_arrivals = false;
 };
@@ -114,36 +118,6 @@ struct section {
     std::vector<chart> charts;
     bool small_charts = false; ///< charts side by side
 };
-
-/// The per-deal CSV (the columns downstream scripts rely on, then owner).
-std::string per_deal_csv(const pipecast::pipeline_report& r, bool dates, double dpu) {
-    std::string s = "id,stage,age,amount,p_win,p_win_within,expected_close,stale,expected_value,owner\n";
-    auto field = [&s](std::string_view v) { pipecast::detail::append_csv_field(s, v); };
-    auto num = [&s](double v) {
-        if (std::isfinite(v)) s += pipecast::detail::message(v);
-    };
-    for (const auto& d : r.deals) {
-        field(d.id);
-        s += ',';
-        field(d.stage);
-        s += ',';
-        num(d.age);
-        s += ',';
-        num(d.amount);
-        s += ',';
-        num(d.p_win);
-        s += ',';
-        num(d.p_win_within);
-        s += ',';
-        if (std::isfinite(d.expected_close)) field(pipecast::format_time(d.expected_close, dates, dpu));
-        s += d.stale ? ",true," : ",false,";
-        num(d.expected_value);
-        s += ',';
-        field(d.owner);
-        s += '\n';
-    }
-    return s;
-}
 
 void run_report(const report_args& a) {
     const double dpu = pipecast::days_per_unit(a.history.time_unit);
@@ -226,6 +200,19 @@ void run_report(const report_args& a) {
     std::cerr << "pipecast: report as of " << pipecast::format_time(as_of, log.dates, dpu) << " for " << period_label
               << (o.backtest ? ", with a backtest at " + std::to_string(o.backtest->cuts.size()) + " cut(s)" : std::string())
               << "\n";
+    if (!a.quotas.empty() || a.buckets > 0) { // the calendar section (calendar.hpp)
+        if (!log.dates)
+            throw pipecast::argument_error("--quotas/--buckets: the history " + a.history.history +
+                                           " has plain-number times, not dates: no calendar periods");
+        pipecast::calendar_options co;
+        co.unit = pipecast::parse_calendar_unit(a.period.empty() ? "quarter" : a.period);
+        co.fiscal_start = a.fiscal_start;
+        co.days_per_unit = dpu;
+        co.buckets = a.buckets > 0 ? a.buckets : 1;
+        if (!a.quotas.empty()) co.owner_quotas = pipecast::load_owner_quotas(a.quotas);
+        if (co.owner_quotas.empty()) co.quota = a.quota; // else the owners' quotas add up to the period's
+        o.calendar = co;
+    }
     bar(0.1, "forecasting and simulating");
     const pipecast::pipeline_report r = pipecast::make_report(log, fit, m, o, deals ? &*deals : nullptr);
     bar.finish();
@@ -515,6 +502,67 @@ void run_report(const report_args& a) {
         }
         doc.push_back(std::move(s));
     }
+    if (r.calendar) { // Calendar periods, forecast categories, owners against their quotas.
+        const auto& cal = *r.calendar;
+        section s;
+        s.heading = "Calendar forecast by " + std::string(pipecast::to_string(cal.unit));
+        report_table t;
+        t.header = {"period", "closed", "expected", "closed + expected", "simulated", "P10", "P90", "quota", "P(quota)"};
+        t.numeric = {false, true, true, true, true, true, true, true, true};
+        report_table c;
+        c.header = {"period", "Closed", "Commit", "Best case", "Pipeline"};
+        c.numeric = {false, true, true, true, true};
+        svg::bar_chart bc;
+        bc.title = "Value per " + std::string(pipecast::to_string(cal.unit)) + ": closed + expected, and the quota";
+        bc.x_label = "value";
+        bc.x_format = svg::axis_format::money;
+        bc.series_names = {"closed + expected", "quota"};
+        bc.colors = {"#1f77b4", "#bbbbbb"};
+        bc.values.assign(2, {});
+        for (const auto& b : cal.buckets) {
+            const auto& sim = *b.simulated;
+            const bool q = b.quota > 0.0 && !sim.p_quota.empty();
+            t.rows.push_back({b.period.label, money(b.closed), money(b.expected), money(b.closed + b.expected),
+                              money(b.closed + sim.mean), money(b.closed + sim.quantiles.front()),
+                              money(b.closed + sim.quantiles.back()), q ? money(b.quota) : "-",
+                              q ? percent(sim.p_quota.front()) : "-"});
+            c.rows.push_back({b.period.label, money(b.rollup.closed), money(b.rollup.commit), money(b.rollup.best_case),
+                              money(b.rollup.pipeline)});
+            bc.categories.push_back(b.period.label);
+            bc.values[0].push_back(b.closed + b.expected);
+            bc.values[1].push_back(b.quota);
+            bc.notes.push_back("");
+        }
+        if (cal.buckets.front().quota <= 0.0) { // no quotas: the one series
+            bc.series_names.pop_back();
+            bc.colors.pop_back();
+            bc.values.pop_back();
+        }
+        s.charts.push_back({"calendar.svg", "Closed + expected value per period against the quota", svg::render(bc)});
+        s.paragraphs.push_back("Closed = won in the period before the as-of date; expected = amount x P(won in the "
+                               "period) of the open deals; simulated = closed + the Monte Carlo value won in the period "
+                               "(with new deals), P10-P90 per period. The forecast categories add up: Commit = Closed + "
+                               "commit deals, Best case = Commit + best case, Pipeline = Best case + the rest.");
+        s.tables.push_back(std::move(t));
+        s.tables.push_back(std::move(c));
+        const auto& first = cal.buckets.front();
+        if (!first.owners.empty()) {
+            report_table ot;
+            ot.header = {"owner", "deals", "closed", "expected", "quota", "attainment", "projected"};
+            ot.numeric = {false, true, true, true, true, true, true};
+            for (const auto& x : first.owners) {
+                ot.rows.push_back({x.owner.empty() ? "(none)" : x.owner, std::to_string(x.deals), money(x.closed),
+                                   money(x.expected), std::isfinite(x.quota) ? money(x.quota) : "-",
+                                   std::isfinite(x.attainment) ? percent(x.attainment) : "-",
+                                   std::isfinite(x.projected_attainment) ? percent(x.projected_attainment) : "-"});
+                ot.highlight.push_back(std::isfinite(x.projected_attainment) && x.projected_attainment < 1.0);
+            }
+            s.paragraphs.push_back("Owners in " + first.period.label + ": attainment = closed / quota, projected = (closed + "
+                                   "expected) / quota (below 100% highlighted).");
+            s.tables.push_back(std::move(ot));
+        }
+        doc.push_back(std::move(s));
+    }
     {   // Deals.
         section s;
         s.heading = "Deals";
@@ -595,7 +643,7 @@ void run_report(const report_args& a) {
                                             "report chart");
     pipecast::detail::write_file_atomic((dir / "report.md").string(), md, "report");
     pipecast::detail::write_file_atomic((dir / "report.html").string(), html, "report");
-    if (!a.per_deal.empty()) pipecast::detail::write_file_atomic(a.per_deal, per_deal_csv(r, dates, dpu), "per-deal CSV");
+    if (!a.per_deal.empty()) write_per_deal(a.per_deal, r.deals, dates, dpu);
     if (a.history.json) {
         nlohmann::ordered_json j;
         j["html"] = (dir / "report.html").string();
@@ -612,6 +660,8 @@ void run_report(const report_args& a) {
         j["p_quota"] = r.p_quota;
         j["deals"] = r.deals.size();
         j["stale"] = r.kpi.stale.size();
+        if (r.calendar) j["calendar"] = calendar_json(*r.calendar, dpu);
+        if (!a.per_deal.empty()) j["per_deal"] = deals_json(r.deals, dates, dpu);
         std::cout << j.dump(2) << '\n';
     } else {
         std::cout << "pipecast: wrote " << (dir / "report.html").string() << " and " << (dir / "report.md").string() << " ("
@@ -647,6 +697,11 @@ void add_report_command(CLI::App& app) {
     cmd->add_option("--per-deal", a->per_deal,
                     "also write a CSV of the open deals: id,stage,age,amount,p_win,p_win_within,expected_close,stale,"
                     "expected_value,owner");
+    cmd->add_option("--quotas", a->quotas, "owner quotas per period (CSV: owner,quota): adds the calendar section "
+                                          "with each owner's attainment");
+    cmd->add_option("--buckets", a->buckets, "calendar periods (the --period unit) in the calendar section, from the "
+                                            "current one (default: 1 with --quotas, else no section)")
+        ->check(whole_number(1, 120));
     cmd->add_option("--title", a->title, "the report's title")->capture_default_str();
     cmd->add_flag("--no-arrivals", a->no_arrivals, "simulate the open deals only, without the model's new deals");
     cmd->callback([a] { run_report(*a); });
