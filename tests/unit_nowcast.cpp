@@ -134,7 +134,7 @@ TEST_CASE("shocked shares: the forward odds times e^z, forward + lost kept, stal
     CHECK(out[0] + out[2] == doctest::Approx(0.8).epsilon(1e-15));
     CHECK(out[1] == 0.1);
     CHECK(out[3] == 0.1);
-    const stage_graph gz = detail::shocked_graph(g, 1, -1.2);
+    const stage_graph gz = detail::cohort_shocked_graph(g, 1, -1.2);
     CHECK(gz.branches(1)[0].probability / gz.branches(1)[2].probability ==
           doctest::Approx(0.5 / 0.3 * std::exp(-1.2)).epsilon(1e-12));
     CHECK(gz.transition(0, 1) == g.transition(0, 1));

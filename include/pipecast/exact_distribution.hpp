@@ -34,6 +34,7 @@
 /// 90 at p = 0.3, 37,000 at r = 0.999; grouped by lattice cell, so a term is one
 /// multiply-add).
 
+#include <pipecast/detail/gauss_hermite.hpp>
 #include <pipecast/analytics.hpp>
 #include <pipecast/book.hpp>
 #include <pipecast/error.hpp>
@@ -704,24 +705,6 @@ inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattic
         }
     }
     return stage_graph(std::move(st), {g.outcomes().begin(), g.outcomes().end()}, std::move(t));
-}
-
-/// Probabilists' Gauss–Hermite rule for E f(Z), Z ~ N(0, 1), by Golub–Welsch (the Jacobi
-/// matrix of the Hermite polynomials He_n); weights sum to 1.
-inline void gauss_hermite(std::size_t n, std::vector<double>& x, std::vector<double>& w) {
-    const auto N = static_cast<Eigen::Index>(n);
-    Eigen::MatrixXd j = Eigen::MatrixXd::Zero(N, N);
-    for (Eigen::Index k = 1; k < N; ++k) j(k - 1, k) = j(k, k - 1) = std::sqrt(static_cast<double>(k));
-    const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(j);
-    x.resize(n);
-    w.resize(n);
-    double sum = 0.0;
-    for (Eigen::Index k = 0; k < N; ++k) {
-        x[static_cast<std::size_t>(k)] = es.eigenvalues()(k);
-        w[static_cast<std::size_t>(k)] = es.eigenvectors()(0, k) * es.eigenvectors()(0, k);
-        sum += w[static_cast<std::size_t>(k)];
-    }
-    for (double& v : w) v /= sum;
 }
 
 /// Φ(x), the standard normal distribution function (erfc: accurate in both tails).

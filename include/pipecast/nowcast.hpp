@@ -28,6 +28,7 @@
 /// has decided, the posterior is the prior and nothing changes. See docs/estimation.md §9.
 
 #include <pipecast/analytics.hpp>
+#include <pipecast/detail/gauss_hermite.hpp>
 #include <pipecast/book.hpp>
 #include <pipecast/dwell.hpp>
 #include <pipecast/error.hpp>
@@ -116,7 +117,7 @@ inline void shocked_shares(std::span<const double> pi, std::span<const int> dir,
 }
 
 /// g with stage s's branch shares shocked by z (every other stage as it is).
-[[nodiscard]] inline stage_graph shocked_graph(const stage_graph& g, std::size_t s, double z) {
+[[nodiscard]] inline stage_graph cohort_shocked_graph(const stage_graph& g, std::size_t s, double z) {
     std::vector<open_stage> st(g.stages().begin(), g.stages().end());
     auto& br = st[s].branches;
     std::vector<double> pi(br.size()), out(br.size());
@@ -139,24 +140,6 @@ inline void shocked_shares(std::span<const double> pi, std::span<const int> dir,
     for (const auto& b : g.branches(s))
         if (b.dwell.family() == dwell_family::fixed || b.dwell.family() == dwell_family::empirical) return false;
     return true;
-}
-
-/// Probabilists' Gauss–Hermite nodes and weights (weights summing to 1) for E[f(Z)],
-/// Z ~ N(0, 1): the Golub–Welsch eigenproblem of the Hermite recurrence.
-[[nodiscard]] inline std::pair<std::vector<double>, std::vector<double>> gauss_hermite_normal(std::size_t n) {
-    Eigen::MatrixXd J = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(n));
-    for (std::size_t i = 1; i < n; ++i) {
-        const auto a = static_cast<Eigen::Index>(i);
-        J(a, a - 1) = J(a - 1, a) = std::sqrt(static_cast<double>(i));
-    }
-    const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(J);
-    std::vector<double> x(n), w(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto a = static_cast<Eigen::Index>(i);
-        x[i] = es.eigenvalues()(a);
-        w[i] = es.eigenvectors()(0, a) * es.eigenvectors()(0, a);
-    }
-    return {x, w};
 }
 
 } // namespace detail
@@ -273,7 +256,8 @@ inline void shocked_shares(std::span<const double> pi, std::span<const int> dir,
     std::vector<double> p(p_marginal.begin(), p_marginal.end());
     if (s.cohorts.empty() || b.empty()) return p;
     const stage_graph& g = m.graph;
-    const auto [x, w] = detail::gauss_hermite_normal(s.nodes);
+    std::vector<double> x, w;
+    detail::gauss_hermite(s.nodes, x, w);
     const auto st = b.stages();
     const auto ages = b.ages();
     for (std::size_t k = 0; k < g.open_count(); ++k) {
@@ -288,7 +272,7 @@ inline void shocked_shares(std::span<const double> pi, std::span<const int> dir,
         if (by_cohort.empty()) continue;
         // P(z) for the deals of one cohort: a book of those deals on the shocked graph.
         auto within = [&](double z, const std::vector<std::size_t>& idx) {
-            const stage_graph gz = detail::shocked_graph(g, k, z);
+            const stage_graph gz = detail::cohort_shocked_graph(g, k, z);
             book sub(gz);
             for (std::size_t i : idx) sub.add("", k, 1.0, ages[i]);
             return period_forecast(gz, sub, h, tab, analyse(gz), true).deal_probability;
