@@ -33,6 +33,7 @@ void add_simulate_command(CLI::App& app);
 void add_fit_commands(CLI::App& app); // fit and kpi
 void add_backtest_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
 
 /// Validator of a whole-number option (--paths, --seed, --threads, ...): digits only, so that
 /// "-1" is an error instead of wrapping to 18446744073709551615, and a value in [lo, hi].

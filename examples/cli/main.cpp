@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
     pipecast_cli::add_fit_commands(app);
     pipecast_cli::add_backtest_command(app);
     pipecast_cli::add_report_command(app);
+    pipecast_cli::add_sweep_command(app);
     if (argc > 1) {
         if (const std::string bad = unknown_command_message(app, argv[1]); !bad.empty()) {
             std::cerr << "pipecast: error: " << bad << "\n(pipecast --help lists them)\n";
