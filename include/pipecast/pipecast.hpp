@@ -19,6 +19,7 @@
 #include <pipecast/funnel.hpp>
 #include <pipecast/variates.hpp>
 #include <pipecast/simulation.hpp>
+#include <pipecast/sweep.hpp>
 #include <pipecast/exact_distribution.hpp>
 #include <pipecast/history.hpp>
 #include <pipecast/crm_import.hpp>
