@@ -255,3 +255,14 @@ add_test(NAME cli_suggest_none COMMAND ${CMAKE_COMMAND} ${_cc_cli} -DMODE=error
 add_test(NAME cli_fit_log_span_dates COMMAND $<TARGET_FILE:pipecast_cli> fit --history ${_cc_wide})
 set_tests_properties(cli_fit_log_span_dates PROPERTIES
   PASS_REGULAR_EXPRESSION "deals, log 2024-01-04 \\.\\. 202[56]-[01][0-9]-[0-3][0-9]; entry 资格确认")
+
+# --as-of before the history: the log's span in the message as dates (its first row enters
+# 2024-01-04), not as epoch days.
+add_test(NAME cli_fit_as_of_before_log COMMAND ${CMAKE_COMMAND} ${_cc_cli} -DMODE=error
+  "-DARGS=fit;--history;${_cc_wide};--as-of;2020-01-01"
+  "-DEXPECT=--as-of 2020-01-01 is before the history .*history_wide_names\\.csv starts \\(it spans 2024-01-04 \\.\\. 2025-"
+  -P ${_cc_check})
+add_test(NAME cli_backtest_as_of_before_log COMMAND ${CMAKE_COMMAND} ${_cc_cli} -DMODE=error
+  "-DARGS=backtest;--history;${_cc_wide};--as-of;2020-01-01"
+  "-DEXPECT=--as-of 2020-01-01 is before the history .*history_wide_names\\.csv starts \\(it spans 2024-01-04 \\.\\. 2025-"
+  -P ${_cc_check})

@@ -345,6 +345,24 @@ inline void add_history_options(CLI::App* cmd, history_args& a) {
     add_input_options(cmd, history_input());
 }
 
+/// Checks --as-of against a history: a date or time no earlier than the log's first entry
+/// (later than its end is fine: open visits are censored there). The messages give the log's
+/// span as dates for a dated log ("2024-01-04 .. 2025-12-27"), not as epoch days.
+/// @returns the as-of time in model time units.
+inline double check_history_as_of(const std::string& text, const pipecast::visit_log& log, double dpu) {
+    const double t = pipecast::parse_cut(text, log, dpu);
+    if (!(std::abs(t) <= pipecast::detail::max_abs_time))
+        throw pipecast::argument_error(pipecast::detail::message("--as-of: '", pipecast::detail::clip(text),
+                                                                 "' is out of range (at most ", pipecast::detail::max_abs_time,
+                                                                 " time units in magnitude)"));
+    if (!log.empty() && t < pipecast::detail::first_entry(log))
+        throw pipecast::argument_error(pipecast::detail::message(
+            "--as-of ", pipecast::detail::clip(text), " is before the history ", log.source, " starts (it spans ",
+            pipecast::format_time(pipecast::detail::first_entry(log), log.dates, dpu), " .. ",
+            pipecast::format_time(log.end_time, log.dates, dpu), ")"));
+    return t;
+}
+
 inline pipecast::visit_log read_history(const history_args& a) {
     pipecast::history_options o;
     o.skip_bad_rows = a.skip_bad_rows;
@@ -352,10 +370,7 @@ inline pipecast::visit_log read_history(const history_args& a) {
     o.outcomes = a.outcomes;
     pipecast::visit_log log = load_history_input(a.history, o, history_input());
     // The views of history_view.hpp, each reported with its counts on stderr (--json stays valid).
-    if (!a.as_of.empty() && !(std::abs(pipecast::parse_cut(a.as_of, log, o.days_per_unit)) <= pipecast::detail::max_abs_time))
-        throw pipecast::argument_error(pipecast::detail::message("--as-of: '", pipecast::detail::clip(a.as_of),
-                                                                 "' is out of range (at most ", pipecast::detail::max_abs_time,
-                                                                 " time units in magnitude)"));
+    if (!a.as_of.empty()) check_history_as_of(a.as_of, log, o.days_per_unit);
     if (!a.as_of.empty() && pipecast::parse_cut(a.as_of, log, o.days_per_unit) >= log.end_time) {
         log.end_time = pipecast::parse_cut(a.as_of, log, o.days_per_unit); // after every event: open visits censored there
     } else if (!a.as_of.empty()) {

@@ -15,7 +15,6 @@
 #include <pipecast/history_view.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -121,10 +120,7 @@ void run_backtest(const backtest_args& a) {
     ho.days_per_unit = dpu;
     pipecast::visit_log log = load_history_input(a.history, ho, history_input());
     if (!a.as_of.empty()) { // the history as known then: the default cuts end one horizon before it
-        const double cut = pipecast::parse_cut(a.as_of, log, dpu);
-        if (!(std::abs(cut) <= pipecast::detail::max_abs_time))
-            throw pipecast::argument_error(pipecast::detail::message("--as-of: '", pipecast::detail::clip(a.as_of),
-                                                                     "' is out of range"));
+        const double cut = check_history_as_of(a.as_of, log, dpu); // cli_common.hpp: the span as dates
         if (cut < log.end_time) {
             auto v = pipecast::as_of(log, cut);
             std::cerr << "pipecast: as of " << a.as_of << ": " << v.deals_dropped << " deal(s) created later and "

@@ -68,13 +68,13 @@ int main(int argc, char** argv) {
     pipecast_cli::add_backtest_command(app);
     pipecast_cli::add_report_command(app);
     pipecast_cli::add_sweep_command(app);
-    if (argc > 1) {
-        if (const std::string bad = unknown_command_message(app, argv[1]); !bad.empty()) {
-            std::cerr << "pipecast: error: " << bad << "\n(pipecast --help lists them)\n";
-            return 1;
-        }
-    }
     try {
+        if (argc > 1) { // a misspelt command: the nearest one named (CLI11 would only say it was not expected)
+            if (const std::string bad = unknown_command_message(app, argv[1]); !bad.empty()) {
+                std::cerr << "pipecast: error: " << bad << "\n(pipecast --help lists them)\n";
+                return 1;
+            }
+        }
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return app.exit(e) == 0 ? 0 : 1; // --help and --version: 0; a bad command line is bad input: 1
