@@ -2,6 +2,7 @@
 #include "cli_common.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -55,9 +56,8 @@ std::string unknown_command_message(const CLI::App& app, std::string_view word) 
     return msg;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+/// The command line run: main() without its last-resort catch.
+int run(int argc, char** argv) {
     CLI::App app{"pipecast: sales-pipeline forecasting (weighted forecast, ideal funnel, Monte Carlo, fitting)"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("pipecast ") + PIPECAST_VERSION);
@@ -86,4 +86,19 @@ int main(int argc, char** argv) {
         return 2;
     }
     return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // Setting up the commands (CLI::App, add_option) can throw too, outside run()'s handlers:
+    // caught here, so that no exception leaves main (clang-tidy bugprone-exception-escape).
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "pipecast: internal error: %s\n", e.what());
+    } catch (...) {
+        std::fputs("pipecast: internal error\n", stderr);
+    }
+    return 2;
 }
