@@ -43,6 +43,7 @@ struct backtest_args {
     bool skip_bad_rows = false;
     bool json = false;
     std::string per_deal; ///< CSV file of every open deal's prediction and outcome
+    std::string nowcast = "on"; ///< --nowcast on|off: the current quarter's shock from its first outcomes
     std::string as_of;    ///< --as-of: the history as known at this date (later events dropped)
 };
 
@@ -114,6 +115,9 @@ void run_backtest(const backtest_args& a) {
     o.seed = a.seed;
     o.threads = a.threads;
     o.per_deal = !a.per_deal.empty();
+    if (a.nowcast == "on") o.nowcast = true;
+    else if (a.nowcast == "off") o.nowcast = false;
+    else throw pipecast::argument_error("--nowcast: expected on or off, got '" + a.nowcast + "'");
 
     pipecast::history_options ho;
     ho.skip_bad_rows = a.skip_bad_rows;
@@ -252,6 +256,10 @@ void add_backtest_command(CLI::App& app) {
     cmd->add_option("--threads", a->threads, "simulation threads (0: all cores)")->capture_default_str()->check(whole_number(0, 4096));
     cmd->add_flag("--skip-bad-rows", a->skip_bad_rows, "report and skip malformed rows instead of stopping");
     cmd->add_flag("--json", a->json, "print JSON");
+    cmd->add_option("--nowcast", a->nowcast,
+                    "on: read the shock of each open deal's entry quarter from its cohort's outcomes so far "
+                    "(docs/estimation.md §9); off: the fitted model's shock-averaged probabilities")
+        ->capture_default_str();
     cmd->add_option("--per-deal", a->per_deal,
                     "write every open deal's prediction and outcome at each cut to this CSV file (cut,id,stage,age,amount,p_win_within,won)");
     cmd->add_option("--as-of", a->as_of,
