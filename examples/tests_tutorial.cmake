@@ -57,3 +57,15 @@ add_test(NAME getting_started_report
           --quota 100000 --period quarter --as-of 2025-06-30 --out ${PIPECAST_GS_DIR}/R)
 set_tests_properties(getting_started_report PROPERTIES PASS_REGULAR_EXPRESSION
   "wrote [^\n]*report\\.html and [^\n]*report\\.md \\(([6-9]|[1-9][0-9]) charts\\)")
+
+# The other history commands of docs/getting-started.md on the same bundled data: the KPIs
+# with their stale deals, and the backtest of the model at the quarter ends.
+add_test(NAME getting_started_kpi
+  COMMAND $<TARGET_FILE:pipecast_cli> kpi --history ${CMAKE_CURRENT_SOURCE_DIR}/data/crm4_sample_history.csv)
+set_tests_properties(getting_started_kpi PROPERTIES PASS_REGULAR_EXPRESSION
+  "deals \\(won / lost / open\\) +1761 \\(194 / 1443 / 124\\).*stale deals +[1-9][0-9]* ")
+add_test(NAME getting_started_backtest
+  COMMAND $<TARGET_FILE:pipecast_cli> backtest --history ${CMAKE_CURRENT_SOURCE_DIR}/data/crm4_sample_history.csv
+          --every quarter --horizon 90 --paths 500)
+set_tests_properties(getting_started_backtest PROPERTIES PASS_REGULAR_EXPRESSION
+  "7 cut\\(s\\).*2024-03-31.*2025-09-30.*Value MAPE [0-9.]+% \\(CRM weighted [0-9.]+%, roll rate [0-9.]+%\\).*Calibration")
