@@ -672,13 +672,13 @@ void to_json(Json& j, const backtest_result& r) {
         return b;
     };
     j = {{"method", std::string(to_string(r.method))},
-         {"nowcast", r.nowcast},
          {"horizon", r.horizon},
          {"cuts", cuts},
          {"summary", summary},
          {"calibration", r.summary.calibration},
          {"calibration_deciles", r.summary.calibration_deciles},
          {"baselines", {{"crm_weighted", base(r.crm_weighted)}, {"roll_rate", base(r.roll_rate)}}},
+         {"nowcast", r.nowcast},
          {"elapsed_seconds", r.elapsed_seconds}};
 }
 
