@@ -153,6 +153,25 @@ if(CMAKE_SCRIPT_MODE_FILE)
     if(x EQUAL 0)
       message(FATAL_ERROR "a zero mean shows nothing")
     endif()
+  elseif(MODE STREQUAL "sweep_as_of")
+    # sweep --as-of: the scenarios' results on the book with an 'entered' column equal those
+    # on the same book with the ages counted by hand (as simulate_as_of).
+    run_and_check()
+    string(JSON with_dates GET "${out}" scenarios)
+    list(TRANSFORM ARGS REPLACE "forecast_entered\\.csv$" "forecast_entered_ages.csv")
+    list(FILTER ARGS EXCLUDE REGEX "^(--as-of|2026-11-20)$")
+    execute_process(COMMAND "${CLI}" ${ARGS} RESULT_VARIABLE rc2 OUTPUT_VARIABLE aged ERROR_VARIABLE e2)
+    if(NOT rc2 EQUAL 0)
+      message(FATAL_ERROR "sweep ${ARGS} failed: ${e2}")
+    endif()
+    string(JSON with_ages GET "${aged}" scenarios)
+    if(NOT with_dates STREQUAL with_ages)
+      message(FATAL_ERROR "sweep with --as-of:\n${with_dates}\nwith the ages counted by hand:\n${with_ages}")
+    endif()
+    string(JSON m GET "${out}" scenarios 0 mean)
+    if(m EQUAL 0)
+      message(FATAL_ERROR "a zero mean shows nothing")
+    endif()
   elseif(MODE STREQUAL "backtest_as_of")
     # --as-of: the history as known then; the default (quarterly) cuts end one horizon before
     # it (2025-09-30 - 30 days: at most 2025-08-31), while the whole log has a later one.
@@ -238,6 +257,8 @@ add_test(NAME cli_progress_report_forced COMMAND ${CMAKE_COMMAND} ${_cc_cli} -DM
 # --as-of on every command that reads dates.
 add_test(NAME cli_simulate_as_of COMMAND ${CMAKE_COMMAND} ${_cc_cli} -DMODE=simulate_as_of
   "-DARGS=simulate;--model;${_cc_saas};--deals;${_cc_entered};--as-of;2026-11-20;--horizon;30;--paths;2000;--seed;7;--json" -P ${_cc_check})
+add_test(NAME cli_sweep_as_of COMMAND ${CMAKE_COMMAND} ${_cc_cli} -DMODE=sweep_as_of
+  "-DARGS=sweep;--model;${_cc_saas};--deals;${_cc_entered};--as-of;2026-11-20;--scenarios;${PROJECT_SOURCE_DIR}/examples/data/saas_scenarios.json;--horizon;30;--paths;500;--seed;7;--json" -P ${_cc_check})
 add_test(NAME cli_simulate_entered_needs_as_of COMMAND ${CMAKE_COMMAND} ${_cc_cli} -DMODE=error
   "-DARGS=simulate;--model;${_cc_saas};--deals;${_cc_entered};--horizon;30" "-DEXPECT=needs an as-of date" -P ${_cc_check})
 add_test(NAME cli_backtest_as_of COMMAND ${CMAKE_COMMAND} ${_cc_cli} -DMODE=backtest_as_of

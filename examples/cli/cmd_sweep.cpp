@@ -30,9 +30,7 @@ namespace {
 void run_sweep(const pipecast_sweep_cli::sweep_args& a) {
     const auto start = std::chrono::steady_clock::now();
     const pipecast::model m = load_model_file(a.model_path);
-    pipecast::book_csv_options opt;
-    opt.source = a.deals_path;
-    const pipecast::book b = load_book_input(a.deals_path, m.graph, opt, book_input());
+    const pipecast::book b = load_book_input(a.deals_path, m.graph, pipecast_sweep_cli::book_options_of(a, m), book_input());
     const pipecast::sweep sw(m, b, pipecast::load_scenarios(a.scenarios_path), pipecast_sweep_cli::options_of(a));
     const pipecast::sweep_result r = sw.run();
     pipecast_sweep_cli::run_info info;

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <iomanip>
+#include <optional>
 #include <limits>
 #include <ostream>
 #include <sstream>
@@ -34,6 +35,7 @@ struct sweep_args {
     unsigned threads = 0;
     bool no_arrivals = false;
     bool json = false;
+    std::optional<std::string> as_of; ///< --as-of: the date deal ages are measured to (a book with an 'entered' column)
 };
 
 /// Registers the options of a sweep on `cmd`.
@@ -54,6 +56,17 @@ inline void add_sweep_options(CLI::App* cmd, sweep_args& a) {
         ->check(CLI::Range(0u, 4096u));
     cmd->add_flag("--no-arrivals", a.no_arrivals, "leave out the model's arrival process (book deals only)");
     cmd->add_flag("--json", a.json, "JSON output");
+    cmd->add_option("--as-of", a.as_of, "Date (YYYY-MM-DD) ages are measured to, for a deals file with an 'entered' column");
+}
+
+/// The book reader's options of a sweep: the source name, and with --as-of the date a book's
+/// 'entered' column is measured to (as forecast and simulate).
+inline pipecast::book_csv_options book_options_of(const sweep_args& a, const pipecast::model& m) {
+    pipecast::book_csv_options opt;
+    opt.source = a.deals_path;
+    opt.as_of = a.as_of;
+    opt.days_per_unit = pipecast::days_per_unit(m.time_unit);
+    return opt;
 }
 
 /// The sweep's options from the command line.

@@ -80,9 +80,7 @@ int main(int argc, char** argv) {
     std::string problem;
     try {
         m = pipecast::load_model(a.model_path);
-        pipecast::book_csv_options opt;
-        opt.source = a.deals_path;
-        b = pipecast::load_book_csv(a.deals_path, m->graph, opt);
+        b = pipecast::load_book_csv(a.deals_path, m->graph, pipecast_sweep_cli::book_options_of(a, *m));
         sw = std::make_unique<pipecast::sweep>(*m, *b, pipecast::load_scenarios(a.scenarios_path),
                                                pipecast_sweep_cli::options_of(a));
     } catch (const std::exception& e) {
