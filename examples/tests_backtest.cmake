@@ -73,19 +73,28 @@ if(CMAKE_SCRIPT_MODE_FILE)
     if(coverage LESS 0.70 OR coverage GREATER MAX_COVERAGE)
       message(FATAL_ERROR "actual inside P10-P90 in ${coverage} of the cuts, expected 0.70-${MAX_COVERAGE}")
     endif()
-    string(JSON nbins LENGTH "${out}" calibration)
-    math(EXPR last "${nbins} - 1")
-    foreach(b RANGE ${last})
-      string(JSON deals GET "${out}" calibration ${b} deals)
-      if(deals LESS 200)
-        continue()
+    # Both calibration tables: the deciles of risk (ten equal-count groups) within 0.05, the
+    # fixed probability bins within MAX_GAP.
+    foreach(table calibration_deciles calibration)
+      if(table STREQUAL "calibration")
+        set(limit ${MAX_GAP})
+      else()
+        set(limit 0.05)
       endif()
-      string(JSON gap GET "${out}" calibration ${b} abs_gap)
-      string(JSON lo GET "${out}" calibration ${b} lower)
-      message(STATUS "calibration bin ${lo}: ${deals} deals, |observed - predicted| ${gap}")
-      if(gap GREATER MAX_GAP)
-        message(FATAL_ERROR "calibration bin from ${lo} (${deals} deals): |observed - predicted| = ${gap} > ${MAX_GAP}")
-      endif()
+      string(JSON nbins LENGTH "${out}" ${table})
+      math(EXPR last "${nbins} - 1")
+      foreach(b RANGE ${last})
+        string(JSON deals GET "${out}" ${table} ${b} deals)
+        if(deals LESS 200)
+          continue()
+        endif()
+        string(JSON gap GET "${out}" ${table} ${b} abs_gap)
+        string(JSON lo GET "${out}" ${table} ${b} lower)
+        message(STATUS "${table} group ${b} (from ${lo}): ${deals} deals, |observed - predicted| ${gap}")
+        if(gap GREATER limit)
+          message(FATAL_ERROR "${table} group ${b} (from ${lo}, ${deals} deals): |observed - predicted| = ${gap} > ${limit}")
+        endif()
+      endforeach()
     endforeach()
   endif()
   return()
@@ -98,14 +107,16 @@ set(_check "${CMAKE_CURRENT_LIST_FILE}")
 set(_cli "-DCLI=$<TARGET_FILE:pipecast_cli>")
 
 # Issue 9's acceptance point: crm4, quarterly cuts over its second and third year (7 cuts:
-# 2024-03-31 .. 2025-09-30), checked on the ten probability bins with 200+ deals. The landmark
-# method without the nowcast meets all of it (MAPE 18.1% against 179.9% and 21.0%, coverage
-# 6/7, largest bin gap 0.048; its top decile of risk is 0.052 off). With the nowcast (the
-# default) both methods' top decile comes to 0.040, but the 0.3-0.4 bin stays just above 0.05
-# (model 0.0513, landmark 0.0503; standard error 0.031): the model test checks the coverage
-# limits and a 0.06 gap (docs/backtest.md).
+# 2024-03-31 .. 2025-09-30): value MAPE below both baselines, coverage 70-95%, per-deal
+# calibration within 0.05 in every decile of risk with 200+ deals. Both methods, with the
+# nowcast (the default): MAPE 17.9% (model) and 18.0% (landmark) against 179.9% and 21.0%,
+# coverage 5/7 and 6/7, largest decile gap 0.039 and 0.041. The ten fixed-width probability
+# bins are held to 0.06: their 0.3-0.4 bin (240 deals, nearly all young Proposal deals) is
+# 0.051 off, and the generator's own truth is 0.055 off on the same deals (unit_backtest,
+# "per-deal predictions follow the generator's truth"): the realised outcomes, not the fit.
 add_test(NAME cli_backtest_crm4_acceptance_landmark COMMAND ${CMAKE_COMMAND} ${_cli} -DMODE=acceptance
-  "-DARGS=backtest;--history;${_crm4};--every;quarter;--horizon;90;--method;landmark;--nowcast;off;--json" -P ${_check})
+  -DMAX_GAP=0.06
+  "-DARGS=backtest;--history;${_crm4};--every;quarter;--horizon;90;--method;landmark;--json" -P ${_check})
 add_test(NAME cli_backtest_crm4_acceptance_model COMMAND ${CMAKE_COMMAND} ${_cli} -DMODE=acceptance
   -DMAX_GAP=0.06
   "-DARGS=backtest;--history;${_crm4};--every;quarter;--horizon;90;--method;model;--json" -P ${_check})
