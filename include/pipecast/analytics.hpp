@@ -90,6 +90,27 @@ inline constexpr std::size_t full_visits_max_open = 2048;
     return q;
 }
 
+/// The win-conditioned jump chain (Doob h-transform by w = P(win | ·)): calls
+/// f(i, j, p̃) for every edge i → j of an open stage i with w_i > 0 into a state j with
+/// w_j > 0, where p̃ = P(i→j) · w_j / w_i. `w` holds P(win | open stage) (open_count()
+/// entries); an outcome has w = 1 if it is a win, 0 otherwise, so a loss is never entered.
+/// Dwell times are unchanged (in a semi-Markov model the next stage is independent of the
+/// dwell). The one definition used by analyse() (time to a win), compute_kpis (visits given
+/// a win) and the simulator (the rows an overridden winner follows).
+template <class F>
+void for_each_win_conditioned_edge(const stage_graph& g, std::span<const double> w, F&& f) {
+    const std::size_t m = g.open_count();
+    PIPECAST_ASSERT(w.size() >= m);
+    for (std::size_t i = 0; i < m; ++i) {
+        const double wi = w[i];
+        if (!(wi > 0.0)) continue;
+        for (const auto& e : g.edges(i)) {
+            const double wj = e.to < m ? w[e.to] : (g.is_win(e.to) ? 1.0 : 0.0);
+            if (wj > 0.0) f(i, e.to, e.probability * wj / wi);
+        }
+    }
+}
+
 /// Sparse LU of a square matrix of the chain. A validated graph makes I - Q (and the
 /// h-transformed I - Q̃) non-singular; a failure here is numerical (a self-loop within
 /// rounding of 1) and reported as a model_error naming the step.
@@ -125,6 +146,11 @@ struct absorption_analysis {
                                                  solver_method method = solver_method::automatic);
 
 namespace detail {
+/// P(win | open stage) of an analysis as a span (for for_each_win_conditioned_edge).
+[[nodiscard]] inline std::span<const double> win_span(const absorption_analysis& a) noexcept {
+    return {a.win_probability.data(), static_cast<std::size_t>(a.win_probability.size())};
+}
+
 /// Branched graphs: the time to close depends on the branch a deal leaves by, so the times
 /// (variance, time to a win) come from the latent graph, mixed over each stage's branches
 /// by π (a deal entering the stage takes branch k with probability π_k).
@@ -191,21 +217,19 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
     if (l > 0) {
         std::vector<Eigen::Triplet<double>> t;
         Eigen::VectorXd openl(l);
+        std::vector<double> diag(open, 1.0);
+        for_each_win_conditioned_edge(g, win_span(a), [&](std::size_t i, std::size_t j, double v) {
+            if (j >= open) return;
+            if (j == i)
+                diag[i] = 1.0 - v;
+            else
+                t.emplace_back(live_of[i], live_of[j], -v);
+        });
         for (std::size_t i = 0; i < open; ++i) {
             const Eigen::Index x = live_of[i];
             if (x < 0) continue;
-            const double wi = a.win_probability(static_cast<Eigen::Index>(i));
             openl(x) = mu(static_cast<Eigen::Index>(i));
-            double diag = 1.0;
-            for (const auto& e : g.edges(i)) {
-                if (e.to >= open || live_of[e.to] < 0) continue;
-                const double v = e.probability * a.win_probability(static_cast<Eigen::Index>(e.to)) / wi;
-                if (e.to == i)
-                    diag = 1.0 - v;
-                else
-                    t.emplace_back(x, live_of[e.to], -v);
-            }
-            t.emplace_back(x, x, diag);
+            t.emplace_back(x, x, diag[i]);
         }
         Eigen::SparseMatrix<double> i_minus_qt(l, l);
         i_minus_qt.setFromTriplets(t.begin(), t.end());
@@ -257,15 +281,14 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
         if (a.win_probability(i) > 0.0) live.push_back(i);
     if (!live.empty()) {
         const auto l = static_cast<Eigen::Index>(live.size());
-        Eigen::MatrixXd qt(l, l);
+        std::vector<Eigen::Index> live_of(static_cast<std::size_t>(m), -1);
+        for (Eigen::Index x = 0; x < l; ++x) live_of[static_cast<std::size_t>(live[static_cast<std::size_t>(x)])] = x;
+        Eigen::MatrixXd qt = Eigen::MatrixXd::Zero(l, l);
         Eigen::VectorXd openl(l);
-        for (Eigen::Index x = 0; x < l; ++x) {
-            openl(x) = mu(live[static_cast<std::size_t>(x)]);
-            for (Eigen::Index y = 0; y < l; ++y) {
-                const auto i = live[static_cast<std::size_t>(x)], j = live[static_cast<std::size_t>(y)];
-                qt(x, y) = q(i, j) * a.win_probability(j) / a.win_probability(i);
-            }
-        }
+        for (Eigen::Index x = 0; x < l; ++x) openl(x) = mu(live[static_cast<std::size_t>(x)]);
+        detail::for_each_win_conditioned_edge(g, detail::win_span(a), [&](std::size_t i, std::size_t j, double v) {
+            if (j < static_cast<std::size_t>(m)) qt(live_of[i], live_of[j]) = v;
+        });
         const Eigen::VectorXd tw = (Eigen::MatrixXd::Identity(l, l) - qt).partialPivLu().solve(openl);
         for (Eigen::Index x = 0; x < l; ++x) a.mean_time_to_win(live[static_cast<std::size_t>(x)]) = tw(x);
     }

@@ -38,6 +38,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace pipecast {
@@ -286,6 +287,23 @@ namespace detail {
     return std::nullopt;
 }
 
+namespace detail {
+/// The table-lengthening rule for questions about the whole time to a win (quantiles): the
+/// first-passage table up to H = the longest mean time to close + 12 sd, doubled (at most
+/// three times) while `answered(table)` is false; returns the last table built. Used by
+/// win_time_quantile and ideal_funnel.
+template <class Answered>
+[[nodiscard]] win_time_table lengthened_table(const stage_graph& g, const absorption_analysis& a, Answered&& answered) {
+    double horizon = a.mean_time_to_close.maxCoeff() + 12.0 * std::sqrt(a.time_to_close_variance.maxCoeff());
+    win_time_table tab;
+    for (int attempt = 0; attempt < 4; ++attempt, horizon *= 2.0) {
+        tab = win_time_distribution(g, horizon);
+        if (answered(std::as_const(tab))) break;
+    }
+    return tab;
+}
+} // namespace detail
+
 /// The q-quantile of the time to a win given a win, from `stage`: the smallest t with
 /// P(won by t) >= q · P(win). Builds a table long enough (mean + 12 sd of the time to
 /// close). Returns NaN where the stage cannot win. @throws argument_error unless 0 < q < 1.
@@ -296,20 +314,21 @@ namespace detail {
     const auto col = static_cast<Eigen::Index>(stage);
     const double w = a.win_probability(col);
     if (!(w > 0.0)) return std::numeric_limits<double>::quiet_NaN();
-    double horizon = a.mean_time_to_close.maxCoeff() + 12.0 * std::sqrt(a.time_to_close_variance.maxCoeff());
-    for (int attempt = 0; attempt < 4; ++attempt, horizon *= 2.0) {
-        win_time_table tab = win_time_distribution(g, horizon);
+    std::optional<double> t;
+    (void)detail::lengthened_table(g, a, [&](const win_time_table& tab) {
         if (g.has_branches()) { // one column: the stage's mixture of its latent states
-            Eigen::MatrixXd col_only(tab.won_by.rows(), 1);
+            win_time_table one;
+            one.step = tab.step;
+            one.won_by.resize(tab.won_by.rows(), 1);
             for (Eigen::Index n = 0; n < tab.won_by.rows(); ++n)
-                col_only(n, 0) = won_by(g, tab, stage, static_cast<double>(n) * tab.step);
-            tab.won_by = std::move(col_only);
-            if (const auto t = win_time_quantile(tab, 0, w, q)) return *t;
-        } else if (const auto t = win_time_quantile(tab, stage, w, q)) {
-            return *t;
+                one.won_by(n, 0) = won_by(g, tab, stage, static_cast<double>(n) * tab.step);
+            t = win_time_quantile(one, 0, w, q);
+        } else {
+            t = win_time_quantile(tab, stage, w, q);
         }
-    }
-    return std::numeric_limits<double>::infinity();
+        return t.has_value();
+    });
+    return t ? *t : std::numeric_limits<double>::infinity();
 }
 
 } // namespace pipecast

@@ -32,6 +32,7 @@
 
 #include <pipecast/analytics.hpp>
 #include <pipecast/book.hpp>
+#include <pipecast/detail/quantile.hpp>
 #include <pipecast/dwell.hpp>
 #include <pipecast/error.hpp>
 #include <pipecast/estimation.hpp>
@@ -140,19 +141,6 @@ struct kpi_options {
     /// The value win rates are computed when at most this share of the lost deals lacks an amount.
     double max_lost_without_amount = 0.01;
 };
-
-namespace detail {
-
-/// Linear-interpolated sample quantile of sorted values (type 7).
-[[nodiscard]] inline double sorted_quantile(const std::vector<double>& v, double p) {
-    if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
-    const double h = p * static_cast<double>(v.size() - 1);
-    const auto lo = static_cast<std::size_t>(std::floor(h));
-    const std::size_t hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (h - static_cast<double>(lo)) * (v[hi] - v[lo]);
-}
-
-} // namespace detail
 
 /// The stale deals among open deals, from the model: a deal is stale when
 /// P(stalled | stage, age) >= stalled_threshold or its age exceeds the longest completed stay
@@ -341,20 +329,16 @@ namespace detail {
     if (a.win_probability(static_cast<Eigen::Index>(entry)) > 0.0 && detail::use_sparse(solver_method::automatic, ms)) {
         // Large graphs: row `entry` of Ñ = (I - Q̃)^-1 by one sparse solve with (I - Q̃)ᵀ.
         std::vector<Eigen::Triplet<double>> t;
-        for (std::size_t i = 0; i < ms; ++i) {
-            const double wi = a.win_probability(static_cast<Eigen::Index>(i));
-            double diag = 1.0;
-            if (wi > 0.0)
-                for (const auto& e : g.edges(i)) {
-                    if (e.to >= ms) continue;
-                    const double v = e.probability * a.win_probability(static_cast<Eigen::Index>(e.to)) / wi;
-                    if (e.to == i)
-                        diag = 1.0 - v;
-                    else if (v != 0.0)
-                        t.emplace_back(static_cast<Eigen::Index>(e.to), static_cast<Eigen::Index>(i), -v);
-                }
-            t.emplace_back(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(i), diag);
-        }
+        std::vector<double> diag(ms, 1.0);
+        detail::for_each_win_conditioned_edge(g, detail::win_span(a), [&](std::size_t i, std::size_t j, double v) {
+            if (j >= ms) return;
+            if (j == i)
+                diag[i] = 1.0 - v;
+            else if (v != 0.0)
+                t.emplace_back(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(i), -v);
+        });
+        for (std::size_t i = 0; i < ms; ++i)
+            t.emplace_back(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(i), diag[i]);
         Eigen::SparseMatrix<double> at(static_cast<Eigen::Index>(ms), static_cast<Eigen::Index>(ms));
         at.setFromTriplets(t.begin(), t.end());
         visits_won = detail::sparse_lu(at, "kpi (visits given a win)")
@@ -362,10 +346,9 @@ namespace detail {
     } else if (a.win_probability(static_cast<Eigen::Index>(entry)) > 0.0) {
         const auto n = static_cast<Eigen::Index>(ms);
         Eigen::MatrixXd qt = Eigen::MatrixXd::Zero(n, n);
-        for (Eigen::Index i = 0; i < n; ++i)
-            for (Eigen::Index j = 0; j < n; ++j)
-                if (a.win_probability(i) > 0.0)
-                    qt(i, j) = g.transient_block()(i, j) * a.win_probability(j) / a.win_probability(i);
+        detail::for_each_win_conditioned_edge(g, detail::win_span(a), [&](std::size_t i, std::size_t j, double v) {
+            if (j < ms) qt(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = v;
+        });
         const Eigen::MatrixXd nt = (Eigen::MatrixXd::Identity(n, n) - qt).partialPivLu().inverse();
         visits_won = nt.row(static_cast<Eigen::Index>(entry)).transpose();
     }

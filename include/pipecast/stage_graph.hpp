@@ -143,6 +143,43 @@ public:
         return is_outcome(s) && outcomes_[s - stages_.size()].win;
     }
 
+    /// Which open stages can still reach an outcome that `target(k)` accepts (k the outcome's
+    /// stage index, size() > k >= open_count()) along edges of positive probability: 1 for
+    /// such a stage, 0 otherwise, one entry per open stage. The one rule for "can this stage
+    /// still win / close": the constructor requires every stage to reach some outcome, the
+    /// simulator's override winners use the stages that can reach a win
+    /// (`can_reach([&](std::size_t k) { return g.is_win(k); })`). A breadth-first search
+    /// backwards over the reversed edges, O(m + edges).
+    template <class Target>
+    [[nodiscard]] std::vector<char> can_reach(Target&& target) const {
+        const std::size_t m = stages_.size();
+        std::vector<std::size_t> in_start(m + 1, 0);
+        for (const auto& e : edges_)
+            if (e.to < m) ++in_start[e.to + 1];
+        for (std::size_t i = 0; i < m; ++i) in_start[i + 1] += in_start[i];
+        std::vector<std::size_t> from(in_start[m]), next(in_start.begin(), in_start.end() - 1);
+        std::vector<char> reaches(m, 0);
+        std::vector<std::size_t> queue;
+        queue.reserve(m);
+        for (std::size_t i = 0; i < m; ++i) {
+            for (const auto& e : edges(i)) {
+                if (e.to < m) {
+                    from[next[e.to]++] = i;
+                } else if (!reaches[i] && target(e.to)) {
+                    reaches[i] = 1;
+                    queue.push_back(i);
+                }
+            }
+        }
+        for (std::size_t head = 0; head < queue.size(); ++head)
+            for (std::size_t k = in_start[queue[head]]; k < in_start[queue[head] + 1]; ++k)
+                if (!reaches[from[k]]) {
+                    reaches[from[k]] = 1;
+                    queue.push_back(from[k]);
+                }
+        return reaches;
+    }
+
     /// Name of stage s (open or outcome).
     [[nodiscard]] const std::string& name(std::size_t s) const {
         PIPECAST_ASSERT(s < size());
@@ -366,36 +403,11 @@ private:
         }
     }
 
-    /// Every open stage must reach an outcome: a breadth-first search backwards from the
-    /// outcomes over the reversed edges, O(m + edges). The first stage (in index order) left
-    /// unreached is named: it lies on, or leads only into, a closed loop of open stages.
+    /// Every open stage must reach an outcome (can_reach). The first stage (in index order)
+    /// left unreached is named: it lies on, or leads only into, a closed loop of open stages.
     void check_outcome_reachable() const {
-        const std::size_t m = stages_.size();
-        std::vector<std::size_t> in_start(m + 1, 0);
-        for (const auto& e : edges_)
-            if (e.to < m) ++in_start[e.to + 1];
-        for (std::size_t i = 0; i < m; ++i) in_start[i + 1] += in_start[i];
-        std::vector<std::size_t> from(in_start[m]), next(in_start.begin(), in_start.end() - 1);
-        std::vector<char> reaches(m, 0);
-        std::vector<std::size_t> queue;
-        queue.reserve(m);
-        for (std::size_t i = 0; i < m; ++i) {
-            for (const auto& e : edges(i)) {
-                if (e.to < m) {
-                    from[next[e.to]++] = i;
-                } else if (!reaches[i]) {
-                    reaches[i] = 1;
-                    queue.push_back(i);
-                }
-            }
-        }
-        for (std::size_t head = 0; head < queue.size(); ++head)
-            for (std::size_t k = in_start[queue[head]]; k < in_start[queue[head] + 1]; ++k)
-                if (!reaches[from[k]]) {
-                    reaches[from[k]] = 1;
-                    queue.push_back(from[k]);
-                }
-        for (std::size_t i = 0; i < m; ++i)
+        const std::vector<char> reaches = can_reach([](std::size_t) { return true; });
+        for (std::size_t i = 0; i < reaches.size(); ++i)
             if (!reaches[i])
                 throw model_error(detail::message("stage '", name(i),
                                                   "': no outcome can be reached from it (closed loop of open stages)"));
