@@ -7,6 +7,7 @@
 #include "cli_common.hpp"
 
 #include <pipecast/calendar.hpp>
+#include <pipecast/results_json.hpp>
 
 #include <fstream>
 #include <optional>
@@ -138,66 +139,10 @@ inline void print_calendar(std::ostream& os, const pipecast::calendar_forecast_r
           "quota; Projected = (Closed + Expected) / quota.\n";
 }
 
-/// A number or null (NaN, no quota).
-inline cal_json number_or_null(double v) { return std::isfinite(v) ? cal_json(v) : cal_json(nullptr); }
-
-/// The calendar forecast as JSON: {"period", "fiscal_year_start", "as_of", "buckets": [...]}.
+/// The calendar forecast as JSON: {"period", "fiscal_year_start", "as_of", "buckets": [...]}
+/// (the library's calendar_document, results_json.hpp).
 inline cal_json calendar_json(const pipecast::calendar_forecast_result& r, double dpu) {
-    auto when = [&](double t) { return pipecast::format_time(t, true, dpu); };
-    auto rollup = [](const pipecast::category_rollup& x) {
-        cal_json j;
-        j["closed"] = x.closed;
-        j["commit"] = x.commit;
-        j["best_case"] = x.best_case;
-        j["pipeline"] = x.pipeline;
-        return j;
-    };
-    cal_json j;
-    j["period"] = std::string(pipecast::to_string(r.unit));
-    j["fiscal_year_start"] = r.fiscal_start;
-    j["as_of"] = when(r.as_of);
-    j["buckets"] = cal_json::array();
-    for (const auto& b : r.buckets) {
-        cal_json x;
-        x["label"] = b.period.label;
-        x["start"] = when(b.period.start);
-        x["end"] = when(b.period.end);
-        x["closed"] = b.closed;
-        x["expected"] = b.expected;
-        x["quota"] = b.quota > 0.0 ? cal_json(b.quota) : cal_json(nullptr);
-        if (b.simulated) {
-            const auto& s = *b.simulated;
-            cal_json v;
-            v["mean"] = s.mean;
-            v["stderr"] = s.standard_error;
-            cal_json q = cal_json::object();
-            for (std::size_t i = 0; i < s.quantiles.size(); ++i) {
-                std::ostringstream key;
-                key.precision(10);
-                key << 'p' << 100.0 * s.quantile_levels[i];
-                q[key.str()] = s.quantiles[i];
-            }
-            v["quantiles"] = q;
-            v["p_quota"] = s.p_quota.empty() ? cal_json(nullptr) : cal_json(s.p_quota.front());
-            x["simulated"] = v; // the value won in the period after the as-of date (add closed for the total)
-        }
-        x["rollup"] = rollup(b.rollup);
-        x["owners"] = cal_json::array();
-        for (const auto& o : b.owners) {
-            cal_json y;
-            y["owner"] = o.owner;
-            y["deals"] = o.deals;
-            y["closed"] = o.closed;
-            y["expected"] = o.expected;
-            y["quota"] = number_or_null(o.quota);
-            y["attainment"] = number_or_null(o.attainment);
-            y["projected_attainment"] = number_or_null(o.projected_attainment);
-            y["rollup"] = rollup(o.rollup);
-            x["owners"].push_back(y);
-        }
-        j["buckets"].push_back(x);
-    }
-    return j;
+    return pipecast::calendar_document{r, dpu};
 }
 
 /// The rep's close date of each deal and what the model says of it.

@@ -22,141 +22,6 @@ using json = json_out; // insertion-ordered keys (docs/cli.md)
 
 // history_args, add_history_options, read_history and fit_options_of: cli_common.hpp (shared with report).
 
-json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-
-/// The dwell as {dist, parameters..., mean}; an empirical (Kaplan–Meier) dwell lists its
-/// support size instead of every point.
-json dwell_json(const pipecast::dwell_distribution& d) {
-    json j;
-    if (d.family() == pipecast::dwell_family::empirical) {
-        j = {{"dist", "empirical"}, {"points", d.values().size()}, {"mean", d.mean()}, {"sd", d.sd()}};
-        return j;
-    }
-    j = pipecast::to_json(d);
-    j["mean"] = d.mean(); // every family (the exact lognormal form is written as mu, sigma)
-    switch (d.family()) {
-    case pipecast::dwell_family::gamma:
-    case pipecast::dwell_family::weibull: j["scale"] = d.scale(); break;
-    case pipecast::dwell_family::lognormal:
-        j["mu"] = d.log_mu();
-        j["sigma"] = d.log_sigma();
-        break;
-    default: break;
-    }
-    return j;
-}
-
-json fit_json(const pipecast::history_fit& fit, bool dates) {
-    json stages = json::array();
-    for (const auto& s : fit.stages) {
-        json tr = json::object(), detail = json::array();
-        for (const auto& t : s.transitions) {
-            tr[t.to] = t.probability;
-            detail.push_back({{"to", t.to},
-                              {"count", t.count},
-                              {"probability", t.probability},
-                              {"mle", num(t.mle)},
-                              {"se", t.se},
-                              {"lower", t.lower},
-                              {"upper", t.upper}});
-        }
-        json fits = json::array();
-        for (const auto& f : s.fits) {
-            json params = json::object();
-            for (const auto& p : f.parameters) params[p.name] = {{"value", num(p.value)}, {"se", num(p.se)}};
-            fits.push_back({{"family", std::string(pipecast::to_string(f.family))},
-                            {"status", std::string(pipecast::to_string(f.status))},
-                            {"iterations", f.iterations},
-                            {"log_likelihood", num(f.log_likelihood)},
-                            {"aic", num(f.aic)},
-                            {"parameters", params},
-                            {"mean", num(f.mean)},
-                            {"mean_se", num(f.mean_se)}});
-        }
-        json js = {{"stage", s.name},
-                   {"visits", s.visits},
-                   {"exits", s.exits},
-                   {"censored", s.censored},
-                   {"transitions", tr},
-                   {"transition_estimates", detail},
-                   {"dwell", s.dwell ? dwell_json(*s.dwell) : json(nullptr)},
-                   {"dwell_source", s.dwell_source},
-                   {"best_family", s.best ? json(std::string(pipecast::to_string(s.fits[*s.best].family))) : json(nullptr)},
-                   {"fits", fits},
-                   {"kaplan_meier",
-                    {{"median", num(s.km.median)}, {"restricted_mean", s.km.restricted_mean}, {"leftover", s.km.leftover},
-                     {"last_time", s.km.last_time}, {"event_times", s.km.time.size()}}},
-                   {"naive_mean", num(s.naive_mean)}};
-        if (s.dwell) js["dwell"]["source"] = s.dwell_source;
-        if (s.branched) {
-            const auto& be = *s.branched;
-            json br = json::array();
-            for (const auto& b : be.branches) {
-                json jb = {{"to", b.to},
-                           {"probability", b.probability},
-                           {"se", num(b.se)},
-                           {"stalled", b.stalled},
-                           {"dwell", b.dwell ? dwell_json(*b.dwell) : json(nullptr)},
-                           {"family", b.family},
-                           {"aic", num(b.aic)},
-                           {"events", b.events}};
-                if (b.family != "aalen_johansen") jb["dwell_mean_se"] = num(b.fit.mean_se);
-                br.push_back(std::move(jb));
-            }
-            js["branches"] = br;
-            js["branch_fit"] = {{"status", std::string(pipecast::to_string(be.status))},
-                                {"iterations", be.iterations},
-                                {"log_likelihood", num(be.log_likelihood)},
-                                {"aic", num(be.aic)},
-                                {"stall_share", be.stalled_share()},
-                                {"note", be.note}};
-        }
-        stages.push_back(std::move(js));
-    }
-    json outcomes = json::array();
-    for (const auto& o : fit.outcomes) outcomes.push_back({{"name", o.name}, {"win", o.win}});
-    json j = {{"visits", fit.visits},          {"deals", fit.deals},
-              {"start_time", fit.start_time},  {"end_time", fit.end_time},
-              {"time_unit", fit.time_unit},    {"entry_stage", fit.entry_stage},
-              {"arrival_rate", num(fit.arrival_rate)}, {"outcomes", outcomes},
-              {"stages", stages}};
-    j["model_kind"] = std::string(pipecast::to_string(fit.kind));
-    // The log span as dates (or times, for a log of plain numbers), beside start/end_time.
-    j["start"] = pipecast::format_time(fit.start_time, dates, pipecast::days_per_unit(fit.time_unit));
-    j["end"] = pipecast::format_time(fit.end_time, dates, pipecast::days_per_unit(fit.time_unit));
-    json arrivals = json::array();
-    for (const auto& a : fit.arrivals) arrivals.push_back({{"stage", a.stage}, {"deals", a.deals}, {"rate", num(a.rate)}});
-    j["arrivals"] = arrivals;
-    if (fit.deal_size) {
-        const auto& d = *fit.deal_size;
-        j["deal_size"] = {{"dist", d.is_empirical() ? "empirical" : "lognormal"},
-                          {"median", d.median()},
-                          {"sigma", d.sigma()},
-                          {"mean", d.mean()},
-                          {"deals", fit.deal_size_count}};
-        if (d.is_empirical()) j["deal_size"]["values"] = d.values().size();
-    } else {
-        j["deal_size"] = nullptr;
-    }
-    if (fit.overdispersion) {
-        const auto& o = *fit.overdispersion;
-        j["overdispersion"] = {{"sigma", o.sigma},
-                               {"stage", o.stage},
-                               {"periods", o.periods},
-                               {"period", o.period},
-                               {"raw_variance", num(o.raw_variance)},
-                               {"binomial_variance", num(o.binomial_variance)},
-                               {"mean_win_share", num(o.mean_win_share)}};
-    } else {
-        j["overdispersion"] = nullptr;
-    }
-    json so = json::array();
-    for (const auto& o : fit.stage_overdispersion)
-        so.push_back({{"stage", o.stage}, {"sigma", o.sigma}, {"periods", o.periods}});
-    j["stage_overdispersion"] = so;
-    return j;
-}
-
 json skipped_json(const pipecast::visit_log& log) {
     json s = json::array();
     for (const auto& r : log.skipped) s.push_back({{"line", r.line}, {"reason", r.reason}});
@@ -275,14 +140,14 @@ void run_fit(const history_args& a, const std::string& segment, const std::strin
         }
     }
     if (a.json) {
-        json j = fit_json(fit, log.dates);
+        json j = pipecast::fit_document{fit, log.dates}; // results_json.hpp
         j["source"] = a.history;
         j["skipped"] = skipped_json(log);
         if (!segment.empty()) {
             j["segment_column"] = segment;
             json segs = json::array();
             for (const auto& s : segments) {
-                json js = fit_json(s.fit, log.dates);
+                json js = pipecast::fit_document{s.fit, log.dates};
                 js["segment"] = s.value;
                 segs.push_back(std::move(js));
             }
@@ -298,82 +163,6 @@ void run_fit(const history_args& a, const std::string& segment, const std::strin
         print_fit_tables(s.fit, log.dates, std::cout);
     }
     for (const auto& w : written) std::cout << "model written to " << w << '\n';
-}
-
-json kpi_json(const pipecast::kpi_report& k) {
-    json stages = json::array();
-    for (const auto& s : k.stages)
-        stages.push_back({{"stage", s.stage},
-                          {"visits", s.visits},
-                          {"exits", s.exits},
-                          {"censored", s.censored},
-                          {"next_stage", s.next_stage},
-                          {"conversion_to_next", num(s.conversion_to_next)},
-                          {"win_probability", num(s.win_probability)},
-                          {"loss_rate", num(s.loss_rate)},
-                          {"loss_share", num(s.loss_share)},
-                          {"mean_time", num(s.mean_time)},
-                          {"median_time", num(s.median_time)},
-                          {"naive_mean_time", num(s.naive_mean_time)},
-                          {"time_share", num(s.time_share)},
-                          {"stalled_share", num(s.stalled_share)},
-                          {"longest_won_stay", num(s.longest_won_stay)}});
-    json stale = json::array();
-    for (const auto& d : k.stale)
-        stale.push_back({{"id", d.id},
-                         {"stage", d.stage},
-                         {"age", d.age},
-                         {"threshold", num(d.threshold)},
-                         {"over", num(d.over)},
-                         {"ratio", num(d.ratio)},
-                         {"amount", num(d.amount)},
-                         {"stalled_probability", num(d.stalled_probability)},
-                         {"win_probability", num(d.win_probability)},
-                         {"likely_stalled", d.likely_stalled},
-                         {"older_than_wins", d.older_than_wins}});
-    return {{"deals", k.deals},
-            {"won", k.won},
-            {"lost", k.lost},
-            {"open", k.open},
-            {"win_rate", num(k.win_rate)},
-            {"win_rate_by_value", num(k.win_rate_by_value)},
-            {"closed_win_rate", num(k.closed_win_rate)},
-            {"closed_win_rate_by_value", num(k.closed_win_rate_by_value)},
-            {"value_win_rate_note", k.value_win_rate_note.empty() ? json(nullptr) : json(k.value_win_rate_note)},
-            {"lost_without_amount", k.lost_without_amount},
-            {"average_won_deal", num(k.average_won_deal)},
-            {"cycle_length",
-             {{"count", k.cycle.count},
-              {"mean", num(k.cycle.mean)},
-              {"median", num(k.cycle.median)},
-              {"p10", num(k.cycle.p10)},
-              {"p25", num(k.cycle.p25)},
-              {"p75", num(k.cycle.p75)},
-              {"p90", num(k.cycle.p90)},
-              {"model_mean", num(k.cycle.model_mean)}}},
-            {"open_opportunities", k.open_opportunities},
-            {"open_value", k.open_value},
-            {"velocity", num(k.velocity)},
-            {"velocity_terms",
-             {{"definition", "open opportunities x P(win | entry) x average open deal / E[time to close | entry] "
-                             "(all outcomes; the same as pipecast funnel)"},
-              {"open_opportunities", k.velocity_detail.open_opportunities},
-              {"win_rate", num(k.velocity_detail.win_rate)},
-              {"deal_size", num(k.velocity_detail.deal_size)},
-              {"cycle_length", num(k.velocity_detail.cycle_length)}}},
-            {"time_unit", k.time_unit},
-            {"stale_quantile", k.stale_quantile},
-            {"stalled_threshold", k.stalled_threshold},
-            {"stale_rule", "P(stalled | stage, age) >= stalled_threshold, or age > the stage's longest stay of a won deal"},
-            {"stale_count", k.stale.size()},
-            {"stale", stale},
-            {"bottleneck",
-             {{"loss_stage", k.bottleneck.loss_stage},
-              {"loss_share", num(k.bottleneck.loss_share)},
-              {"stall_stage", k.bottleneck.stall_stage},
-              {"time_share", num(k.bottleneck.time_share)},
-              {"stall_ratio", num(k.bottleneck.stall_ratio)}}},
-            {"stages", stages}};
 }
 
 void print_kpi_tables(const pipecast::kpi_report& k, std::size_t max_stale, std::ostream& os) {
@@ -450,7 +239,7 @@ void run_kpi(const history_args& a, const std::string& deals, double quantile, s
     const pipecast::kpi_report k = pipecast::compute_kpis(log, fit, ko, open ? &*open : nullptr);
     bar.finish();
     if (a.json) {
-        json j = kpi_json(k);
+        json j = k; // results_json.hpp
         j["source"] = a.history;
         j["skipped"] = skipped_json(log);
         if (!deals.empty()) j["deals_source"] = deals;

@@ -65,77 +65,6 @@ std::vector<std::size_t> by_weight(const std::vector<Group>& groups) {
     return order;
 }
 
-/// The JSON report; keys in a reading order (ordered_json), numbers at full precision.
-nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::weighted_forecast_result& f,
-                               const pipecast::age_aware_forecast_result& aa,
-                               const std::optional<pipecast::period_forecast_result>& q, const forecast_args& args) {
-    nlohmann::ordered_json j;
-    j["model"] = m.name;
-    j["currency"] = f.currency.empty() ? m.currency : f.currency;
-    j["time_unit"] = m.time_unit;
-    if (args.as_of) j["as_of"] = *args.as_of;
-    j["deals"] = f.count;
-    j["total_amount"] = f.total_amount;
-    j["weighted_total"] = f.weighted_total;
-    j["weighted_basis"] = "crm: amount x P(win | stage), whatever the time in stage";
-    j["age_aware_total"] = aa.age_weighted_total;
-    j["age_aware_basis"] = "amount x P(win | stage, time in stage)";
-    j["branched"] = m.graph.has_branches();
-    j["expected_stalled"] = aa.expected_stalled;
-    j["stalled_amount"] = aa.stalled_amount;
-    j["likely_stalled"] = aa.likely_stalled;
-    j["likely_stalled_amount"] = aa.likely_stalled_amount;
-    j["stalled_threshold"] = aa.stalled_threshold;
-    j["overridden"] = f.overridden;
-    j["by_stage"] = nlohmann::ordered_json::array();
-    for (std::size_t s = 0; s < f.by_stage.size(); ++s) {
-        const auto& x = f.by_stage[s];
-        nlohmann::ordered_json line = {{"stage", x.stage},         {"count", x.count},       {"amount", x.amount},
-                               {"win_probability", x.win_probability}, {"weighted", x.weighted},
-                               {"overridden", x.overridden}};
-        const auto& y = aa.by_stage[s];
-        line["age_aware_weighted"] = y.age_weighted;
-        line["age_aware_win_probability"] = y.amount > 0.0 ? y.age_weighted / y.amount : x.win_probability;
-        line["expected_stalled"] = y.expected_stalled;
-        line["stalled_amount"] = y.stalled_amount;
-        line["likely_stalled"] = y.likely_stalled;
-        line["likely_stalled_amount"] = y.likely_stalled_amount;
-        if (q) line["expected_within_horizon"] = q->by_stage[s].expected;
-        j["by_stage"].push_back(line);
-    }
-    auto groups = [&](const char* key, const std::vector<pipecast::group_forecast>& gs,
-                      const std::vector<pipecast::group_age_forecast>& ages,
-                      const std::vector<pipecast::group_period_forecast>* within) {
-        nlohmann::ordered_json out = nlohmann::ordered_json::array();
-        for (std::size_t k = 0; k < gs.size(); ++k) {
-            nlohmann::ordered_json line = {{key, gs[k].key},           {"count", gs[k].count},
-                                   {"amount", gs[k].amount},   {"weighted", gs[k].weighted},
-                                   {"overridden", gs[k].overridden}};
-            line["age_aware_weighted"] = ages[k].age_weighted;
-            line["expected_stalled"] = ages[k].expected_stalled;
-            line["likely_stalled"] = ages[k].likely_stalled;
-            line["likely_stalled_amount"] = ages[k].likely_stalled_amount;
-            if (within) line["expected_within_horizon"] = (*within)[k].expected;
-            out.push_back(line);
-        }
-        return out;
-    };
-    j["by_owner"] = groups("owner", f.by_owner, aa.by_owner, q ? &q->by_owner : nullptr);
-    j["by_category"] = groups("category", f.by_category, aa.by_category, q ? &q->by_category : nullptr);
-    if (q) {
-        nlohmann::ordered_json w = {{"horizon", q->horizon},
-                            {"expected", q->expected},
-                            {"method", std::string(pipecast::to_string(q->method))},
-                            {"step", q->step},
-                            {"error_estimate", q->error_estimate}};
-        w["by_stage"] = nlohmann::ordered_json::array();
-        for (const auto& x : q->by_stage)
-            w["by_stage"].push_back({{"stage", x.stage}, {"count", x.count}, {"amount", x.amount}, {"expected", x.expected}});
-        j["within_horizon"] = w;
-    }
-    return j;
-}
-
 void print_tables(const pipecast::model& m, const pipecast::weighted_forecast_result& f,
                   const pipecast::age_aware_forecast_result& aa,
                   const std::optional<pipecast::period_forecast_result>& q, const forecast_args& args) {
@@ -289,7 +218,8 @@ void run_forecast(const forecast_args& args) {
     }
 
     if (args.json) {
-        auto j = to_json(m, f, aa, q, args);
+        // The JSON is the library's (results_json.hpp); keys in a reading order (ordered_json).
+        json_out j = pipecast::forecast_document{m, f, aa, q ? &*q : nullptr, args.as_of};
         if (cal) j["calendar"] = calendar_json(*cal, dpu);
         if (!args.cal.per_deal.empty()) j["per_deal"] = deals_json(rows, args.as_of.has_value(), dpu, &rc);
         std::cout << j.dump(2) << '\n';

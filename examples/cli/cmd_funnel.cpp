@@ -25,130 +25,8 @@ struct funnel_options {
     bool json = false;
 };
 
-json_out opt_json(const std::optional<double>& v) { return v ? json_out(*v) : json_out(nullptr); }
 std::string opt_fixed(const std::optional<double>& v, int decimals, const char* missing = "-") {
     return v ? fixed(*v, decimals) : std::string(missing);
-}
-
-json_out velocity_json(const pipecast::velocity_terms& v) {
-    return {{"open_opportunities", v.open_opportunities},
-            {"win_rate", v.win_rate},
-            {"deal_size", v.deal_size},
-            {"cycle_length", v.cycle_length},
-            {"velocity", v.velocity},
-            {"per_period", v.per_period}};
-}
-
-json_out to_json(const pipecast::model& mdl, const pipecast::ideal_funnel_result& f) {
-    using json = json_out;
-    const pipecast::stage_graph& g = mdl.graph;
-    json stages = json::array();
-    for (const auto& s : f.stages) {
-        json js = {{"stage", s.name},
-                   {"win_probability", s.win_probability},
-                   {"unreachable", s.unreachable},
-                   {"reached", s.reached},
-                   {"expected_visits", s.expected_visits},
-                   {"mean_dwell", s.mean_dwell},
-                   {"entering_per_period", s.entering_per_period},
-                   {"in_stage", s.in_stage},
-                   {"in_stage_value", s.in_stage_value},
-                   {"weighted_value", s.weighted_value},
-                   {"coverage", opt_json(s.coverage)},
-                   {"mean_time_to_win", opt_json(s.mean_time_to_win)},
-                   {"time_to_win_quantile", opt_json(s.time_to_win_quantile)},
-                   {"win_within_remaining", s.win_within_remaining},
-                   {"can_close_mean", s.can_close_mean},
-                   {"can_close_quantile", s.can_close_quantile},
-                   {"hold_now", opt_json(s.hold_now)},
-                   {"hold_now_untimed", opt_json(s.hold_now_untimed)},
-                   {"coverage_alone", opt_json(s.coverage_alone)},
-                   {"enter_by_mean", opt_json(s.enter_by_mean)},
-                   {"enter_by_quantile", opt_json(s.enter_by_quantile)}};
-        js["branched"] = g.branched(s.index);
-        double stalled = 0.0;
-        if (g.branched(s.index))
-            for (const auto& b : g.branches(s.index)) stalled += b.stalled ? b.probability : 0.0;
-        js["stalled_share"] = stalled;
-        if (f.gap) {
-            const auto& sg = f.gap->stages[s.index];
-            js["actual_in_stage"] = sg.actual_count;
-            js["actual_value"] = sg.actual_value;
-            js["gap"] = sg.shortfall_count; // ideal - actual deals: positive = short
-            js["gap_value"] = sg.shortfall_value;
-            js["relative_gap"] = opt_json(sg.relative_shortfall);
-            js["actual_weighted_value"] = sg.weighted_value;
-            js["actual_in_period_value"] = sg.in_period_value;
-            js["period_impact"] = sg.period_impact;
-            js["pipeline_impact"] = sg.pipeline_impact;
-        }
-        stages.push_back(std::move(js));
-    }
-    const auto& c = f.coverage;
-    json coverage = {{"required", opt_json(c.required)},
-                     {"steady_state", c.steady_state},
-                     {"win_rate", c.win_rate},
-                     {"inverse_win_rate", c.inverse_win_rate},
-                     {"cycle_length", c.cycle_length},
-                     {"cycle_over_period", c.cycle_over_period},
-                     {"rule_of_thumb", {c.rule_of_thumb_low, c.rule_of_thumb_high}},
-                     {"actual", opt_json(c.actual)}};
-    json velocity = {{"definition", "open opportunities x P(win | entry) x deal size / E[time to close | entry] "
-                                    "(all outcomes; the same as pipecast kpi)"},
-                     {"required", f.velocity.required}, {"ideal", velocity_json(f.velocity.ideal)},
-                     {"actual", f.velocity.actual ? velocity_json(*f.velocity.actual) : json(nullptr)},
-                     {"gap_ratio", opt_json(f.velocity.gap_ratio)}};
-    json levers = json::array();
-    for (const auto& l : f.levers)
-        levers.push_back({{"lever", std::string(pipecast::to_string(l.lever))},
-                          {"step", l.step},
-                          {"velocity_before", l.velocity_before},
-                          {"velocity_after", l.velocity_after},
-                          {"new_deals_per_period_after", l.new_deals_per_period_after},
-                          {"pipeline_count_after", l.pipeline_count_after},
-                          {"pipeline_value_after", l.pipeline_value_after},
-                          {"in_period_forecast_after", opt_json(l.in_period_forecast_after)},
-                          {"needed", opt_json(l.needed)},
-                          {"extra_deals", opt_json(l.extra_deals)}});
-    json out = {{"model", mdl.name},
-                {"time_unit", mdl.time_unit},
-                {"currency", mdl.currency},
-                {"quota", f.quota},
-                {"period", f.period},
-                {"deal_size", f.deal_size},
-                {"entry_stage", g.name(f.entry_stage)},
-                {"elapsed", f.elapsed},
-                {"remaining_time", f.remaining_time},
-                {"won_to_date", f.won_to_date},
-                {"remaining_quota", f.remaining_quota},
-                {"quantile", f.quantile},
-                {"deals_to_win", f.deals_to_win},
-                {"deals_to_win_whole", f.deals_to_win_whole},
-                {"remaining_deals_to_win", f.remaining_deals_to_win},
-                {"entry_win_probability", f.entry_win_probability},
-                {"new_deals_per_period", f.new_deals_per_period},
-                {"cycle_length", f.cycle_length},
-                {"mean_time_to_win", f.mean_time_to_win},
-                {"stages", std::move(stages)},
-                {"pipeline", {{"count", f.pipeline_count}, {"value", f.pipeline_value}, {"weighted_value", f.weighted_value}}},
-                {"coverage", std::move(coverage)},
-                {"velocity", std::move(velocity)},
-                {"levers", std::move(levers)}};
-    if (f.gap) {
-        const auto& gp = *f.gap;
-        auto stage_name = [&](const std::optional<std::size_t>& s) { return s ? json(g.name(*s)) : json(nullptr); };
-        out["book"] = {{"count", gp.actual_count},
-                       {"value", gp.actual_value},
-                       {"weighted_forecast", gp.weighted_forecast},
-                       {"in_period_forecast", gp.in_period_forecast},
-                       {"forecast_gap", gp.forecast_gap},
-                       {"in_period_gap", gp.in_period_gap},
-                       {"bottleneck", stage_name(gp.bottleneck)},
-                       {"pipeline_bottleneck", stage_name(gp.pipeline_bottleneck)},
-                       {"cheapest_lever", gp.cheapest_lever ? json(std::string(pipecast::to_string(*gp.cheapest_lever)))
-                                                            : json(nullptr)}};
-    }
-    return out;
 }
 
 void print_text(const pipecast::model& mdl, const pipecast::ideal_funnel_result& f) {
@@ -312,7 +190,7 @@ void run_funnel(const funnel_options& o) {
     } else {
         f = pipecast::ideal_funnel(mdl, t);
     }
-    if (o.json) print_json(to_json(mdl, f));
+    if (o.json) print_json(pipecast::funnel_document{mdl, f}); // results_json.hpp
     else print_text(mdl, f);
 }
 

@@ -63,7 +63,7 @@ struct simulate_args {
     std::vector<double> quantiles = {0.1, 0.5, 0.9};
     std::optional<double> correlation;
     std::size_t sub_periods = 0;
-    std::size_t bins = 20;
+    std::size_t bins = pipecast::simulation_options{}.histogram_bins; ///< the library's default
     std::size_t max_path_visits = pipecast::simulation_options{}.max_path_visits;
     bool json = false;
     std::string method = "mc"; ///< --method: exact, mc or auto
@@ -71,13 +71,7 @@ struct simulate_args {
     calendar_args cal;
 };
 
-/// 0.1 -> "p10", 0.975 -> "p97.5", 0.5 -> "p50".
-std::string quantile_key(double q) {
-    std::ostringstream os;
-    os.precision(10);
-    os << 'p' << 100.0 * q;
-    return os.str();
-}
+using pipecast::detail::quantile_key; // 0.1 -> "p10" (results_json.hpp)
 
 /// Ctrl-C during a run: the first SIGINT asks the simulation to stop (it finishes the work
 /// units in flight, prints the completed paths marked cancelled and exits with status 130);
@@ -115,95 +109,15 @@ private:
     void (*previous_)(int);
 };
 
-nlohmann::ordered_json summary_json(const pipecast::outcome_summary& s) {
-    nlohmann::ordered_json j;
-    j["mean"] = s.mean;
-    j["stderr"] = s.standard_error;
-    j["sd"] = s.sd;
-    j["min"] = s.min;
-    j["max"] = s.max;
-    nlohmann::ordered_json q = nlohmann::ordered_json::object();
-    for (std::size_t i = 0; i < s.quantile_levels.size(); ++i) q[quantile_key(s.quantile_levels[i])] = s.quantiles[i];
-    j["quantiles"] = q;
-    return j;
-}
-
 /// The σ of the per-path shock a run uses and where it comes from: --correlation, else the
 /// model's overdispersion when positive, else none (independent deals).
-struct correlation_choice {
-    double sigma = 0.0;             ///< the largest σ of any stage
-    const char* source = "none";
-    std::vector<double> by_stage;   ///< per open stage (empty: `sigma` for every stage)
-};
+using correlation_choice = pipecast::correlation_used; // sigma, source, by_stage (results_json.hpp)
 correlation_choice choose_correlation(const pipecast::model& m, const simulate_args& a) {
     if (a.correlation) return {*a.correlation, "option", {}};
     if (!m.overdispersed()) return {};
     correlation_choice c{0.0, "model", m.overdispersion_by_stage()};
     for (double x : c.by_stage) c.sigma = std::max(c.sigma, x);
     return c;
-}
-
-nlohmann::ordered_json to_json(const pipecast::model& m, const pipecast::simulation_result& r,
-                               const simulate_args& a, unsigned threads) {
-    nlohmann::ordered_json j;
-    j["model"] = m.name;
-    j["currency"] = m.currency;
-    j["time_unit"] = m.time_unit;
-    if (a.as_of) j["as_of"] = *a.as_of;
-    j["status"] = r.status == pipecast::simulation_status::completed ? "completed" : "cancelled";
-    j["horizon"] = std::isfinite(r.horizon) ? nlohmann::ordered_json(r.horizon) : nlohmann::ordered_json(nullptr);
-    j["paths"] = r.paths;
-    j["deals"] = r.deals;
-    j["overridden"] = r.overridden;
-    j["seed"] = r.seed;
-    j["threads"] = threads;
-    const correlation_choice c = choose_correlation(m, a);
-    j["correlation"] = c.sigma;
-    j["correlation_source"] = c.source;
-    if (!c.by_stage.empty()) {
-        nlohmann::ordered_json bs = nlohmann::ordered_json::object();
-        for (std::size_t s = 0; s < c.by_stage.size(); ++s) bs[m.graph.name(s)] = c.by_stage[s];
-        j["correlation_by_stage"] = bs;
-    }
-    const auto& v = r.won_value;
-    j.update(summary_json(v)); // mean, stderr, sd, min, max, quantiles of the won value
-    j["won_value"] = summary_json(v); // the same, nested as won_count is (docs/cli.md)
-    if (!a.quotas.empty()) {
-        j["quota"] = a.quotas.front();
-        j["p_quota"] = v.p_quota.front();
-        nlohmann::ordered_json all = nlohmann::ordered_json::array();
-        for (std::size_t i = 0; i < a.quotas.size(); ++i) all.push_back({{"quota", a.quotas[i]}, {"p", v.p_quota[i]}});
-        j["quotas"] = all;
-    }
-    j["won_count"] = summary_json(r.won_count);
-    if (!r.sub_period_ends.empty()) {
-        nlohmann::ordered_json sp = nlohmann::ordered_json::array();
-        for (std::size_t i = 0; i < r.sub_period_ends.size(); ++i) {
-            nlohmann::ordered_json e = summary_json(r.sub_period_value[i]);
-            e["end"] = r.sub_period_ends[i];
-            sp.push_back(e);
-        }
-        j["sub_periods"] = sp;
-    }
-    nlohmann::ordered_json st = nlohmann::ordered_json::array();
-    for (std::size_t s = 0; s < m.graph.open_count(); ++s)
-        st.push_back({{"stage", m.graph.name(s)},
-                      {"expected_wins", r.stage_expected_wins[s]},
-                      {"expected_value", r.stage_expected_value[s]}});
-    j["stages"] = st;
-    if (a.arrivals || a.model_arrivals)
-        j["arrivals"] = {{"expected_count", r.arrivals_expected_count},
-                         {"expected_wins", r.arrivals_expected_wins},
-                         {"expected_value", r.arrivals_expected_value},
-                         {"deal_paths", r.arrival_deal_paths}};
-    j["histogram"] = {{"lower", v.histogram.lower}, {"width", v.histogram.width}, {"counts", v.histogram.counts}};
-    j["deal_paths"] = r.deal_paths;
-    j["capped_deal_paths"] = r.capped_deal_paths;
-    j["elapsed_seconds"] = r.elapsed_seconds;
-    j["deal_paths_per_second"] = r.deal_paths_per_second();
-    j["method"] = "mc";
-    j["error_bound"] = nullptr; // Monte Carlo: see stderr
-    return j;
 }
 
 /// The tables both reports share: the won value (mean, its standard error where the method
@@ -307,86 +221,6 @@ void print_report(const pipecast::model& m, const pipecast::simulation_result& r
 
 // --- --method exact: the same keys from exact_distribution() ------------------------------
 
-nlohmann::ordered_json exact_summary_json(const pipecast::exact_summary& s) {
-    nlohmann::ordered_json j;
-    j["mean"] = s.mean;
-    j["stderr"] = 0.0;
-    j["sd"] = s.sd;
-    j["min"] = s.min;
-    j["max"] = s.max;
-    nlohmann::ordered_json q = nlohmann::ordered_json::object();
-    for (std::size_t i = 0; i < s.quantile_levels.size(); ++i) q[quantile_key(s.quantile_levels[i])] = s.quantiles[i];
-    j["quantiles"] = q;
-    return j;
-}
-
-nlohmann::ordered_json exact_to_json(const pipecast::model& m, const pipecast::exact_result& r, const simulate_args& a) {
-    nlohmann::ordered_json j;
-    j["model"] = m.name;
-    j["currency"] = m.currency;
-    j["time_unit"] = m.time_unit;
-    if (a.as_of) j["as_of"] = *a.as_of;
-    j["status"] = "completed";
-    j["horizon"] = r.horizon;
-    j["paths"] = 0;
-    j["deals"] = r.deals;
-    j["overridden"] = r.overridden;
-    j["seed"] = a.seed;
-    j["threads"] = 1;
-    const correlation_choice c = choose_correlation(m, a);
-    j["correlation"] = c.sigma;
-    j["correlation_source"] = c.source;
-    if (!c.by_stage.empty()) {
-        nlohmann::ordered_json bs = nlohmann::ordered_json::object();
-        for (std::size_t s = 0; s < c.by_stage.size(); ++s) bs[m.graph.name(s)] = c.by_stage[s];
-        j["correlation_by_stage"] = bs;
-    }
-    const auto& v = r.won_value;
-    j.update(exact_summary_json(v));
-    j["won_value"] = exact_summary_json(v); // the same, nested as won_count is (docs/cli.md)
-    if (!a.quotas.empty()) {
-        j["quota"] = a.quotas.front();
-        j["p_quota"] = v.p_quota.front();
-        nlohmann::ordered_json all = nlohmann::ordered_json::array();
-        for (std::size_t i = 0; i < a.quotas.size(); ++i) all.push_back({{"quota", a.quotas[i]}, {"p", v.p_quota[i]}});
-        j["quotas"] = all;
-    }
-    j["won_count"] = exact_summary_json(r.won_count);
-    if (!r.sub_period_ends.empty()) {
-        nlohmann::ordered_json sp = nlohmann::ordered_json::array();
-        for (std::size_t i = 0; i < r.sub_period_ends.size(); ++i) {
-            nlohmann::ordered_json e = exact_summary_json(r.sub_period_value[i]);
-            e["end"] = r.sub_period_ends[i];
-            sp.push_back(e);
-        }
-        j["sub_periods"] = sp;
-    }
-    nlohmann::ordered_json st = nlohmann::ordered_json::array();
-    for (std::size_t s = 0; s < m.graph.open_count(); ++s)
-        st.push_back({{"stage", m.graph.name(s)},
-                      {"expected_wins", r.stage_expected_wins[s]},
-                      {"expected_value", r.stage_expected_value[s]}});
-    j["stages"] = st;
-    if (a.arrivals || a.model_arrivals)
-        j["arrivals"] = {{"expected_count", r.arrivals_expected_count},
-                         {"expected_wins", r.arrivals_expected_wins},
-                         {"expected_value", r.arrivals_expected_value},
-                         {"deal_paths", 0}};
-    // counts: the expected number of --paths paths per bin (the Monte Carlo shape);
-    // probabilities: the exact bin probabilities.
-    std::vector<std::uint64_t> counts;
-    for (double p : v.histogram) counts.push_back(static_cast<std::uint64_t>(std::llround(p * static_cast<double>(a.paths))));
-    j["histogram"] = {{"lower", v.hist_lower}, {"width", v.hist_width}, {"counts", counts}, {"probabilities", v.histogram}};
-    j["deal_paths"] = 0;
-    j["elapsed_seconds"] = r.elapsed_seconds;
-    j["deal_paths_per_second"] = 0;
-    j["method"] = "exact";
-    j["error_bound"] = r.error_bound;
-    j["probability_error"] = r.probability_error;
-    j["lattice"] = {{"step", r.step}, {"cells", r.cells}, {"quadrature_nodes", r.quadrature_nodes}};
-    return j;
-}
-
 void print_exact_report(const pipecast::model& m, const pipecast::exact_result& r, const simulate_args& a) {
     auto& os = std::cout;
     os << "Exact distribution (no Monte Carlo) for " << (m.name.empty() ? a.model_path : m.name) << ": " << r.deals
@@ -454,7 +288,9 @@ void run_simulate(const simulate_args& a) {
         (method == pipecast::distribution_method::automatic && pipecast::exact_applicable(o) && !calendar && !rows_wanted)) {
         if (!a.horizon) throw pipecast::argument_error("simulate: --method exact needs --horizon");
         const pipecast::exact_result r = pipecast::exact_distribution(m, b, o);
-        if (a.json) print_json(exact_to_json(m, r, a));
+        if (a.json)
+            print_json(pipecast::exact_document{m, r, choose_correlation(m, a), a.seed, a.paths, a.arrivals || a.model_arrivals,
+                                                a.as_of}); // results_json.hpp
         else print_exact_report(m, r, a);
         return;
     }
@@ -492,7 +328,8 @@ void run_simulate(const simulate_args& a) {
         if (rows_wanted) write_per_deal(a.cal.per_deal, rows, a.as_of.has_value(), dpu, rc);
     }
     if (a.json) {
-        auto j = to_json(m, r, a, threads);
+        json_out j = pipecast::simulation_document{m, r, choose_correlation(m, a), threads, a.arrivals || a.model_arrivals,
+                                                   a.as_of}; // results_json.hpp
         if (cal) j["calendar"] = calendar_json(*cal, dpu);
         if (rows_wanted && interrupted == 0) j["per_deal"] = deals_json(rows, a.as_of.has_value(), dpu, &rc);
         print_json(j);
@@ -533,7 +370,8 @@ void add_simulate_command(CLI::App& app) {
                     "SD of a per-path shock on the log-odds of forward conversion, in [0, 10] (0 = independent "
                     "deals); default: the model's overdispersion, else 0");
     cmd->add_option("--sub-periods", args->sub_periods, "Also report the value won by the end of K equal sub-periods");
-    cmd->add_option("--histogram", args->bins, "Histogram bins (default 20)");
+    cmd->add_option("--histogram", args->bins, "Histogram bins (default: the library's, simulation_options::histogram_bins)")
+        ->capture_default_str();
     cmd->add_option("--max-path-visits", args->max_path_visits,
                     "Stop a deal-path after this many stage visits, counted as not won and reported (default 10000)");
     cmd->add_option("--method", args->method,

@@ -8,6 +8,7 @@
 
 #include <pipecast/book_io.hpp>
 #include <pipecast/model_io.hpp>
+#include <pipecast/results_json.hpp>
 #include <pipecast/sweep.hpp>
 
 #include <CLI/CLI.hpp>
@@ -110,26 +111,6 @@ inline std::string percent(double p) {
     return os.str();
 }
 
-/// The changes of a scenario, as given (1 = unchanged, left out).
-inline nlohmann::ordered_json changes_json(const pipecast::scenario& s) {
-    nlohmann::ordered_json j = nlohmann::ordered_json::object();
-    if (s.dwell_scale != 1.0) j["dwell_scale"] = s.dwell_scale;
-    if (s.win_odds_scale != 1.0) j["win_odds_scale"] = s.win_odds_scale;
-    if (s.arrival_scale != 1.0) j["arrival_scale"] = s.arrival_scale;
-    if (s.deal_size_scale != 1.0) j["deal_size_scale"] = s.deal_size_scale;
-    if (!s.stages.empty()) {
-        nlohmann::ordered_json st = nlohmann::ordered_json::object();
-        for (const auto& [name, v] : s.stages) {
-            nlohmann::ordered_json x = nlohmann::ordered_json::object();
-            if (v.dwell_scale) x["dwell_scale"] = *v.dwell_scale;
-            if (v.win_odds_scale) x["win_odds_scale"] = *v.win_odds_scale;
-            st[name] = x;
-        }
-        j["stages"] = st;
-    }
-    return j;
-}
-
 inline std::string changes_text(const pipecast::scenario& s) {
     std::ostringstream os;
     auto item = [&](const std::string& k, double v) { os << (os.tellp() > 0 ? ", " : "") << k << ' ' << v; };
@@ -145,20 +126,6 @@ inline std::string changes_text(const pipecast::scenario& s) {
     return t.empty() ? "(none)" : t;
 }
 
-/// 0.1 -> "p10".
-inline std::string quantile_key(double q) {
-    std::ostringstream os;
-    os.precision(10);
-    os << 'p' << 100.0 * q;
-    return os.str();
-}
-
-inline nlohmann::ordered_json quantiles_json(const pipecast::outcome_summary& s) {
-    nlohmann::ordered_json q = nlohmann::ordered_json::object();
-    for (std::size_t i = 0; i < s.quantile_levels.size(); ++i) q[quantile_key(s.quantile_levels[i])] = s.quantiles[i];
-    return q;
-}
-
 /// Where and how long it ran (not part of the results: differs between runs).
 struct run_info {
     double wall_seconds = 0.0;
@@ -171,48 +138,7 @@ struct run_info {
 /// (the pieces' wall times summed over the processes), "processes" and "threads" say how it ran.
 inline nlohmann::ordered_json sweep_json(const pipecast::sweep& sw, const pipecast::sweep_result& r,
                                          const pipecast::model& m, const run_info& info) {
-    nlohmann::ordered_json j;
-    j["model"] = m.name;
-    j["time_unit"] = m.time_unit;
-    j["currency"] = m.currency;
-    j["deals"] = r.deals;
-    j["paths"] = r.paths;
-    j["horizon"] = r.horizon;
-    j["seed"] = r.seed;
-    j["arrivals"] = sw.options().model_arrivals && m.arrivals.has_value();
-    j["base"] = sw.scenarios()[r.base].name;
-    j["quotas"] = sw.options().quotas;
-    nlohmann::ordered_json list = nlohmann::ordered_json::array();
-    for (std::size_t i = 0; i < r.scenarios.size(); ++i) {
-        const pipecast::scenario_result& s = r.scenarios[i];
-        nlohmann::ordered_json e;
-        e["name"] = s.name;
-        e["changes"] = changes_json(sw.scenarios()[i]);
-        e["mean"] = s.won_value.mean;
-        e["stderr"] = s.won_value.standard_error;
-        e["sd"] = s.won_value.sd;
-        e["quantiles"] = quantiles_json(s.won_value);
-        nlohmann::ordered_json pq = nlohmann::ordered_json::array();
-        for (std::size_t k = 0; k < s.won_value.quotas.size(); ++k)
-            pq.push_back({{"quota", s.won_value.quotas[k]}, {"p", s.won_value.p_quota[k]}});
-        e["p_quota"] = pq;
-        e["won_count"] = {{"mean", s.won_count.mean}, {"stderr", s.won_count.standard_error}};
-        nlohmann::ordered_json d;
-        d["mean"] = s.difference.mean;
-        d["stderr"] = s.difference.standard_error;
-        d["sd"] = s.difference.sd;
-        d["quantiles"] = quantiles_json(s.difference);
-        e["difference"] = d;
-        e["correlation"] = s.correlation;
-        e["capped_deal_paths"] = s.capped_deal_paths;
-        list.push_back(e);
-    }
-    j["scenarios"] = list;
-    j["elapsed_seconds"] = info.wall_seconds;
-    j["piece_seconds"] = r.elapsed_seconds; // the pieces' wall times summed over every process
-    j["processes"] = info.processes;
-    j["threads"] = info.threads;
-    return j;
+    return pipecast::sweep_document{sw, r, m, info.wall_seconds, info.processes, info.threads}; // results_json.hpp
 }
 
 /// The report as a table.

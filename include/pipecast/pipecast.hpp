@@ -31,3 +31,4 @@
 #include <pipecast/backtest.hpp>
 #include <pipecast/report.hpp>
 #include <pipecast/svg.hpp>
+#include <pipecast/results_json.hpp>
