@@ -691,3 +691,24 @@ TEST_CASE("model_io: hostile input") {
         std::filesystem::remove_all(dir);
     }
 }
+
+TEST_CASE("the nlohmann ADL hooks: json j = model is what write_model writes, and reads back") {
+    for (const std::string& path : {b2b6_path, std::string(PIPECAST_SOURCE_DIR "/examples/data/saas.json")}) {
+        INFO(path);
+        const model m = pipecast::load_model(path);
+        std::ostringstream out;
+        pipecast::write_model(out, m);
+        const json j = m; // the ADL form: to_json(json&, const model&)
+        CHECK(j == json::parse(out.str()));
+        CHECK(j.dump(2) + "\n" == out.str()); // the same text, keys in the saved files' order
+        const nlohmann::ordered_json o = m;    // ordered_json keeps that order too
+        CHECK(o.dump(2) + "\n" == out.str());
+        CHECK(j == pipecast::to_json(m)); // the function form still works
+        CHECK(pipecast::model_from_json(j) == m);
+        CHECK(pipecast::model_from_json(json::parse(o.dump())) == m);
+        // a dwell alone
+        const json d = m.graph.stages().front().branches.empty() ? json(m.graph.stages().front().dwell)
+                                                                 : json(m.graph.stages().front().branches.front().dwell);
+        CHECK(d.contains("dist"));
+    }
+}

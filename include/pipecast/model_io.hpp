@@ -661,6 +661,22 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
     return j;
 }
 
+/// The nlohmann ADL hook: `nlohmann::json j = m;` (or nlohmann::ordered_json) gives the JSON
+/// that write_model writes, keys in the same (alphabetical) order as the saved files
+/// (docs/model-format.md); model_from_json(j) reads it back.
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const model& m) {
+    j = Json(to_json(m));
+}
+
+/// The nlohmann ADL hook of a dwell distribution: `nlohmann::json j = d;` (the form to_json(d) returns).
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const dwell_distribution& d) {
+    j = Json(to_json(d));
+}
+
 /// The model as indented JSON text. @throws error if a name is not valid UTF-8 (a model
 /// built in code; files read are checked).
 [[nodiscard]] inline std::string model_json_text(const model& m) {
