@@ -14,6 +14,14 @@ if(MODE STREQUAL "find_package")
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${root}/pipecast-build" -DPIPECAST_BUILD_TESTS=OFF
       -DPIPECAST_BUILD_EXAMPLES=OFF -DPIPECAST_INSTALL=ON)
   run(${CMAKE_COMMAND} --install "${root}/pipecast-build" --prefix "${root}/prefix")
+  # The installed target carries Threads::Threads (simulate() uses std::jthread): a consumer
+  # does not add it itself.
+  file(GLOB_RECURSE targets "${root}/prefix/*/pipecastTargets.cmake")
+  file(READ "${targets}" text)
+  string(FIND "${text}" "Threads::Threads" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${targets}: pipecast::pipecast does not link Threads::Threads")
+  endif()
   run(${CMAKE_COMMAND} -S "${consumer}" -B "${root}/consumer-build" "-DCMAKE_PREFIX_PATH=${root}/prefix")
 else()
   run(${CMAKE_COMMAND} -S "${consumer}" -B "${root}/consumer-build" -DCONSUME_MODE=add_subdirectory
