@@ -128,6 +128,20 @@ TEST_CASE("variates") {
         }
     }
 
+    SUBCASE("uniform_open is Random123's u01, bit for bit the simulator's former (k + 1/2)·2^-32") {
+        // The simulator's results stay bit-identical only if every word maps to the same double.
+        std::uint64_t differ = 0;
+        for (std::uint64_t k = 0; k <= 0xFFFFFFFFull; k += 4093) { // ~1.05M words across the range
+            const auto w = static_cast<std::uint32_t>(k);
+            const double before = (static_cast<double>(w) + 0.5) * 0x1p-32;
+            const double before_c = (static_cast<double>(0xFFFFFFFFu - w) + 0.5) * 0x1p-32;
+            differ += uniform_open(w) != before || uniform_open_complement(w) != before_c;
+        }
+        for (std::uint32_t w : {0u, 1u, 2u, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFEu, 0xFFFFFFFFu})
+            differ += uniform_open(w) != (static_cast<double>(w) + 0.5) * 0x1p-32;
+        CHECK(differ == 0);
+    }
+
     SUBCASE("dwell tables match Boost.Math within 1e-5 relative on dense grids") {
         const std::vector<dwell_distribution> ds = {
             dwell_distribution::exponential(7.0),        dwell_distribution::gamma(2.0, 14.0),

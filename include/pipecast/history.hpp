@@ -435,8 +435,10 @@ inline void check_visit_chains(visit_log& log, const history_options& opt, chain
     if (dropped) filter_visits(log, keep);
 }
 
-/// Decides which stage codes are open, checks the names against the options, sets the log
-/// end and validates the chains. `open_by_data[s]` says the data shows s as open.
+/// Finishes a log read from a source: a stage named in opt.outcomes is an outcome and one
+/// named in opt.stages is open, whatever the data suggested (log.stage_open); the log ends at
+/// `as_of`, else at its latest entry or exit; then check_visit_chains (messages naming the
+/// columns `col`).
 inline void finish_log(visit_log& log, const history_options& opt, std::optional<double> as_of,
                        chain_columns col = {}) {
     std::unordered_set<std::string> known_open(opt.stages.begin(), opt.stages.end());

@@ -68,6 +68,7 @@
 
 #include <pipecast/analytics.hpp>
 #include <pipecast/book.hpp>
+#include <pipecast/detail/quantile.hpp>
 #include <pipecast/detail/sim_philox.hpp>
 #include <pipecast/dwell.hpp>
 #include <pipecast/error.hpp>
@@ -468,12 +469,7 @@ inline void check_estimate(const simulation_estimate& e, const simulation_option
     std::sort(sorted.begin(), sorted.end());
     s.min = sorted.front();
     s.max = sorted.back();
-    for (double q : o.quantiles) {
-        const double h = q * static_cast<double>(n - 1);
-        const auto lo = static_cast<std::size_t>(std::floor(h));
-        const std::size_t hi = std::min(lo + 1, n - 1);
-        s.quantiles.push_back(sorted[lo] + (h - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]));
-    }
+    for (double q : o.quantiles) s.quantiles.push_back(detail::sorted_quantile(sorted, q));
     for (double q : o.quotas) {
         const auto it = std::lower_bound(sorted.begin(), sorted.end(), q);
         s.p_quota.push_back(static_cast<double>(sorted.end() - it) / static_cast<double>(n));
@@ -955,8 +951,10 @@ private:
     /// the Doob h-transform of the jump chain by w = P(win | stage): from open i with
     /// w_i > 0, P̃(i→j) = P(i→j) w_j / w_i for open j, P(i→k) / w_i for a winning outcome k,
     /// 0 for a losing one (the dwells are unchanged: in a semi-Markov model the next stage
-    /// is independent of the dwell). w_i is set to exactly 0 where no winning outcome is
-    /// reachable in the graph, so numerical noise of the solve never makes a stage winnable.
+    /// is independent of the dwell): detail::for_each_win_conditioned_edge, each row then
+    /// renormalised by its sum. w_i is set to exactly 0 where no winning outcome is reachable
+    /// in the graph (stage_graph::can_reach), so numerical noise of the solve never makes a
+    /// stage winnable.
     void prepare_overrides() {
         const auto ov = b_.probability_overrides();
         const std::size_t n = b_.size();
@@ -965,22 +963,10 @@ private:
         if (count == 0) return;
         if (n > 0xFFFFFFFFull)
             throw argument_error(detail::message("simulate: a book with probability overrides must have < 2^32 deals, got ", n));
-        // Latent states that can reach a winning outcome (backward closure over positive edges).
+        // Latent states that can reach a winning outcome.
         const stage_graph& lg = lg_;
         const std::size_t size = lg.size();
-        std::vector<char> reach(size, 0);
-        for (std::size_t s = m_; s < size; ++s) reach[s] = lg.is_win(s) ? 1 : 0;
-        for (bool changed = true; changed;) {
-            changed = false;
-            for (std::size_t i = 0; i < m_; ++i)
-                if (!reach[i])
-                    for (std::size_t j = 0; j < size; ++j)
-                        if (reach[j] && lg.transition(i, j) > 0.0) {
-                            reach[i] = 1;
-                            changed = true;
-                            break;
-                        }
-        }
+        const std::vector<char> reach = lg.can_reach([&lg](std::size_t k) { return lg.is_win(k); });
         const Eigen::VectorXd wv = analyse(lg).win_probability;
         std::vector<double> w(size, 0.0);
         for (std::size_t i = 0; i < m_; ++i)
@@ -988,16 +974,13 @@ private:
         for (std::size_t s = m_; s < size; ++s) w[s] = lg.is_win(s) ? 1.0 : 0.0;
         std::vector<std::vector<double>> rows(m_, std::vector<double>(size, 0.0));
         std::vector<char> winnable(m_, 0);
+        detail::for_each_win_conditioned_edge(lg, std::span<const double>(w.data(), m_),
+                                              [&rows](std::size_t i, std::size_t j, double v) { rows[i][j] = v; });
         for (std::size_t i = 0; i < m_; ++i) {
             double sum = 0.0;
-            if (w[i] > 0.0) {
-                for (std::size_t j = 0; j < size; ++j) {
-                    rows[i][j] = lg.transition(i, j) * w[j];
-                    sum += rows[i][j];
-                }
-            }
+            for (double x : rows[i]) sum += x;
             if (sum > 0.0) {
-                for (double& x : rows[i]) x /= sum; // = P(i→j) w_j / w_i up to rounding
+                for (double& x : rows[i]) x /= sum; // renormalised: w_i is the solve's, Σ_j P(i→j) w_j up to rounding
                 winnable[i] = 1;
             } else {
                 for (std::size_t j = 0; j < size; ++j) rows[i][j] = lg.transition(i, j); // never used

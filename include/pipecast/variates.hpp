@@ -43,6 +43,7 @@
 #include <pipecast/stage_graph.hpp>
 
 #include <Random123/philox.h>
+#include <Random123/uniform.hpp>
 
 #include <algorithm>
 #include <array>
@@ -76,23 +77,19 @@ using philox_block = std::array<std::uint32_t, 4>;
 /// (low word first). Pure function: the same arguments give the same block on any machine.
 /// Example: `philox_draw(0, {0, 0, 0, 0})` is {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
 /// the Random123 known-answer vector.
-#if defined(__GNUC__)
-[[gnu::always_inline]]
-#endif
-[[nodiscard]] inline philox_block philox_draw(std::uint64_t seed, const philox_counter& counter) noexcept {
+PIPECAST_HOT_INLINE [[nodiscard]] inline philox_block philox_draw(std::uint64_t seed, const philox_counter& counter) noexcept {
     const r123::Philox4x32::ctr_type c = {{counter[0], counter[1], counter[2], counter[3]}};
     const r123::Philox4x32::key_type k = {{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}};
     const auto r = r123::Philox4x32{}(c, k);
     return {r[0], r[1], r[2], r[3]};
 }
 
-/// The uniform (k + ½)·2⁻³² in (0, 1) of a 32-bit word (exact in double).
-[[nodiscard]] constexpr double uniform_open(std::uint32_t k) noexcept {
-    return (static_cast<double>(k) + 0.5) * 0x1p-32;
-}
-/// 1 − uniform_open(k), exactly.
-[[nodiscard]] constexpr double uniform_open_complement(std::uint32_t k) noexcept {
-    return (static_cast<double>(0xFFFFFFFFu - k) + 0.5) * 0x1p-32;
+/// The uniform (k + ½)·2⁻³² in (0, 1) of a 32-bit word: Random123's u01<double>, which
+/// computes k·2⁻³² + 2⁻³³, exact in double (33 significant bits), so never 0 or 1.
+PIPECAST_HOT_INLINE [[nodiscard]] inline double uniform_open(std::uint32_t k) noexcept { return r123::u01<double>(k); }
+/// 1 − uniform_open(k), exactly: uniform_open of the complementary word 2³² − 1 − k.
+PIPECAST_HOT_INLINE [[nodiscard]] inline double uniform_open_complement(std::uint32_t k) noexcept {
+    return r123::u01<double>(0xFFFFFFFFu - k);
 }
 
 // ---------------------------------------------------------------------------------------
