@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -186,4 +187,31 @@ TEST_CASE("kpi_report, calendar and sweep hooks hold the result's numbers") {
     const ojson sj = s;
     CHECK(sj.size() == 1);
     CHECK(sj["dwell_scale"] == 0.8);
+}
+
+TEST_CASE("per_deal_document: per_deal_csv's columns as keys, expected_close as a date") {
+    const pipecast::model m = pipecast::load_model(saas_model);
+    const pipecast::book b = load_book(m, saas_deals);
+    pipecast::age_aware_options ao;
+    ao.per_deal = true;
+    const auto aa = pipecast::age_aware_forecast(m.graph, b, ao);
+    std::vector<char> stale(b.size(), 0);
+    std::vector<double> close(b.size(), std::numeric_limits<double>::quiet_NaN());
+    close[0] = 20000.5; // 2024-10-04 12:00 in days since 1970-01-01
+    const auto rows = pipecast::deal_forecasts(m.graph, b, 0.0, aa.deal_win_probability, aa.deal_win_probability, close, stale);
+    const ojson j = pipecast::per_deal_document{rows, true, 1.0};
+    REQUIRE(j.size() == b.size());
+    // The keys are the CSV's header, in its order.
+    const std::string csv = pipecast::per_deal_csv(rows, true, 1.0);
+    std::string keys;
+    for (const auto& item : j[0].items()) {
+        if (!keys.empty()) keys += ',';
+        keys += item.key();
+    }
+    CHECK(keys == csv.substr(0, csv.find('\n')));
+    CHECK(j[0]["expected_close"].get<std::string>().substr(0, 10) == "2024-10-04");
+    CHECK(j[1]["expected_close"].is_null());
+    CHECK(j[1]["p_win"] == rows[1].p_win);
+    const ojson alone = rows[0]; // a row alone: expected_close as a time
+    CHECK(alone["expected_close"] == 20000.5);
 }

@@ -258,29 +258,15 @@ inline std::string per_deal_text(const std::vector<pipecast::deal_forecast>& dea
 /// The per-deal rows as a JSON list (the CSV's columns as keys).
 inline cal_json deals_json(const std::vector<pipecast::deal_forecast>& deals, bool dates, double dpu,
                            const rep_close* rc = nullptr) {
-    cal_json list = cal_json::array();
-    for (std::size_t i = 0; i < deals.size(); ++i) {
-        const auto& d = deals[i];
-        cal_json x;
-        x["id"] = d.id;
-        x["stage"] = d.stage;
-        x["age"] = d.age;
-        x["amount"] = d.amount;
-        x["p_win"] = d.p_win;
-        x["p_win_within"] = d.p_win_within;
-        x["expected_close"] =
-            std::isfinite(d.expected_close) ? cal_json(pipecast::format_time(d.expected_close, dates, dpu)) : cal_json(nullptr);
-        x["stale"] = d.stale;
-        x["expected_value"] = d.expected_value;
-        x["owner"] = d.owner;
-        if (rc && rc->any()) {
+    cal_json list = pipecast::per_deal_document{deals, dates, dpu}; // results_json.hpp
+    if (rc && rc->any()) // the reps' close dates: the CLI reads them from the deals file
+        for (std::size_t i = 0; i < deals.size(); ++i) {
+            cal_json& x = list[i];
             const bool has = std::isfinite(rc->date[i]);
             x["close_date"] = has ? cal_json(pipecast::format_time(rc->date[i], true, dpu)) : cal_json(nullptr);
             x["p_won_by_close_date"] = has ? cal_json(rc->p_won_by[i]) : cal_json(nullptr);
             x["close_date_past"] = has ? cal_json(rc->past[i] != 0) : cal_json(nullptr);
         }
-        list.push_back(x);
-    }
     return list;
 }
 

@@ -11,12 +11,14 @@
 /// - a result alone: `nlohmann::ordered_json j = pipecast::weighted_forecast(g, b);` works for
 ///   weighted_forecast_result, age_aware_forecast_result, period_forecast_result,
 ///   outcome_summary, simulation_result, exact_summary, exact_result, velocity_terms,
-///   history_fit, kpi_report and scenario. Stages are named where the result names them.
+///   history_fit, kpi_report, deal_forecast and scenario. Stages are named where the result
+///   names them.
 /// - a document: a result with what its report says besides (the model's name, currency and
 ///   time unit, the as-of date, the run's settings). `forecast_document`, `funnel_document`,
-///   `simulation_document`, `exact_document`, `fit_document`, `calendar_document` and
-///   `sweep_document` give exactly the JSON of `pipecast forecast|funnel|simulate|fit|sweep
-///   --json` (the CLI builds its output from them), keys in the same order with ordered_json.
+///   `simulation_document`, `exact_document`, `fit_document`, `calendar_document`,
+///   `per_deal_document` and `sweep_document` give exactly the JSON of `pipecast
+///   forecast|funnel|simulate|fit|sweep --json` and of its `calendar` and `per_deal` keys (the
+///   CLI builds its output from them), keys in the same order with ordered_json.
 ///
 /// The documents hold references: build one where the results live and convert it at once
 /// (`nlohmann::ordered_json j = pipecast::forecast_document{m, f, aa};`).
@@ -919,6 +921,41 @@ PIPECAST_JSON_HOOK(calendar_document) {
             e["owners"].push_back(std::move(y));
         }
         j["buckets"].push_back(std::move(e));
+    }
+}
+
+/// One per-deal row: {id, stage, age, amount, p_win, p_win_within, expected_close, stale,
+/// expected_value, owner} (expected_close in model time, null where never won; a
+/// per_deal_document writes it as a date).
+PIPECAST_JSON_HOOK(deal_forecast) {
+    j = Json::object();
+    j["id"] = x.id;
+    j["stage"] = x.stage;
+    j["age"] = x.age;
+    j["amount"] = x.amount;
+    j["p_win"] = x.p_win;
+    j["p_win_within"] = x.p_win_within;
+    j["expected_close"] = detail::number_or_null<Json>(x.expected_close);
+    j["stale"] = x.stale;
+    j["expected_value"] = x.expected_value;
+    j["owner"] = x.owner;
+}
+
+/// The per-deal rows as the CLI's key `per_deal` (the columns of per_deal_csv as keys):
+/// expected_close as a date when `dates` (else a time), null where never won.
+struct per_deal_document {
+    const std::vector<deal_forecast>& deals;
+    bool dates = false;
+    double days_per_unit = 1.0;
+};
+
+PIPECAST_JSON_HOOK(per_deal_document) {
+    j = Json::array();
+    for (const auto& d : x.deals) {
+        Json e = d;
+        e["expected_close"] =
+            std::isfinite(d.expected_close) ? Json(format_time(d.expected_close, x.dates, x.days_per_unit)) : Json(nullptr);
+        j.push_back(std::move(e));
     }
 }
 
