@@ -396,6 +396,41 @@ TEST_CASE("estimation") {
         CHECK_THROWS_AS((void)fit_segments(log, "owner"), argument_error);
     }
 
+    SUBCASE("segment fits share the whole history's funnel order") {
+        // Team a's 30 deals go Lead -> Demo, team b's 10 go Demo -> Lead: alone, b would put
+        // Demo first; every segment takes fit_history's order of the whole log (Lead, Demo).
+        std::ostringstream os;
+        os << "deal_id,stage,entered,exited,next_stage,team\n";
+        for (int i = 0; i < 40; ++i) {
+            const bool a = i < 30;
+            const char* first = a ? "Lead" : "Demo";
+            const char* second = a ? "Demo" : "Lead";
+            os << "D" << i << ',' << first << ",0," << 1 + i % 5 << ',' << second << ',' << (a ? "a" : "b") << '\n';
+            os << "D" << i << ',' << second << ',' << 1 + i % 5 << ',' << 3 + i % 5 + i % 7 << ',' << (i % 2 ? "Won" : "Lost")
+               << ',' << (a ? "a" : "b") << '\n';
+        }
+        std::istringstream in(os.str());
+        const visit_log log = read_visit_log(in);
+        const history_fit all = fit_history(log);
+        REQUIRE(all.stages.size() == 2);
+        CHECK(all.stages[0].name == "Lead");
+        const auto seg = fit_segments(log, "team");
+        REQUIRE(seg.size() == 2);
+        for (const auto& sg : seg) {
+            INFO("segment ", sg.value);
+            REQUIRE(sg.fit.stages.size() == 2);
+            CHECK(sg.fit.stages[0].name == all.stages[0].name);
+            CHECK(sg.fit.stages[1].name == all.stages[1].name);
+        }
+        // Alone, team b's history orders Demo first (so the shared order is a real constraint).
+        fit_options ob;
+        std::ostringstream bs;
+        bs << "deal_id,stage,entered,exited,next_stage\n";
+        bs << "X,Demo,0,1,Lead\nX,Lead,1,3,Won\nY,Demo,0,2,Lead\nY,Lead,2,5,Lost\n";
+        std::istringstream bin(bs.str());
+        CHECK(fit_history(read_visit_log(bin), ob).stages[0].name == "Demo");
+    }
+
     SUBCASE("segments by deal-size band") {
         std::istringstream in("deal_id,stage,entered,exited,next_stage,amount\n"
                               "A,Lead,0,1,Won,500\nB,Lead,0,2,Lost,5000\nC,Lead,0,3,Won,50000\n"

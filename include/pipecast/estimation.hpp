@@ -1630,6 +1630,59 @@ inline std::optional<overdispersion_estimate> estimate_overdispersion(const stag
     return o;
 }
 
+/// The open stages of the visits i with select(i) true in funnel order (stage codes of the
+/// log): opt.stage_order when given (checked: open stages of the history, none of the visited
+/// ones missing), else by the mean position of their visits in the deals' paths (position 0 at
+/// a deal's first selected visit), ties by first appearance. The one rule for the funnel
+/// order: fit_selected uses it, and fit_segments takes the whole history's order from it.
+/// @throws argument_error on a bad stage_order or no visits.
+template <class Select>
+[[nodiscard]] std::vector<std::uint32_t> funnel_order(const visit_log& log, const fit_options& opt, Select&& select) {
+    const std::size_t ns = log.stage_names.size();
+    std::vector<double> pos_sum(ns, 0.0), pos_n(ns, 0.0);
+    std::vector<std::size_t> first_seen(ns, std::numeric_limits<std::size_t>::max());
+    std::uint32_t cur = no_stage;
+    double position = 0.0;
+    for (std::size_t i = 0; i < log.size(); ++i) {
+        if (!select(i)) continue;
+        if (log.deal[i] != cur) {
+            cur = log.deal[i];
+            position = 0.0;
+        }
+        const std::uint32_t s = log.stage[i];
+        first_seen[s] = std::min(first_seen[s], i);
+        pos_sum[s] += position;
+        pos_n[s] += 1.0;
+        position += 1.0;
+    }
+    std::vector<std::uint32_t> open;
+    if (!opt.stage_order.empty()) {
+        for (const auto& nm : opt.stage_order) {
+            const auto code = log.find_stage(nm);
+            if (!code || !log.stage_open[*code])
+                throw argument_error(message("fit_history: stage_order names '", nm, "', not an open stage of the history"));
+            open.push_back(*code);
+        }
+        for (std::uint32_t s = 0; s < ns; ++s)
+            if (log.stage_open[s] && pos_n[s] > 0 && std::find(open.begin(), open.end(), s) == open.end())
+                throw argument_error(message("fit_history: stage_order misses the open stage '", log.stage_names[s], "'"));
+    } else {
+        for (std::uint32_t s = 0; s < ns; ++s)
+            if (log.stage_open[s] && pos_n[s] > 0) open.push_back(s);
+        std::stable_sort(open.begin(), open.end(), [&](std::uint32_t a, std::uint32_t b) {
+            const double pa = pos_sum[a] / pos_n[a], pb = pos_sum[b] / pos_n[b];
+            return pa != pb ? pa < pb : first_seen[a] < first_seen[b];
+        });
+    }
+    if (open.empty()) throw argument_error("fit_history: the history has no visits");
+    return open;
+}
+
+/// The recency window of fit_options: visit i counts when it entered at or after end − window.
+[[nodiscard]] inline bool in_window(const visit_log& log, const fit_options& opt, std::size_t i) noexcept {
+    return !(log.entered[i] < log.end_time - opt.window);
+}
+
 /// Fits the visits i with select(i) true (visits of one deal are contiguous in the log).
 template <class Select>
 [[nodiscard]] history_fit fit_selected(const visit_log& log, const fit_options& opt, Select&& select_visit) {
@@ -1655,20 +1708,18 @@ template <class Select>
     // Recency: the window drops visits that entered before end − window; half-life weights.
     const double end = log.end_time;
     const bool weighted = std::isfinite(opt.half_life);
-    auto select = [&](std::size_t i) { return select_visit(i) && !(log.entered[i] < end - opt.window); };
+    auto select = [&](std::size_t i) { return select_visit(i) && in_window(log, opt, i); };
     auto weight = [&](std::size_t i) { return weighted ? std::exp2(-(end - log.entered[i]) / opt.half_life) : 1.0; };
 
-    // One pass: positions in the deals' paths, counts, durations per stage.
-    std::vector<double> pos_sum(ns, 0.0), pos_n(ns, 0.0);
+    // One pass: counts, durations per stage.
     std::vector<std::size_t> n_exit(ns, 0), n_cens(ns, 0);
-    std::vector<std::size_t> first_seen(ns, std::numeric_limits<std::size_t>::max());
     std::vector<double> entry_count(ns, 0.0), entry_weight(ns, 0.0);
     std::vector<double> deal_amount, deal_weight;
     double start = std::numeric_limits<double>::infinity();
     std::size_t deals = 0, visits = 0;
     {
         std::uint32_t cur = no_stage;
-        double position = 0.0, amount = nan_v, amount_w = 1.0;
+        double amount = nan_v, amount_w = 1.0;
         auto close_deal = [&] {
             if (cur != no_stage && std::isfinite(amount) && amount > 0.0) {
                 deal_amount.push_back(amount);
@@ -1681,7 +1732,6 @@ template <class Select>
             if (log.deal[i] != cur) {
                 close_deal();
                 cur = log.deal[i];
-                position = 0.0;
                 amount = nan_v;
                 ++deals;
                 // an arrival only if this is the deal's first visit (not cut by the window)
@@ -1691,10 +1741,6 @@ template <class Select>
                 }
             }
             const std::uint32_t s = log.stage[i];
-            first_seen[s] = std::min(first_seen[s], i);
-            pos_sum[s] += position;
-            pos_n[s] += 1.0;
-            position += 1.0;
             // one amount per deal: its last positive finite amount (a lost deal's 0 or blank is not its size)
             if (std::isfinite(log.amount[i]) && log.amount[i] > 0.0) {
                 amount = log.amount[i];
@@ -1711,26 +1757,7 @@ template <class Select>
     out.start_time = std::isfinite(start) ? start : log.end_time;
 
     // Open stages in funnel order.
-    std::vector<std::uint32_t> open;
-    if (!opt.stage_order.empty()) {
-        for (const auto& nm : opt.stage_order) {
-            const auto code = log.find_stage(nm);
-            if (!code || !log.stage_open[*code])
-                throw argument_error(message("fit_history: stage_order names '", nm, "', not an open stage of the history"));
-            open.push_back(*code);
-        }
-        for (std::uint32_t s = 0; s < ns; ++s)
-            if (log.stage_open[s] && pos_n[s] > 0 && std::find(open.begin(), open.end(), s) == open.end())
-                throw argument_error(message("fit_history: stage_order misses the open stage '", log.stage_names[s], "'"));
-    } else {
-        for (std::uint32_t s = 0; s < ns; ++s)
-            if (log.stage_open[s] && pos_n[s] > 0) open.push_back(s);
-        std::stable_sort(open.begin(), open.end(), [&](std::uint32_t a, std::uint32_t b) {
-            const double pa = pos_sum[a] / pos_n[a], pb = pos_sum[b] / pos_n[b];
-            return pa != pb ? pa < pb : first_seen[a] < first_seen[b];
-        });
-    }
-    if (open.empty()) throw argument_error("fit_history: the history has no visits");
+    const std::vector<std::uint32_t> open = funnel_order(log, opt, select);
     std::vector<std::size_t> slot(ns, std::numeric_limits<std::size_t>::max());
     for (std::size_t k = 0; k < open.size(); ++k) slot[open[k]] = k;
 
@@ -2005,10 +2032,9 @@ struct segment_fit {
         throw argument_error(detail::message("fit_segments: no column '", column, "' in ", log.source,
                                              " (extra columns: ", cols.empty() ? "none" : cols, ")"));
     }
-    if (opt.stage_order.empty()) {
-        const history_fit all = fit_history(log, opt);
-        for (const auto& s : all.stages) opt.stage_order.push_back(s.name);
-    }
+    if (opt.stage_order.empty()) // the whole history's funnel order (fit_history's), without fitting it
+        for (std::uint32_t code : detail::funnel_order(log, opt, [&](std::size_t i) { return detail::in_window(log, opt, i); }))
+            opt.stage_order.push_back(log.stage_names[code]);
     std::vector<segment_fit> out;
     const auto& codes = log.extra[*c];
     for (std::uint32_t v = 0; v < log.extra_values[*c].size(); ++v) {

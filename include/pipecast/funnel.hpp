@@ -490,7 +490,10 @@ struct funnel_book_terms {
 
 /// Step 5: the book held against the ideal funnel (f.gap, the actual coverage and velocity).
 /// A deal's P(win within the time left | stage, age) is won_within on the period's table,
-/// and its override o follows the forecast's rule (override_within).
+/// and its override o follows the forecast's rule (override_within). Not period_forecast's
+/// lattice: the levers re-evaluate the book per deal and at scaled ages and horizons with
+/// won_within, and at step 0 they must give this in-period forecast; the two agree within
+/// the lattice's error bound (tests/unit_agreement.cpp).
 [[nodiscard]] inline funnel_book_terms hold_book(const stage_graph& g, const absorption_analysis& a,
                                                  const funnel_target& t, const win_time_table& tab,
                                                  const book& actual, ideal_funnel_result& f) {
