@@ -81,26 +81,27 @@ template <class Json>
 
 } // namespace detail
 
-#define PIPECAST_JSON_HOOK(T)                                                                                          \
-    template <class Json>                                                                                              \
-        requires nlohmann::detail::is_basic_json<Json>::value                                                          \
-    void to_json(Json& j, const T& x)
-
 // --- forecast.hpp ----------------------------------------------------------------------------
 
 /// {stage, count, amount, win_probability, weighted, overridden}.
-PIPECAST_JSON_HOOK(stage_forecast) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const stage_forecast& x) {
     j = Json{{"stage", x.stage},       {"count", x.count},       {"amount", x.amount},
              {"win_probability", x.win_probability}, {"weighted", x.weighted}, {"overridden", x.overridden}};
 }
 
 /// {key, count, amount, weighted, overridden}.
-PIPECAST_JSON_HOOK(group_forecast) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const group_forecast& x) {
     j = Json{{"key", x.key}, {"count", x.count}, {"amount", x.amount}, {"weighted", x.weighted}, {"overridden", x.overridden}};
 }
 
 /// {deals, currency, total_amount, weighted_total, overridden, by_stage, by_owner, by_category}.
-PIPECAST_JSON_HOOK(weighted_forecast_result) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const weighted_forecast_result& x) {
     j = Json::object();
     j["deals"] = x.count;
     j["currency"] = x.currency;
@@ -112,7 +113,9 @@ PIPECAST_JSON_HOOK(weighted_forecast_result) {
     j["by_category"] = x.by_category;
 }
 
-PIPECAST_JSON_HOOK(stage_age_forecast) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const stage_age_forecast& x) {
     j = Json{{"stage", x.stage},
              {"count", x.count},
              {"amount", x.amount},
@@ -126,7 +129,9 @@ PIPECAST_JSON_HOOK(stage_age_forecast) {
              {"overridden", x.overridden}};
 }
 
-PIPECAST_JSON_HOOK(group_age_forecast) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const group_age_forecast& x) {
     j = Json{{"key", x.key},
              {"count", x.count},
              {"amount", x.amount},
@@ -138,7 +143,9 @@ PIPECAST_JSON_HOOK(group_age_forecast) {
 }
 
 /// The age-aware forecast and its stalled deals (the per-deal vectors left out).
-PIPECAST_JSON_HOOK(age_aware_forecast_result) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const age_aware_forecast_result& x) {
     j = Json::object();
     j["deals"] = x.count;
     j["currency"] = x.currency;
@@ -156,17 +163,23 @@ PIPECAST_JSON_HOOK(age_aware_forecast_result) {
     j["by_category"] = x.by_category;
 }
 
-PIPECAST_JSON_HOOK(stage_period_forecast) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const stage_period_forecast& x) {
     j = Json{{"stage", x.stage}, {"count", x.count}, {"amount", x.amount}, {"expected", x.expected}};
 }
 
-PIPECAST_JSON_HOOK(group_period_forecast) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const group_period_forecast& x) {
     j = Json{{"key", x.key}, {"count", x.count}, {"amount", x.amount}, {"expected", x.expected}};
 }
 
 /// {horizon, expected, method, step, error_estimate, by_stage, ...} (the CLI's within_horizon
 /// object, plus the deal count, amount, currency and the groups).
-PIPECAST_JSON_HOOK(period_forecast_result) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const period_forecast_result& x) {
     j = Json{{"horizon", x.horizon},
              {"expected", x.expected},
              {"method", std::string(to_string(x.method))},
@@ -191,7 +204,9 @@ struct forecast_document {
     std::optional<std::string> as_of = std::nullopt; ///< the date ages are measured to, as given
 };
 
-PIPECAST_JSON_HOOK(forecast_document) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const forecast_document& x) {
     const auto& m = x.m;
     const auto& f = x.weighted;
     const auto& aa = x.age_aware;
@@ -262,7 +277,9 @@ PIPECAST_JSON_HOOK(forecast_document) {
 // --- funnel.hpp ------------------------------------------------------------------------------
 
 /// {open_opportunities, win_rate, deal_size, cycle_length, velocity, per_period}.
-PIPECAST_JSON_HOOK(velocity_terms) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const velocity_terms& x) {
     j = Json{{"open_opportunities", x.open_opportunities},
              {"win_rate", x.win_rate},
              {"deal_size", x.deal_size},
@@ -277,7 +294,9 @@ struct funnel_document {
     const ideal_funnel_result& funnel;
 };
 
-PIPECAST_JSON_HOOK(funnel_document) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const funnel_document& x) {
     using detail::optional_number;
     const stage_graph& g = x.m.graph;
     const ideal_funnel_result& f = x.funnel;
@@ -393,7 +412,9 @@ PIPECAST_JSON_HOOK(funnel_document) {
 
 /// {mean, stderr, sd, min, max, quantiles: {p10, ...}} (quotas and histogram: in the
 /// documents, where their settings are named).
-PIPECAST_JSON_HOOK(outcome_summary) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const outcome_summary& x) {
     j = Json::object();
     j["mean"] = x.mean;
     j["stderr"] = x.standard_error;
@@ -404,10 +425,14 @@ PIPECAST_JSON_HOOK(outcome_summary) {
 }
 
 /// {lower, width, counts}.
-PIPECAST_JSON_HOOK(simulation_histogram) { j = Json{{"lower", x.lower}, {"width", x.width}, {"counts", x.counts}}; }
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const simulation_histogram& x) { j = Json{{"lower", x.lower}, {"width", x.width}, {"counts", x.counts}}; }
 
 /// As outcome_summary, stderr 0 (no Monte Carlo noise).
-PIPECAST_JSON_HOOK(exact_summary) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const exact_summary& x) {
     j = Json::object();
     j["mean"] = x.mean;
     j["stderr"] = 0.0;
@@ -452,7 +477,9 @@ template <class Json>
 } // namespace detail
 
 /// A simulation alone (stages by index: a simulation_document names them).
-PIPECAST_JSON_HOOK(simulation_result) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const simulation_result& x) {
     j = Json::object();
     j["status"] = x.status == simulation_status::completed ? "completed" : "cancelled";
     j["horizon"] = detail::number_or_null<Json>(x.horizon);
@@ -479,7 +506,9 @@ PIPECAST_JSON_HOOK(simulation_result) {
 }
 
 /// An exact distribution alone (stages by index: an exact_document names them).
-PIPECAST_JSON_HOOK(exact_result) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const exact_result& x) {
     j = Json::object();
     j["method"] = x.method;
     j["detail"] = x.detail;
@@ -554,7 +583,9 @@ void value_keys(Json& j, const Summary& v) {
 
 } // namespace detail
 
-PIPECAST_JSON_HOOK(simulation_document) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const simulation_document& x) {
     const simulation_result& r = x.result;
     j = Json::object();
     detail::document_head(j, x.m, x.as_of);
@@ -596,7 +627,9 @@ struct exact_document {
     std::optional<std::string> as_of = std::nullopt;
 };
 
-PIPECAST_JSON_HOOK(exact_document) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const exact_document& x) {
     const exact_result& r = x.result;
     j = Json::object();
     detail::document_head(j, x.m, x.as_of);
@@ -666,7 +699,9 @@ struct fit_document {
     bool dates = false;
 };
 
-PIPECAST_JSON_HOOK(fit_document) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const fit_document& x) {
     using detail::number_or_null;
     const history_fit& fit = x.fit;
     auto num = [](double v) { return number_or_null<Json>(v); };
@@ -780,12 +815,16 @@ PIPECAST_JSON_HOOK(fit_document) {
 
 /// A fit alone: as fit_document with start and end written as times (a fit does not know
 /// whether its log was dated; fit_document{fit, log.dates} writes dates).
-PIPECAST_JSON_HOOK(history_fit) { j = Json(fit_document{x, false}); }
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const history_fit& x) { j = Json(fit_document{x, false}); }
 
 // --- kpi.hpp -------------------------------------------------------------------------------
 
 /// The report of `pipecast kpi --json` (the CLI adds source, skipped and deals_source).
-PIPECAST_JSON_HOOK(kpi_report) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const kpi_report& x) {
     const kpi_report& k = x;
     auto num = [](double v) { return detail::number_or_null<Json>(v); };
     Json stages = Json::array();
@@ -866,7 +905,9 @@ PIPECAST_JSON_HOOK(kpi_report) {
 // --- calendar.hpp --------------------------------------------------------------------------
 
 /// {closed, commit, best_case, pipeline}.
-PIPECAST_JSON_HOOK(category_rollup) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const category_rollup& x) {
     j = Json::object();
     j["closed"] = x.closed;
     j["commit"] = x.commit;
@@ -881,7 +922,9 @@ struct calendar_document {
     double days_per_unit = 1.0;
 };
 
-PIPECAST_JSON_HOOK(calendar_document) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const calendar_document& x) {
     const calendar_forecast_result& r = x.result;
     auto when = [&](double t) { return format_time(t, true, x.days_per_unit); };
     j = Json::object();
@@ -927,7 +970,9 @@ PIPECAST_JSON_HOOK(calendar_document) {
 /// One per-deal row: {id, stage, age, amount, p_win, p_win_within, expected_close, stale,
 /// expected_value, owner} (expected_close in model time, null where never won; a
 /// per_deal_document writes it as a date).
-PIPECAST_JSON_HOOK(deal_forecast) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const deal_forecast& x) {
     j = Json::object();
     j["id"] = x.id;
     j["stage"] = x.stage;
@@ -949,7 +994,9 @@ struct per_deal_document {
     double days_per_unit = 1.0;
 };
 
-PIPECAST_JSON_HOOK(per_deal_document) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const per_deal_document& x) {
     j = Json::array();
     for (const auto& d : x.deals) {
         Json e = d;
@@ -962,7 +1009,9 @@ PIPECAST_JSON_HOOK(per_deal_document) {
 // --- sweep.hpp -----------------------------------------------------------------------------
 
 /// The changes of a scenario, as given (1 = unchanged, left out).
-PIPECAST_JSON_HOOK(scenario) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const scenario& x) {
     j = Json::object();
     if (x.dwell_scale != 1.0) j["dwell_scale"] = x.dwell_scale;
     if (x.win_odds_scale != 1.0) j["win_odds_scale"] = x.win_odds_scale;
@@ -991,7 +1040,9 @@ struct sweep_document {
     unsigned threads = 0;
 };
 
-PIPECAST_JSON_HOOK(sweep_document) {
+template <class Json>
+    requires nlohmann::detail::is_basic_json<Json>::value
+void to_json(Json& j, const sweep_document& x) {
     const sweep_result& r = x.result;
     const model& m = x.m;
     j = Json::object();
@@ -1033,7 +1084,5 @@ PIPECAST_JSON_HOOK(sweep_document) {
     j["processes"] = x.processes;
     j["threads"] = x.threads;
 }
-
-#undef PIPECAST_JSON_HOOK
 
 } // namespace pipecast
