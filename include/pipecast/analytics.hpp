@@ -151,6 +151,27 @@ namespace detail {
     return {a.win_probability.data(), static_cast<std::size_t>(a.win_probability.size())};
 }
 
+/// P(win | open stage) from a.outcome_probability: the sum over the winning outcomes,
+/// clamped to [0, 1] (both solver paths of analyse()).
+inline void win_from_outcomes(const stage_graph& g, absorption_analysis& a) {
+    a.win_probability = Eigen::VectorXd::Zero(a.outcome_probability.rows());
+    for (std::size_t k = 0; k < g.outcome_count(); ++k)
+        if (g.outcomes()[k].win) a.win_probability += a.outcome_probability.col(static_cast<Eigen::Index>(k));
+    a.win_probability = a.win_probability.cwiseMax(0.0).cwiseMin(1.0);
+}
+
+/// The open stages' dwell means μ and second moments E[D²] = sd² + μ².
+inline void dwell_moments(const stage_graph& g, Eigen::VectorXd& mu, Eigen::VectorXd& m2) {
+    const auto m = static_cast<Eigen::Index>(g.open_count());
+    mu.resize(m);
+    m2.resize(m);
+    for (Eigen::Index i = 0; i < m; ++i) {
+        const auto& d = g.dwell(static_cast<std::size_t>(i));
+        mu(i) = d.mean();
+        m2(i) = d.sd() * d.sd() + d.mean() * d.mean();
+    }
+}
+
 /// Branched graphs: the time to close depends on the branch a deal leaves by, so the times
 /// (variance, time to a win) come from the latent graph, mixed over each stage's branches
 /// by π (a deal entering the stage takes branch k with probability π_k).
@@ -192,17 +213,9 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
     absorption_analysis a;
     if (open <= full_visits_max_open) a.expected_visits = lu.solve(Eigen::MatrixXd::Identity(m, m));
     a.outcome_probability = lu.solve(r);
-    a.win_probability = Eigen::VectorXd::Zero(m);
-    for (std::size_t k = 0; k < g.outcome_count(); ++k)
-        if (g.outcomes()[k].win) a.win_probability += a.outcome_probability.col(static_cast<Eigen::Index>(k));
-    a.win_probability = a.win_probability.cwiseMax(0.0).cwiseMin(1.0);
-
-    Eigen::VectorXd mu(m), m2(m);
-    for (Eigen::Index i = 0; i < m; ++i) {
-        const auto& d = g.dwell(static_cast<std::size_t>(i));
-        mu(i) = d.mean();
-        m2(i) = d.sd() * d.sd() + d.mean() * d.mean();
-    }
+    win_from_outcomes(g, a);
+    Eigen::VectorXd mu, m2;
+    dwell_moments(g, mu, m2);
     a.mean_time_to_close = lu.solve(mu);
     const Eigen::VectorXd qt_close = q * a.mean_time_to_close;
     const Eigen::VectorXd second = lu.solve(m2 + 2.0 * mu.cwiseProduct(qt_close));
@@ -259,17 +272,9 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
     absorption_analysis a;
     a.expected_visits = lu.inverse();
     a.outcome_probability = lu.solve(r);
-    a.win_probability = Eigen::VectorXd::Zero(m);
-    for (std::size_t k = 0; k < g.outcome_count(); ++k)
-        if (g.outcomes()[k].win) a.win_probability += a.outcome_probability.col(static_cast<Eigen::Index>(k));
-    a.win_probability = a.win_probability.cwiseMax(0.0).cwiseMin(1.0);
-
-    Eigen::VectorXd mu(m), m2(m);
-    for (Eigen::Index i = 0; i < m; ++i) {
-        const auto& d = g.dwell(static_cast<std::size_t>(i));
-        mu(i) = d.mean();
-        m2(i) = d.sd() * d.sd() + d.mean() * d.mean();
-    }
+    detail::win_from_outcomes(g, a);
+    Eigen::VectorXd mu, m2;
+    detail::dwell_moments(g, mu, m2);
     a.mean_time_to_close = lu.solve(mu);
     const Eigen::VectorXd second = lu.solve(m2 + 2.0 * mu.cwiseProduct(q * a.mean_time_to_close));
     a.time_to_close_variance = (second - a.mean_time_to_close.cwiseAbs2()).cwiseMax(0.0);
