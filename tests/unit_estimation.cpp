@@ -755,3 +755,29 @@ TEST_CASE("estimation: overdispersion, recency, deal sizes, branched options") {
         CHECK_NOTHROW((void)to_model(fit));
     }
 }
+
+TEST_CASE("estimation: a branched target whose exits all weigh nothing (fuzz_history_fit finding)") {
+    // With a half-life of 90 days, a deal a thousand years before the log's end weighs
+    // exp2(-4000) = 0: its exit to Proposal gave Qualification no Proposal branch, and the EM's
+    // first responsibilities were written one branch past the end of their array
+    // (heap-buffer-overflow under ASan, fuzz_history_fit, 2026-12-06).
+    std::istringstream in("deal_id,stage,entered,exited,next_stage\n"
+                          "A,Qualification,0,5,Discovery\nA,Discovery,5,9,Won\n"
+                          "B,Qualification,0,3,Discovery\nB,Discovery,3,20,Lost\n"
+                          "C,Qualification,1,8,Lost\nD,Qualification,2,,\n"
+                          "E,Qualification,3,6,Discovery\nE,Discovery,6,,\n"
+                          "F,Qualification,4,30,Lost\nG,Discovery,10,40,Won\nH,Proposal,50,60,Won\n"
+                          "Old,Qualification,-400000,-399990,Proposal\nOld,Proposal,-399990,-399980,Lost\n");
+    const visit_log log = read_visit_log(in);
+    fit_options o;
+    o.kind = model_kind::branched;
+    o.half_life = 90.0;
+    const history_fit f = fit_history(log, o);
+    const model m = to_model(f);
+    for (const auto& st : f.stages)
+        for (const auto& t : st.transitions) {
+            INFO(st.name, " -> ", t.to);
+            CHECK(std::isfinite(t.probability));
+        }
+    CHECK(m.graph.size() >= 2);
+}

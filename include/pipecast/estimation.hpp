@@ -1114,6 +1114,10 @@ inline void fit_stall_dwell(em_branch& b, const dwell_sample& s, double floor) {
         double* ri = &r[i * nb];
         if (v.target[i] >= 0) {
             const std::size_t k = normal_of[static_cast<std::size_t>(v.target[i])];
+            // A target whose exits all weigh 0 (a half-life weight that underflows for a
+            // visit centuries before the log's end) has no branch: the visit stays without
+            // responsibility, as the E-step leaves a visit no branch explains.
+            if (k == nb) continue;
             if (stall && v.target[i] == stall_target && v.d[i] > q95) ri[ks] = ri[k] = 0.5;
             else ri[k] = 1.0;
         } else if (stall && v.d[i] > q95) {
