@@ -41,6 +41,19 @@ if(CMAKE_SCRIPT_MODE_FILE)
     endforeach()
   endfunction()
 
+  # Runs the same command on forecast_entered_ages.csv, the book of forecast_entered.csv with
+  # the ages counted by hand to 2026-11-20 (50, 18 and 5 days), without --as-of; its output
+  # goes to `result` (simulate_as_of, sweep_as_of).
+  function(run_with_ages_by_hand result)
+    list(TRANSFORM ARGS REPLACE "forecast_entered\\.csv$" "forecast_entered_ages.csv")
+    list(FILTER ARGS EXCLUDE REGEX "^(--as-of|2026-11-20)$")
+    execute_process(COMMAND "${CLI}" ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE o ERROR_VARIABLE e)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "pipecast ${ARGS} failed: ${e}")
+    endif()
+    set(${result} "${o}" PARENT_SCOPE)
+  endfunction()
+
   if(MODE STREQUAL "width")
     # Every line of every table (a header line, then a rule of dashes) has the rule's display
     # width: the first column is padded on the right and the others on the left, so a column
@@ -136,12 +149,7 @@ if(CMAKE_SCRIPT_MODE_FILE)
     endif()
     # The same run on the book with the ages counted by hand (forecast_entered_ages.csv:
     # 2026-10-01, -11-02, -11-15 to 2026-11-20 are 50, 18 and 5 days) gives the same result.
-    list(TRANSFORM ARGS REPLACE "forecast_entered\\.csv$" "forecast_entered_ages.csv")
-    list(FILTER ARGS EXCLUDE REGEX "^(--as-of|2026-11-20)$")
-    execute_process(COMMAND "${CLI}" ${ARGS} RESULT_VARIABLE rc2 OUTPUT_VARIABLE aged ERROR_VARIABLE e2)
-    if(NOT rc2 EQUAL 0)
-      message(FATAL_ERROR "simulate ${ARGS} failed: ${e2}")
-    endif()
+    run_with_ages_by_hand(aged)
     foreach(k mean sd)
       string(JSON x GET "${out}" ${k})
       string(JSON y GET "${aged}" ${k})
@@ -158,12 +166,7 @@ if(CMAKE_SCRIPT_MODE_FILE)
     # on the same book with the ages counted by hand (as simulate_as_of).
     run_and_check()
     string(JSON with_dates GET "${out}" scenarios)
-    list(TRANSFORM ARGS REPLACE "forecast_entered\\.csv$" "forecast_entered_ages.csv")
-    list(FILTER ARGS EXCLUDE REGEX "^(--as-of|2026-11-20)$")
-    execute_process(COMMAND "${CLI}" ${ARGS} RESULT_VARIABLE rc2 OUTPUT_VARIABLE aged ERROR_VARIABLE e2)
-    if(NOT rc2 EQUAL 0)
-      message(FATAL_ERROR "sweep ${ARGS} failed: ${e2}")
-    endif()
+    run_with_ages_by_hand(aged)
     string(JSON with_ages GET "${aged}" scenarios)
     if(NOT with_dates STREQUAL with_ages)
       message(FATAL_ERROR "sweep with --as-of:\n${with_dates}\nwith the ages counted by hand:\n${with_ages}")
