@@ -341,7 +341,8 @@ BENCHMARK(BM_SimulateCRM4Fit)->Args({4000, 0, 1})->Args({4000, 0, 0})->Args({400
     ->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 /// b2b6 (10,000 deals, horizon 90) with the Philox kernel pinned. Args: paths, threads,
-/// kernel (1: SSE2 4-wide, 2: AVX2 8-wide, 0: automatic). The same results on every kernel.
+/// kernel (1: SSE2 4-wide, 2: AVX2 8-wide, 3: AVX-512 16-wide Philox + AVX-512 sweep, 0:
+/// automatic). The same results on every kernel.
 void BM_SimulateB2B6Kernel(benchmark::State& state) {
     simulation_options o;
     o.horizon = 90;
@@ -363,7 +364,8 @@ void BM_SimulateB2B6Kernel(benchmark::State& state) {
     }
     set_counters(state, dp, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
-BENCHMARK(BM_SimulateB2B6Kernel)->Args({4000, 0, 1})->Args({4000, 0, 2})->Args({4000, 1, 1})->Args({4000, 1, 2})
+BENCHMARK(BM_SimulateB2B6Kernel)->Args({4000, 0, 1})->Args({4000, 0, 2})->Args({4000, 0, 3})->Args({4000, 1, 1})
+    ->Args({4000, 1, 2})->Args({4000, 1, 3})
     ->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 /// The same on crm4 (spec, steady-state book). Args: paths, threads, kernel.

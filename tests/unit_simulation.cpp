@@ -1358,4 +1358,49 @@ TEST_CASE("simulation engine: prepared once, split runs, both Philox kernels") {
         au.philox_kernel = philox_isa::automatic;
         require_identical(simulate(crm4, cb, au), simulate(crm4, cb, v));
     }
+
+    SUBCASE("the AVX-512 sweep gives the scalar sweep's bits (b2b6: plain, shock, overrides, far-tail ages)") {
+        const bool avx512 = detail::philox_isa_available(philox_isa::avx512);
+        MESSAGE(std::string(avx512 ? "AVX-512 available: the AVX-512 sweep compared with SSE2 and AVX2"
+                                   : "no AVX-512 on this CPU: the request falls back (compared all the same)"));
+        CHECK(detail::philox_resolve(philox_isa::avx512) ==
+              (avx512 ? philox_isa::avx512
+                      : (detail::philox_isa_available(philox_isa::avx2) ? philox_isa::avx2 : philox_isa::sse2)));
+        // b2b6's book plus deals so old that their first dwell needs the exact residual
+        // (S(a) < 2^-960), deals of every stage at age 0, and some overrides (scalar path).
+        book big(m.graph);
+        for (std::size_t i = 0; i < bk.size(); ++i) big.add(bk.at(i));
+        for (std::size_t i = 0; i < 300; ++i) {
+            const std::size_t s = i % m.graph.open_count();
+            big.add("x", s, 500.0 + static_cast<double>(i), i % 3 == 0 ? 1e7 : (i % 3 == 1 ? 0.0 : 40.0 + static_cast<double>(i)));
+        }
+        book with_overrides(m.graph);
+        for (std::size_t i = 0; i < bk.size(); ++i) {
+            deal d = bk.at(i);
+            if (i % 17 == 0) d.probability = 0.4;
+            with_overrides.add(d);
+        }
+        for (const book* b : std::array<const book*, 3>{&bk, &big, &with_overrides})
+            for (unsigned threads : {1u, 2u})
+                for (double sigma : {0.0, 0.3}) {
+                    simulation_options s = o, v = o;
+                    s.philox_kernel = philox_isa::sse2;
+                    v.philox_kernel = philox_isa::avx512;
+                    s.threads = v.threads = threads;
+                    s.correlation = v.correlation = sigma;
+                    s.model_arrivals = v.model_arrivals = b == &bk;
+                    const simulation_result rs = simulate(m, *b, s);
+                    require_identical(rs, simulate(m, *b, v));
+                    if (b == &big) CHECK(rs.status == simulation_status::completed);
+                }
+        // Horizons that end most paths at the first visit, and one long enough to need many.
+        for (double h : {5.0, 400.0}) {
+            simulation_options s = o, v = o;
+            s.horizon = v.horizon = h;
+            s.sub_period_ends = v.sub_period_ends = sub_periods(h, 4);
+            s.philox_kernel = philox_isa::avx2;
+            v.philox_kernel = philox_isa::avx512;
+            require_identical(simulate(m, bk, s), simulate(m, bk, v));
+        }
+    }
 }

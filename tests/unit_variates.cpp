@@ -81,14 +81,18 @@ TEST_CASE("variates") {
         }
     }
 
-    SUBCASE("every run-time dispatch path (SSE2 4-wide, AVX2 8-wide) equals Random123") {
+    SUBCASE("every run-time dispatch path (SSE2 4-wide, AVX2 8-wide, AVX-512 16-wide) equals Random123") {
         // Counts that are not multiples of 4 or 8 (the kernels fill padded lanes too).
         std::mt19937_64 rng(20261125);
         const bool avx2 = detail::philox_isa_available(philox_isa::avx2);
         MESSAGE(std::string(avx2 ? "AVX2 kernel available on this CPU" : "no AVX2 on this CPU: the AVX2 request runs SSE2"));
         CHECK(detail::philox_resolve(philox_isa::automatic) ==
-              (avx2 ? philox_isa::avx2 : philox_isa::sse2));
-        for (std::size_t count : {std::size_t{1}, std::size_t{5}, std::size_t{8}, std::size_t{13}, std::size_t{1024}})
+              (detail::philox_isa_available(philox_isa::avx512) ? philox_isa::avx512
+                                                                : (avx2 ? philox_isa::avx2 : philox_isa::sse2)));
+        MESSAGE(std::string(detail::philox_isa_available(philox_isa::avx512) ? "AVX-512 kernel available on this CPU"
+                                                                            : "no AVX-512 on this CPU: that request runs a narrower kernel"));
+        for (std::size_t count : {std::size_t{1}, std::size_t{5}, std::size_t{8}, std::size_t{13}, std::size_t{17},
+                                  std::size_t{1024}})
             for (int trial = 0; trial < 20; ++trial) {
                 const std::uint64_t seed = rng();
                 const detail::philox_schedule key(seed);
@@ -99,7 +103,7 @@ TEST_CASE("variates") {
                     c2[i] = static_cast<std::uint32_t>(rng());
                     c3[i] = static_cast<std::uint32_t>(rng());
                 }
-                for (auto isa : {philox_isa::sse2, philox_isa::avx2, philox_isa::automatic}) {
+                for (auto isa : {philox_isa::sse2, philox_isa::avx2, philox_isa::avx512, philox_isa::automatic}) {
                     std::vector<std::uint32_t> o0(n), o1(n), o2(n), o3(n);
                     detail::philox4x32_10_lanes(key, c0, c1, c2.data(), c3.data(), o0.data(), o1.data(), o2.data(),
                                                 o3.data(), count, isa);

@@ -562,12 +562,14 @@ public:
         branched_ = g.has_branches();
         code_.assign(lg_.size(), 1);
         for (std::size_t s = m_; s < lg_.size(); ++s) code_[s] = lg_.is_win(s) ? 2 : 0;
+        code32_.assign(code_.begin(), code_.end());
         if (branched_) prepare_branch_flags();
         prepare_deals(threads ? threads : std::max(1u, std::thread::hardware_concurrency()));
         rows_ = transition_sampler(lg_);
         prepare_overrides();
         if (branched_) prepare_choice_records();
         prepare_shock(); // the row maps (cheap); used by runs with σ > 0
+        prepare_columns();
     }
 
     /// Runs the paths [out.first, out.last) of run R; false if cancelled. Fills `out`.
@@ -685,6 +687,12 @@ private:
         std::uint32_t exact;    ///< 1: first dwell by the exact residual quantile (far tail)
     };
 
+    /// deal_start by columns, for the AVX-512 sweep's loads (built only where it runs).
+    struct deal_columns {
+        std::vector<double> cdf_at_age, survival_at_age, age;
+        std::vector<std::uint32_t> stage, exact;
+    };
+
     /// The residual start data of one branch of a deal's first stage (branched stages).
     struct branch_start {
         double cdf_at_age, survival_at_age, age;
@@ -742,6 +750,26 @@ private:
     /// not depend on the split) and the table depth each latent state needs. A deal of a
     /// branched stage gets a choice (index = the deal's) with one weight and one start record
     /// per branch: P(branch | age) and the residual start data of that branch's dwell.
+    /// The deal columns of the AVX-512 sweep, where the CPU and the model allow it.
+    void prepare_columns() {
+        avx512_sweep_ = all_tabulated_ && !branched_ && philox_isa_available(philox_isa::avx512);
+        if (!avx512_sweep_) return;
+        const std::size_t n = deals_.size();
+        columns_.cdf_at_age.resize(n);
+        columns_.survival_at_age.resize(n);
+        columns_.age.resize(n);
+        columns_.stage.resize(n);
+        columns_.exact.resize(n);
+        for (std::size_t d = 0; d < n; ++d) {
+            const deal_start& e = deals_[d];
+            columns_.cdf_at_age[d] = e.cdf_at_age;
+            columns_.survival_at_age[d] = e.survival_at_age;
+            columns_.age[d] = e.age;
+            columns_.stage[d] = e.stage;
+            columns_.exact[d] = e.exact;
+        }
+    }
+
     void prepare_deals(unsigned hw) {
         const std::size_t n = b_.size();
         deals_.resize(n);
@@ -1236,6 +1264,289 @@ private:
         for (std::size_t w = 0; w < nw; ++w) on_win(won_lane[w], won_time[w]);
     }
 
+#if defined(PIPECAST_PHILOX_AVX2)
+    // -----------------------------------------------------------------------------------
+    // The AVX-512 lane sweep (philox_isa::avx512): run_batch_impl's sweeps for a batch of
+    // plain book deals of a tabulated, unbranched model, eight lanes a step. Each lane's
+    // arithmetic is the scalar code's, operation for operation (no fused multiply-add:
+    // products and sums by the *_round_pd intrinsics, which the compiler does not
+    // contract; max/min with the scalar std::max/min's operand order, so NaNs and ties
+    // resolve alike), so the results are bit-identical to the scalar sweep. Table reads
+    // are masked gathers; the still-open lanes and the wins are packed in order by
+    // compress (the register form: the memory form is slow on some AMD CPUs) and a full
+    // store, which may write up to 8 entries past the count (the arrays are padded).
+    // Lanes that leave the common path (the exact residual of a far-tail first dwell, a
+    // transition row whose guide bucket needs a search) are finished by the scalar code.
+    // -----------------------------------------------------------------------------------
+PIPECAST_AVX512_WARNINGS_OFF
+    struct avx512_sweep {
+        const dwell_sampler::table_view* views = nullptr;
+        transition_sampler::row_view rows;
+        const std::uint32_t* code = nullptr;
+        double horizon = 0.0;
+        std::uint32_t *lane = nullptr, *stage = nullptr, *w0 = nullptr, *w1 = nullptr, *w2 = nullptr, *w3 = nullptr,
+                      *won_lane = nullptr;
+        double *time = nullptr, *won_time = nullptr;
+        std::size_t nw = 0; ///< wins recorded so far in this batch
+        // With at most 8 open stages (and 16 stages in all), the per-stage fields are held in
+        // registers and picked by a permutation instead of a gather.
+        bool small_views = false, small_code = false;
+        alignas(64) std::int64_t table[8] = {}, bias0[8] = {}, bias1[8] = {};
+        alignas(64) double floor[8] = {};
+        alignas(64) std::uint32_t code16[16] = {};
+        alignas(64) double zero_cell[4] = {}; ///< read by the lanes that are not live
+    };
+    static_assert(sizeof(dwell_sampler::table_view) == 32, "table_view: 4 words (table, bias[2], upper_floor)");
+
+    static constexpr int avx512_round = _MM_FROUND_CUR_DIRECTION;
+    /// u01(k) = k·2⁻³² + 2⁻³³, exact for a 32-bit k in either order.
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] static inline __m512d avx512_uniform(__m256i k) noexcept {
+        return _mm512_add_pd(_mm512_mul_pd(_mm512_cvtepu32_pd(k), _mm512_set1_pd(0x1p-32)), _mm512_set1_pd(0x1p-33));
+    }
+    /// Two table cells (4 doubles each) in one register. (A function, not a lambda: a lambda
+    /// would not inherit the target attribute.)
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] static inline __m512d
+    avx512_two_cells(const double* lo, const double* hi) noexcept {
+        return _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(lo)), _mm256_loadu_pd(hi), 1);
+    }
+    /// dwell_sampler::lookup for 8 lanes: table addresses `tbl`, biases `bias`, probabilities
+    /// `x`. Each lane's cell (4 coefficients, 32 bytes) is one 256-bit load; the 8 cells are
+    /// transposed to 4 registers of one coefficient each (fewer loads than 4 gathers).
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] static inline __m512d
+    avx512_lookup(const avx512_sweep& x, __mmask8 live, __m512i tbl, __m512i bias, __m512d p) noexcept {
+        const __m512i bits = _mm512_castpd_si512(p);
+        const __m512i cell = _mm512_sub_epi64(_mm512_srli_epi64(bits, dwell_sampler::frac_bits), bias);
+        // frac < 2^48 converts exactly; the scale is a power of two: exact.
+        const __m512d f = _mm512_mul_pd(
+            _mm512_cvtepu64_pd(_mm512_and_si512(bits, _mm512_set1_epi64(static_cast<long long>(dwell_sampler::frac_mask)))),
+            _mm512_set1_pd(dwell_sampler::frac_scale));
+        const __m512i at = _mm512_mask_add_epi64(_mm512_set1_epi64(reinterpret_cast<long long>(x.zero_cell)), live, tbl,
+                                                 _mm512_slli_epi64(cell, 5)); // 4 doubles a cell
+        alignas(64) const double* a[8];
+        _mm512_store_si512(a, at);
+        const __m512d z01 = avx512_two_cells(a[0], a[1]), z23 = avx512_two_cells(a[2], a[3]);
+        const __m512d z45 = avx512_two_cells(a[4], a[5]), z67 = avx512_two_cells(a[6], a[7]);
+        // Lanes 0–3's coefficients 0 and 1, then 2 and 3 (from z01, z23); lanes 4–7 alike.
+        const __m512i i01 = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13), i23 = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
+        const __m512d lo01 = _mm512_permutex2var_pd(z01, i01, z23), hi01 = _mm512_permutex2var_pd(z45, i01, z67);
+        const __m512d lo23 = _mm512_permutex2var_pd(z01, i23, z23), hi23 = _mm512_permutex2var_pd(z45, i23, z67);
+        const __m512i first = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), second = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
+        const __m512d c0 = _mm512_permutex2var_pd(lo01, first, hi01), c1 = _mm512_permutex2var_pd(lo01, second, hi01);
+        const __m512d c2 = _mm512_permutex2var_pd(lo23, first, hi23), c3 = _mm512_permutex2var_pd(lo23, second, hi23);
+        // c0 + f (c1 + f (c2 + f c3)), rounded after every operation as in the scalar code.
+        __m512d r = _mm512_mul_round_pd(f, c3, avx512_round);
+        r = _mm512_add_round_pd(c2, r, avx512_round);
+        r = _mm512_mul_round_pd(f, r, avx512_round);
+        r = _mm512_add_round_pd(c1, r, avx512_round);
+        r = _mm512_mul_round_pd(f, r, avx512_round);
+        return _mm512_add_round_pd(c0, r, avx512_round);
+    }
+    /// A per-stage field of the table views of stages `s`: `field` 0 table, 1–2 bias, 3
+    /// upper_floor; from registers (`reg`: the field's 8 values) when there are few stages.
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] static inline __m512i
+    avx512_view_field(const avx512_sweep& x, __mmask8 live, __m256i s, int field, const void* reg) noexcept {
+        if (x.small_views) return _mm512_permutexvar_epi64(_mm512_cvtepu32_epi64(s), _mm512_load_si512(reg));
+        const __m256i idx = _mm256_add_epi32(_mm256_slli_epi32(s, 2), _mm256_set1_epi32(field));
+        return _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), live, idx, x.views, 8);
+    }
+    /// The bias of tail `upper` (0 or 1 per lane) of stages `s`.
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] static inline __m512i
+    avx512_bias(const avx512_sweep& x, __mmask8 live, __m256i s, __mmask8 upper) noexcept {
+        if (x.small_views) {
+            const __m512i i = _mm512_cvtepu32_epi64(s);
+            return _mm512_mask_blend_epi64(upper, _mm512_permutexvar_epi64(i, _mm512_load_si512(x.bias0)),
+                                           _mm512_permutexvar_epi64(i, _mm512_load_si512(x.bias1)));
+        }
+        const __m256i lower = _mm256_add_epi32(_mm256_slli_epi32(s, 2), _mm256_set1_epi32(1)); // field 1: bias[0]
+        const __m256i idx = _mm256_mask_add_epi32(lower, upper, lower, _mm256_set1_epi32(1));
+        return _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), live, idx, x.views, 8);
+    }
+    /// The next stages (transition_sampler::row_view::next) of lanes in stages `s` with
+    /// words `k`; buckets that need a search are searched by the scalar code.
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] static inline __m256i
+    avx512_next(__mmask8 live, const transition_sampler::row_view& rows, __m256i s, __m256i k) noexcept {
+        const __m256i bucket = _mm256_or_si256(_mm256_slli_epi32(s, 8), _mm256_srli_epi32(k, 24));
+        const __m256i g = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), live, bucket, rows.guide, 4);
+        const __mmask8 search = _mm256_mask_cmplt_epi32_mask(live, g, _mm256_setzero_si256());
+        if (search == 0) [[likely]]
+            return g;
+        alignas(32) std::uint32_t gs[8], ss[8], ks[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(gs), g);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(ss), s);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(ks), k);
+        for (unsigned j = 0; j < 8; ++j)
+            if ((search >> j) & 1u) gs[j] = rows.search(ss[j], ks[j]);
+        return _mm256_load_si256(reinterpret_cast<const __m256i*>(gs));
+    }
+    /// Books the 8 lanes `lanes` (mask `live`) that moved to stages `s` at times `t`: the
+    /// won ones into the win list, the still-open ones packed at `n` (with their words `k2`,
+    /// `k3` for the next visit when `Carry`). Returns the new count of open lanes.
+    template <bool Carry>
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] static inline std::size_t
+    avx512_book(avx512_sweep& x, __mmask8 live, __m256i lanes, __m256i s, __m512d t, __m256i k2, __m256i k3,
+                std::size_t n) noexcept {
+        const __m256i code =
+            x.small_code ? _mm512_castsi512_si256(_mm512_permutexvar_epi32(_mm512_castsi256_si512(s), _mm512_load_si512(x.code16)))
+                         : _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), live, s, x.code, 4);
+        const __mmask8 in = _mm512_mask_cmp_pd_mask(live, t, _mm512_set1_pd(x.horizon), _CMP_LE_OQ);
+        const __mmask8 won = _mm256_mask_test_epi32_mask(in, code, _mm256_set1_epi32(2));
+        const __mmask8 open = _mm256_mask_test_epi32_mask(in, code, _mm256_set1_epi32(1));
+        if (won != 0) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(x.won_lane + x.nw), _mm256_maskz_compress_epi32(won, lanes));
+            _mm512_storeu_pd(x.won_time + x.nw, _mm512_maskz_compress_pd(won, t));
+            x.nw += static_cast<std::size_t>(__builtin_popcount(won));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(x.lane + n), _mm256_maskz_compress_epi32(open, lanes));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(x.stage + n), _mm256_maskz_compress_epi32(open, s));
+        _mm512_storeu_pd(x.time + n, _mm512_maskz_compress_pd(open, t));
+        if constexpr (Carry) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(x.w2 + n), _mm256_maskz_compress_epi32(open, k2));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(x.w3 + n), _mm256_maskz_compress_epi32(open, k3));
+        }
+        return n + static_cast<std::size_t>(__builtin_popcount(open));
+    }
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] static inline __mmask8 avx512_live(std::size_t left) noexcept {
+        return left >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << left) - 1u);
+    }
+
+    /// Visit 0 of lanes [0, lanes) (deal d0 + i in lane i): the residual first dwell and
+    /// the first transition, from words w0, w1; w2, w3 carried. Returns the open lanes.
+    [[gnu::target(PIPECAST_AVX512_TARGET)]] std::size_t avx512_first_visit(avx512_sweep& x, std::size_t d0,
+                                                                           std::size_t lanes) const noexcept {
+        std::size_t n = 0;
+        const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
+        const deal_columns& dc = columns_;
+        for (std::size_t i = 0; i < lanes; i += 8) {
+            const __mmask8 live = avx512_live(lanes - i);
+            const std::size_t d = d0 + i;
+            const __m256i lane = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(i)), iota);
+            const __m512d f0 = _mm512_maskz_loadu_pd(live, dc.cdf_at_age.data() + d);
+            const __m512d s0 = _mm512_maskz_loadu_pd(live, dc.survival_at_age.data() + d);
+            const __m512d age = _mm512_maskz_loadu_pd(live, dc.age.data() + d);
+            const __m256i st = _mm256_maskz_loadu_epi32(live, dc.stage.data() + d);
+            const __mmask8 far = _mm256_mask_test_epi32_mask(live, _mm256_maskz_loadu_epi32(live, dc.exact.data() + d),
+                                                             _mm256_set1_epi32(1));
+            const __m256i k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w0 + i));
+            const __m256i k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w1 + i));
+            // dwell_sampler::table_view::total_time
+            const __m512d v = avx512_uniform(k0);
+            const __m512d floor = _mm512_castsi512_pd(avx512_view_field(x, live, st, 3, x.floor));
+            const __m512d p = _mm512_max_pd(floor, _mm512_mul_round_pd(s0, _mm512_sub_pd(one, v), avx512_round));
+            const __m512d q = _mm512_min_pd(half, _mm512_add_round_pd(f0, _mm512_mul_round_pd(s0, v, avx512_round),
+                                                                       avx512_round));
+            const __mmask8 up = _mm512_cmp_pd_mask(p, half, _CMP_LE_OQ);
+            const __m512d xb = _mm512_mask_blend_pd(up, q, p);
+            const __m512i bias = avx512_bias(x, live, st, up);
+            const __m512i tbl = avx512_view_field(x, live, st, 0, x.table);
+            __m512d t = _mm512_max_pd(zero, _mm512_sub_round_pd(avx512_lookup(x, live, tbl, bias, xb), age, avx512_round));
+            if (far != 0) [[unlikely]] { // the exact residual quantile, as the scalar first visit
+                alignas(64) double ts[8];
+                _mm512_store_pd(ts, t);
+                for (unsigned j = 0; j < 8; ++j)
+                    if ((far >> j) & 1u) {
+                        const deal_start& e = deals_[d + j];
+                        ts[j] = 0.0 + pipecast::quantile(residual(lg_.dwell(e.stage), e.age), uniform_open(x.w0[i + j]));
+                    }
+                t = _mm512_load_pd(ts);
+            }
+            const __m256i s = avx512_next(live, x.rows, st, k1);
+            const __m256i k2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w2 + i));
+            const __m256i k3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w3 + i));
+            n = avx512_book<true>(x, live, lane, s, t, k2, k3, n);
+        }
+        return n;
+    }
+
+    /// A later visit of the open lanes [0, n): a fresh dwell from words `kd` and the next
+    /// transition from words `kn`; `Carry`: w2, w3 move with the lanes (a fresh block).
+    template <bool Carry>
+    [[gnu::target(PIPECAST_AVX512_TARGET)]] std::size_t avx512_visit(avx512_sweep& x, std::size_t n, const std::uint32_t* kd,
+                                                                      const std::uint32_t* kn) const noexcept {
+        std::size_t k = 0;
+        for (std::size_t j = 0; j < n; j += 8) {
+            const __mmask8 live = avx512_live(n - j);
+            const __m256i lane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.lane + j));
+            const __m256i st = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.stage + j));
+            const __m512d t0 = _mm512_loadu_pd(x.time + j);
+            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kd + j));
+            // dwell_sampler::table_view::sample: the tail by the top bit, v or 1 − v exactly.
+            const __mmask8 upper = _mm256_movepi32_mask(w);
+            const __m256i kk = _mm256_xor_si256(w, _mm256_srai_epi32(w, 31));
+            const __m512i bias = avx512_bias(x, live, st, upper);
+            const __m512i tbl = avx512_view_field(x, live, st, 0, x.table);
+            const __m512d t = _mm512_add_round_pd(t0, avx512_lookup(x, live, tbl, bias, avx512_uniform(kk)), avx512_round);
+            const __m256i s = avx512_next(live, x.rows, st, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kn + j)));
+            if constexpr (Carry)
+                k = avx512_book<true>(x, live, lane, s, t, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w2 + j)),
+                                      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w3 + j)), k);
+            else
+                k = avx512_book<false>(x, live, lane, s, t, lane, lane, k);
+        }
+        return k;
+    }
+
+    /// run_batch_impl for plain book deals d0 + i of a tabulated, unbranched model with the
+    /// AVX-512 sweeps: the same Philox blocks, sweeps and win order. The wins (lane, time)
+    /// are left in ws.lanes.won_lane/won_time in the order they happened; returns their count.
+    std::size_t run_plain_batch_avx512(worker_state& ws, const transition_sampler::row_view rows, std::size_t lanes,
+                                       std::uint32_t path, std::size_t d0) const {
+        auto& L = ws.lanes;
+        avx512_sweep x;
+        x.views = views_.data();
+        x.rows = rows;
+        x.code = code32_.data();
+        x.horizon = ws.run.horizon;
+        x.lane = L.lane.data();
+        x.stage = L.stage.data();
+        x.w0 = L.w0.data();
+        x.w1 = L.w1.data();
+        x.w2 = L.w2.data();
+        x.w3 = L.w3.data();
+        x.won_lane = L.won_lane.data();
+        x.time = L.time.data();
+        x.won_time = L.won_time.data();
+        x.nw = 0;
+        x.small_views = m_ <= 8;
+        for (std::size_t s = 0; s < m_ && x.small_views; ++s) {
+            x.table[s] = reinterpret_cast<std::int64_t>(views_[s].table);
+            x.bias0[s] = views_[s].bias[0];
+            x.bias1[s] = views_[s].bias[1];
+            x.floor[s] = views_[s].upper_floor;
+        }
+        x.small_code = code32_.size() <= 16;
+        for (std::size_t s = 0; s < code32_.size() && x.small_code; ++s) x.code16[s] = code32_[s];
+        std::uint32_t *c2 = L.c2.data(), *c3 = L.c3.data();
+        auto draw = [&](std::uint32_t block, std::size_t count) {
+            philox4x32_10_lanes(ws.run.key, block, path, c2, c3, x.w0, x.w1, x.w2, x.w3, count, philox_isa::avx512);
+        };
+        for (std::size_t i = 0; i < lanes; ++i) {
+            c2[i] = static_cast<std::uint32_t>(d0 + i);
+            c3[i] = sim_domain_word(0, d0 + i);
+        }
+        draw(0, lanes);
+        std::size_t n = avx512_first_visit(x, d0, lanes);
+        for (std::uint32_t visit = 1; n > 0; ++visit) {
+            if (visit >= ws.run.max_visits) [[unlikely]] {
+                ws.capped += n;
+                break;
+            }
+            if (visit & 1u) {
+                n = avx512_visit<false>(x, n, x.w2, x.w3);
+            } else {
+                for (std::size_t j = 0; j < n; ++j) {
+                    c2[j] = static_cast<std::uint32_t>(d0 + x.lane[j]);
+                    c3[j] = sim_domain_word(0, d0 + x.lane[j]);
+                }
+                draw(visit / 2, n);
+                n = avx512_visit<true>(x, n, x.w0, x.w1);
+            }
+        }
+        return x.nw;
+    }
+PIPECAST_AVX512_WARNINGS_ON
+#endif
+
     /// The path's shock Z (domain 2, item 0, words 0 and 1, Box–Muller) applied to the rows:
     /// classic rows as shock_row; a branched stage's shares π by the same rule on its forward
     /// branches (π′, used wherever a deal enters it); a latent row is its stage's shocked row
@@ -1332,28 +1643,41 @@ private:
                         const deal_start* x = deals_.data() + d0;
                         std::uint64_t* wn = wins.data() + d0;
                         std::uint64_t* tm = time.data() + d0;
-                        double& v = value[k];
-                        double& c = count[k];
+                        // The path's sums in locals (written back below): through references into
+                        // value[]/count[] every win would reload them, as sb might alias them.
+                        double v = value[k], c = count[k];
                         double* sb = sub[k];
-                        run_batch(
-                            ws, ws.rows, std::min(batch, n - d0), pw, 0,
-                            [d0](std::size_t i) -> std::uint64_t { return d0 + i; },
-                            [x, ch = branched_ ? choice_.data() + d0 : nullptr](std::size_t i) {
-                                const deal_start& e = x[i];
-                                return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0, e.exact != 0,
-                                                  ch ? ch[i] : no_choice};
-                            },
-                            [&](std::size_t i, double t) {
-                                v += x[i].amount;
-                                c += 1.0;
-                                ++wn[i];
-                                tm[i] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5); // NOLINT(bugprone-incorrect-roundings): t >= 0
-                                if (sb) {
-                                    const auto b =
-                                        static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
-                                    if (b < nsub) sb[b] += x[i].amount;
-                                }
-                            });
+                        auto on_win = [&](std::size_t i, double t) {
+                            v += x[i].amount;
+                            c += 1.0;
+                            ++wn[i];
+                            tm[i] += static_cast<std::uint64_t>(t * (1.0 / sim_time_quantum) + 0.5); // NOLINT(bugprone-incorrect-roundings): t >= 0
+                            if (sb) {
+                                const auto b = static_cast<std::size_t>(std::lower_bound(ends, ends + nsub, t) - ends);
+                                if (b < nsub) sb[b] += x[i].amount;
+                            }
+                        };
+                        const std::size_t lanes = std::min(batch, n - d0);
+#if defined(PIPECAST_PHILOX_AVX2)
+                        if (R.isa == philox_isa::avx512 && avx512_sweep_) {
+                            const std::size_t nw = run_plain_batch_avx512(ws, ws.rows.view(), lanes, pw, d0);
+                            const std::uint32_t* wl = ws.lanes.won_lane.data();
+                            const double* wt = ws.lanes.won_time.data();
+                            for (std::size_t w = 0; w < nw; ++w) on_win(wl[w], wt[w]);
+                        } else
+#endif
+                        {
+                            run_batch(
+                                ws, ws.rows, lanes, pw, 0, [d0](std::size_t i) -> std::uint64_t { return d0 + i; },
+                                [x, ch = branched_ ? choice_.data() + d0 : nullptr](std::size_t i) {
+                                    const deal_start& e = x[i];
+                                    return lane_start{e.stage, e.cdf_at_age, e.survival_at_age, e.age, 0.0,
+                                                      e.exact != 0, ch ? ch[i] : no_choice};
+                                },
+                                on_win);
+                        }
+                        value[k] = v;
+                        count[k] = c;
                     } else { // the deals without an override, in book order, on the (shocked) rows
                         const std::uint32_t* idx = plain_.data() + d0;
                         run_batch(
@@ -1482,7 +1806,10 @@ private:
     const book& b_;
     std::size_t m_ = 0;
     std::vector<std::uint8_t> code_; ///< per stage: 1 open, 2 winning outcome, 0 other outcome
+    std::vector<std::uint32_t> code32_; ///< code_ widened, for the gathers of the AVX-512 sweep
     std::vector<deal_start> deals_;
+    deal_columns columns_;       ///< deals_ by columns (AVX-512 sweep; empty where it does not run)
+    bool avx512_sweep_ = false;  ///< the AVX-512 sweep can run the plain deals (CPU, tabulated, unbranched)
     std::vector<dwell_sampler> samplers_;      ///< one per distinct dwell
     std::vector<std::size_t> sampler_of_;      ///< per latent state: its sampler
     std::vector<dwell_sampler::table_view> views_;

@@ -163,6 +163,12 @@ public:
     /// Number of table cells (both tails).
     [[nodiscard]] std::size_t table_size() const noexcept { return table_.size() / 4; }
 
+    /// A probability's cell: its exponent and top sub_bits fraction bits (bits >> frac_bits);
+    /// the position in the cell: the remaining fraction bits, scaled to [0, 1).
+    static constexpr int frac_bits = 52 - sub_bits;
+    static constexpr std::uint64_t frac_mask = (std::uint64_t{1} << frac_bits) - 1;
+    static constexpr double frac_scale = 1.0 / static_cast<double>(std::uint64_t{1} << frac_bits);
+
     /// The raw tables for a hot loop: cell i of tail `up` (0 lower, 1 upper) for a
     /// probability x is table[4 (bits(x) >> 48 − bias[up])].
     struct table_view {
@@ -239,9 +245,6 @@ public:
     }
 
 private:
-    static constexpr int frac_bits = 52 - sub_bits;
-    static constexpr std::uint64_t frac_mask = (std::uint64_t{1} << frac_bits) - 1;
-    static constexpr double frac_scale = 1.0 / static_cast<double>(std::uint64_t{1} << frac_bits);
 
     /// The probability at node i of a table starting at octave min_exp.
     static double node(int min_exp, std::size_t i) noexcept {

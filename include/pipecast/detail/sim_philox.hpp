@@ -4,8 +4,9 @@
 
 /// @file detail/sim_philox.hpp
 /// @brief Philox4x32-10 for four counters at once (SSE2 when available, scalar
-/// otherwise) and for eight at once (AVX2, chosen at run time), bit-identical to Random123's
-/// philox4x32 (tests/unit_variates.cpp checks every path).
+/// otherwise), for eight at once (AVX2) and for sixteen (AVX-512), the wide ones chosen at
+/// run time, bit-identical to Random123's philox4x32 (tests/unit_variates.cpp checks every
+/// path).
 ///
 /// **Run-time dispatch.** The library is header-only and built without `-march`, so the
 /// AVX2 kernel is a function compiled with GCC's `target("avx2")` attribute and called only
@@ -31,10 +32,12 @@
 
 namespace pipecast {
 
-/// Which Philox kernel the simulator runs (simulation_options::philox_kernel): the 4-wide
-/// SSE2 one (scalar without SSE2) or the 8-wide AVX2 one. `automatic` = the widest the CPU
-/// supports. Every kernel gives the same bits.
-enum class philox_isa { automatic, sse2, avx2 };
+/// Which kernels the simulator runs (simulation_options::philox_kernel): the 4-wide SSE2
+/// Philox (scalar without SSE2), the 8-wide AVX2 one, or the 16-wide AVX-512 one together
+/// with the AVX-512 lane sweep (simulation.hpp: 8 deal-paths a step for tabulated,
+/// unbranched models). `automatic` = the widest the CPU supports. Every kernel gives the
+/// same bits.
+enum class philox_isa { automatic, sse2, avx2, avx512 };
 
 } // namespace pipecast
 
@@ -93,22 +96,42 @@ struct philox_schedule {
 };
 
 
+/// The instruction-set extensions the `avx512` kernels are compiled for (GCC `target`).
+#define PIPECAST_AVX512_TARGET "avx512f,avx512dq,avx512vl"
+/// GCC 12's AVX-512 intrinsics fill unused result lanes from `_mm512_undefined_*()`, a
+/// self-initialised variable that -Wuninitialized reports once inlined (GCC bug 105593,
+/// fixed in GCC 13): the AVX-512 code is wrapped in these.
+#if defined(__clang__) || !defined(__GNUC__)
+#define PIPECAST_AVX512_WARNINGS_OFF
+#define PIPECAST_AVX512_WARNINGS_ON
+#else
+#define PIPECAST_AVX512_WARNINGS_OFF                                                                                  \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")                              \
+        _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define PIPECAST_AVX512_WARNINGS_ON _Pragma("GCC diagnostic pop")
+#endif
+
 /// True if the CPU running this process can execute `isa`'s kernel (`sse2` and `automatic`
-/// always; `avx2` on an x86-64 CPU with AVX2, by __builtin_cpu_supports, cached).
+/// always; `avx2` on an x86-64 CPU with AVX2; `avx512` with AVX-512 F, DQ and VL; by
+/// __builtin_cpu_supports, cached).
 [[nodiscard]] inline bool philox_isa_available(philox_isa isa) noexcept {
-    if (isa != philox_isa::avx2) return true;
 #if defined(PIPECAST_PHILOX_AVX2)
     static const bool avx2 = __builtin_cpu_supports("avx2") != 0;
-    return avx2;
+    static const bool avx512 = __builtin_cpu_supports("avx512f") != 0 && __builtin_cpu_supports("avx512dq") != 0 &&
+                               __builtin_cpu_supports("avx512vl") != 0;
+    if (isa == philox_isa::avx2) return avx2;
+    if (isa == philox_isa::avx512) return avx512;
+    return true;
 #else
-    return false;
+    return isa != philox_isa::avx2 && isa != philox_isa::avx512;
 #endif
 }
 
 /// The kernel `isa` resolves to on this CPU: `automatic` becomes the widest available;
-/// a kernel the CPU lacks falls back to `sse2`.
+/// a kernel the CPU lacks falls back to the next narrower one (AVX-512 to AVX2 to SSE2).
 [[nodiscard]] inline philox_isa philox_resolve(philox_isa isa) noexcept {
-    if (isa == philox_isa::automatic) return philox_isa_available(philox_isa::avx2) ? philox_isa::avx2 : philox_isa::sse2;
+    if (isa == philox_isa::automatic) isa = philox_isa::avx512;
+    if (isa == philox_isa::avx512 && !philox_isa_available(isa)) isa = philox_isa::avx2;
     return philox_isa_available(isa) ? isa : philox_isa::sse2;
 }
 
@@ -217,10 +240,58 @@ inline void philox4x32_10_x4(const philox_schedule& key, std::uint32_t c0, std::
                             _mm256_unpacklo_epi32(_mm256_shuffle_epi32(e3, 0xD8), _mm256_shuffle_epi32(o3, 0xD8)));
     }
 }
+
+PIPECAST_AVX512_WARNINGS_OFF
+/// Sixteen Philox4x32-10 blocks at a time, AVX-512 F (call only where
+/// philox_isa_available(avx512)): the AVX2 kernel's scheme in 512-bit registers, for i <
+/// count rounded up to a multiple of 16.
+[[gnu::target(PIPECAST_AVX512_TARGET)]] inline void
+philox4x32_10_x16_avx512(const philox_schedule& key, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
+                         const std::uint32_t* c3, std::uint32_t* out0, std::uint32_t* out1, std::uint32_t* out2,
+                         std::uint32_t* out3, std::size_t count) noexcept {
+    const __m512i m0 = _mm512_set1_epi32(static_cast<int>(philox_m0));
+    const __m512i m1 = _mm512_set1_epi32(static_cast<int>(philox_m1));
+    __m512i k0[10], k1[10];
+    for (int r = 0; r < 10; ++r) {
+        k0[r] = _mm512_set1_epi32(static_cast<int>(key.scalar0[r]));
+        k1[r] = _mm512_set1_epi32(static_cast<int>(key.scalar1[r]));
+    }
+    const __m512i first0 = _mm512_set1_epi32(static_cast<int>(c0));
+    const __m512i first1 = _mm512_set1_epi32(static_cast<int>(c1));
+    for (std::size_t j = 0; j < count; j += 16) {
+        const __m512i x2 = _mm512_loadu_si512(c2 + j);
+        const __m512i x3 = _mm512_loadu_si512(c3 + j);
+        __m512i e0 = first0, o0 = first0, e1 = first1, o1 = first1;
+        __m512i e2 = x2, o2 = _mm512_srli_epi64(x2, 32);
+        __m512i e3 = x3, o3 = _mm512_srli_epi64(x3, 32);
+        for (int r = 0; r < 10; ++r) {
+            const __m512i pe0 = _mm512_mul_epu32(e0, m0), pe1 = _mm512_mul_epu32(e2, m1);
+            const __m512i po0 = _mm512_mul_epu32(o0, m0), po1 = _mm512_mul_epu32(o2, m1);
+            e0 = _mm512_xor_si512(_mm512_xor_si512(_mm512_shuffle_epi32(pe1, _MM_PERM_DDBB), e1), k0[r]);
+            o0 = _mm512_xor_si512(_mm512_xor_si512(_mm512_shuffle_epi32(po1, _MM_PERM_DDBB), o1), k0[r]);
+            e2 = _mm512_xor_si512(_mm512_xor_si512(_mm512_shuffle_epi32(pe0, _MM_PERM_DDBB), e3), k1[r]);
+            o2 = _mm512_xor_si512(_mm512_xor_si512(_mm512_shuffle_epi32(po0, _MM_PERM_DDBB), o3), k1[r]);
+            e1 = pe1;
+            o1 = po1;
+            e3 = pe0;
+            o3 = po0;
+        }
+        // _MM_PERM_DBCA = _MM_SHUFFLE(3, 1, 2, 0) per 128-bit lane, then interleave.
+        _mm512_storeu_si512(out0 + j, _mm512_unpacklo_epi32(_mm512_shuffle_epi32(e0, _MM_PERM_DBCA),
+                                                            _mm512_shuffle_epi32(o0, _MM_PERM_DBCA)));
+        _mm512_storeu_si512(out1 + j, _mm512_unpacklo_epi32(_mm512_shuffle_epi32(e1, _MM_PERM_DBCA),
+                                                            _mm512_shuffle_epi32(o1, _MM_PERM_DBCA)));
+        _mm512_storeu_si512(out2 + j, _mm512_unpacklo_epi32(_mm512_shuffle_epi32(e2, _MM_PERM_DBCA),
+                                                            _mm512_shuffle_epi32(o2, _MM_PERM_DBCA)));
+        _mm512_storeu_si512(out3 + j, _mm512_unpacklo_epi32(_mm512_shuffle_epi32(e3, _MM_PERM_DBCA),
+                                                            _mm512_shuffle_epi32(o3, _MM_PERM_DBCA)));
+    }
+}
+PIPECAST_AVX512_WARNINGS_ON
 #endif
 
 /// Padding a lane array needs beyond its count for philox4x32_10_lanes (any kernel).
-inline constexpr std::size_t philox_lane_padding = 8;
+inline constexpr std::size_t philox_lane_padding = 16;
 
 /// Philox4x32-10 blocks for counters (c0, c1, c2[i], c3[i]), i < count, by the kernel
 /// `isa` (as philox_resolve() maps it: never a kernel the CPU lacks); word j of block i goes to out_j[i]. Up to
@@ -231,9 +302,10 @@ inline void philox4x32_10_lanes(const philox_schedule& key, std::uint32_t c0, st
                                 std::uint32_t* out1, std::uint32_t* out2, std::uint32_t* out3, std::size_t count,
                                 philox_isa isa) noexcept {
 #if defined(PIPECAST_PHILOX_AVX2)
-    if (philox_resolve(isa) == philox_isa::avx2) {
-        philox4x32_10_x8_avx2(key, c0, c1, c2, c3, out0, out1, out2, out3, count);
-        return;
+    switch (philox_resolve(isa)) {
+    case philox_isa::avx512: philox4x32_10_x16_avx512(key, c0, c1, c2, c3, out0, out1, out2, out3, count); return;
+    case philox_isa::avx2: philox4x32_10_x8_avx2(key, c0, c1, c2, c3, out0, out1, out2, out3, count); return;
+    default: break;
     }
 #else
     (void)isa;
