@@ -147,9 +147,11 @@ struct simulation_options {
     /// Refuse (argument_error) a run whose estimated work exceeds this many stage visits
     /// (about 1e9 a second on one core: the default is some minutes on a laptop).
     double max_stage_visits = 2e11;
-    /// The Philox kernel: `automatic` = the widest this CPU runs (8-wide AVX2, else 4-wide
-    /// SSE2, chosen at run time); a kernel the CPU lacks falls back to SSE2. Results do not
-    /// depend on it (tests and benchmarks pin it to compare the paths).
+    /// The kernels: `automatic` = the widest this CPU runs, chosen at run time: AVX-512 (a
+    /// 16-wide Philox and, for tabulated unbranched models, the AVX-512 sweep of the book's
+    /// deals), else 8-wide AVX2, else 4-wide SSE2; a kernel the CPU lacks falls back to the
+    /// next narrower one. Results do not depend on it (tests and benchmarks pin it to compare
+    /// the paths).
     philox_isa philox_kernel = philox_isa::automatic;
 };
 
@@ -1409,60 +1411,83 @@ PIPECAST_AVX512_WARNINGS_OFF
         return left >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << left) - 1u);
     }
 
-    /// Visit 0 of lanes [0, lanes) (deal d0 + i in lane i): the residual first dwell and
-    /// the first transition, from words w0, w1; w2, w3 carried. Returns the open lanes.
-    [[gnu::target(PIPECAST_AVX512_TARGET)]] std::size_t avx512_first_visit(avx512_sweep& x, std::size_t d0,
-                                                                           std::size_t lanes) const noexcept {
-        std::size_t n = 0;
-        const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    /// Eight lanes after a step: their lane numbers, next stages, times and carried words.
+    struct avx512_step {
+        __mmask8 live;
+        __m256i lane, stage, k2, k3;
+        __m512d time;
+    };
+    /// Visit 0 of lanes i..i+7 (deal d0 + i in lane i): the residual first dwell and the first
+    /// transition from words w0, w1; w2, w3 carried.
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] inline avx512_step
+    avx512_first_step(const avx512_sweep& x, std::size_t d0, std::size_t i, std::size_t lanes) const noexcept {
         const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
         const deal_columns& dc = columns_;
-        for (std::size_t i = 0; i < lanes; i += 8) {
-            const __mmask8 live = avx512_live(lanes - i);
-            const std::size_t d = d0 + i;
-            const __m256i lane = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(i)), iota);
-            const __m512d f0 = _mm512_maskz_loadu_pd(live, dc.cdf_at_age.data() + d);
-            const __m512d s0 = _mm512_maskz_loadu_pd(live, dc.survival_at_age.data() + d);
-            const __m512d age = _mm512_maskz_loadu_pd(live, dc.age.data() + d);
-            const __m256i st = _mm256_maskz_loadu_epi32(live, dc.stage.data() + d);
-            const __mmask8 far = _mm256_mask_test_epi32_mask(live, _mm256_maskz_loadu_epi32(live, dc.exact.data() + d),
-                                                             _mm256_set1_epi32(1));
-            const __m256i k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w0 + i));
-            const __m256i k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w1 + i));
-            // dwell_sampler::table_view::total_time
-            const __m512d v = avx512_uniform(k0);
-            const __m512d floor = _mm512_castsi512_pd(avx512_view_field(x, live, st, 3, x.floor));
-            const __m512d p = _mm512_max_pd(floor, _mm512_mul_round_pd(s0, _mm512_sub_pd(one, v), avx512_round));
-            const __m512d q = _mm512_min_pd(half, _mm512_add_round_pd(f0, _mm512_mul_round_pd(s0, v, avx512_round),
-                                                                       avx512_round));
-            const __mmask8 up = _mm512_cmp_pd_mask(p, half, _CMP_LE_OQ);
-            const __m512d xb = _mm512_mask_blend_pd(up, q, p);
-            const __m512i bias = avx512_bias(x, live, st, up);
-            const __m512i tbl = avx512_view_field(x, live, st, 0, x.table);
-            __m512d t = _mm512_max_pd(zero, _mm512_sub_round_pd(avx512_lookup(x, live, tbl, bias, xb), age, avx512_round));
-            if (far != 0) [[unlikely]] { // the exact residual quantile, as the scalar first visit
-                alignas(64) double ts[8];
-                _mm512_store_pd(ts, t);
-                for (unsigned j = 0; j < 8; ++j)
-                    if ((far >> j) & 1u) {
-                        const deal_start& e = deals_[d + j];
-                        ts[j] = 0.0 + pipecast::quantile(residual(lg_.dwell(e.stage), e.age), uniform_open(x.w0[i + j]));
-                    }
-                t = _mm512_load_pd(ts);
-            }
-            const __m256i s = avx512_next(live, x.rows, st, k1);
-            const __m256i k2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w2 + i));
-            const __m256i k3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w3 + i));
-            n = avx512_book<true>(x, live, lane, s, t, k2, k3, n);
+        const __mmask8 live = avx512_live(lanes - i);
+        const std::size_t d = d0 + i;
+        const __m256i lane = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m512d f0 = _mm512_maskz_loadu_pd(live, dc.cdf_at_age.data() + d);
+        const __m512d s0 = _mm512_maskz_loadu_pd(live, dc.survival_at_age.data() + d);
+        const __m512d age = _mm512_maskz_loadu_pd(live, dc.age.data() + d);
+        const __m256i st = _mm256_maskz_loadu_epi32(live, dc.stage.data() + d);
+        const __mmask8 far =
+            _mm256_mask_test_epi32_mask(live, _mm256_maskz_loadu_epi32(live, dc.exact.data() + d), _mm256_set1_epi32(1));
+        const __m256i k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w0 + i));
+        const __m256i k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w1 + i));
+        // dwell_sampler::table_view::total_time
+        const __m512d v = avx512_uniform(k0);
+        const __m512d floor = _mm512_castsi512_pd(avx512_view_field(x, live, st, 3, x.floor));
+        const __m512d p = _mm512_max_pd(floor, _mm512_mul_round_pd(s0, _mm512_sub_pd(one, v), avx512_round));
+        const __m512d q =
+            _mm512_min_pd(half, _mm512_add_round_pd(f0, _mm512_mul_round_pd(s0, v, avx512_round), avx512_round));
+        const __mmask8 up = _mm512_cmp_pd_mask(p, half, _CMP_LE_OQ);
+        const __m512d xb = _mm512_mask_blend_pd(up, q, p);
+        const __m512i bias = avx512_bias(x, live, st, up);
+        const __m512i tbl = avx512_view_field(x, live, st, 0, x.table);
+        __m512d t = _mm512_max_pd(zero, _mm512_sub_round_pd(avx512_lookup(x, live, tbl, bias, xb), age, avx512_round));
+        if (far != 0) [[unlikely]] { // the exact residual quantile, as the scalar first visit
+            alignas(64) double ts[8];
+            _mm512_store_pd(ts, t);
+            for (unsigned j = 0; j < 8; ++j)
+                if ((far >> j) & 1u) {
+                    const deal_start& e = deals_[d + j];
+                    ts[j] = 0.0 + pipecast::quantile(residual(lg_.dwell(e.stage), e.age), uniform_open(x.w0[i + j]));
+                }
+            t = _mm512_load_pd(ts);
         }
+        return {live, lane, avx512_next(live, x.rows, st, k1),
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w2 + i)),
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w3 + i)), t};
+    }
+    /// Visit 0 of lanes [0, lanes), sixteen a step (two independent halves, booked in order:
+    /// the second half's loads come before the first half's packed stores, which never
+    /// reach past lane i + 8). Returns the open lanes.
+    [[gnu::target(PIPECAST_AVX512_TARGET)]] std::size_t avx512_first_visit(avx512_sweep& sweep, std::size_t d0,
+                                                                           std::size_t lanes) const noexcept {
+        avx512_sweep x = sweep; // a local copy: the stores through its pointers cannot alias it
+        std::size_t n = 0;
+        std::size_t i = 0;
+        for (; i + 8 < lanes; i += 16) {
+            const avx512_step a = avx512_first_step(x, d0, i, lanes);
+            const avx512_step b = avx512_first_step(x, d0, i + 8, lanes);
+            n = avx512_book<true>(x, a.live, a.lane, a.stage, a.time, a.k2, a.k3, n);
+            n = avx512_book<true>(x, b.live, b.lane, b.stage, b.time, b.k2, b.k3, n);
+        }
+        if (i < lanes) {
+            const avx512_step a = avx512_first_step(x, d0, i, lanes);
+            n = avx512_book<true>(x, a.live, a.lane, a.stage, a.time, a.k2, a.k3, n);
+        }
+        sweep.nw = x.nw;
         return n;
     }
 
     /// A later visit of the open lanes [0, n): a fresh dwell from words `kd` and the next
     /// transition from words `kn`; `Carry`: w2, w3 move with the lanes (a fresh block).
     template <bool Carry>
-    [[gnu::target(PIPECAST_AVX512_TARGET)]] std::size_t avx512_visit(avx512_sweep& x, std::size_t n, const std::uint32_t* kd,
+    [[gnu::target(PIPECAST_AVX512_TARGET)]] std::size_t avx512_visit(avx512_sweep& sweep, std::size_t n,
+                                                                      const std::uint32_t* kd,
                                                                       const std::uint32_t* kn) const noexcept {
+        avx512_sweep x = sweep; // a local copy: the stores through its pointers cannot alias it
         std::size_t k = 0;
         for (std::size_t j = 0; j < n; j += 8) {
             const __mmask8 live = avx512_live(n - j);
@@ -1483,6 +1508,7 @@ PIPECAST_AVX512_WARNINGS_OFF
             else
                 k = avx512_book<false>(x, live, lane, s, t, lane, lane, k);
         }
+        sweep.nw = x.nw;
         return k;
     }
 

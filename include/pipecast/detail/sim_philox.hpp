@@ -12,7 +12,8 @@
 /// AVX2 kernel is a function compiled with GCC's `target("avx2")` attribute and called only
 /// when `__builtin_cpu_supports("avx2")` says the CPU has it (philox_isa_available()); the
 /// default build still runs on any x86-64. Philox is integer arithmetic, so every path gives
-/// the same bits.
+/// the same bits. The AVX-512 kernel is chosen likewise (AVX-512 F, DQ and VL), and with it
+/// the simulator's AVX-512 sweep (simulation.hpp).
 ///
 /// The simulator asks for one block per running deal-path and sweep; four counters differ
 /// only in their last two words (deal, domain), so four blocks are computed side by side in
