@@ -1481,32 +1481,44 @@ PIPECAST_AVX512_WARNINGS_OFF
         return n;
     }
 
-    /// A later visit of the open lanes [0, n): a fresh dwell from words `kd` and the next
-    /// transition from words `kn`; `Carry`: w2, w3 move with the lanes (a fresh block).
+    /// A later visit of the open lanes j..j+7: a fresh dwell from words `kd` and the next
+    /// transition from words `kn` (w2, w3 read for the carry).
+    [[gnu::target(PIPECAST_AVX512_TARGET), gnu::always_inline]] static inline avx512_step
+    avx512_visit_step(const avx512_sweep& x, std::size_t j, std::size_t n, const std::uint32_t* kd,
+                      const std::uint32_t* kn) noexcept {
+        const __mmask8 live = avx512_live(n - j);
+        const __m256i st = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.stage + j));
+        const __m512d t0 = _mm512_loadu_pd(x.time + j);
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kd + j));
+        // dwell_sampler::table_view::sample: the tail by the top bit, v or 1 − v exactly.
+        const __mmask8 upper = _mm256_movepi32_mask(w);
+        const __m256i kk = _mm256_xor_si256(w, _mm256_srai_epi32(w, 31));
+        const __m512i bias = avx512_bias(x, live, st, upper);
+        const __m512i tbl = avx512_view_field(x, live, st, 0, x.table);
+        const __m512d t = _mm512_add_round_pd(t0, avx512_lookup(x, live, tbl, bias, avx512_uniform(kk)), avx512_round);
+        return {live, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.lane + j)),
+                avx512_next(live, x.rows, st, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kn + j))),
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w2 + j)),
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w3 + j)), t};
+    }
+    /// A later visit of the open lanes [0, n), sixteen a step as in avx512_first_visit (the
+    /// packed stores of a half never reach past the lanes already loaded); `Carry`: w2, w3
+    /// move with the lanes (a fresh block). Returns the lanes still open.
     template <bool Carry>
     [[gnu::target(PIPECAST_AVX512_TARGET)]] std::size_t avx512_visit(avx512_sweep& sweep, std::size_t n,
                                                                       const std::uint32_t* kd,
                                                                       const std::uint32_t* kn) const noexcept {
         avx512_sweep x = sweep; // a local copy: the stores through its pointers cannot alias it
-        std::size_t k = 0;
-        for (std::size_t j = 0; j < n; j += 8) {
-            const __mmask8 live = avx512_live(n - j);
-            const __m256i lane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.lane + j));
-            const __m256i st = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.stage + j));
-            const __m512d t0 = _mm512_loadu_pd(x.time + j);
-            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kd + j));
-            // dwell_sampler::table_view::sample: the tail by the top bit, v or 1 − v exactly.
-            const __mmask8 upper = _mm256_movepi32_mask(w);
-            const __m256i kk = _mm256_xor_si256(w, _mm256_srai_epi32(w, 31));
-            const __m512i bias = avx512_bias(x, live, st, upper);
-            const __m512i tbl = avx512_view_field(x, live, st, 0, x.table);
-            const __m512d t = _mm512_add_round_pd(t0, avx512_lookup(x, live, tbl, bias, avx512_uniform(kk)), avx512_round);
-            const __m256i s = avx512_next(live, x.rows, st, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kn + j)));
-            if constexpr (Carry)
-                k = avx512_book<true>(x, live, lane, s, t, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w2 + j)),
-                                      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.w3 + j)), k);
-            else
-                k = avx512_book<false>(x, live, lane, s, t, lane, lane, k);
+        std::size_t k = 0, j = 0;
+        for (; j + 8 < n; j += 16) {
+            const avx512_step a = avx512_visit_step(x, j, n, kd, kn);
+            const avx512_step b = avx512_visit_step(x, j + 8, n, kd, kn);
+            k = avx512_book<Carry>(x, a.live, a.lane, a.stage, a.time, a.k2, a.k3, k);
+            k = avx512_book<Carry>(x, b.live, b.lane, b.stage, b.time, b.k2, b.k3, k);
+        }
+        if (j < n) {
+            const avx512_step a = avx512_visit_step(x, j, n, kd, kn);
+            k = avx512_book<Carry>(x, a.live, a.lane, a.stage, a.time, a.k2, a.k3, k);
         }
         sweep.nw = x.nw;
         return k;
