@@ -10,10 +10,9 @@
 /// memory-bandwidth-bound pass. Owners, categories and currencies are dictionary-encoded.
 
 #include <pipecast/error.hpp>
-#include <pipecast/stage_graph.hpp>
 
-#include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -24,6 +23,8 @@
 #include <vector>
 
 namespace pipecast {
+
+class stage_graph; // stage_graph.hpp
 
 /// One open deal, as given by a user.
 struct deal {
@@ -63,19 +64,21 @@ public:
     using stage_index = std::uint32_t;
 
     /// An empty book for the open stages of `g` (the book remembers their names so that it
-    /// is only ever used with a compatible graph).
-    explicit book(const stage_graph& g) {
+    /// is only ever used with a compatible graph). A template only so that this header needs
+    /// no more than a declaration of stage_graph (and not Eigen and Boost.Math with it).
+    template <std::same_as<stage_graph> Graph>
+    explicit book(const Graph& g) {
         for (const auto& s : g.stages()) stage_names_.push_back(s.name);
     }
 
     /// Adds a deal. @throws argument_error naming the deal and field: unknown or outcome
     ///   stage, amount negative or not finite, age negative or not finite, override outside [0,1].
     void add(const deal& d) {
-        const auto it = std::find(stage_names_.begin(), stage_names_.end(), d.stage);
-        if (it == stage_names_.end())
+        std::size_t s = 0; // a loop, not std::find: <algorithm> would double this header's cost
+        while (s < stage_names_.size() && stage_names_[s] != d.stage) ++s;
+        if (s == stage_names_.size())
             throw argument_error(detail::message("deal '", d.id, "': stage '", d.stage, "' is not an open stage of the model"));
-        add(d.id, static_cast<std::size_t>(it - stage_names_.begin()), d.amount, d.age, d.probability, d.owner,
-            d.category, d.currency);
+        add(d.id, s, d.amount, d.age, d.probability, d.owner, d.category, d.currency);
     }
 
     /// Adds a deal by stage index (the fast path used by readers and generators).
@@ -117,7 +120,8 @@ public:
     /// Names of the open stages of the graph the book was made for.
     [[nodiscard]] const std::vector<std::string>& stage_names() const noexcept { return stage_names_; }
     /// True if the book was made for a graph with the same open stages.
-    [[nodiscard]] bool compatible_with(const stage_graph& g) const {
+    template <std::same_as<stage_graph> Graph>
+    [[nodiscard]] bool compatible_with(const Graph& g) const {
         if (g.open_count() != stage_names_.size()) return false;
         for (std::size_t i = 0; i < stage_names_.size(); ++i)
             if (g.name(i) != stage_names_[i]) return false;
