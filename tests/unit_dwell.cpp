@@ -503,6 +503,26 @@ template <class D>
 concept residual_accepts = requires(D&& d) { pipecast::residual(std::forward<D>(d), 1.0); };
 } // namespace
 
+TEST_CASE("dwell: empirical cumulative weights never decrease (fuzz finding 4, issue 11)") {
+    // The running sum of these weights over their total passes 1 (1 + 2^-52) before the last,
+    // tiny weight; the last cumulative weight used to be set to 1 below it, so the weight
+    // written back for it was -2.2e-16 and a fitted model did not load back.
+    const std::vector<double> values = {1.0, 2.0, 3.0, 4.0, 5.0, 6.0};
+    const std::vector<double> weights = {0.7, 0.05, 2.0 / 3.0, 2.0 / 3.0, 0.15, 1e-18};
+    const dwell_distribution d = dwell_distribution::empirical(values, weights);
+    const auto c = d.cumulative();
+    REQUIRE(c.size() == values.size());
+    CHECK(c.back() == 1.0);
+    std::vector<double> back(c.size());
+    for (std::size_t i = 0; i < c.size(); ++i) {
+        back[i] = c[i] - (i ? c[i - 1] : 0.0);
+        CHECK(back[i] >= 0.0);
+    }
+    // What the model writer writes and the reader reads: the differences load back.
+    const dwell_distribution again = dwell_distribution::empirical(std::vector<double>(d.values().begin(), d.values().end()), back);
+    CHECK(again.mean() == doctest::Approx(d.mean()).epsilon(1e-12));
+}
+
 TEST_CASE("dwell: residual safety and the far tail (issue 11)") {
     SUBCASE("a residual of a temporary distribution does not compile (it would dangle)") {
         CHECK(residual_accepts<const dwell_distribution&>);

@@ -202,6 +202,10 @@ public:
             d.cumulative_[i] = acc;
             m += p * d.values_[i];
         }
+        // Rounding can carry the running sum past 1 before the last point (fuzz finding 4):
+        // the cumulative weights stay non-decreasing and end at exactly 1, so the weights
+        // written back (their differences) are >= 0; a point past 1 keeps weight 0.
+        for (double& c : d.cumulative_) c = std::min(c, 1.0);
         d.cumulative_.back() = 1.0;
         if (!(m > 0.0)) throw model_error("empirical dwell: mean must be positive (all samples are 0)");
         double v = 0.0; // second pass: no cancellation for values far from 0 with a small spread
