@@ -1,5 +1,15 @@
 # Helpers of the CLI checkers (the tests_<command>.cmake files in `cmake -P` script mode).
 
+# run_cli(<out var> <arg>...): runs ${CLI} with the arguments; fails, with its stderr, unless
+# it exits 0; its stdout goes to the variable.
+function(run_cli out_var)
+  execute_process(COMMAND "${CLI}" ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pipecast ${ARGN} failed (${rc}): ${err}")
+  endif()
+  set(${out_var} "${out}" PARENT_SCOPE)
+endfunction()
+
 # expect_type(<json text> <ARRAY|OBJECT|NUMBER|STRING|BOOLEAN|NULL> <key or index>...):
 # fails unless the JSON value at that path exists and has that type.
 function(expect_type json_text type)

@@ -6,13 +6,6 @@
 
 if(CMAKE_SCRIPT_MODE_FILE)
   # --- script mode: -DCLI=<pipecast> -DMODE=keys|threads -DARGS=<;-list>
-  function(run_cli out_var)
-    execute_process(COMMAND "${CLI}" ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-    if(NOT rc EQUAL 0)
-      message(FATAL_ERROR "pipecast ${ARGN} failed (${rc}): ${err}")
-    endif()
-    set(${out_var} "${out}" PARENT_SCOPE)
-  endfunction()
   include("${CMAKE_CURRENT_LIST_DIR}/cli_checks.cmake")
 
   if(MODE STREQUAL "keys")
