@@ -7,12 +7,11 @@
 //
 // For scale (not measured here): R's msm took 219 s to fit the 54,711 visits of
 // b2b6_history.csv, with exponential dwell times only.
-#include <pipecast/estimation.hpp>
-#include <pipecast/history.hpp>
-#include <pipecast/model_io.hpp>
+#include <pipecast/data/history.hpp>
+#include <pipecast/estimation/estimation.hpp>
+#include <pipecast/io/model_json.hpp>
 
 #include <benchmark/benchmark.h>
-
 #include <boost/math/distributions/gamma.hpp>
 
 #include <fstream>

@@ -8,20 +8,20 @@
 // process's (all threads).
 //
 //   ./build/bench/bench/bench_exact --benchmark_format=json > bench_exact.json
-#include <pipecast/book_io.hpp>
-#include <pipecast/exact_distribution.hpp>
-#include <pipecast/forecast.hpp>
+#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/simulation/exact_distribution.hpp>
 // GCC 12's -Wrestrict misfires on a string concatenation inlined from model_io.hpp into this
 // file (GCC bug 105329); the warning is silenced for that header only.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wrestrict"
 #endif
-#include <pipecast/model_io.hpp>
+#include <pipecast/io/model_json.hpp>
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
-#include <pipecast/simulation.hpp>
+#include <pipecast/simulation/simulation.hpp>
 
 #include <benchmark/benchmark.h>
 

@@ -14,8 +14,8 @@
 // The book is b2b6-shaped (stage mix of b2b6_open_deals.csv, lognormal amounts, 50 owners,
 // 4 categories, 5% overrides), generated once per size with a fixed seed.
 // Run: ./build/bench/bench/bench_forecast --benchmark_format=json > bench_forecast.json
+#include <pipecast/forecast/forecast.hpp>
 #include <pipecast/pipecast.hpp>
-#include <pipecast/forecast.hpp>
 
 #include <benchmark/benchmark.h>
 #include <nlohmann/json.hpp>

@@ -10,12 +10,12 @@
 // simulate() calls.
 //
 //   ./build/bench/bench/bench_simulation --benchmark_format=json > bench_simulation.json
-#include <pipecast/book_io.hpp>
-#include <pipecast/estimation.hpp>
-#include <pipecast/history.hpp>
-#include <pipecast/history_view.hpp>
-#include <pipecast/model_io.hpp>
-#include <pipecast/simulation.hpp>
+#include <pipecast/data/history.hpp>
+#include <pipecast/data/history_view.hpp>
+#include <pipecast/estimation/estimation.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/simulation/simulation.hpp>
 
 #include <benchmark/benchmark.h>
 #include <nlohmann/json.hpp>

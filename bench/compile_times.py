@@ -4,8 +4,8 @@
 Compiles three small translation units, each several times, and prints the CPU seconds
 (user + sys of the compiler) and the peak memory of each: the median and the range.
 
-  book        #include <pipecast/book.hpp>, a book of one deal        target < 0.7 s
-  forecast    #include <pipecast/forecast.hpp>, a weighted forecast   target < 2 s
+  book        #include <pipecast/data/book.hpp>, a book of one deal        target < 0.7 s
+  forecast    #include <pipecast/forecast/forecast.hpp>, a weighted forecast   target < 2 s
   umbrella    #include <pipecast/pipecast.hpp>, an empty main         target < 3.5 s
 
 Usage: python3 bench/compile_times.py [--cxx g++] [--repeat 3] [--flags "-std=c++20 -O2"]
@@ -24,15 +24,15 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 UNITS = {
-    "book": ("""#include <pipecast/book.hpp>
+    "book": ("""#include <pipecast/data/book.hpp>
 int main() {
     pipecast::deal d;
     d.id = "a";
     return static_cast<int>(d.id.size());
 }
 """, 0.7),
-    "forecast": ("""#include <pipecast/forecast.hpp>
-#include <pipecast/stage_graph.hpp>
+    "forecast": ("""#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/model/stage_graph.hpp>
 int main() {
     using namespace pipecast;
     Eigen::MatrixXd t(1, 3);

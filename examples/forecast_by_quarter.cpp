@@ -3,12 +3,12 @@
 // age). The value expected in a quarter is the difference between the horizons of its end
 // and its start, counted from the as-of date. A Monte Carlo run with the quarter ends as
 // sub-periods checks each cumulative figure (it should lie within a few standard errors).
-// calendar_forecast() (<pipecast/calendar.hpp>) does the same for months, quarters or
+// calendar_forecast() (<pipecast/forecast/calendar.hpp>) does the same for months, quarters or
 // years, fiscal years included, with the value already won and per-owner quotas.
-#include <pipecast/book_io.hpp>
-#include <pipecast/forecast.hpp>
-#include <pipecast/model_io.hpp>
-#include <pipecast/simulation.hpp>
+#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/simulation/simulation.hpp>
 
 #include <algorithm>
 #include <chrono>

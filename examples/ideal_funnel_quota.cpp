@@ -3,8 +3,8 @@
 // quarter. With P(win | Lead) = 0.18 that takes 45 / 0.18 = 250 new leads a quarter; each
 // stage then sees 250 times the conversions before it, and by Little's law holds
 // (deals entering per period) x (mean days in the stage) / (days in the period) at any time.
-#include <pipecast/funnel.hpp>
-#include <pipecast/stage_graph.hpp>
+#include <pipecast/funnel/funnel.hpp>
+#include <pipecast/model/stage_graph.hpp>
 
 #include <cstdio>
 

@@ -3,8 +3,8 @@
 // dwell times. The chance that a deal in a stage is eventually won is the product of the
 // conversions from there on (0.50 x 0.60 x 0.80 x 0.75 = 0.18 from Lead); pipecast gets it
 // from the absorbing Markov chain, which also gives the expected time to close.
-#include <pipecast/analytics.hpp>
-#include <pipecast/stage_graph.hpp>
+#include <pipecast/model/analytics.hpp>
+#include <pipecast/model/stage_graph.hpp>
 
 #include <cstdio>
 

@@ -4,10 +4,10 @@
 // here, so the exact distribution (a sum of independent Bernoulli amounts) gives the same
 // P(quota) without noise; the Monte Carlo estimate should lie within a few of its standard
 // errors, sqrt(p (1 - p) / paths), of it.
-#include <pipecast/book_io.hpp>
-#include <pipecast/exact_distribution.hpp>
-#include <pipecast/model_io.hpp>
-#include <pipecast/simulation.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/simulation/exact_distribution.hpp>
+#include <pipecast/simulation/simulation.hpp>
 
 #include <cmath>
 #include <cstdio>

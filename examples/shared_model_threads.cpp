@@ -4,9 +4,9 @@
 // threads answer four requests (horizon, seed) concurrently from one engine, and each answer
 // is compared with a plain sequential simulate() call: runs are bit-identical whatever thread
 // runs them and however many threads each uses.
-#include <pipecast/book_io.hpp>
-#include <pipecast/model_io.hpp>
-#include <pipecast/simulation.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/simulation/simulation.hpp>
 
 #include <cstdio>
 #include <thread>

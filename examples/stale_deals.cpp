@@ -5,8 +5,8 @@
 // scenario); compute_kpis() then scores the deals still open at the log's end. A deal
 // is stale when the model says it has likely stalled (P(stalled | stage, age) >= 0.5) or it
 // has sat in its stage longer than any deal that went on to win.
-#include <pipecast/estimation.hpp>
-#include <pipecast/history.hpp>
+#include <pipecast/data/history.hpp>
+#include <pipecast/estimation/estimation.hpp>
 #include <pipecast/kpi.hpp>
 
 #include <algorithm>

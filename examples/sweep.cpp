@@ -1,9 +1,9 @@
 // Scenario sweep: what-ifs of the bundled SaaS model simulated with common random numbers,
 // then the same sweep split into pieces as three processes (e.g. MPI ranks) would run it and
 // combined: bit-identical. Exits 1 if the split result differs. docs/sweep.md, docs/scaling.md.
-#include <pipecast/book_io.hpp>
-#include <pipecast/model_io.hpp>
-#include <pipecast/sweep.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/simulation/sweep.hpp>
 
 #include <cstdio>
 #include <vector>

@@ -4,10 +4,10 @@
 // visit in both), so the per-path difference has a far smaller standard error than two
 // independent runs would. All dwells here are exponential, so the period forecast is exact
 // and gives the true expected difference to check against.
-#include <pipecast/book.hpp>
-#include <pipecast/forecast.hpp>
-#include <pipecast/simulation.hpp>
-#include <pipecast/stage_graph.hpp>
+#include <pipecast/data/book.hpp>
+#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/model/stage_graph.hpp>
+#include <pipecast/simulation/simulation.hpp>
 
 #include <cmath>
 #include <cstdio>

@@ -7,11 +7,11 @@
 // the input with a pipecast::error is the expected outcome for bad text; a crash, a sanitizer
 // report, a hang or any other exception is a finding. A book that loads must hold finite,
 // non-negative amounts and ages.
-#include "fuzz_options.hpp"
-
-#include <pipecast/book_io.hpp>
 #include <pipecast/detail/encoding.hpp>
-#include <pipecast/model_io.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
+
+#include "fuzz_options.hpp"
 
 #include <cmath>
 #include <cstddef>

@@ -8,12 +8,12 @@
 // with small iteration limits so that one execution stays fast. Refusing the input with a
 // pipecast::error is the expected outcome; a crash, a sanitizer report, a hang or any other
 // exception is a finding. A fitted model that the fit accepts must write out and load back.
-#include "fuzz_options.hpp"
+#include <pipecast/data/history.hpp>
+#include <pipecast/estimation/estimation.hpp>
+#include <pipecast/io/crm_import.hpp>
+#include <pipecast/io/model_json.hpp>
 
-#include <pipecast/crm_import.hpp>
-#include <pipecast/estimation.hpp>
-#include <pipecast/history.hpp>
-#include <pipecast/model_io.hpp>
+#include "fuzz_options.hpp"
 
 #include <cstddef>
 #include <cstdint>

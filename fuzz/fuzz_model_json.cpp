@@ -4,7 +4,7 @@
 // input with a pipecast::error is the expected outcome for bad text; a crash, a sanitizer
 // report, a hang or any other exception (std::bad_alloc, nlohmann's own, Boost's) is a
 // finding. A model that loads must write out (to_json) and load back.
-#include <pipecast/model_io.hpp>
+#include <pipecast/io/model_json.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -4,9 +4,9 @@
 // amount, age).
 #pragma once
 
-#include <pipecast/book.hpp>
-#include <pipecast/dwell.hpp>
-#include <pipecast/stage_graph.hpp>
+#include <pipecast/data/book.hpp>
+#include <pipecast/model/dwell.hpp>
+#include <pipecast/model/stage_graph.hpp>
 
 #include <cmath>
 #include <cstddef>

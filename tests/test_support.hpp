@@ -1,8 +1,8 @@
 // Helpers shared by the unit tests.
 #pragma once
 
-#include <pipecast/dwell.hpp>
-#include <pipecast/stage_graph.hpp>
+#include <pipecast/model/dwell.hpp>
+#include <pipecast/model/stage_graph.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

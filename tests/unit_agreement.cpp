@@ -2,13 +2,13 @@
 // compute the same quantity, now that each rule lives in one function (docs/design.md,
 // "One rule, one place"): the override rule, the win-conditioned jump chain, "can this stage
 // still win", the type-7 quantile, the table-lengthening rule and P(win within h | stage, age).
-#include <pipecast/analytics.hpp>
 #include <pipecast/detail/quantile.hpp>
-#include <pipecast/first_passage.hpp>
-#include <pipecast/forecast.hpp>
-#include <pipecast/funnel.hpp>
-#include <pipecast/simulation.hpp>
-#include <pipecast/stage_graph.hpp>
+#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/funnel/funnel.hpp>
+#include <pipecast/model/analytics.hpp>
+#include <pipecast/model/first_passage.hpp>
+#include <pipecast/model/stage_graph.hpp>
+#include <pipecast/simulation/simulation.hpp>
 
 #include <doctest/doctest.h>
 

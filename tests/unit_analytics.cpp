@@ -1,11 +1,10 @@
 // Tests of analytics.hpp: absorption analysis of the jump chain against hand-solved small
 // cases and independent closed forms; the CTMC phase-type solution.
-#include <pipecast/analytics.hpp>
-#include <pipecast/model_io.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/model/analytics.hpp>
 
 #include "test_support.hpp"
+#include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>

@@ -1,11 +1,10 @@
 // Tests of backtest.hpp: the cuts, the actuals against an independent reading of the CSV,
 // the errors and baselines, the Monte Carlo of the landmark method, bad input; and the
 // crm4_messy acceptance point of the fit with the artefact options and a recency window.
-#include <pipecast/backtest.hpp>
-#include <pipecast/first_passage.hpp>
+#include <pipecast/estimation/backtest.hpp>
+#include <pipecast/model/first_passage.hpp>
 
 #include "test_support.hpp"
-
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 

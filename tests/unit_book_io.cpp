@@ -1,11 +1,10 @@
 // Tests of book_io.hpp, detail/csv.hpp and book.hpp: reading books from CSV by header name,
 // every bad-CSV case with its line and column, and book::add validation.
-#include <pipecast/book_io.hpp>
-#include <pipecast/model_io.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
 
 #include "test_support.hpp"
+#include <doctest/doctest.h>
 
 #include <cmath>
 #include <fstream>

@@ -5,10 +5,9 @@
 // against the closed form differenced by hand at the bucket ends, the roll-up and owner
 // lines against sums by hand, and the simulated bucket means against the closed form within
 // 5 standard errors (fixed seed).
-#include <pipecast/calendar.hpp>
+#include <pipecast/forecast/calendar.hpp>
 
 #include "test_support.hpp"
-
 #include <doctest/doctest.h>
 
 #include <cmath>

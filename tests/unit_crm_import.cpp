@@ -1,8 +1,8 @@
 // Tests of crm_import.hpp: CRM exports (Salesforce, HubSpot, a Chinese GB18030 export, an
 // opportunity table) read directly give the visits of the reference stage-change log, and
 // hostile input gives a clear error.
-#include <pipecast/crm_import.hpp>
-#include <pipecast/estimation.hpp>
+#include <pipecast/estimation/estimation.hpp>
+#include <pipecast/io/crm_import.hpp>
 
 #include <doctest/doctest.h>
 

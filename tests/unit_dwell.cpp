@@ -1,17 +1,15 @@
 // Tests of dwell.hpp: the dwell-time families, their parameterisations, and the residual
 // (age-conditioned) distributions.
-#include <pipecast/dwell.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/model/dwell.hpp>
 
 #include "test_support.hpp"
-
 #include <boost/math/distributions/exponential.hpp>
 #include <boost/math/distributions/gamma.hpp>
 #include <boost/math/distributions/lognormal.hpp>
 #include <boost/math/distributions/weibull.hpp>
 #include <boost/math/quadrature/exp_sinh.hpp>
 #include <boost/math/quadrature/tanh_sinh.hpp>
+#include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>

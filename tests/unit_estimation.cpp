@@ -1,13 +1,12 @@
 // Tests of estimation.hpp: censored MLE of the dwell families, Kaplan–Meier, transition
 // posteriors, the fit of the b2b6 reference history against its known truth, segments.
-#include <pipecast/analytics.hpp>
-#include <pipecast/estimation.hpp>
-#include <pipecast/first_passage.hpp>
-#include <pipecast/model_io.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/estimation/estimation.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/model/analytics.hpp>
+#include <pipecast/model/first_passage.hpp>
 
 #include <boost/math/special_functions/beta.hpp>
+#include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>

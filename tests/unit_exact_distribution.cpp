@@ -2,19 +2,19 @@
 // a deal of 40% of the book against an independent integer convolution, and b2b6 / crm4
 // books (with arrivals, sub-periods and the correlation shock) against large Monte Carlo runs
 // within 4 of their standard errors (a quantile's SE from the exact density).
-#include <pipecast/exact_distribution.hpp>
-#include <pipecast/book_io.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/simulation/exact_distribution.hpp>
 // GCC 12's -Wrestrict misfires on a string concatenation inlined from model_io.hpp into this
 // file (GCC bug 105329); the warning is silenced for that header only.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wrestrict"
 #endif
-#include <pipecast/model_io.hpp>
+#include <pipecast/io/model_json.hpp>
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
-#include <pipecast/simulation.hpp>
+#include <pipecast/simulation/simulation.hpp>
 
 #include <doctest/doctest.h>
 

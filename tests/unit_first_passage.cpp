@@ -1,15 +1,13 @@
 // Tests of first_passage.hpp: the renewal-equation grid solver for P(won by t) and
 // P(won within h | stage, age), against the exact phase-type solution, closed forms and
 // quadrature, including its O(Δ²) convergence.
-#include <pipecast/first_passage.hpp>
-#include <pipecast/model_io.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/model/first_passage.hpp>
 
 #include "test_support.hpp"
-
 #include <boost/math/distributions/gamma.hpp>
 #include <boost/math/quadrature/tanh_sinh.hpp>
+#include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>

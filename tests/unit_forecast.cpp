@@ -1,11 +1,10 @@
 // Tests of forecast.hpp: the weighted forecast, the period forecast and sales progress.
-#include <pipecast/forecast.hpp>
-#include <pipecast/book_io.hpp>
-#include <pipecast/model_io.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
 
 #include <boost/math/special_functions/gamma.hpp>
+#include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>

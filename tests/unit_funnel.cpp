@@ -1,6 +1,6 @@
-// Tests of pipecast/funnel.hpp: the ideal funnel, coverage, gap, velocity and levers.
-#include <pipecast/funnel.hpp>
-#include <pipecast/model_io.hpp>
+// Tests of pipecast/funnel/funnel.hpp: the ideal funnel, coverage, gap, velocity and levers.
+#include <pipecast/funnel/funnel.hpp>
+#include <pipecast/io/model_json.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // Tests of history.hpp: the visit-log and stage-change readers and their validation.
-#include <pipecast/history.hpp>
+#include <pipecast/data/history.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,9 +1,8 @@
 // Tests of history_view.hpp: as_of, book_at, merge_click_throughs, drop_after_the_fact,
 // scan_artefacts, parse_duration, format_time.
-#include <pipecast/history_view.hpp>
+#include <pipecast/data/history_view.hpp>
 
 #include "test_support.hpp"
-
 #include <doctest/doctest.h>
 
 #include <cmath>

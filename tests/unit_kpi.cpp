@@ -1,7 +1,7 @@
 // Tests of kpi.hpp on a tiny hand-made history whose every KPI is computed by hand, and on
 // the b2b6 reference history.
+#include <pipecast/io/model_json.hpp>
 #include <pipecast/kpi.hpp>
-#include <pipecast/model_io.hpp>
 
 #include <doctest/doctest.h>
 

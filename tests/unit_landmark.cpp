@@ -1,9 +1,8 @@
 // Tests of landmark.hpp: the landmark rows and cells by hand, the shrinkage and isotonic
 // steps, the forecast of a book, accuracy against the crm4 truths, bad options.
-#include <pipecast/landmark.hpp>
+#include <pipecast/forecast/landmark.hpp>
 
 #include "test_support.hpp"
-
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,5 @@
 // Tests of model.hpp: the arrival process's expected counts (seasonal rates).
-#include <pipecast/model.hpp>
+#include <pipecast/model/model.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,11 +1,10 @@
 // Tests of model_io.hpp (and model.hpp): the JSON model format, its extensions, round trips
 // and the error messages with JSON paths.
-#include <pipecast/analytics.hpp>
-#include <pipecast/model_io.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/model/analytics.hpp>
 
 #include "test_support.hpp"
+#include <doctest/doctest.h>
 
 #include <cmath>
 #include <filesystem>

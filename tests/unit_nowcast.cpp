@@ -1,10 +1,9 @@
 // Tests of nowcast.hpp: the shocked branch shares by hand, the cohorts' shocks recovered from
 // a log generated here with known shocks, the nowcast probability against a direct
 // computation of the one-stage model, bad options.
-#include <pipecast/nowcast.hpp>
+#include <pipecast/forecast/nowcast.hpp>
 
 #include "test_support.hpp"
-
 #include <boost/math/distributions/gamma.hpp>
 #include <boost/math/distributions/lognormal.hpp>
 #include <doctest/doctest.h>

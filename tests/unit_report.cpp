@@ -3,10 +3,9 @@
 // an independent reading of the CSV, the identities between its parts (survival + exits = 1,
 // P(win | age 0) = P(win | entry), expected value = amount x P(win within)), the Monte Carlo
 // mean against the renewal forecast within its standard error, and bad input.
-#include <pipecast/report.hpp>
+#include <pipecast/report/report.hpp>
 
 #include "test_support.hpp"
-
 #include <doctest/doctest.h>
 
 #include <cmath>

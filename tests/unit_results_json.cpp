@@ -2,8 +2,8 @@
 // `pipecast <command> --json` prints (the CLI is run here, beside the library call on the
 // same inputs, and the two texts compared key for key and in order); the hooks of a result
 // alone hold its numbers; ordered_json and json give the same values.
+#include <pipecast/io/results_json.hpp>
 #include <pipecast/pipecast.hpp>
-#include <pipecast/results_json.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

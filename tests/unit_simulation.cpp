@@ -1,18 +1,16 @@
 // Tests of simulation.hpp: determinism across threads, exact phase-type values, an
 // independent slow reference on b2b6, the weighted forecast without a horizon, arrivals,
 // common random numbers, sub-periods, correlation, cancellation and bad options.
-#include <pipecast/simulation.hpp>
-#include <pipecast/analytics.hpp>
-#include <pipecast/book_io.hpp>
-#include <pipecast/first_passage.hpp>
-#include <pipecast/forecast.hpp>
-#include <pipecast/model_io.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/model/analytics.hpp>
+#include <pipecast/model/first_passage.hpp>
+#include <pipecast/simulation/simulation.hpp>
 
 #include "test_support.hpp"
-
 #include <boost/math/quadrature/gauss_kronrod.hpp>
+#include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 #include <atomic>

@@ -1,9 +1,8 @@
 // Tests of stage_graph.hpp: construction, lookups, validation errors, linear funnels.
-#include <pipecast/stage_graph.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/model/stage_graph.hpp>
 
 #include "test_support.hpp"
+#include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>

@@ -1,10 +1,9 @@
 // Tests of svg.hpp: escaping (Chinese names pass through), nice ticks against hand-worked
 // answers, tick labels, and the charts: marks counted, coordinates against the mapping worked
 // by hand, non-finite points left out, bad input refused with a message naming it.
-#include <pipecast/svg.hpp>
+#include <pipecast/report/svg.hpp>
 
 #include "test_support.hpp"
-
 #include <doctest/doctest.h>
 
 #include <string>

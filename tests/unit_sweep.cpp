@@ -1,14 +1,13 @@
 // Unit tests of sweep.hpp: the scenario file, each lever against an independent computation
 // (a hand-changed model, the scaled distribution, linearity), the split into pieces
 // (bit-identical at any split and thread count) and the errors.
-#include <pipecast/analytics.hpp>
-#include <pipecast/book_io.hpp>
-#include <pipecast/forecast.hpp>
-#include <pipecast/model_io.hpp>
-#include <pipecast/sweep.hpp>
+#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/model/analytics.hpp>
+#include <pipecast/simulation/sweep.hpp>
 
 #include "test_support.hpp"
-
 #include <doctest/doctest.h>
 
 #include <cmath>

@@ -1,16 +1,15 @@
 // Tests of variates.hpp (and detail/sim_philox.hpp): Philox known answers, the 4-wide
 // Philox against Random123, uniforms, the dwell tables against Boost.Math on dense grids,
 // residual draws, and the transition rows.
-#include <pipecast/variates.hpp>
-#include <pipecast/detail/sim_philox.hpp>
-
-#include <doctest/doctest.h>
+#include <pipecast/simulation/detail/philox.hpp>
+#include <pipecast/simulation/detail/variates.hpp>
 
 #include <Random123/philox.h>
+#include <doctest/doctest.h>
 
 #include <cmath>
-#include <limits>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>

@@ -4,10 +4,10 @@
 // (calendar.hpp); this file only reads the options and lays the results out.
 #pragma once
 
-#include "cli_common.hpp"
+#include <pipecast/forecast/calendar.hpp>
+#include <pipecast/io/results_json.hpp>
 
-#include <pipecast/calendar.hpp>
-#include <pipecast/results_json.hpp>
+#include "cli_common.hpp"
 
 #include <fstream>
 #include <optional>

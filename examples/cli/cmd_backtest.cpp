@@ -9,10 +9,10 @@
 // The JSON keys cuts[].{cut, predicted.{mean,p10,p90}, actual, predicted_count.{...},
 // actual_count}, summary.{mape, coverage, brier} and baselines.{crm_weighted,
 // roll_rate}.mape are a fixed interface for downstream tools (docs/backtest.md).
-#include "cli_common.hpp"
+#include <pipecast/data/history_view.hpp>
+#include <pipecast/estimation/backtest.hpp>
 
-#include <pipecast/backtest.hpp>
-#include <pipecast/history_view.hpp>
+#include "cli_common.hpp"
 
 #include <algorithm>
 #include <optional>

@@ -1,11 +1,11 @@
 // pipecast fit / kpi — learn the model from deal history, and the pipeline's health KPIs.
-#include "cli_common.hpp"
-
-#include <pipecast/book_io.hpp>
-#include <pipecast/estimation.hpp>
-#include <pipecast/history.hpp>
+#include <pipecast/data/history.hpp>
+#include <pipecast/estimation/estimation.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
 #include <pipecast/kpi.hpp>
-#include <pipecast/model_io.hpp>
+
+#include "cli_common.hpp"
 
 #include <cctype>
 #include <iostream>

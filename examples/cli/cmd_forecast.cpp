@@ -17,10 +17,10 @@
 // weighted_total is the CRM-style Σ amount × P(win | stage); age_aware_total beside it is
 // Σ amount × P(win | stage, age) (equal for models without branched stages), with the
 // stalled deals the model sees (expected_stalled, likely_stalled).
+#include <pipecast/forecast/forecast.hpp>
+
 #include "calendar_cli.hpp"
 #include "cli_common.hpp"
-
-#include <pipecast/forecast.hpp>
 
 #include <algorithm>
 #include <memory>

@@ -1,7 +1,7 @@
 // pipecast funnel — the ideal funnel a quota needs, and the actual book held against it.
-#include "cli_common.hpp"
+#include <pipecast/funnel/funnel.hpp>
 
-#include <pipecast/funnel.hpp>
+#include "cli_common.hpp"
 
 #include <memory>
 #include <optional>

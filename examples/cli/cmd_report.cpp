@@ -10,11 +10,11 @@
 // Without --deals the open book is the deals open in the history at the as-of date
 // (book_at). The numbers come from pipecast::make_report (report.hpp); this file only lays
 // them out (svg.hpp draws the charts). Files are written whole or not at all.
+#include <pipecast/report/report.hpp>
+#include <pipecast/report/svg.hpp>
+
 #include "calendar_cli.hpp"
 #include "cli_common.hpp"
-
-#include <pipecast/report.hpp>
-#include <pipecast/svg.hpp>
 
 #include <filesystem>
 #include <map>

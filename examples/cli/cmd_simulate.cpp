@@ -28,12 +28,14 @@
 //
 // The JSON keys mean, stderr, quantiles.{p10,p50,p90}, p_quota (with --quota), deal_paths,
 // elapsed_seconds and deal_paths_per_second are a fixed interface for downstream tools.
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/simulation/exact_distribution.hpp>
+#include <pipecast/simulation/simulation.hpp>
+
 #include "calendar_cli.hpp"
 #include "cli_common.hpp"
-
-#include <pipecast/book_io.hpp>
-#include <pipecast/exact_distribution.hpp>
-#include <pipecast/simulation.hpp>
+#include <time.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -43,9 +45,6 @@
 #include <optional>
 #include <string_view>
 #include <thread>
-
-#include <time.h>
-#include <unistd.h>
 
 namespace pipecast_cli {
 namespace {

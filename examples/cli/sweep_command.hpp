@@ -6,10 +6,10 @@
 // Self-contained (no cli_common.hpp): the MPI program includes only what it needs.
 #pragma once
 
-#include <pipecast/book_io.hpp>
-#include <pipecast/model_io.hpp>
-#include <pipecast/results_json.hpp>
-#include <pipecast/sweep.hpp>
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/io/results_json.hpp>
+#include <pipecast/simulation/sweep.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -18,8 +18,8 @@
 #include <cmath>
 #include <cstdint>
 #include <iomanip>
-#include <optional>
 #include <limits>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <string>

@@ -30,15 +30,15 @@
 ///    the largest share of the expected time to win (visits given a win × mean time in the
 ///    stage given a win).
 
-#include <pipecast/analytics.hpp>
-#include <pipecast/book.hpp>
+#include <pipecast/data/book.hpp>
+#include <pipecast/data/history.hpp>
 #include <pipecast/detail/quantile.hpp>
-#include <pipecast/dwell.hpp>
 #include <pipecast/error.hpp>
-#include <pipecast/estimation.hpp>
-#include <pipecast/funnel.hpp>
-#include <pipecast/history.hpp>
-#include <pipecast/model.hpp>
+#include <pipecast/estimation/estimation.hpp>
+#include <pipecast/funnel/funnel.hpp>
+#include <pipecast/model/analytics.hpp>
+#include <pipecast/model/dwell.hpp>
+#include <pipecast/model/model.hpp>
 
 #include <Eigen/Dense>
 

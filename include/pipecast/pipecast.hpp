@@ -3,32 +3,46 @@
 #pragma once
 
 /// @file pipecast.hpp
-/// @brief Umbrella header: includes the whole library.
+/// @brief Umbrella header: includes the whole library. The layout (docs/design.md):
+/// model/ the pipeline model and its exact analytics; data/ the book of open deals and the
+/// deal history; io/ files in and out; forecast/, funnel/, simulation/, estimation/ the four
+/// ways to answer the sales questions; report/ the pipeline report. A `detail/` folder holds
+/// what a user does not call.
 
-#include <pipecast/version.hpp>
 #include <pipecast/error.hpp>
-#include <pipecast/dwell.hpp>
-#include <pipecast/stage_graph.hpp>
-#include <pipecast/model.hpp>
-#include <pipecast/model_io.hpp>
-#include <pipecast/book.hpp>
-#include <pipecast/book_io.hpp>
-#include <pipecast/analytics.hpp>
-#include <pipecast/first_passage.hpp>
-#include <pipecast/forecast.hpp>
-#include <pipecast/funnel.hpp>
-#include <pipecast/variates.hpp>
-#include <pipecast/simulation.hpp>
-#include <pipecast/sweep.hpp>
-#include <pipecast/exact_distribution.hpp>
-#include <pipecast/history.hpp>
-#include <pipecast/crm_import.hpp>
-#include <pipecast/estimation.hpp>
+#include <pipecast/fwd.hpp>
+#include <pipecast/version.hpp>
+
+#include <pipecast/model/analytics.hpp>
+#include <pipecast/model/dwell.hpp>
+#include <pipecast/model/first_passage.hpp>
+#include <pipecast/model/model.hpp>
+#include <pipecast/model/stage_graph.hpp>
+
+#include <pipecast/data/book.hpp>
+#include <pipecast/data/history.hpp>
+#include <pipecast/data/history_view.hpp>
+
+#include <pipecast/io/book_csv.hpp>
+#include <pipecast/io/crm_import.hpp>
+#include <pipecast/io/model_json.hpp>
+#include <pipecast/io/results_json.hpp>
+
+#include <pipecast/forecast/calendar.hpp>
+#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/forecast/landmark.hpp>
+#include <pipecast/forecast/nowcast.hpp>
+
+#include <pipecast/funnel/funnel.hpp>
+
+#include <pipecast/simulation/exact_distribution.hpp>
+#include <pipecast/simulation/simulation.hpp>
+#include <pipecast/simulation/sweep.hpp>
+
+#include <pipecast/estimation/backtest.hpp>
+#include <pipecast/estimation/estimation.hpp>
+
 #include <pipecast/kpi.hpp>
-#include <pipecast/history_view.hpp>
-#include <pipecast/landmark.hpp>
-#include <pipecast/nowcast.hpp>
-#include <pipecast/backtest.hpp>
-#include <pipecast/report.hpp>
-#include <pipecast/svg.hpp>
-#include <pipecast/results_json.hpp>
+
+#include <pipecast/report/report.hpp>
+#include <pipecast/report/svg.hpp>
