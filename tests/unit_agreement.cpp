@@ -18,6 +18,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_agreement {
+
 using namespace pipecast;
 
 namespace {
@@ -252,3 +255,5 @@ TEST_CASE("the table-lengthening rule: the funnel's and first_passage's time-to-
     const auto one = linear_funnel({"Only"}, {1.0}, std::vector<double>{40.0});
     CHECK(win_time_quantile(one, 0, 0.5) == doctest::Approx(40.0 * std::log(2.0)).epsilon(2e-3));
 }
+
+} // namespace unit_agreement

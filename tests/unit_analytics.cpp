@@ -15,6 +15,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_analytics {
+
 using pipecast::dwell_distribution;
 using pipecast::stage_graph;
 using doctest::Approx;
@@ -441,3 +444,5 @@ TEST_CASE("large graphs: a 2,500-stage chain loads and is analysed by sparse LU"
         reach *= conv[j];
     }
 }
+
+} // namespace unit_analytics

@@ -17,6 +17,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_backtest {
+
 using namespace pipecast;
 using pipecast_test::check_throws;
 
@@ -451,3 +454,5 @@ TEST_CASE("backtest: bad input") {
     }
     CHECK(named);
 }
+
+} // namespace unit_backtest

@@ -13,6 +13,9 @@
 #include <string>
 #include <unordered_set>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_book_io {
+
 using pipecast::book;
 using pipecast::book_csv_options;
 using pipecast::parse_error;
@@ -379,3 +382,5 @@ TEST_CASE("book_io: hostile input (issue 11)") {
         CHECK(b.size() == 1);
     }
 }
+
+} // namespace unit_book_io

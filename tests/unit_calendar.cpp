@@ -15,6 +15,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_calendar {
+
 using namespace pipecast;
 using pipecast_test::check_throws;
 
@@ -229,3 +232,5 @@ TEST_CASE("per_deal_csv") {
     check_throws<argument_error>([&] { (void)deal_forecasts(m.graph, b, 0.0, pw, std::vector<double>{0.1}, close, stale); },
                                  {"deal_forecasts", "2 deals"});
 }
+
+} // namespace unit_calendar

@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_cli_table {
+
 using pipecast_cli::display_width;
 
 namespace {
@@ -79,3 +82,5 @@ TEST_CASE("table columns line up by display width") {
         CHECK(l.substr(bytes, 2) == "  ");
     }
 }
+
+} // namespace unit_cli_table

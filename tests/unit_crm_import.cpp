@@ -15,6 +15,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_crm_import {
+
 using namespace pipecast;
 
 namespace {
@@ -405,3 +408,5 @@ TEST_CASE("crm_import: hostile CSV input, table-driven") {
         CHECK(r.log.duration(1) == 0.0);
     }
 }
+
+} // namespace unit_crm_import

@@ -18,6 +18,9 @@
 #include <utility>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_dwell {
+
 using pipecast::dwell_distribution;
 using pipecast::dwell_family;
 
@@ -633,3 +636,5 @@ TEST_CASE("dwell: extreme lognormal parameters are valid or a model_error, never
                                             {"lognormal dwell", "sigma 40"});
     }
 }
+
+} // namespace unit_dwell

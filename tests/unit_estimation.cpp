@@ -17,6 +17,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_estimation {
+
 using namespace pipecast;
 
 namespace {
@@ -780,3 +783,5 @@ TEST_CASE("estimation: a branched target whose exits all weigh nothing (fuzz_his
         }
     CHECK(m.graph.size() >= 2);
 }
+
+} // namespace unit_estimation

@@ -2,6 +2,7 @@
 // a deal of 40% of the book against an independent integer convolution, and b2b6 / crm4
 // books (with arrivals, sub-periods and the correlation shock) against large Monte Carlo runs
 // within 4 of their standard errors (a quantile's SE from the exact density).
+#include <pipecast/detail/gauss_hermite.hpp>
 #include <pipecast/io/book_csv.hpp>
 #include <pipecast/simulation/exact_distribution.hpp>
 // GCC 12's -Wrestrict misfires on a string concatenation inlined from model_io.hpp into this
@@ -28,6 +29,9 @@
 #include <numeric>
 #include <random>
 #include <vector>
+
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_exact_distribution {
 
 using namespace pipecast;
 using pipecast_test::check_throws;
@@ -419,3 +423,30 @@ TEST_CASE("exact_distribution against Monte Carlo") {
         check_throws<argument_error>([&] { (void)parse_distribution_method("fast"); }, {"method", "fast"});
     }
 }
+
+TEST_CASE("the Gauss-Hermite rule integrates the normal moments exactly up to degree 2n - 1") {
+    // E Z^k for Z ~ N(0, 1): 0 for odd k, (k - 1)!! for even k, independent of the rule.
+    for (const std::size_t n : {1u, 2u, 5u, 24u, 48u}) {
+        CAPTURE(n);
+        std::vector<double> x, w;
+        pipecast::detail::gauss_hermite(n, x, w);
+        REQUIRE(x.size() == n);
+        REQUIRE(w.size() == n);
+        for (std::size_t k = 0; k <= std::min<std::size_t>(2 * n - 1, 16); ++k) {
+            CAPTURE(k);
+            // The rounding scale of the sum is Σ w |x|^k (odd moments cancel to 0 from terms
+            // of that size); nodes good to ~1e-14 relative give errors ~k 1e-14 of it.
+            double moment = 0.0, magnitude = 0.0;
+            for (std::size_t i = 0; i < n; ++i) {
+                moment += w[i] * std::pow(x[i], static_cast<double>(k));
+                magnitude += w[i] * std::pow(std::abs(x[i]), static_cast<double>(k));
+            }
+            double truth = k % 2 ? 0.0 : 1.0;
+            for (std::size_t j = k; j > 1 && k % 2 == 0; j -= 2) truth *= static_cast<double>(j - 1);
+            CHECK(std::abs(moment - truth) <= 1e-12 * static_cast<double>(k + 1) * magnitude);
+        }
+        for (std::size_t i = 0; i < n; ++i) CHECK(x[i] == doctest::Approx(-x[n - 1 - i]).epsilon(1e-12).scale(1.0));
+    }
+}
+
+} // namespace unit_exact_distribution

@@ -13,6 +13,9 @@
 #include <limits>
 #include <string>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_first_passage {
+
 using pipecast::dwell_distribution;
 using pipecast::stage_graph;
 using doctest::Approx;
@@ -414,3 +417,5 @@ TEST_CASE("large graphs: the sparse solver of each step agrees with the dense on
     }
     same(stage_graph::from_rows(st, {{"Won", true}, {"Lost", false}}, rows), 80.0, 300);
 }
+
+} // namespace unit_first_passage

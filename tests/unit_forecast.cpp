@@ -16,6 +16,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_forecast {
+
 using namespace pipecast;
 
 namespace {
@@ -915,3 +918,5 @@ TEST_CASE("forecast on branched models") {
         CHECK_THROWS_AS((void)age_aware_forecast(m.graph, b, bad), argument_error);
     }
 }
+
+} // namespace unit_forecast

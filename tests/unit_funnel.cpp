@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_funnel {
+
 using namespace pipecast;
 
 namespace {
@@ -680,3 +683,5 @@ TEST_CASE("funnel on branched models") {
         CHECK(f.velocity.actual->velocity == doctest::Approx(3.0 * w_lead * 2'000.0 / cycle));
     }
 }
+
+} // namespace unit_funnel

@@ -10,6 +10,9 @@
 #include <sstream>
 #include <string>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_history {
+
 using namespace pipecast;
 
 namespace {
@@ -439,3 +442,5 @@ TEST_CASE("history: hostile input (issue 11)") {
         CHECK(e.what.find("NUL byte") != std::string::npos);
     }
 }
+
+} // namespace unit_history

@@ -9,6 +9,9 @@
 #include <sstream>
 #include <string>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_history_view {
+
 using namespace pipecast;
 using pipecast_test::check_throws;
 
@@ -301,3 +304,5 @@ TEST_CASE("format_time") {
     CHECK(format_time(*detail::parse_iso8601("2024-03-31T06:30"), true) == "2024-03-31T06:30");
     CHECK(format_time(12.5, false) == "12.5");
 }
+
+} // namespace unit_history_view

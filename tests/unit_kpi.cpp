@@ -10,6 +10,9 @@
 #include <sstream>
 #include <string>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_kpi {
+
 using namespace pipecast;
 
 namespace {
@@ -295,3 +298,5 @@ TEST_CASE("kpi") {
                                             k.velocity_detail.deal_size / k.velocity_detail.cycle_length));
     }
 }
+
+} // namespace unit_kpi

@@ -11,6 +11,9 @@
 #include <sstream>
 #include <string>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_landmark {
+
 using namespace pipecast;
 using pipecast_test::check_throws;
 
@@ -213,3 +216,5 @@ TEST_CASE("landmark options") {
     const landmark_table t = fit_landmarks(log, o);
     check_throws<argument_error>([&] { (void)t.probability("Nope", 1.0); }, {"Nope"});
 }
+
+} // namespace unit_landmark

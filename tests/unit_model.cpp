@@ -6,6 +6,9 @@
 #include <cmath>
 #include <limits>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_model {
+
 TEST_CASE("arrival_process::expected_count") {
     SUBCASE("seasonal rates: the integral of the rate, period by period") {
         pipecast::arrival_process a;
@@ -33,3 +36,5 @@ TEST_CASE("arrival_process::expected_count") {
         CHECK(a.expected_count(1e300) == doctest::Approx(2e300));
     }
 }
+
+} // namespace unit_model

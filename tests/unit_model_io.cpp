@@ -14,6 +14,9 @@
 #include <string>
 #include <utility>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_model_io {
+
 using pipecast::dwell_distribution;
 using pipecast::model;
 using pipecast::parse_error;
@@ -711,3 +714,5 @@ TEST_CASE("the nlohmann ADL hooks: json j = model is what write_model writes, an
         CHECK(d.contains("dist"));
     }
 }
+
+} // namespace unit_model_io

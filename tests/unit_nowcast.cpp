@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_nowcast {
+
 using namespace pipecast;
 using pipecast_test::check_throws;
 
@@ -216,3 +219,5 @@ TEST_CASE("nowcast_within: the marginal plus E_post − E_prior of the direct on
     check_throws<argument_error>([&] { (void)nowcast_within(m, b, as_of, h, s, tab, std::vector<double>(2)); },
                                  {"2 probabilities for 5 deals"});
 }
+
+} // namespace unit_nowcast

@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_report {
+
 using namespace pipecast;
 using pipecast_test::check_throws;
 
@@ -197,3 +200,5 @@ TEST_CASE("make_report on crm4 as of 2025-05-15") {
         check_throws<argument_error>([&] { (void)make_report(known, fit, m, bad); }, {"does not contain the as-of"});
     }
 }
+
+} // namespace unit_report

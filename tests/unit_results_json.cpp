@@ -15,6 +15,9 @@
 #include <memory>
 #include <string>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_results_json {
+
 namespace {
 
 using ojson = nlohmann::ordered_json;
@@ -215,3 +218,5 @@ TEST_CASE("per_deal_document: per_deal_csv's columns as keys, expected_close as 
     const ojson alone = rows[0]; // a row alone: expected_close as a time
     CHECK(alone["expected_close"] == 20000.5);
 }
+
+} // namespace unit_results_json

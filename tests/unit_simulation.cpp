@@ -26,6 +26,9 @@
 #include <utility>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_simulation {
+
 using namespace pipecast;
 
 namespace {
@@ -1402,3 +1405,5 @@ TEST_CASE("simulation engine: prepared once, split runs, both Philox kernels") {
         }
     }
 }
+
+} // namespace unit_simulation

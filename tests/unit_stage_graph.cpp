@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_stage_graph {
+
 using pipecast::dwell_distribution;
 using pipecast::model_error;
 using pipecast::open_stage;
@@ -386,3 +389,5 @@ TEST_CASE("large graphs: validation by graph search (2,000 stages)") {
     check_throws<model_error>([&] { (void)build(true, false); }, {"stage 'S1500'", "closed loop"});
     CHECK_NOTHROW((void)build(false, true)); // 1200 -> 1500 -> ... -> Won
 }
+
+} // namespace unit_stage_graph

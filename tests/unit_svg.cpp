@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_svg {
+
 using namespace pipecast;
 using pipecast_test::check_throws;
 
@@ -151,3 +154,5 @@ TEST_CASE("svg date axis: the tick labels at the ends stay inside the chart") {
     }
     CHECK(labels >= 2);
 }
+
+} // namespace unit_svg

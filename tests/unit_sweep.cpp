@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_sweep {
+
 using namespace pipecast;
 using pipecast_test::check_throws;
 
@@ -343,3 +346,5 @@ TEST_CASE("split sweeps") {
         check_throws<argument_error>([&] { (void)sw.combine(gap); }, {"path 40", "twice"});
     }
 }
+
+} // namespace unit_sweep

@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests are compiled together (tests/CMakeLists.txt).
+namespace unit_variates {
+
 using namespace pipecast;
 
 namespace {
@@ -297,3 +300,5 @@ TEST_CASE("variates") {
         }
     }
 }
+
+} // namespace unit_variates

@@ -49,7 +49,7 @@ struct backtest_args {
 
 /// The per-deal CSV: one row per deal open at a cut (columns cut, id, stage, age, amount,
 /// p_win_within, won), written whole or not at all.
-void write_per_deal(const pipecast::backtest_result& r, const std::string& path) {
+void write_backtest_per_deal(const pipecast::backtest_result& r, const std::string& path) {
     std::string out = "cut,id,stage,age,amount,p_win_within,won\n";
     char buf[64];
     auto number = [&](double v, const char* f) {
@@ -173,7 +173,7 @@ void run_backtest(const backtest_args& a) {
     };
     const pipecast::backtest_result r = pipecast::backtest(log, o);
     bar.finish();
-    if (!a.per_deal.empty()) write_per_deal(r, a.per_deal);
+    if (!a.per_deal.empty()) write_backtest_per_deal(r, a.per_deal);
     if (a.json) {
         json j = r;
         j["history"] = a.history;
