@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <fstream>
 #include <initializer_list>
 #include <string>
@@ -14,6 +15,25 @@
 #include <vector>
 
 namespace pipecast_test {
+
+/// True in a build with AddressSanitizer or ThreadSanitizer (GCC's __SANITIZE_*__ macros,
+/// clang's __has_feature), where the simulator runs several times slower.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool sanitized_build = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool sanitized_build = true;
+#else
+inline constexpr bool sanitized_build = false;
+#endif
+#else
+inline constexpr bool sanitized_build = false;
+#endif
+
+/// The paths of a Monte Carlo comparison: `paths`, or an eighth of them in a sanitized build
+/// (the same code paths run; a comparison whose tolerance comes from the standard error of
+/// the paths it ran stays a 4-SE check, only a wider one).
+constexpr std::size_t mc_paths(std::size_t paths) noexcept { return sanitized_build ? paths / 8 : paths; }
 
 /// Checks that `f` throws `E` and that the message contains every fragment (so an error
 /// names its item and value, not just that something failed).

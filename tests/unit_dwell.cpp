@@ -602,7 +602,8 @@ TEST_CASE("dwell: residual safety and the far tail (issue 11)") {
 
 TEST_CASE("dwell: extreme lognormal parameters are valid or a model_error, never a Boost exception (issue 11)") {
     SUBCASE("sd/mean beyond 1e150 or below 1e-8: finite log parameters, and every function evaluates") {
-        for (const auto& [m, s] : {std::pair{10.0, 1e150}, std::pair{1e-300, 6.0}, std::pair{1e-300, 1e150}, std::pair{1.0, 1e-200}}) {
+        for (const auto& ms : {std::pair{10.0, 1e150}, std::pair{1e-300, 6.0}, std::pair{1e-300, 1e150}, std::pair{1.0, 1e-200}}) {
+            const double m = ms.first, s = ms.second; // named variables: clang 14 cannot capture a structured binding
             INFO("mean " << m << " sd " << s);
             const auto d = dwell_distribution::lognormal(m, s);
             CHECK(std::isfinite(d.log_mu()));

@@ -278,7 +278,7 @@ TEST_CASE("exact_distribution against Monte Carlo") {
         const book bk = b2b6_book(m.graph);
         simulation_options o;
         o.horizon = 90.0;
-        o.paths = 20000;
+        o.paths = pipecast_test::mc_paths(20000);
         o.threads = 2;
         o.quotas = {4.0e6, 5.0e6, 6.0e6};
         o.sub_period_ends = sub_periods(90.0, 3);
@@ -308,7 +308,7 @@ TEST_CASE("exact_distribution against Monte Carlo") {
         const book bk = b2b6_book(m.graph);
         simulation_options o;
         o.horizon = 90.0;
-        o.paths = 20000;
+        o.paths = pipecast_test::mc_paths(20000);
         o.threads = 2;
         o.model_arrivals = true;
         o.correlation = 0.5;
@@ -329,7 +329,7 @@ TEST_CASE("exact_distribution against Monte Carlo") {
             CAPTURE(shock);
             simulation_options o;
             o.horizon = 90.0;
-            o.paths = 40000;
+            o.paths = pipecast_test::mc_paths(40000);
             o.threads = 2;
             if (shock) {
                 o.stage_correlation.assign(g.open_count(), 0.0);
@@ -359,7 +359,7 @@ TEST_CASE("exact_distribution against Monte Carlo") {
         const book bk = b2b6_book(m.graph);
         simulation_options o;
         o.horizon = 90.0;
-        o.paths = 60000;
+        o.paths = pipecast_test::mc_paths(60000);
         o.threads = 2;
         o.seed = 20261125;
         o.correlation = 0.5;

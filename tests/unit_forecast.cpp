@@ -456,8 +456,10 @@ TEST_CASE("forecast") {
     }
 
     SUBCASE("period forecast of b2b6 and saas: interpolation error bounded, long horizon -> weighted") {
-        for (const auto& [mf, df] : {std::pair{PIPECAST_SHARED_DIR "/scenarios/b2b6.json", PIPECAST_SHARED_DIR "/scenarios/b2b6_open_deals.csv"},
-                                     std::pair{PIPECAST_SOURCE_DIR "/examples/data/saas.json", PIPECAST_SOURCE_DIR "/examples/data/saas_deals.csv"}}) {
+        for (const auto& files : {std::pair{PIPECAST_SHARED_DIR "/scenarios/b2b6.json", PIPECAST_SHARED_DIR "/scenarios/b2b6_open_deals.csv"},
+                                  std::pair{PIPECAST_SOURCE_DIR "/examples/data/saas.json", PIPECAST_SOURCE_DIR "/examples/data/saas_deals.csv"}}) {
+            const char* const mf = files.first; // named variables: clang 14 cannot capture a structured binding
+            const char* const df = files.second;
             CAPTURE(mf);
             const auto model = load_model(mf);
             const auto& g = model.graph;
@@ -811,7 +813,9 @@ TEST_CASE("forecast on branched models") {
             for (const auto& br : g.branches(s)) sv += br.probability * std::exp(log_survival(br.dwell, a));
             return sv;
         };
-        for (const auto& [name, rows] : truth.items()) {
+        for (const auto& item : truth.items()) {
+            const std::string name = item.key(); // not a structured binding: clang 14 cannot capture one (CAPTURE)
+            const auto& rows = item.value();
             const std::size_t s = g0.index_of(name);
             book b(g0);
             for (const auto& row : rows) b.add(std::to_string(b.size()), s, 1.0, row.at("age").get<double>());

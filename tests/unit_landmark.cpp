@@ -36,8 +36,9 @@ nlohmann::json truth_of(const std::string& name) {
 /// Largest |table − truth| of P(won within 90 | stage, age) over the truth's ages 0..120.
 double worst_error(const landmark_table& t, const nlohmann::json& truth) {
     double worst = 0.0;
-    for (const auto& [stage, rows] : truth.items())
-        for (const auto& r : rows) {
+    for (const auto& item : truth.items()) {
+        const std::string& stage = item.key(); // not a structured binding: clang 14 cannot capture one (INFO)
+        for (const auto& r : item.value()) {
             const double age = r["age"];
             if (age > 120) continue;
             const double d = std::abs(t.probability(stage, age) - r["won_within_90"].get<double>());
@@ -45,6 +46,7 @@ double worst_error(const landmark_table& t, const nlohmann::json& truth) {
             CHECK(d < 1.0);
             worst = std::max(worst, d);
         }
+    }
     return worst;
 }
 

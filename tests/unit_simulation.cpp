@@ -348,7 +348,9 @@ TEST_CASE("simulation") {
         o.paths = 40000;
         const simulation_result r = simulate(g, b, o);
         // fresh: P(T <= 4) = 1/4; aged: P(T - 3 <= 4 | T > 3) = P(T = 5 | T > 3) = 1/3; both × 0.4.
-        for (auto [d, p] : {std::pair{0, 0.1}, std::pair{1, 0.4 / 3.0}}) {
+        for (const auto& deal_p : {std::pair{0, 0.1}, std::pair{1, 0.4 / 3.0}}) {
+            const int d = deal_p.first; // named variables: clang 14 cannot capture a structured binding
+            const double p = deal_p.second;
             CAPTURE(d);
             CHECK(std::abs(r.deal_win_probability[static_cast<std::size_t>(d)] - p) <=
                   4.0 * std::sqrt(p * (1 - p) / 40000.0));

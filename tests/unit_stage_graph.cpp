@@ -327,6 +327,21 @@ TEST_CASE("branched stages: validation names the stage and branch") {
                      {"Lost", 0.1, dwell_distribution::exponential(200.0), true}}));
 }
 
+TEST_CASE("branched stages: branches to one target that add up one rounding above 1 (fuzz_history_fit finding 6)") {
+    // Two branches to Lost whose probabilities, as a fit normalised them and write_model wrote
+    // them, add up to 1.0000000000000002 in doubles. Reading that model back failed with
+    // "transition probability to 'Lost' must be in [0, 1]": a fitted model that did not load.
+    using pipecast::stage_branch;
+    const double a = 0.2854004421771191, b = 0.7145995578228811;
+    REQUIRE(a + b > 1.0); // the case: the sum is one rounding above 1
+    const auto ex = dwell_distribution::exponential(3.0);
+    const stage_graph g = stage_graph::from_rows(
+        {{"Deal", ex, {{"Lost", a, ex}, {"Lost", b, dwell_distribution::exponential(300.0), true}}}}, won_lost(), {});
+    CHECK(g.transitions()(0, static_cast<Eigen::Index>(g.index_of("Lost"))) == 1.0);
+    CHECK(g.transitions()(0, static_cast<Eigen::Index>(g.index_of("Won"))) == 0.0);
+    CHECK(g.latent().transition(1, g.latent().index_of("Lost")) == 1.0);
+}
+
 TEST_CASE("edges: the positive entries of each row, by increasing target") {
     const stage_graph g(three_stages(), won_lost(), three_matrix());
     CHECK(g.edge_count() == 8);

@@ -453,6 +453,11 @@ private:
                 p_.row(r) /= sum;
                 mean /= sum;
             }
+            // Several branches to one target add up in the row: their sum may come out one
+            // rounding above 1 (0.2854004421771191 + 0.7145995578228811 gives
+            // 1.0000000000000002), which the range check below would refuse. A model that
+            // write_model wrote (its branch probabilities as normalised here) must load back.
+            p_.row(r) = p_.row(r).cwiseMin(1.0);
             st.dwell = dwell_distribution::exponential(mean);
         }
         (void)n;
