@@ -89,10 +89,13 @@ inline constexpr double table_max_work = 4e9;
     if (steps == 0) {
         double shortest = std::numeric_limits<double>::infinity();
         for (const auto& s : g.stages()) shortest = std::min(shortest, s.dwell.mean());
-        steps = static_cast<std::size_t>(std::ceil(horizon / (shortest / 64.0)));
+        // In double until clamped: a mean dwell of 1e-300 asks for ~1e303 steps, beyond size_t
+        // (converting that is undefined behaviour; clang's UBSan stops there).
+        const double wanted = std::ceil(horizon / (shortest / 64.0));
         const auto work_cap =
             static_cast<std::size_t>(std::sqrt(detail::table_max_work / static_cast<double>(std::max<Eigen::Index>(m, 1))));
-        steps = std::clamp<std::size_t>(steps, 200, std::clamp<std::size_t>(work_cap, 200, 8000));
+        const std::size_t cap = std::clamp<std::size_t>(work_cap, 200, 8000);
+        steps = wanted < static_cast<double>(cap) ? std::max<std::size_t>(200, static_cast<std::size_t>(wanted)) : cap;
     }
     const auto k_max = static_cast<Eigen::Index>(steps);
     win_time_table tab;
