@@ -188,6 +188,11 @@ if(CMAKE_SCRIPT_MODE_FILE)
     expect(1 "m\\.json: /deal_size: .*median 1e\\+300 with sigma 1 gives amounts .*above 1e\\+100" ${fc})
     model(m.json "\"median\": 10000" "\"median\": 1e90") # e^6.5 = 665: 6.65e92, accepted
     expect(0 "Monte Carlo" simulate --model ${m} --deals ${deals} --horizon 90 --paths 10 --model-arrivals)
+  elseif(CASE STREQUAL "empirical_dwell_atom_1e30") # clang UBSan: the atom's grid cell overflowed a long
+    model(m.json "{\"dist\": \"lognormal\",   \"mean\": 10, \"sd\": 6}"
+          "{\"dist\": \"empirical\", \"values\": [2, 1e30], \"weights\": [0.999, 0.001]}")
+    expect(0 "Won within 30 days" ${fc})
+    expect(0 "Monte Carlo" simulate --model ${m} --deals ${deals} --horizon 30 --paths 20)
   else()
     message(FATAL_ERROR "unknown case ${CASE}")
   endif()
@@ -200,7 +205,7 @@ foreach(_case deep_name number_1e400 model_is_directory lognormal_sd_1e300 every
               paths_minus_1 seed_minus_1 stage_named_like_outcome gamma_negative_scale history_time_1e308
               empty_and_binary_files bom_model_and_deals huge_and_nan_numbers very_long_line
               gamma_extreme_shapes weibull_extreme_shapes funnel_period_1e308 funnel_quota_1e19
-              deal_size_median_1e300)
+              deal_size_median_1e300 empirical_dwell_atom_1e30)
   add_test(NAME cli_hostile_${_case} COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:pipecast_cli> -DCASE=${_case}
     -DWORK=${CMAKE_CURRENT_BINARY_DIR}/hostile/${_case} -DSHARED=${PIPECAST_SHARED_DIR} -P ${CMAKE_CURRENT_LIST_FILE})
 endforeach()

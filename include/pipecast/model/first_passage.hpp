@@ -125,6 +125,9 @@ inline constexpr double table_max_work = 4e9;
         for (std::size_t l = 0; l < atoms.size(); ++l) {
             const double v = atoms[l];
             const double mass = d.family() == dwell_family::fixed ? 1.0 : pdf(d, v);
+            // the atoms ascend: one past the table's last cell ends the sum (tested in double,
+            // before the cell index becomes an integer: an atom of 1e30 days would overflow it)
+            if (v / tab.step > static_cast<double>(k_max) + 2.0) break;
             // the cell of v as cdf() sees it: the smallest k >= 1 with kΔ >= v
             auto k = std::max<Eigen::Index>(1, static_cast<Eigen::Index>(std::ceil(v / tab.step)));
             while (k > 1 && static_cast<double>(k - 1) * tab.step >= v) --k;
