@@ -153,7 +153,8 @@ struct kpi_options {
 /// @throws argument_error for a stage that is not an open stage of g, a bad age, a
 ///   longest_won_stay of the wrong length, or a threshold outside (0, 1].
 /// Complexity: O(branches) per deal, then a sort of the stale ones.
-[[nodiscard]] inline std::vector<stale_deal> stale_deals(const stage_graph& g, std::vector<stale_deal> candidates,
+template <class = void>
+[[nodiscard]] std::vector<stale_deal> stale_deals(const stage_graph& g, std::vector<stale_deal> candidates,
                                                          std::span<const double> longest_won_stay,
                                                          double stalled_threshold = 0.5) {
     if (!(stalled_threshold > 0.0 && stalled_threshold <= 1.0))
@@ -198,7 +199,8 @@ struct kpi_options {
 ///   model_error if the fit does not make a model (see to_model).
 /// Complexity: O(n) for n visits plus O(m³) for m stages.
 /// Example: `auto k = compute_kpis(log, fit_history(log));`
-[[nodiscard]] inline kpi_report compute_kpis(const visit_log& log, const history_fit& fit, const kpi_options& opt = {},
+template <class = void>
+[[nodiscard]] kpi_report compute_kpis(const visit_log& log, const history_fit& fit, const kpi_options& opt = {},
                                              const book* open_book = nullptr) {
     if (!(opt.stale_quantile > 0.0 && opt.stale_quantile < 1.0))
         throw argument_error(detail::message("compute_kpis: stale_quantile must be in (0, 1), got ", opt.stale_quantile));

@@ -71,7 +71,8 @@ struct fx_rate {
 /// forms; codes or symbols such as $ or ¥).
 /// @throws parse_error naming source:line:column for a missing column, an empty or unknown
 ///   currency, a rate that is not a positive finite number, a bad date, a duplicate entry.
-[[nodiscard]] inline std::vector<fx_rate> read_fx_rates(std::istream& in, const std::string& source = "<stream>") {
+template <class = void>
+[[nodiscard]] std::vector<fx_rate> read_fx_rates(std::istream& in, const std::string& source = "<stream>") {
     detail::csv_reader csv(in, source, detail::csv_dialect{0, true, std::size_t{1} << 20});
     std::vector<std::string> f;
     if (!csv.next(f)) throw parse_error(source, 0, 0, "empty file: expected a header line (currency,rate[,date])");
@@ -108,7 +109,8 @@ struct fx_rate {
 namespace detail {
 /// The rate of `currency` at `day` (days since 1970-01-01; NaN: the latest): the latest rate
 /// dated on or before it, else the undated one. nullopt when there is none.
-[[nodiscard]] inline std::optional<double> fx_rate_at(const std::vector<fx_rate>& rates, std::string_view currency, double day) {
+template <class = void>
+[[nodiscard]] std::optional<double> fx_rate_at(const std::vector<fx_rate>& rates, std::string_view currency, double day) {
     std::optional<double> undated, best;
     double best_date = -std::numeric_limits<double>::infinity();
     for (const auto& r : rates) {
@@ -170,7 +172,8 @@ enum class outcome_kind { none, won, lost };
 
 /// Recognises an outcome by its name: won, win, closed won, 赢单, 成交, 签约 are wins; lost,
 /// lose, closed lost, 丢单, 输单, 失败 are losses (any case; blanks, '-' and '_' ignored).
-[[nodiscard]] inline outcome_kind outcome_by_name(std::string_view name) {
+template <class = void>
+[[nodiscard]] outcome_kind outcome_by_name(std::string_view name) {
     std::string s;
     for (char ch : detail::trim(name)) {
         const char l = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -187,7 +190,8 @@ enum class outcome_kind { none, won, lost };
 /// The kind of outcome `name` is under the options: `opt.lost` and `opt.won` first, then
 /// (with recognise_outcomes) outcome_by_name; an `opt.outcomes` name not recognised counts
 /// as lost.
-[[nodiscard]] inline outcome_kind outcome_of(std::string_view name, const history_options& opt) {
+template <class = void>
+[[nodiscard]] outcome_kind outcome_of(std::string_view name, const history_options& opt) {
     if (std::find(opt.lost.begin(), opt.lost.end(), name) != opt.lost.end()) return outcome_kind::lost;
     if (std::find(opt.won.begin(), opt.won.end(), name) != opt.won.end()) return outcome_kind::won;
     const auto k = opt.recognise_outcomes ? outcome_by_name(name) : outcome_kind::none;
@@ -307,7 +311,8 @@ private:
 namespace detail {
 
 /// Keeps only the visits whose keep flag is set (all columns).
-inline void filter_visits(visit_log& log, const std::vector<char>& keep) {
+template <class = void>
+void filter_visits(visit_log& log, const std::vector<char>& keep) {
     std::size_t w = 0;
     for (std::size_t i = 0; i < log.size(); ++i) {
         if (!keep[i]) continue;
@@ -332,7 +337,8 @@ inline void filter_visits(visit_log& log, const std::vector<char>& keep) {
 }
 
 /// Reorders every column by the permutation `order` (new i = old order[i]).
-inline void permute_visits(visit_log& log, const std::vector<std::size_t>& order) {
+template <class = void>
+void permute_visits(visit_log& log, const std::vector<std::size_t>& order) {
     auto apply = [&](auto& v) {
         auto copy = v;
         for (std::size_t i = 0; i < order.size(); ++i) v[i] = copy[order[i]];
@@ -348,7 +354,8 @@ inline void permute_visits(visit_log& log, const std::vector<std::size_t>& order
 }
 
 /// Two times are equal up to rounding of the source text.
-[[nodiscard]] inline bool same_time(double a, double b) noexcept {
+template <class = void>
+[[nodiscard]] bool same_time(double a, double b) noexcept {
     return std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)});
 }
 
@@ -359,7 +366,8 @@ struct chain_columns {
 
 /// Sorts by (deal, entry, line) and checks the visits of each deal against each other.
 /// A problem throws a parse_error at the offending row, or (skip) drops all the deal's rows.
-inline void check_visit_chains(visit_log& log, const history_options& opt, chain_columns col) {
+template <class = void>
+void check_visit_chains(visit_log& log, const history_options& opt, chain_columns col) {
     const std::size_t n = log.size();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t{0});
@@ -439,7 +447,8 @@ inline void check_visit_chains(visit_log& log, const history_options& opt, chain
 /// named in opt.stages is open, whatever the data suggested (log.stage_open); the log ends at
 /// `as_of`, else at its latest entry or exit; then check_visit_chains (messages naming the
 /// columns `col`).
-inline void finish_log(visit_log& log, const history_options& opt, std::optional<double> as_of,
+template <class = void>
+void finish_log(visit_log& log, const history_options& opt, std::optional<double> as_of,
                        chain_columns col = {}) {
     std::unordered_set<std::string> known_open(opt.stages.begin(), opt.stages.end());
     std::unordered_set<std::string> known_outcome(opt.outcomes.begin(), opt.outcomes.end());
@@ -483,7 +492,8 @@ namespace detail {
 /// With recognise_outcomes: every stage that ends deals (`final_[s]`: a next stage never
 /// visited, or a stage no deal leaves) must be an outcome by name or option, or a listed open
 /// stage. @throws parse_error at the first visit that leads there (`column` of that stage).
-inline void check_final_stages(const visit_log& log, const history_options& opt, const std::vector<char>& left_or_visited,
+template <class = void>
+void check_final_stages(const visit_log& log, const history_options& opt, const std::vector<char>& left_or_visited,
                                std::size_t column, const std::vector<std::size_t>& first_line = {}) {
     if (!opt.recognise_outcomes) return;
     for (std::size_t s = 0; s < log.stage_names.size(); ++s) {
@@ -774,16 +784,20 @@ private:
 /// Complexity: O(n log n) for n rows (a sort unless the rows come sorted by deal and time).
 /// Example: `auto log = load_visit_log(PIPECAST_SHARED_DIR "/scenarios/b2b6_history.csv");`
 namespace detail {
-[[nodiscard]] inline visit_log read_visit_log_impl(std::istream& in, const history_options& opt, std::string* currency);
-[[nodiscard]] inline visit_log read_stage_changes_impl(std::istream& in, const history_options& opt, std::string* currency);
+template <class = void>
+[[nodiscard]] visit_log read_visit_log_impl(std::istream& in, const history_options& opt, std::string* currency);
+template <class = void>
+[[nodiscard]] visit_log read_stage_changes_impl(std::istream& in, const history_options& opt, std::string* currency);
 } // namespace detail
 
-[[nodiscard]] inline visit_log read_visit_log(std::istream& in, const history_options& opt = {}) {
+template <class = void>
+[[nodiscard]] visit_log read_visit_log(std::istream& in, const history_options& opt = {}) {
     return detail::read_visit_log_impl(in, opt, nullptr);
 }
 
 /// read_visit_log, also giving the one currency of the amounts (when written).
-[[nodiscard]] inline visit_log detail::read_visit_log_impl(std::istream& in, const history_options& opt, std::string* currency) {
+template <class>
+[[nodiscard]] visit_log detail::read_visit_log_impl(std::istream& in, const history_options& opt, std::string* currency) {
     detail::history_reader r(in, opt);
     // Beside the English names, those of Chinese CRM exports and Excel sheets (商机编号, 阶段, ...).
     const std::size_t c_id = r.required({"deal_id", "id", "deal", "商机编号", "商机id", "商机号", "机会编号", "编号"});
@@ -843,7 +857,8 @@ struct change_row {
 
 /// Puts the changes of one deal at the same time into the order their `from` stages chain
 /// (a change leaving stage s follows the change into s); without `from` the order is kept.
-inline void chain_equal_times(std::vector<change_row>& rows) {
+template <class = void>
+void chain_equal_times(std::vector<change_row>& rows) {
     for (std::size_t first = 0; first < rows.size();) {
         std::size_t last = first + 1;
         while (last < rows.size() && rows[last].deal == rows[first].deal && rows[last].time == rows[first].time) ++last;
@@ -879,7 +894,8 @@ inline void chain_equal_times(std::vector<change_row>& rows) {
 /// Turns change rows into visits (see read_stage_changes). `log` holds the dictionaries the
 /// rows' codes refer to (and the skipped rows and extra columns); `stage_column` (1-based) is
 /// named in the errors.
-[[nodiscard]] inline visit_log visits_from_changes(visit_log& log, std::vector<change_row> rows, const history_options& opt,
+template <class = void>
+[[nodiscard]] visit_log visits_from_changes(visit_log& log, std::vector<change_row> rows, const history_options& opt,
                                                    std::optional<double> as_of, bool dates, std::size_t stage_column) {
     using change = change_row;
     const std::size_t c_stage = stage_column - 1;
@@ -995,12 +1011,14 @@ inline void chain_equal_times(std::vector<change_row>& rows) {
 /// `opt.outcomes` names them.
 /// @throws parse_error as read_visit_log, and for a deal whose first row is an outcome or a
 ///   row after a deal reached an outcome.
-[[nodiscard]] inline visit_log read_stage_changes(std::istream& in, const history_options& opt = {}) {
+template <class = void>
+[[nodiscard]] visit_log read_stage_changes(std::istream& in, const history_options& opt = {}) {
     return detail::read_stage_changes_impl(in, opt, nullptr);
 }
 
 /// read_stage_changes, also giving the one currency of the amounts (when written).
-[[nodiscard]] inline visit_log detail::read_stage_changes_impl(std::istream& in, const history_options& opt,
+template <class>
+[[nodiscard]] visit_log detail::read_stage_changes_impl(std::istream& in, const history_options& opt,
                                                                std::string* currency) {
     detail::history_reader r(in, opt);
     // Beside the English names, those of Chinese CRM exports and Excel sheets (商机编号, 阶段, ...).
@@ -1036,7 +1054,8 @@ inline void chain_equal_times(std::vector<change_row>& rows) {
 /// @throws argument_error if the edges are empty, not increasing or not finite, or the
 ///   column already exists.
 /// Example: `add_amount_bands(log, {10000, 50000}); auto fits = fit_segments(log, "size_band");`
-inline void add_amount_bands(visit_log& log, const std::vector<double>& edges, std::string column = "size_band") {
+template <class = void>
+void add_amount_bands(visit_log& log, const std::vector<double>& edges, std::string column = "size_band") {
     if (edges.empty()) throw argument_error("add_amount_bands: no band edges");
     for (std::size_t i = 0; i < edges.size(); ++i)
         if (!std::isfinite(edges[i]) || (i > 0 && !(edges[i] > edges[i - 1])))
@@ -1075,7 +1094,8 @@ inline void add_amount_bands(visit_log& log, const std::vector<double>& edges, s
 /// True if a CSV stream is a stage-change log: its header has no exit-time column
 /// (`exited`, `exited_at`, `end`), which every visit log has. Reads only the first line;
 /// the stream is rewound.
-[[nodiscard]] inline bool is_stage_change_log(std::istream& in) {
+template <class = void>
+[[nodiscard]] bool is_stage_change_log(std::istream& in) {
     const auto pos = in.tellg();
     std::string line;
     std::getline(in, line);
@@ -1090,7 +1110,8 @@ inline void add_amount_bands(visit_log& log, const std::vector<double>& edges, s
 
 /// Reads a history file in either format (told apart by its header).
 /// @throws error if the file cannot be opened, else as read_visit_log / read_stage_changes.
-[[nodiscard]] inline visit_log load_history(const std::string& path, history_options opt = {}) {
+template <class = void>
+[[nodiscard]] visit_log load_history(const std::string& path, history_options opt = {}) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw error(detail::message(path, ": cannot open history file"));
     opt.source = path;
@@ -1098,7 +1119,8 @@ inline void add_amount_bands(visit_log& log, const std::vector<double>& edges, s
 }
 
 /// Reads a visit-log file. @throws error if it cannot be opened, else as read_visit_log.
-[[nodiscard]] inline visit_log load_visit_log(const std::string& path, history_options opt = {}) {
+template <class = void>
+[[nodiscard]] visit_log load_visit_log(const std::string& path, history_options opt = {}) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw error(detail::message(path, ": cannot open history file"));
     opt.source = path;

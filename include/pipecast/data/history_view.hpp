@@ -44,7 +44,8 @@ namespace pipecast {
 /// @throws argument_error naming `what` and the text when it is not a finite non-negative
 ///   number with a known unit.
 /// Example: `parse_duration("60s") == 60.0 / 86400.0`.
-[[nodiscard]] inline double parse_duration(std::string_view text, double days_per_unit = 1.0,
+template <class = void>
+[[nodiscard]] double parse_duration(std::string_view text, double days_per_unit = 1.0,
                                            std::string_view what = "duration") {
     const std::string_view s = detail::trim(text);
     auto bad = [&](std::string_view why) -> double {
@@ -112,7 +113,8 @@ namespace detail {
 
 /// A new log with the same stage dictionary, extra columns, source and kind as `src` and
 /// no visits (deal codes are assigned anew by add_visit).
-[[nodiscard]] inline visit_log empty_like(const visit_log& src) {
+template <class = void>
+[[nodiscard]] visit_log empty_like(const visit_log& src) {
     visit_log out;
     for (const auto& name : src.stage_names) (void)out.stage_code(name);
     out.stage_open = src.stage_open;
@@ -128,7 +130,8 @@ namespace detail {
 }
 
 /// Appends visit i of `src` to `out` with the given next stage and exit time.
-inline void copy_visit(visit_log& out, const visit_log& src, std::size_t i, std::uint32_t next, double exited) {
+template <class = void>
+void copy_visit(visit_log& out, const visit_log& src, std::size_t i, std::uint32_t next, double exited) {
     out.deal.push_back(out.deal_code(src.deal_ids[src.deal[i]]));
     out.stage.push_back(src.stage[i]);
     out.next.push_back(next);
@@ -140,14 +143,16 @@ inline void copy_visit(visit_log& out, const visit_log& src, std::size_t i, std:
 }
 
 /// One past the last visit of the deal starting at `first`.
-[[nodiscard]] inline std::size_t deal_end(const visit_log& log, std::size_t first) {
+template <class = void>
+[[nodiscard]] std::size_t deal_end(const visit_log& log, std::size_t first) {
     std::size_t last = first + 1;
     while (last < log.size() && log.deal[last] == log.deal[first]) ++last;
     return last;
 }
 
 /// Won flag per stage code of the log: the named outcomes, or by name (looks_won).
-[[nodiscard]] inline std::vector<char> won_stages(const visit_log& log, const std::vector<std::string>& won) {
+template <class = void>
+[[nodiscard]] std::vector<char> won_stages(const visit_log& log, const std::vector<std::string>& won) {
     std::vector<char> w(log.stage_names.size(), 0);
     for (std::size_t s = 0; s < w.size(); ++s) {
         if (log.stage_open[s]) continue;
@@ -158,7 +163,8 @@ inline void copy_visit(visit_log& out, const visit_log& src, std::size_t i, std:
 }
 
 /// The first and last entry time of a log (NaN, NaN when empty).
-[[nodiscard]] inline double first_entry(const visit_log& log) {
+template <class = void>
+[[nodiscard]] double first_entry(const visit_log& log) {
     double t = std::numeric_limits<double>::infinity();
     for (double e : log.entered) t = std::min(t, e);
     return std::isfinite(t) ? t : std::numeric_limits<double>::quiet_NaN();
@@ -176,7 +182,8 @@ inline void copy_visit(visit_log& out, const visit_log& src, std::size_t i, std:
 ///   the log (before its first entry or after its end).
 /// Complexity: O(n) for n visits.
 /// Example: `auto v = as_of(log, detail::parse_iso8601("2024-06-30").value()); fit_history(v.log);`
-[[nodiscard]] inline as_of_view as_of(const visit_log& log, double t) {
+template <class = void>
+[[nodiscard]] as_of_view as_of(const visit_log& log, double t) {
     const double start = detail::first_entry(log);
     if (!std::isfinite(t))
         throw argument_error(detail::message("as_of: ", log.source, ": time ", t, " is not finite"));
@@ -220,7 +227,8 @@ inline void copy_visit(visit_log& out, const visit_log& src, std::size_t i, std:
 /// @throws argument_error if min_dwell is not positive and finite.
 /// Complexity: O(n).
 /// Example: `auto m = merge_click_throughs(log, parse_duration("60s")); m.merged;`
-[[nodiscard]] inline merged_view merge_click_throughs(const visit_log& log, double min_dwell) {
+template <class = void>
+[[nodiscard]] merged_view merge_click_throughs(const visit_log& log, double min_dwell) {
     if (!(std::isfinite(min_dwell) && min_dwell > 0.0))
         throw argument_error(detail::message("merge_click_throughs: min_dwell must be positive and finite, got ", min_dwell));
     merged_view v{detail::empty_like(log), min_dwell};
@@ -268,7 +276,8 @@ inline void copy_visit(visit_log& out, const visit_log& src, std::size_t i, std:
 /// @throws argument_error if max_time is not positive and finite.
 /// Complexity: O(n).
 /// Example: `auto f = drop_after_the_fact(log, parse_duration("1d")); f.deals_dropped;`
-[[nodiscard]] inline filtered_view drop_after_the_fact(const visit_log& log, double max_time,
+template <class = void>
+[[nodiscard]] filtered_view drop_after_the_fact(const visit_log& log, double max_time,
                                                        const std::vector<std::string>& won = {}) {
     if (!(std::isfinite(max_time) && max_time > 0.0))
         throw argument_error(detail::message("drop_after_the_fact: max must be positive and finite, got ", max_time));
@@ -319,7 +328,8 @@ struct artefact_scan {
 /// @param won outcomes that count as wins (empty: by name, as fit_history decides)
 /// @throws argument_error if a threshold is not positive and finite.
 /// Complexity: O(n).
-[[nodiscard]] inline artefact_scan scan_artefacts(const visit_log& log, double min_dwell, double max_time,
+template <class = void>
+[[nodiscard]] artefact_scan scan_artefacts(const visit_log& log, double min_dwell, double max_time,
                                                   double days_per_unit = 1.0, const std::vector<std::string>& won = {}) {
     for (const double x : {min_dwell, max_time, days_per_unit})
         if (!(std::isfinite(x) && x > 0.0))
@@ -356,7 +366,8 @@ struct artefact_scan {
 /// @throws argument_error naming the log and the time when t is not finite.
 /// Complexity: O(n).
 /// Example: `auto b = book_at(log, m.graph, cut); period_forecast(m.graph, b.deals, 90);`
-[[nodiscard]] inline book_view book_at(const visit_log& log, const stage_graph& g, double t) {
+template <class = void>
+[[nodiscard]] book_view book_at(const visit_log& log, const stage_graph& g, double t) {
     if (!std::isfinite(t)) throw argument_error(detail::message("book_at: ", log.source, ": time ", t, " is not finite"));
     book_view v{book(g), t, {}, {}, 0, {}, 0};
     std::vector<std::optional<std::size_t>> index(log.stage_names.size());
@@ -394,7 +405,8 @@ struct artefact_scan {
 /// Formats a time of a log for people: an ISO date ("2024-03-31", with "THH:MM" when not
 /// at midnight) when the log's times are dates (days since 1970-01-01 times
 /// `days_per_unit`), else the number.
-[[nodiscard]] inline std::string format_time(double t, bool dates, double days_per_unit = 1.0) {
+template <class = void>
+[[nodiscard]] std::string format_time(double t, bool dates, double days_per_unit = 1.0) {
     if (!dates || !std::isfinite(t)) return detail::message(t);
     const double days = t * days_per_unit;
     const double whole = std::floor(days + 1e-9);

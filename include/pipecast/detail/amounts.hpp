@@ -28,7 +28,8 @@ struct amount_value {
 
 namespace amounts_impl {
 
-[[nodiscard]] inline std::string currency_code(std::string_view t) {
+template <class = void>
+[[nodiscard]] std::string currency_code(std::string_view t) {
     struct sym {
         std::string_view text, code;
     };
@@ -46,7 +47,8 @@ namespace amounts_impl {
 
 /// Is the byte sequence at s[i] a grouping blank (space, NBSP U+00A0, thin space U+2009,
 /// narrow NBSP U+202F)? Returns its length or 0.
-[[nodiscard]] inline std::size_t group_blank(std::string_view s, std::size_t i) noexcept {
+template <class = void>
+[[nodiscard]] std::size_t group_blank(std::string_view s, std::size_t i) noexcept {
     if (s[i] == ' ' || s[i] == '\'') return 1;
     if (s.substr(i, 2) == "\xC2\xA0") return 2;
     if (s.substr(i, 3) == "\xE2\x80\x89" || s.substr(i, 3) == "\xE2\x80\xAF") return 3;
@@ -57,7 +59,8 @@ namespace amounts_impl {
 
 /// The ISO code of a currency symbol or code ("$" -> "USD", "EUR" -> "EUR"); the trimmed text
 /// itself when it is neither.
-[[nodiscard]] inline std::string currency_code_of(std::string_view text) {
+template <class = void>
+[[nodiscard]] std::string currency_code_of(std::string_view text) {
     const std::string_view t = trim(text);
     std::string code = amounts_impl::currency_code(t);
     if (code.empty()) {
@@ -78,7 +81,8 @@ namespace amounts_impl {
 /// @throws parse_error naming source:line:column, the column and the value (at most 80
 ///   characters) for a negative amount (`-5`, `(5)`), NaN or infinity, a misplaced
 ///   separator (`1,2`: hint --decimal-comma), or anything else that is not an amount.
-[[nodiscard]] inline std::optional<amount_value> parse_amount(std::string_view text, bool decimal_comma,
+template <class = void>
+[[nodiscard]] std::optional<amount_value> parse_amount(std::string_view text, bool decimal_comma,
                                                               const std::string& source, std::size_t line,
                                                               std::size_t column, std::string_view column_name) {
     using namespace amounts_impl;

@@ -21,11 +21,13 @@
 
 namespace pipecast::detail {
 
-[[nodiscard]] inline std::string_view trim(std::string_view s) noexcept;
+template <class = void>
+[[nodiscard]] std::string_view trim(std::string_view s) noexcept;
 
 /// The text of a value for an error message: at most 80 bytes (cut at a UTF-8 character
 /// boundary, "..." and the full length appended), control bytes shown as \xNN.
-[[nodiscard]] inline std::string clip(std::string_view s) {
+template <class = void>
+[[nodiscard]] std::string clip(std::string_view s) {
     constexpr std::size_t max_bytes = 80;
     std::size_t n = std::min(s.size(), max_bytes);
     if (n < s.size())
@@ -48,7 +50,8 @@ namespace pipecast::detail {
 
 /// Length of the valid UTF-8 prefix of s (s.size() if all of s is valid UTF-8: no overlong
 /// forms, no surrogates, nothing above U+10FFFF).
-[[nodiscard]] inline std::size_t utf8_valid_prefix(std::string_view s) noexcept {
+template <class = void>
+[[nodiscard]] std::size_t utf8_valid_prefix(std::string_view s) noexcept {
     std::size_t i = 0;
     const std::size_t n = s.size();
     auto cont = [&](std::size_t k) { return k < n && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80; };
@@ -85,7 +88,8 @@ namespace pipecast::detail {
 /// Appends one CSV field to `out` (RFC 4180): quoted, with quotes doubled, when it holds the
 /// separator, a quote, a line break or blanks at either end; as it is otherwise.
 /// Example: `append_csv_field(line, "Smith, J."); // "\"Smith, J.\""`
-inline void append_csv_field(std::string& out, std::string_view field, char delimiter = ',') {
+template <class = void>
+void append_csv_field(std::string& out, std::string_view field, char delimiter = ',') {
     const bool quote = field.find_first_of(std::string{delimiter, '"', '\n', '\r'}) != std::string_view::npos ||
                        (!field.empty() && (field.front() == ' ' || field.back() == ' ' || field.front() == '\t' ||
                                            field.back() == '\t'));
@@ -110,7 +114,8 @@ struct csv_dialect {
 
 /// The separator a header line uses: the most frequent of ',', ';', tab and '|' outside
 /// quotes ('','' when none occurs).
-[[nodiscard]] inline char detect_delimiter(std::string_view header_line) noexcept {
+template <class = void>
+[[nodiscard]] char detect_delimiter(std::string_view header_line) noexcept {
     std::size_t count[4] = {0, 0, 0, 0};
     static constexpr char cands[4] = {',', ';', '\t', '|'};
     bool quoted = false;
@@ -274,13 +279,15 @@ private:
     std::size_t record_line_ = 0;
 };
 
-[[nodiscard]] inline std::string_view trim(std::string_view s) noexcept {
+template <class>
+[[nodiscard]] std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
     return s;
 }
 
-[[nodiscard]] inline std::string lower(std::string_view s) {
+template <class = void>
+[[nodiscard]] std::string lower(std::string_view s) {
     std::string out(s);
     std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return out;
@@ -310,7 +317,8 @@ private:
 
 /// Parses a finite decimal number (leading/trailing blanks allowed). Empty -> nullopt.
 /// @throws parse_error naming source:line:column and the column name.
-[[nodiscard]] inline std::optional<double> parse_number(std::string_view text, const std::string& source,
+template <class = void>
+[[nodiscard]] std::optional<double> parse_number(std::string_view text, const std::string& source,
                                                         std::size_t line, std::size_t column,
                                                         std::string_view column_name) {
     const std::string_view s = trim(text);
@@ -327,7 +335,8 @@ private:
 
 /// Parses an ISO-8601 date or date-time ("2026-11-22", "2026-11-22T09:30", "...:15Z",
 /// "...+02:00", "...+0200", "...:44.000+0000") into days since 1970-01-01 (UTC). Returns nullopt if the text is not a date.
-[[nodiscard]] inline std::optional<double> parse_iso8601(std::string_view s) {
+template <class = void>
+[[nodiscard]] std::optional<double> parse_iso8601(std::string_view s) {
     s = trim(s);
     auto digits = [&](std::size_t pos, std::size_t n) -> std::optional<int> {
         if (pos + n > s.size()) return std::nullopt;
@@ -382,7 +391,8 @@ private:
 /// Parses a time field: a plain number (in the caller's unit) or an ISO-8601 date (days
 /// since 1970-01-01). Empty -> nullopt. `is_date` tells which form was found.
 /// @throws parse_error naming source:line:column for anything else.
-[[nodiscard]] inline std::optional<double> parse_time(std::string_view text, const std::string& source,
+template <class = void>
+[[nodiscard]] std::optional<double> parse_time(std::string_view text, const std::string& source,
                                                       std::size_t line, std::size_t column,
                                                       std::string_view column_name, bool* is_date = nullptr) {
     const std::string_view s = trim(text);

@@ -56,7 +56,8 @@ struct cursor {
 };
 
 /// Days since the epoch of a civil date, or nullopt if it does not exist.
-[[nodiscard]] inline std::optional<double> civil(int y, int m, int d) {
+template <class = void>
+[[nodiscard]] std::optional<double> civil(int y, int m, int d) {
     if (m < 1 || m > 12 || d < 1 || d > 31) return std::nullopt;
     const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(m)},
                                           std::chrono::day{static_cast<unsigned>(d)}};
@@ -66,7 +67,8 @@ struct cursor {
 
 /// Optional time of day after a date: [blanks|T] HH:MM[:SS[.fff]] [AM|PM] [Z|±HH[:]MM].
 /// Returns seconds (east-of-UTC offsets subtracted), or nullopt if malformed.
-[[nodiscard]] inline std::optional<double> time_of_day(cursor& c) {
+template <class = void>
+[[nodiscard]] std::optional<double> time_of_day(cursor& c) {
     if (c.done()) return 0.0;
     if (!c.literal('T')) c.blanks();
     if (c.done()) return 0.0;
@@ -122,7 +124,8 @@ struct cursor {
     return secs;
 }
 
-[[nodiscard]] inline int month_of_name(std::string_view name) {
+template <class = void>
+[[nodiscard]] int month_of_name(std::string_view name) {
     static constexpr std::string_view names[12] = {"jan", "feb", "mar", "apr", "may", "jun",
                                                    "jul", "aug", "sep", "oct", "nov", "dec"};
     if (name.size() < 3) return 0;
@@ -139,7 +142,8 @@ struct cursor {
 /// %z (Z, +HHMM, +HH:MM), %F (%Y-%m-%d), %T (%H:%M:%S), %% and literal characters; a blank
 /// in the pattern matches any run of blanks. A pattern without a time accepts a time of day
 /// after the date, as parse_date does.
-[[nodiscard]] inline date_result parse_date_pattern(std::string_view text, std::string_view pattern) {
+template <class = void>
+[[nodiscard]] date_result parse_date_pattern(std::string_view text, std::string_view pattern) {
     using namespace dates_impl;
     std::string pat;
     for (std::size_t i = 0; i < pattern.size(); ++i) { // expand %F and %T
@@ -259,7 +263,8 @@ struct cursor {
 /// `DD-MM-YYYY`, two-digit years) need a pattern (parse_date_pattern).
 /// @returns nullopt days with a problem naming the pattern to give, when the text is a date
 ///   in an unsupported or impossible form; `problem` empty and no days when it is no date.
-[[nodiscard]] inline date_result parse_date(std::string_view text) {
+template <class = void>
+[[nodiscard]] date_result parse_date(std::string_view text) {
     using namespace dates_impl;
     const std::string_view s = trim(text);
     cursor c{s};
@@ -309,7 +314,8 @@ inline constexpr double max_abs_time = 1e15;
 /// 1970-01-01), with `pattern` if given. Empty -> nullopt. `is_date` tells which was found.
 /// @throws parse_error naming source:line:column, the column and the value (at most 80
 ///   characters) for anything else.
-[[nodiscard]] inline std::optional<double> parse_time_field(std::string_view text, std::string_view pattern,
+template <class = void>
+[[nodiscard]] std::optional<double> parse_time_field(std::string_view text, std::string_view pattern,
                                                             const std::string& source, std::size_t line,
                                                             std::size_t column, std::string_view column_name,
                                                             bool* is_date = nullptr) {

@@ -28,7 +28,8 @@ namespace pipecast::detail {
 
 /// Reads a file's bytes. @throws error naming the path if it is missing, a directory or
 /// unreadable; `what` names the kind of file in the message ("history file").
-[[nodiscard]] inline std::string read_file_bytes(const std::string& path, std::string_view what) {
+template <class = void>
+[[nodiscard]] std::string read_file_bytes(const std::string& path, std::string_view what) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec))
         throw error(message(path, ": is a directory, expected a ", what));
@@ -46,7 +47,8 @@ namespace pipecast::detail {
 /// link at `path` is replaced by the file. `what` names the kind of file in messages.
 /// @throws error naming the path and the system's reason (missing directory, permission,
 ///   disk full, `path` a directory).
-inline void write_file_atomic(const std::string& path, std::string_view bytes, std::string_view what) {
+template <class = void>
+void write_file_atomic(const std::string& path, std::string_view bytes, std::string_view what) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec))
         throw error(message(path, ": is a directory, cannot write the ", what, " there"));
@@ -82,7 +84,8 @@ inline void write_file_atomic(const std::string& path, std::string_view bytes, s
 /// The canonical name of an encoding for iconv, or empty if it is not supported:
 /// utf-8, gb18030, gbk (read as GB18030, a superset), windows-1252 (cp1252), latin1
 /// (iso-8859-1), utf-16 (needs a byte-order mark), utf-16le, utf-16be.
-[[nodiscard]] inline std::string iconv_name(std::string_view encoding) {
+template <class = void>
+[[nodiscard]] std::string iconv_name(std::string_view encoding) {
     std::string e;
     for (char c : lower(trim(encoding)))
         if (c != '-' && c != '_') e += c;
@@ -97,7 +100,8 @@ inline void write_file_atomic(const std::string& path, std::string_view bytes, s
 }
 
 /// Line (1-based) and byte column (1-based) of byte `at` of `text`; CR, LF and CRLF end lines.
-inline void line_and_column(std::string_view text, std::size_t at, std::size_t& line, std::size_t& column) {
+template <class = void>
+void line_and_column(std::string_view text, std::size_t at, std::size_t& line, std::size_t& column) {
     line = 1;
     std::size_t start = 0;
     for (std::size_t i = 0; i < at && i < text.size(); ++i) {
@@ -112,7 +116,8 @@ inline void line_and_column(std::string_view text, std::size_t at, std::size_t& 
 /// Converts `bytes` in `encoding` to UTF-8 (UTF-8 input is only checked).
 /// @throws argument_error for an unsupported encoding; parse_error naming source, line and
 ///   byte column for bytes that are invalid in the encoding.
-[[nodiscard]] inline std::string to_utf8(std::string bytes, std::string_view encoding, const std::string& source) {
+template <class = void>
+[[nodiscard]] std::string to_utf8(std::string bytes, std::string_view encoding, const std::string& source) {
     const std::string name = iconv_name(encoding);
     if (name.empty())
         throw argument_error(message("encoding '", clip(encoding),

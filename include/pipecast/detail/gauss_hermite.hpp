@@ -20,7 +20,8 @@ namespace pipecast::detail {
 /// sum to 1. The matrix is given to Eigen as tridiagonal (computeFromTridiagonal), which skips
 /// the Householder reduction of a dense matrix and its template instantiation (about 2 s of
 /// compile time in every translation unit that includes this header).
-inline void gauss_hermite(std::size_t n, std::vector<double>& x, std::vector<double>& w) {
+template <class = void>
+void gauss_hermite(std::size_t n, std::vector<double>& x, std::vector<double>& w) {
     const auto N = static_cast<Eigen::Index>(n);
     const Eigen::VectorXd diagonal = Eigen::VectorXd::Zero(N);
     Eigen::VectorXd off_diagonal(N > 1 ? N - 1 : 0);

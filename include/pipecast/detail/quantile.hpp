@@ -17,7 +17,8 @@ namespace pipecast::detail {
 /// Linear-interpolated sample quantile of ascending values (Hyndman–Fan type 7, R's default):
 /// with h = p (n − 1), v[⌊h⌋] + (h − ⌊h⌋)(v[⌊h⌋ + 1] − v[⌊h⌋]); NaN for no values.
 /// @param p the level in [0, 1]
-[[nodiscard]] inline double sorted_quantile(std::span<const double> v, double p) {
+template <class = void>
+[[nodiscard]] double sorted_quantile(std::span<const double> v, double p) {
     if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
     const double h = p * static_cast<double>(v.size() - 1);
     const auto lo = static_cast<std::size_t>(std::floor(h));

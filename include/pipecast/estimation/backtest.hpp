@@ -170,7 +170,8 @@ struct backtest_result {
 namespace detail {
 
 /// Uniform in (0, 1) from a Philox word pair.
-[[nodiscard]] inline double unit_uniform(std::uint32_t a, std::uint32_t b) noexcept {
+template <class = void>
+[[nodiscard]] double unit_uniform(std::uint32_t a, std::uint32_t b) noexcept {
     const std::uint64_t x = (std::uint64_t{a} << 21) ^ (std::uint64_t{b} >> 11);
     return (static_cast<double>(x & ((std::uint64_t{1} << 53) - 1)) + 0.5) * 0x1p-53;
 }
@@ -178,7 +179,8 @@ namespace detail {
 /// Won value and count over paths of independent Bernoulli(p_i) deals under a per-path
 /// logit shock σ·Z: deal i is won in path k when U_ik < logistic(logit p_i + σ Z_k).
 /// Philox streams keyed by the seed, counters (path, deal, stream).
-inline void bernoulli_paths(std::span<const double> p, std::span<const double> amount, double sigma, std::size_t paths,
+template <class = void>
+void bernoulli_paths(std::span<const double> p, std::span<const double> amount, double sigma, std::size_t paths,
                             std::uint64_t seed, std::uint32_t stream, std::vector<double>& value,
                             std::vector<double>& count) {
     const auto k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
@@ -211,7 +213,8 @@ inline void bernoulli_paths(std::span<const double> p, std::span<const double> a
 }
 
 /// Calibration table of (p, y) pairs in ten equal probability bins.
-[[nodiscard]] inline std::vector<calibration_bin> calibration_table(const std::vector<double>& p, const std::vector<char>& y) {
+template <class = void>
+[[nodiscard]] std::vector<calibration_bin> calibration_table(const std::vector<double>& p, const std::vector<char>& y) {
     std::vector<calibration_bin> bins(10);
     std::vector<double> sp(10, 0.0), sy(10, 0.0), sv(10, 0.0);
     for (std::size_t b = 0; b < 10; ++b) {
@@ -239,7 +242,8 @@ inline void bernoulli_paths(std::span<const double> p, std::span<const double> a
 /// ten groups of (nearly) equal count, as in the Hosmer–Lemeshow test; a bin's lower and
 /// upper are its smallest and largest p. Fewer than ten pairs give one group a pair.
 /// Complexity: O(n log n).
-[[nodiscard]] inline std::vector<calibration_bin> calibration_deciles(const std::vector<double>& p,
+template <class = void>
+[[nodiscard]] std::vector<calibration_bin> calibration_deciles(const std::vector<double>& p,
                                                                       const std::vector<char>& y) {
     std::vector<std::size_t> order(p.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
@@ -267,7 +271,8 @@ inline void bernoulli_paths(std::span<const double> p, std::span<const double> a
 }
 
 /// Errors of one forecast from per-cut predictions and per-deal probabilities.
-[[nodiscard]] inline backtest_errors errors_of(const std::vector<double>& pred, const std::vector<double>& pred_count,
+template <class = void>
+[[nodiscard]] backtest_errors errors_of(const std::vector<double>& pred, const std::vector<double>& pred_count,
                                                const std::vector<backtest_cut>& cuts, const std::vector<double>& p,
                                                const std::vector<char>& y) {
     backtest_errors e;
@@ -326,7 +331,8 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
 /// @throws argument_error if the horizon is not positive, months is not one of those, or
 ///   no cut fits.
 /// Example: `auto cuts = calendar_cuts(log, 90.0, 3);`
-[[nodiscard]] inline std::vector<double> calendar_cuts(const visit_log& log, double horizon, unsigned months,
+template <class = void>
+[[nodiscard]] std::vector<double> calendar_cuts(const visit_log& log, double horizon, unsigned months,
                                                        double days_per_unit = 1.0) {
     if (!(std::isfinite(horizon) && horizon > 0.0))
         throw argument_error(detail::message("backtest: horizon must be positive and finite, got ", horizon));
@@ -364,13 +370,15 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
 }
 
 /// The default cuts of a backtest: the quarter ends (calendar_cuts with 3 months).
-[[nodiscard]] inline std::vector<double> quarter_end_cuts(const visit_log& log, double horizon, double days_per_unit = 1.0) {
+template <class = void>
+[[nodiscard]] std::vector<double> quarter_end_cuts(const visit_log& log, double horizon, double days_per_unit = 1.0) {
     return calendar_cuts(log, horizon, 3, days_per_unit);
 }
 
 /// Parses a cut: an ISO-8601 date for a dated log (converted to the time unit), else a number.
 /// @throws argument_error naming the text when it is neither.
-[[nodiscard]] inline double parse_cut(std::string_view text, const visit_log& log, double days_per_unit = 1.0) {
+template <class = void>
+[[nodiscard]] double parse_cut(std::string_view text, const visit_log& log, double days_per_unit = 1.0) {
     const std::string_view s = detail::trim(text);
     if (log.dates) {
         const auto d = detail::parse_iso8601(s);
@@ -393,7 +401,8 @@ namespace detail {
 /// The per-deal P(won within h) `p` of the deals open at `cut` (the book of `m`), moved by the
 /// nowcast of the cohorts' shocks from the history `known` at the cut (nowcast.hpp): p as it
 /// is where the model carries no overdispersion or has no branched stage.
-[[nodiscard]] inline std::vector<double> nowcast_at_cut(const visit_log& log, const visit_log& known, double cut, double h,
+template <class = void>
+[[nodiscard]] std::vector<double> nowcast_at_cut(const visit_log& log, const visit_log& known, double cut, double h,
                                                         const model& m, const fit_options& fit, const book& b,
                                                         std::vector<double> p) {
     if (!m.overdispersed() || !m.graph.has_branches()) return p;
@@ -414,7 +423,8 @@ namespace detail {
 /// Complexity: per cut a fit of the history known then, a period forecast (or landmark
 ///   table) and paths × deals simulation steps.
 /// Example: `backtest_options o; o.cuts = quarter_end_cuts(log, 90); auto r = backtest(log, o);`
-[[nodiscard]] inline backtest_result backtest(const visit_log& log, const backtest_options& opt) {
+template <class = void>
+[[nodiscard]] backtest_result backtest(const visit_log& log, const backtest_options& opt) {
     const auto t0 = std::chrono::steady_clock::now();
     const double h = opt.horizon;
     if (!(std::isfinite(h) && h > 0.0))
@@ -602,7 +612,8 @@ namespace detail {
 // ---------------------------------------------------------------------------------------
 
 namespace detail {
-[[nodiscard]] inline nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+template <class = void>
+[[nodiscard]] nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 } // namespace detail
 
 template <class Json>

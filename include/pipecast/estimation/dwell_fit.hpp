@@ -51,7 +51,8 @@ namespace pipecast {
 /// Complexity: O(n) to form the statistics, then O(n) per Weibull iteration and O(m) per
 /// gamma/lognormal iteration for m censored visits (exits enter through sufficient statistics).
 /// Example: `auto f = fit_dwell_family(dwell_family::gamma, exits, open_ages);`
-[[nodiscard]] inline family_fit fit_dwell_family(dwell_family family, std::span<const double> exits,
+template <class = void>
+[[nodiscard]] family_fit fit_dwell_family(dwell_family family, std::span<const double> exits,
                                                  std::span<const double> censored, const fit_options& opt = {}) {
     for (double x : exits)
         if (!std::isfinite(x)) throw argument_error(detail::message("fit_dwell_family: exit duration ", x, " is not finite"));
@@ -73,7 +74,8 @@ namespace pipecast {
 /// errors. A visit censored at time c is at risk at every event time <= c.
 /// @throws argument_error on a negative or non-finite duration.
 /// Complexity: O(n log n) (sorting).
-[[nodiscard]] inline kaplan_meier fit_kaplan_meier(std::span<const double> exits, std::span<const double> censored) {
+template <class = void>
+[[nodiscard]] kaplan_meier fit_kaplan_meier(std::span<const double> exits, std::span<const double> censored) {
     std::vector<double> e(exits.begin(), exits.end()), c(censored.begin(), censored.end());
     for (double x : e)
         if (!(std::isfinite(x) && x >= 0.0)) throw argument_error(detail::message("kaplan_meier: exit duration ", x, " must be finite and >= 0"));
@@ -119,7 +121,8 @@ namespace pipecast {
 /// `tail`: at the largest observed time (efron), or at last_time + the mean residual of
 /// `parametric` beyond last_time.
 /// @throws argument_error if there are no exits, or km_tail::parametric without a distribution.
-[[nodiscard]] inline dwell_distribution to_dwell(const kaplan_meier& km, km_tail tail = km_tail::efron,
+template <class = void>
+[[nodiscard]] dwell_distribution to_dwell(const kaplan_meier& km, km_tail tail = km_tail::efron,
                                                  const dwell_distribution* parametric = nullptr) {
     if (km.time.empty()) throw argument_error("kaplan_meier to_dwell: no exits, the survival never drops");
     std::vector<double> v, w;
@@ -151,7 +154,8 @@ namespace pipecast {
 /// @param targets next-stage names, @param counts exits to each, @param prior pseudo-counts
 ///   (same length, >= 0), @param level credible level in (0, 1).
 /// @throws argument_error on mismatched lengths, negative counts or a bad level.
-[[nodiscard]] inline std::vector<transition_estimate> estimate_transitions(const std::vector<std::string>& targets,
+template <class = void>
+[[nodiscard]] std::vector<transition_estimate> estimate_transitions(const std::vector<std::string>& targets,
                                                                            std::span<const double> counts,
                                                                            std::span<const double> prior,
                                                                            double level = 0.95) {
@@ -190,7 +194,8 @@ namespace pipecast {
 
 /// True if an outcome name reads as a win: "won", "win", "closed won", 赢单, 成交, 签约 (any
 /// case, with spaces, '-' or '_' between the words): outcome_by_name (history.hpp).
-[[nodiscard]] inline bool looks_won(std::string_view name) { return outcome_by_name(name) == outcome_kind::won; }
+template <class = void>
+[[nodiscard]] bool looks_won(std::string_view name) { return outcome_by_name(name) == outcome_kind::won; }
 
 // ---------------------------------------------------------------------------------------
 // The whole history

@@ -69,7 +69,8 @@ namespace pipecast {
 ///   auto fit = fit_history(log);
 ///   save_model(to_model(fit), "fitted.json");
 /// @endcode
-[[nodiscard]] inline history_fit fit_history(const visit_log& log, const fit_options& opt = {}) {
+template <class = void>
+[[nodiscard]] history_fit fit_history(const visit_log& log, const fit_options& opt = {}) {
     return detail::fit_selected(log, opt, [](std::size_t) { return true; });
 }
 
@@ -78,7 +79,8 @@ namespace pipecast {
 /// chooses (the fields of stage_estimate other than the name and transitions).
 /// @throws argument_error on a negative or non-finite duration.
 /// Example: `auto e = fit_dwell(exits, open_ages); auto d = *e.dwell;`
-[[nodiscard]] inline stage_estimate fit_dwell(std::span<const double> exits, std::span<const double> censored,
+template <class = void>
+[[nodiscard]] stage_estimate fit_dwell(std::span<const double> exits, std::span<const double> censored,
                                               const fit_options& opt = {}) {
     for (double x : exits)
         if (!(std::isfinite(x) && x >= 0.0)) throw argument_error(detail::message("fit_dwell: exit duration ", x, " must be finite and >= 0"));
@@ -103,7 +105,8 @@ struct segment_fit {
 /// history_fit per value, in order of first appearance. Every segment shares the outcomes
 /// and the funnel order of the whole history.
 /// @throws argument_error if the column is not an extra column of the log.
-[[nodiscard]] inline std::vector<segment_fit> fit_segments(const visit_log& log, std::string_view column,
+template <class = void>
+[[nodiscard]] std::vector<segment_fit> fit_segments(const visit_log& log, std::string_view column,
                                                            fit_options opt = {}) {
     const auto c = log.find_column(column);
     if (!c) {
@@ -137,7 +140,8 @@ struct segment_fit {
 /// fit failed), the deal size, the main arrival stream, the overdispersion σ, the time unit.
 /// @throws model_error naming the stage if a stage has no exits (and no prior) or no dwell
 ///   estimate, or if the outcomes lack a win or a loss (stage_graph's checks).
-[[nodiscard]] inline model to_model(const history_fit& fit, std::string name = "fitted") {
+template <class = void>
+[[nodiscard]] model to_model(const history_fit& fit, std::string name = "fitted") {
     std::vector<open_stage> stages;
     transition_rows rows;
     for (const auto& s : fit.stages) {

@@ -48,7 +48,8 @@ enum class calendar_unit { month, quarter, year };
 
 /// Parses "month", "quarter" or "year".
 /// @throws argument_error naming the text otherwise.
-[[nodiscard]] inline calendar_unit parse_calendar_unit(std::string_view text) {
+template <class = void>
+[[nodiscard]] calendar_unit parse_calendar_unit(std::string_view text) {
     if (text == "month") return calendar_unit::month;
     if (text == "quarter") return calendar_unit::quarter;
     if (text == "year") return calendar_unit::year;
@@ -78,7 +79,8 @@ struct calendar_period {
 /// @returns start <= t < end
 /// @throws argument_error for a fiscal_start outside 1..12, a non-finite t or a bad days_per_unit.
 /// Example: `period_of(20269.0, calendar_unit::quarter)` (2025-06-30) gives start 2025-06-30, end 2025-09-30.
-[[nodiscard]] inline calendar_period period_of(double t, calendar_unit unit, unsigned fiscal_start = 1,
+template <class = void>
+[[nodiscard]] calendar_period period_of(double t, calendar_unit unit, unsigned fiscal_start = 1,
                                                double days_per_unit = 1.0) {
     namespace chr = std::chrono;
     if (fiscal_start < 1 || fiscal_start > 12)
@@ -116,7 +118,8 @@ struct calendar_period {
 
 /// `count` consecutive calendar periods: the one the as-of time falls in (period_of), then
 /// the next ones. @throws argument_error for count 0 or more than 120, or as period_of.
-[[nodiscard]] inline std::vector<calendar_period> calendar_buckets(double as_of, calendar_unit unit, std::size_t count,
+template <class = void>
+[[nodiscard]] std::vector<calendar_period> calendar_buckets(double as_of, calendar_unit unit, std::size_t count,
                                                                    unsigned fiscal_start = 1, double days_per_unit = 1.0) {
     if (count == 0 || count > 120)
         throw argument_error(detail::message("--buckets: expected 1..120 calendar periods, got ", count));
@@ -136,7 +139,8 @@ enum class forecast_category { closed, commit, best_case, pipeline, omitted };
 /// A deal's category text as a forecast category, case and separators ignored: "commit",
 /// "best case" / "best_case" / "bestcase" / "upside", "closed", "omitted" / "omit"; anything
 /// else (empty, "pipeline", a custom name) is pipeline.
-[[nodiscard]] inline forecast_category category_of(std::string_view text) {
+template <class = void>
+[[nodiscard]] forecast_category category_of(std::string_view text) {
     std::string s;
     for (char c : text)
         if (c != ' ' && c != '_' && c != '-') s += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
@@ -157,7 +161,8 @@ struct owner_quota {
 /// order, case ignored, other columns ignored), one owner a line.
 /// @throws parse_error naming source:line:column for a missing column, an empty owner, a
 ///   quota that is not a finite number >= 0, or an owner listed twice.
-[[nodiscard]] inline std::vector<owner_quota> read_owner_quotas(std::istream& in, const std::string& source) {
+template <class = void>
+[[nodiscard]] std::vector<owner_quota> read_owner_quotas(std::istream& in, const std::string& source) {
     detail::csv_reader r(in, source);
     std::vector<std::string> f;
     if (!r.next(f)) throw parse_error(source, 1, 0, "empty file: expected a header with the columns owner,quota");
@@ -192,7 +197,8 @@ struct owner_quota {
 }
 
 /// read_owner_quotas() of a file. @throws argument_error when it cannot be opened.
-[[nodiscard]] inline std::vector<owner_quota> load_owner_quotas(const std::string& path) {
+template <class = void>
+[[nodiscard]] std::vector<owner_quota> load_owner_quotas(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw argument_error(detail::message("--quotas: cannot open '", path, "'"));
     return read_owner_quotas(in, path);
@@ -206,7 +212,8 @@ struct closed_won {
 
 /// Value of the deals the log shows won in (t0, t1]: visits that left to a win outcome of g
 /// (by name), by the log's `owner` column when it has one.
-[[nodiscard]] inline closed_won won_between(const visit_log& log, const stage_graph& g, double t0, double t1) {
+template <class = void>
+[[nodiscard]] closed_won won_between(const visit_log& log, const stage_graph& g, double t0, double t1) {
     std::vector<char> won(log.stage_names.size(), 0);
     for (std::size_t s = 0; s < won.size(); ++s)
         if (const auto k = g.find(log.stage_names[s])) won[s] = g.is_win(*k) ? 1 : 0;
@@ -243,7 +250,8 @@ struct deal_forecast {
 /// The per-deal rows of a book: p_win, p_win_within and stale per deal (book order), the
 /// expected close from a simulation's deal_expected_close_time (empty: none).
 /// @throws argument_error when a vector's length is not the book's.
-[[nodiscard]] inline std::vector<deal_forecast> deal_forecasts(const stage_graph& g, const book& b, double as_of,
+template <class = void>
+[[nodiscard]] std::vector<deal_forecast> deal_forecasts(const stage_graph& g, const book& b, double as_of,
                                                                std::span<const double> p_win,
                                                                std::span<const double> p_within,
                                                                std::span<const double> close_time,
@@ -277,7 +285,8 @@ struct deal_forecast {
 /// (the first nine are the interface downstream scripts rely on), fields quoted as RFC 4180
 /// (detail::append_csv_field), numbers at full precision, expected_close as a date (dated
 /// times) or a number, empty when unknown; stale `true`/`false`.
-[[nodiscard]] inline std::string per_deal_csv(std::span<const deal_forecast> deals, bool dates, double days_per_unit = 1.0) {
+template <class = void>
+[[nodiscard]] std::string per_deal_csv(std::span<const deal_forecast> deals, bool dates, double days_per_unit = 1.0) {
     std::string s = "id,stage,age,amount,p_win,p_win_within,expected_close,stale,expected_value,owner\n";
     auto field = [&s](std::string_view v) { detail::append_csv_field(s, v); };
     auto num = [&s](double v) {
@@ -392,7 +401,8 @@ struct calendar_forecast_result {
 ///   negative or non-finite quota.
 /// Complexity: one renewal table (or matrix exponential per bucket) plus a pass over the
 ///   book per bucket; the simulation's paths × deals.
-[[nodiscard]] inline calendar_forecast_result calendar_forecast(const model& m, const book& b, const calendar_options& o) {
+template <class = void>
+[[nodiscard]] calendar_forecast_result calendar_forecast(const model& m, const book& b, const calendar_options& o) {
     if (!(std::isfinite(o.quota) && o.quota >= 0.0))
         throw argument_error(detail::message("calendar forecast: quota must be >= 0 and finite, got ", o.quota));
     const stage_graph& g = m.graph;

@@ -54,7 +54,8 @@ namespace pipecast {
 ///   outside [0, 1] or the count is wrong, or the book mixes currencies.
 /// Complexity: one pass over 28 bytes a deal, O(n + stages × owners × categories).
 /// Example: `auto a = analyse(g); auto f = weighted_forecast(g, b, a.win_probability);`
-[[nodiscard]] inline weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b,
+template <class = void>
+[[nodiscard]] weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b,
                                                                 std::span<const double> win_probability) {
     detail::require_compatible("weighted_forecast", g, b);
     detail::require_win_probabilities("weighted_forecast", g, win_probability);
@@ -68,14 +69,16 @@ namespace pipecast {
 
 /// Weighted forecast with win probabilities as an Eigen vector (absorption_analysis::win_probability).
 /// @throws as the span overload.
-[[nodiscard]] inline weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b,
+template <class = void>
+[[nodiscard]] weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b,
                                                                 const Eigen::VectorXd& win_probability) {
     return weighted_forecast(g, b, std::span<const double>(win_probability.data(), static_cast<std::size_t>(win_probability.size())));
 }
 
 /// Weighted forecast reusing an absorption analysis of g (no O(m³) work).
 /// @throws as the span overload.
-[[nodiscard]] inline weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b,
+template <class = void>
+[[nodiscard]] weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b,
                                                                 const absorption_analysis& a) {
     return weighted_forecast(g, b, a.win_probability);
 }
@@ -91,7 +94,8 @@ namespace pipecast {
 ///   const auto b = pipecast::load_book_csv("deals.csv", m.graph);
 ///   std::cout << pipecast::weighted_forecast(m.graph, b).weighted_total;
 /// @endcode
-[[nodiscard]] inline weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b) {
+template <class = void>
+[[nodiscard]] weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b) {
     detail::require_compatible("weighted_forecast", g, b);
     return weighted_forecast(g, b, win_probabilities(g));
 }
@@ -115,7 +119,8 @@ namespace pipecast {
 ///   or stalled_threshold is outside (0, 1].
 /// Complexity: O(m³) analyses, then O(branches) per deal (one log-survival per branch).
 /// Example: `auto f = age_aware_forecast(m.graph, b); f.age_weighted_total; f.likely_stalled;`
-[[nodiscard]] inline age_aware_forecast_result age_aware_forecast(const stage_graph& g, const book& b,
+template <class = void>
+[[nodiscard]] age_aware_forecast_result age_aware_forecast(const stage_graph& g, const book& b,
                                                                   const age_aware_options& opt = {}) {
     detail::require_compatible("age_aware_forecast", g, b);
     if (!(opt.stalled_threshold > 0.0 && opt.stalled_threshold <= 1.0))
@@ -225,7 +230,8 @@ namespace pipecast {
 namespace detail {
 
 /// Rolls per-deal within-horizon probabilities up into a period_forecast_result.
-inline void fill_period(const book& b, std::span<const double> p, std::span<const double> err,
+template <class = void>
+void fill_period(const book& b, std::span<const double> p, std::span<const double> err,
                         period_forecast_result& r, bool per_deal) {
     const double* pp = p.data();
     const auto t = rollup(b, [pp](std::size_t i, std::uint32_t, double) { return pp[i]; });
@@ -256,14 +262,16 @@ inline void fill_period(const book& b, std::span<const double> p, std::span<cons
 /// funnel call it). A deal whose own probability o replaces the model's P(win | stage, age) = w
 /// keeps the model's timing: it is won within h with o · p_within / w (p_within the model's
 /// P(win within h | stage, age)), capped at o; 0 where the model says the deal can never win.
-[[nodiscard]] inline double override_within(double o, double p_within, double w) noexcept {
+template <class = void>
+[[nodiscard]] double override_within(double o, double p_within, double w) noexcept {
     return w > 0.0 ? std::min(o, p_within * (o / w)) : 0.0;
 }
 
 /// P(eventually won | open stage s, age) of g from the latent win probabilities w_latent,
 /// using `scratch` (>= latent_count(s) entries) for the branch weights: win_probability_at_age
 /// without its allocation, for loops over deals.
-[[nodiscard]] inline double win_at_age(const stage_graph& g, std::size_t s, double age, const Eigen::VectorXd& w_latent,
+template <class = void>
+[[nodiscard]] double win_at_age(const stage_graph& g, std::size_t s, double age, const Eigen::VectorXd& w_latent,
                                        std::span<double> scratch) {
     const std::size_t first = g.branch_weights(s, age, scratch);
     double p = 0.0;
@@ -275,7 +283,8 @@ inline void fill_period(const book& b, std::span<const double> p, std::span<cons
 /// of age a gets o × P(win within h | s, a) / P(win | s, a), at most o. For a classic stage
 /// P(win | s, a) = P(win | s) = w[s]; for a branched stage it depends on the age and comes
 /// from the latent win probabilities `w_latent` (needed only when g has branches).
-inline void apply_overrides(const stage_graph& g, const book& b, std::span<const double> w,
+template <class = void>
+void apply_overrides(const stage_graph& g, const book& b, std::span<const double> w,
                             const Eigen::VectorXd* w_latent, std::span<double> p, std::span<double> err) {
     const auto ov = b.probability_overrides();
     const auto st = b.stages();
@@ -296,7 +305,8 @@ inline void apply_overrides(const stage_graph& g, const book& b, std::span<const
     }
 }
 
-inline void require_horizon(std::string_view fn, double h) {
+template <class = void>
+void require_horizon(std::string_view fn, double h) {
     if (!(std::isfinite(h) && h >= 0.0))
         throw argument_error(message(fn, ": horizon must be finite and >= 0, got ", h));
 }
@@ -316,7 +326,8 @@ inline void require_horizon(std::string_view fn, double h) {
 /// @throws argument_error on an incompatible book, a negative, non-finite or too long horizon,
 ///   a table of the wrong width, or a book that mixes currencies.
 /// Complexity: O(lattice ages · K) table lookups, then one pass over the book.
-[[nodiscard]] inline period_forecast_result period_forecast(const stage_graph& g, const book& b, double horizon,
+template <class = void>
+[[nodiscard]] period_forecast_result period_forecast(const stage_graph& g, const book& b, double horizon,
                                                             const win_time_table& tab, const absorption_analysis& a,
                                                             bool per_deal = false) {
     detail::require_compatible("period_forecast", g, b);
@@ -377,7 +388,8 @@ inline void require_horizon(std::string_view fn, double h) {
 /// Complexity: renewal: O(K² m) for the table (K <= 8000 steps), O(ages on the lattice · K)
 ///   for the lattice, O(n) for the book. Markov: O(m³) + O(n).
 /// Example: `auto q = period_forecast(m.graph, b, 90.0); std::cout << q.expected;`
-[[nodiscard]] inline period_forecast_result period_forecast(const stage_graph& g, const book& b, double horizon,
+template <class = void>
+[[nodiscard]] period_forecast_result period_forecast(const stage_graph& g, const book& b, double horizon,
                                                             const period_forecast_options& opt = {}) {
     detail::require_compatible("period_forecast", g, b);
     detail::require_horizon("period_forecast", horizon);
@@ -426,7 +438,8 @@ inline void require_horizon(std::string_view fn, double h) {
 ///   a forecast or closed-won amount negative or not finite.
 /// Example: `sales_progress({900'000, 200'000}, {950'000, 350'000}, 3'000'000)` gives
 ///   progress 200,000 and share_of_quota 1/15.
-[[nodiscard]] inline sales_progress_result sales_progress(const week_position& last_week, const week_position& this_week,
+template <class = void>
+[[nodiscard]] sales_progress_result sales_progress(const week_position& last_week, const week_position& this_week,
                                                           double quota, double weeks_in_period = 13.0) {
     if (!(std::isfinite(quota) && quota > 0.0))
         throw argument_error(detail::message("sales_progress: quota must be positive and finite, got ", quota));
@@ -454,7 +467,8 @@ inline void require_horizon(std::string_view fn, double h) {
 
 /// Sales progress from two weighted forecasts and the cumulative closed-won amounts.
 /// @throws as the week_position overload.
-[[nodiscard]] inline sales_progress_result sales_progress(const weighted_forecast_result& last_week,
+template <class = void>
+[[nodiscard]] sales_progress_result sales_progress(const weighted_forecast_result& last_week,
                                                           double closed_won_last_week,
                                                           const weighted_forecast_result& this_week,
                                                           double closed_won_this_week, double quota,
@@ -466,7 +480,8 @@ inline void require_horizon(std::string_view fn, double h) {
 /// Sales progress from last week's and this week's books on one model (each forecast with
 /// weighted_forecast) and the cumulative closed-won amounts.
 /// @throws argument_error as weighted_forecast and the week_position overload.
-[[nodiscard]] inline sales_progress_result sales_progress(const stage_graph& g, const book& last_week,
+template <class = void>
+[[nodiscard]] sales_progress_result sales_progress(const stage_graph& g, const book& last_week,
                                                           double closed_won_last_week, const book& this_week,
                                                           double closed_won_this_week, double quota,
                                                           double weeks_in_period = 13.0) {
@@ -510,7 +525,8 @@ private:
 } // namespace detail
 
 /// Prints the weighted forecast as plain text: totals, then lines by stage, owner, category.
-inline std::ostream& operator<<(std::ostream& os, const weighted_forecast_result& r) {
+template <class = void>
+std::ostream& operator<<(std::ostream& os, const weighted_forecast_result& r) {
     detail::forecast_printer pr(os);
     os << "weighted forecast: " << r.count << " deals, amount " << r.total_amount << ", weighted " << r.weighted_total;
     if (!r.currency.empty()) os << ' ' << r.currency;
@@ -525,7 +541,8 @@ inline std::ostream& operator<<(std::ostream& os, const weighted_forecast_result
 }
 
 /// Prints the period forecast as plain text: totals, method, then lines by stage, owner, category.
-inline std::ostream& operator<<(std::ostream& os, const period_forecast_result& r) {
+template <class = void>
+std::ostream& operator<<(std::ostream& os, const period_forecast_result& r) {
     detail::forecast_printer pr(os);
     os << "period forecast within " << r.horizon << ": " << r.count << " deals, amount " << r.total_amount
        << ", expected won " << r.expected;
@@ -544,7 +561,8 @@ inline std::ostream& operator<<(std::ostream& os, const period_forecast_result& 
 
 /// Prints the age-aware forecast as plain text: totals (CRM-style and age-aware side by side,
 /// stalled deals), then lines by stage, owner, category.
-inline std::ostream& operator<<(std::ostream& os, const age_aware_forecast_result& r) {
+template <class = void>
+std::ostream& operator<<(std::ostream& os, const age_aware_forecast_result& r) {
     detail::forecast_printer pr(os);
     os << "age-aware forecast: " << r.count << " deals, amount " << r.total_amount << ", CRM-style weighted "
        << r.weighted_total << ", age-aware weighted " << r.age_weighted_total;
@@ -561,7 +579,8 @@ inline std::ostream& operator<<(std::ostream& os, const age_aware_forecast_resul
 }
 
 /// Prints sales progress as one line.
-inline std::ostream& operator<<(std::ostream& os, const sales_progress_result& r) {
+template <class = void>
+std::ostream& operator<<(std::ostream& os, const sales_progress_result& r) {
     detail::forecast_printer pr(os);
     os << "sales progress: " << r.last_week << " -> " << r.this_week << " (" << std::showpos << r.progress
        << std::noshowpos << "), " << std::setprecision(1) << 100.0 * r.share_of_quota << "% of quota "

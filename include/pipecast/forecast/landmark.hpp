@@ -100,6 +100,7 @@ struct landmark_table {
         return std::nullopt;
     }
     /// P(won within horizon | stage s, age): the cells interpolated linearly in age.
+    template <class = void>
     [[nodiscard]] double probability(std::size_t s, double age) const {
         const auto& c = stages.at(s).cells;
         if (c.empty()) return overall;
@@ -124,7 +125,8 @@ struct landmark_table {
 namespace detail {
 
 /// Non-increasing weighted isotonic regression (pool-adjacent-violators), in place.
-inline void isotonic_non_increasing(std::vector<double>& y, const std::vector<double>& w) {
+template <class = void>
+void isotonic_non_increasing(std::vector<double>& y, const std::vector<double>& w) {
     struct block {
         double sum_wy, sum_w;
         std::size_t n;
@@ -146,7 +148,8 @@ inline void isotonic_non_increasing(std::vector<double>& y, const std::vector<do
         for (std::size_t k = 0; k < bl.n; ++k) y[i++] = bl.sum_wy / bl.sum_w;
 }
 
-inline void validate(const landmark_options& o) {
+template <class = void>
+void validate(const landmark_options& o) {
     if (!(std::isfinite(o.horizon) && o.horizon > 0.0))
         throw argument_error(message("landmarks: horizon must be positive and finite, got ", o.horizon));
     if (!(std::isfinite(o.spacing) && o.spacing > 0.0))
@@ -175,7 +178,8 @@ inline void validate(const landmark_options& o) {
 /// Complexity: O(n + rows) for n visits.
 /// Example: `landmark_options o; o.horizon = 90; auto t = fit_landmarks(log, o);
 ///           t.probability("Negotiation", 20.0);`
-[[nodiscard]] inline landmark_table fit_landmarks(const visit_log& log, const landmark_options& opt = {}) {
+template <class = void>
+[[nodiscard]] landmark_table fit_landmarks(const visit_log& log, const landmark_options& opt = {}) {
     detail::validate(opt);
     const double start = detail::first_entry(log);
     const double last = log.end_time - opt.horizon;
@@ -311,7 +315,8 @@ struct landmark_forecast_result {
 /// @throws nothing beyond allocation.
 /// Complexity: O(n · cells per stage).
 /// Example: `auto f = landmark_forecast(t, bk); f.expected;`
-[[nodiscard]] inline landmark_forecast_result landmark_forecast(const landmark_table& t, const book& b) {
+template <class = void>
+[[nodiscard]] landmark_forecast_result landmark_forecast(const landmark_table& t, const book& b) {
     landmark_forecast_result r;
     r.horizon = t.horizon;
     r.count = b.size();

@@ -91,7 +91,8 @@ namespace detail {
 
 /// Which branches of branched stage s move forward (+1: a win or a later open stage, not
 /// stalled), are lost (−1: a losing outcome, not stalled), or neither (0).
-[[nodiscard]] inline std::vector<int> branch_direction(const stage_graph& g, std::size_t s) {
+template <class = void>
+[[nodiscard]] std::vector<int> branch_direction(const stage_graph& g, std::size_t s) {
     std::vector<int> dir;
     const auto br = g.branches(s);
     for (std::size_t k = 0; k < br.size(); ++k) {
@@ -104,7 +105,8 @@ namespace detail {
 }
 
 /// Branch shares with the forward odds multiplied by e^z (f + l kept).
-inline void shocked_shares(std::span<const double> pi, std::span<const int> dir, double z, std::span<double> out) {
+template <class = void>
+void shocked_shares(std::span<const double> pi, std::span<const int> dir, double z, std::span<double> out) {
     double f = 0.0, l = 0.0;
     for (std::size_t k = 0; k < pi.size(); ++k) {
         if (dir[k] > 0) f += pi[k];
@@ -117,7 +119,8 @@ inline void shocked_shares(std::span<const double> pi, std::span<const int> dir,
 }
 
 /// g with stage s's branch shares shocked by z (every other stage as it is).
-[[nodiscard]] inline stage_graph cohort_shocked_graph(const stage_graph& g, std::size_t s, double z) {
+template <class = void>
+[[nodiscard]] stage_graph cohort_shocked_graph(const stage_graph& g, std::size_t s, double z) {
     std::vector<open_stage> st(g.stages().begin(), g.stages().end());
     auto& br = st[s].branches;
     std::vector<double> pi(br.size()), out(br.size());
@@ -136,7 +139,8 @@ inline void shocked_shares(std::span<const double> pi, std::span<const int> dir,
 }
 
 /// True when every branch dwell of stage s has a density (the cohort likelihood needs f_b).
-[[nodiscard]] inline bool continuous_branches(const stage_graph& g, std::size_t s) {
+template <class = void>
+[[nodiscard]] bool continuous_branches(const stage_graph& g, std::size_t s) {
     for (const auto& b : g.branches(s))
         if (b.dwell.family() == dwell_family::fixed || b.dwell.family() == dwell_family::empirical) return false;
     return true;
@@ -150,7 +154,8 @@ inline void shocked_shares(std::span<const double> pi, std::span<const int> dir,
 /// cohorts; visits to a next stage that none of the stage's branches leads to are left out.
 /// @throws argument_error for a non-positive period or fewer than 2 nodes.
 /// Complexity: O(visits · branches · grid) with a grid of 241 values of z.
-[[nodiscard]] inline shock_nowcast nowcast_shocks(const model& m, const visit_log& known, const nowcast_options& o = {}) {
+template <class = void>
+[[nodiscard]] shock_nowcast nowcast_shocks(const model& m, const visit_log& known, const nowcast_options& o = {}) {
     if (!(std::isnan(o.period) || (o.period > 0.0 && std::isfinite(o.period))))
         throw argument_error(detail::message("nowcast_shocks: period must be positive, got ", o.period));
     if (o.nodes < 2) throw argument_error("nowcast_shocks: nodes must be >= 2");
@@ -248,7 +253,8 @@ inline void shocked_shares(std::span<const double> pi, std::span<const int> dir,
 /// (Gauss–Hermite, the posterior taken as normal), clamped to [0, 1].
 /// @param tab win_time_distribution(m.graph, H) for some H >= h (the one p_marginal used)
 /// @throws argument_error when p_marginal does not have one entry per deal.
-[[nodiscard]] inline std::vector<double> nowcast_within(const model& m, const book& b, double as_of, double h,
+template <class = void>
+[[nodiscard]] std::vector<double> nowcast_within(const model& m, const book& b, double as_of, double h,
                                                        const shock_nowcast& s, const win_time_table& tab,
                                                        std::span<const double> p_marginal) {
     if (p_marginal.size() != b.size())

@@ -155,7 +155,8 @@ struct velocity_terms {
 /// @throws argument_error naming the term: a count, rate or size negative or not finite, a
 ///   win rate above 1, a cycle length or period not positive and finite.
 /// Example: `sales_velocity(200, 0.25, 10'000, 50).velocity == 10'000` (value per time unit).
-[[nodiscard]] inline velocity_terms sales_velocity(double open_opportunities, double win_rate, double deal_size,
+template <class = void>
+[[nodiscard]] velocity_terms sales_velocity(double open_opportunities, double win_rate, double deal_size,
                                                    double cycle_length, double period = 1.0) {
     auto require = [](const char* what, double v, bool ok) {
         if (!ok) throw argument_error(detail::message("sales_velocity: ", what, " must be ",
@@ -179,7 +180,8 @@ struct velocity_terms {
 /// Sales velocity of a model: win rate P(win | entry) and cycle length E[time to close | entry]
 /// from the analysis `a` of g (analyse(g); branched stages included).
 /// @throws argument_error for an entry that is not an open stage, or as the terms overload.
-[[nodiscard]] inline velocity_terms sales_velocity(const stage_graph& g, const absorption_analysis& a,
+template <class = void>
+[[nodiscard]] velocity_terms sales_velocity(const stage_graph& g, const absorption_analysis& a,
                                                    std::size_t entry, double open_opportunities, double deal_size,
                                                    double period = 1.0) {
     if (!g.is_open(entry))
@@ -273,7 +275,8 @@ struct ideal_funnel_result {
 
 namespace detail {
 
-inline void require_positive_argument(std::string_view name, double v) {
+template <class = void>
+void require_positive_argument(std::string_view name, double v) {
     if (!(std::isfinite(v) && v > 0.0))
         throw argument_error(message("ideal_funnel: ", name, " must be positive and finite, got ", v));
 }
@@ -297,7 +300,8 @@ template <class F>
 /// The table of P(won by t | just entered stage j) with one column per open stage of g: the
 /// table itself for a classic graph, the mixture of each branched stage's latent columns by π
 /// otherwise (won_by(g, tab, ...)). Only `won_by` and `step` are filled.
-[[nodiscard]] inline win_time_table stage_won_by(const stage_graph& g, const win_time_table& tab) {
+template <class = void>
+[[nodiscard]] win_time_table stage_won_by(const stage_graph& g, const win_time_table& tab) {
     if (!g.has_branches()) return tab;
     win_time_table out;
     out.step = tab.step;
@@ -322,7 +326,8 @@ struct age_group {
 namespace detail {
 
 /// ideal_funnel's argument checks (see its @throws).
-inline void check_funnel_target(const stage_graph& g, const funnel_target& t, const book* actual) {
+template <class = void>
+void check_funnel_target(const stage_graph& g, const funnel_target& t, const book* actual) {
     detail::require_positive_argument("quota", t.quota);
     detail::require_positive_argument("period", t.period);
     if (!std::isfinite(t.period / funnel_min_cycle_scale)) // the shorter-cycle lever's table
@@ -350,7 +355,8 @@ inline void check_funnel_target(const stage_graph& g, const funnel_target& t, co
 
 /// Step 1: the target's totals (deals to win, new deals per period, cycle length).
 /// @throws argument_error when the entry stage cannot win or the counts overflow.
-[[nodiscard]] inline ideal_funnel_result funnel_totals(const stage_graph& g, const funnel_target& t,
+template <class = void>
+[[nodiscard]] ideal_funnel_result funnel_totals(const stage_graph& g, const funnel_target& t,
                                                        const absorption_analysis& a) {
     const std::size_t e = t.entry_stage.value_or(0);
     const auto ec = static_cast<Eigen::Index>(e);
@@ -397,7 +403,8 @@ struct funnel_tables {
     win_time_table period;                            ///< the table the period's probabilities use
 };
 
-[[nodiscard]] inline funnel_tables make_funnel_tables(const stage_graph& g, const absorption_analysis& a,
+template <class = void>
+[[nodiscard]] funnel_tables make_funnel_tables(const stage_graph& g, const absorption_analysis& a,
                                                       const funnel_target& t) {
     const auto m = static_cast<Eigen::Index>(g.open_count());
     funnel_tables out;
@@ -419,7 +426,8 @@ struct funnel_tables {
 }
 
 /// Step 3: the ideal funnel's stages (flow, stock, timing, what to hold now) and totals.
-inline void fill_funnel_stages(const stage_graph& g, const absorption_analysis& a, const funnel_target& t,
+template <class = void>
+void fill_funnel_stages(const stage_graph& g, const absorption_analysis& a, const funnel_target& t,
                                const funnel_tables& tabs, ideal_funnel_result& f) {
     const auto m = static_cast<Eigen::Index>(g.open_count());
     const double d = f.deal_size, r = f.remaining_time;
@@ -467,7 +475,8 @@ inline void fill_funnel_stages(const stage_graph& g, const absorption_analysis& 
 }
 
 /// Step 4: coverage and the ideal funnel's velocity (= quota / period by Little's law).
-inline void fill_funnel_coverage(const stage_graph& g, const absorption_analysis& a, const funnel_target& t,
+template <class = void>
+void fill_funnel_coverage(const stage_graph& g, const absorption_analysis& a, const funnel_target& t,
                                  ideal_funnel_result& f) {
     funnel_coverage& c = f.coverage;
     if (f.remaining_quota > 0.0) c.required = f.pipeline_value / f.remaining_quota;
@@ -494,7 +503,8 @@ struct funnel_book_terms {
 /// lattice: the levers re-evaluate the book per deal and at scaled ages and horizons with
 /// won_within, and at step 0 they must give this in-period forecast; the two agree within
 /// the lattice's error bound (tests/unit_agreement.cpp).
-[[nodiscard]] inline funnel_book_terms hold_book(const stage_graph& g, const absorption_analysis& a,
+template <class = void>
+[[nodiscard]] funnel_book_terms hold_book(const stage_graph& g, const absorption_analysis& a,
                                                  const funnel_target& t, const win_time_table& tab,
                                                  const book& actual, ideal_funnel_result& f) {
     const auto m = static_cast<Eigen::Index>(g.open_count());
@@ -589,6 +599,7 @@ struct lever_context {
     const funnel_book_terms& terms;
     double step = 0.0;
     /// The lever's effect before any book: velocity and the ideal funnel after the change.
+    template <class = void>
     [[nodiscard]] lever_effect start(funnel_lever l) const {
         lever_effect le;
         le.lever = l;
@@ -608,7 +619,8 @@ struct lever_context {
 
 /// More deals: supply; the requirement is unchanged. With a book: step × (open deals) new
 /// deals at the entry stage, each won in time with P(won within the time left | entry).
-[[nodiscard]] inline lever_effect lever_more_deals(const lever_context& c) {
+template <class = void>
+[[nodiscard]] lever_effect lever_more_deals(const lever_context& c) {
     lever_effect le = c.start(funnel_lever::more_deals);
     le.velocity_after = le.velocity_before * (1.0 + c.step);
     if (!c.f.gap) return le;
@@ -625,7 +637,8 @@ struct lever_context {
 }
 
 /// Bigger deals: fewer deals for the same quota; every deal of the book worth (1 + step)×.
-[[nodiscard]] inline lever_effect lever_bigger_deals(const lever_context& c) {
+template <class = void>
+[[nodiscard]] lever_effect lever_bigger_deals(const lever_context& c) {
     lever_effect le = c.start(funnel_lever::bigger_deals);
     le.velocity_after = le.velocity_before * (1.0 + c.step);
     le.new_deals_per_period_after /= 1.0 + c.step;
@@ -639,7 +652,8 @@ struct lever_context {
 
 /// Higher conversion: P(win) × (1 + step), at most 1 (the entry stage's, for the ideal
 /// funnel; each deal's cap, for the book).
-[[nodiscard]] inline lever_effect lever_higher_conversion(const lever_context& c) {
+template <class = void>
+[[nodiscard]] lever_effect lever_higher_conversion(const lever_context& c) {
     lever_effect le = c.start(funnel_lever::higher_conversion);
     const double conv = std::min(1.0 + c.step, 1.0 / c.f.entry_win_probability);
     le.velocity_after = le.velocity_before * conv;
@@ -664,7 +678,8 @@ struct lever_context {
 }
 
 /// Shorter cycle: every stage time × (1 − step); the book's deals re-timed by group.
-[[nodiscard]] inline lever_effect lever_shorter_cycle(const lever_context& c) {
+template <class = void>
+[[nodiscard]] lever_effect lever_shorter_cycle(const lever_context& c) {
     lever_effect le = c.start(funnel_lever::shorter_cycle);
     le.velocity_after = le.velocity_before / (1.0 - c.step);
     le.pipeline_count_after *= 1.0 - c.step;
@@ -718,7 +733,8 @@ struct lever_context {
 ///   auto f = pipecast::ideal_funnel(g, t);
 ///   // f.deals_to_win == 30, f.stages[0].entering_per_period == 150 (= 30 / 0.2)
 /// @endcode
-[[nodiscard]] inline ideal_funnel_result ideal_funnel(const stage_graph& g, const funnel_target& t,
+template <class = void>
+[[nodiscard]] ideal_funnel_result ideal_funnel(const stage_graph& g, const funnel_target& t,
                                                       const book* actual = nullptr) {
     detail::check_funnel_target(g, t, actual);
     const absorption_analysis a = analyse(g);
@@ -740,14 +756,16 @@ struct lever_context {
 }
 
 /// The ideal funnel held against an actual book (see the main overload).
-[[nodiscard]] inline ideal_funnel_result ideal_funnel(const stage_graph& g, const funnel_target& t, const book& actual) {
+template <class = void>
+[[nodiscard]] ideal_funnel_result ideal_funnel(const stage_graph& g, const funnel_target& t, const book& actual) {
     return ideal_funnel(g, t, &actual);
 }
 
 /// The target with the model's defaults filled in: deal_size from the model's deal-size
 /// mean, entry_stage from its arrival stage (else 0).
 /// @throws argument_error if neither the target nor the model gives a deal size.
-[[nodiscard]] inline funnel_target resolve_target(const model& m, funnel_target t) {
+template <class = void>
+[[nodiscard]] funnel_target resolve_target(const model& m, funnel_target t) {
     if (!t.deal_size) {
         if (!m.deal_size)
             throw argument_error("ideal_funnel: deal_size is required: the model has no deal_size distribution, give an average deal size");
@@ -758,12 +776,14 @@ struct lever_context {
 }
 
 /// The ideal funnel of a model (defaults from resolve_target).
-[[nodiscard]] inline ideal_funnel_result ideal_funnel(const model& m, const funnel_target& t) {
+template <class = void>
+[[nodiscard]] ideal_funnel_result ideal_funnel(const model& m, const funnel_target& t) {
     return ideal_funnel(m.graph, resolve_target(m, t));
 }
 
 /// The ideal funnel of a model held against an actual book.
-[[nodiscard]] inline ideal_funnel_result ideal_funnel(const model& m, const funnel_target& t, const book& actual) {
+template <class = void>
+[[nodiscard]] ideal_funnel_result ideal_funnel(const model& m, const funnel_target& t, const book& actual) {
     return ideal_funnel(m.graph, resolve_target(m, t), &actual);
 }
 

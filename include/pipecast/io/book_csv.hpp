@@ -82,7 +82,8 @@ struct book_csv_options {
 /// @throws parse_error naming source:line:column for: a missing required column, a row with
 ///   too few fields, an empty required field, a bad number or date, an unknown or outcome
 ///   stage, a negative amount or age, an override outside [0,1], a duplicate deal id.
-[[nodiscard]] inline book read_book_csv(std::istream& in, const stage_graph& g, const book_csv_options& opt = {}) {
+template <class = void>
+[[nodiscard]] book read_book_csv(std::istream& in, const stage_graph& g, const book_csv_options& opt = {}) {
     detail::csv_reader csv(in, opt.source, detail::csv_dialect{opt.delimiter, true, std::size_t{1} << 20});
     std::vector<std::string> f;
     if (!csv.next(f)) throw parse_error(opt.source, 0, 0, "empty file: expected a header line");
@@ -268,7 +269,8 @@ struct book_csv_options {
 }
 
 /// Reads a book from a CSV file. @throws error if the file cannot be opened, else as above.
-[[nodiscard]] inline book load_book_csv(const std::string& path, const stage_graph& g, book_csv_options opt = {}) {
+template <class = void>
+[[nodiscard]] book load_book_csv(const std::string& path, const stage_graph& g, book_csv_options opt = {}) {
     std::istringstream in(detail::to_utf8(detail::read_file_bytes(path, "deals file"), opt.encoding, path));
     opt.source = path;
     return read_book_csv(in, g, opt);

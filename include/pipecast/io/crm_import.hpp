@@ -50,7 +50,8 @@ namespace pipecast {
 enum class history_format { automatic, visits, changes, salesforce, hubspot, opportunities };
 
 /// The name of a format: "auto", "visits", "changes", "salesforce", "hubspot", "opportunities".
-[[nodiscard]] inline std::string_view to_string(history_format f) noexcept {
+template <class = void>
+[[nodiscard]] std::string_view to_string(history_format f) noexcept {
     switch (f) {
     case history_format::visits: return "visits";
     case history_format::changes: return "changes";
@@ -63,7 +64,8 @@ enum class history_format { automatic, visits, changes, salesforce, hubspot, opp
 
 /// A format by name (case-insensitive; "auto" or empty: automatic).
 /// @throws argument_error naming the value for an unknown name.
-[[nodiscard]] inline history_format parse_history_format(std::string_view name) {
+template <class = void>
+[[nodiscard]] history_format parse_history_format(std::string_view name) {
     const std::string n = detail::lower(detail::trim(name));
     for (auto f : {history_format::automatic, history_format::visits, history_format::changes, history_format::salesforce,
                    history_format::hubspot, history_format::opportunities})
@@ -105,7 +107,8 @@ namespace detail {
 
 /// A header name of a HubSpot stage column: `date entered "Proposal (Sales Pipeline)"` ->
 /// ("entered", "Proposal"). Empty stage if the column is not one.
-[[nodiscard]] inline std::pair<std::string, std::string> hubspot_stage_column(std::string_view raw) {
+template <class = void>
+[[nodiscard]] std::pair<std::string, std::string> hubspot_stage_column(std::string_view raw) {
     const std::string l = lower(trim(raw));
     std::string kind;
     std::size_t skip = 0;
@@ -123,12 +126,14 @@ namespace detail {
 }
 
 /// True if a header (lower-case names) holds any of `names`.
-[[nodiscard]] inline bool has_any(const csv_header& h, std::initializer_list<std::string_view> names) {
+template <class = void>
+[[nodiscard]] bool has_any(const csv_header& h, std::initializer_list<std::string_view> names) {
     return h.find(names).has_value();
 }
 
 /// True if the options map `field` to a column.
-[[nodiscard]] inline bool maps(const history_options& opt, std::string_view field) {
+template <class = void>
+[[nodiscard]] bool maps(const history_options& opt, std::string_view field) {
     for (const auto& [f, c] : opt.columns)
         if (lower(trim(f)) == field) return true;
     return false;
@@ -140,7 +145,8 @@ namespace detail {
 /// (`OpportunityId` or `StageName` with `CreatedDate`), a visit log (an exit-time column, or
 /// `exited` mapped), an opportunity table (a close-date column and a created or engaged
 /// date, no change time), else a stage-change log.
-[[nodiscard]] inline history_format detect_history_format(const std::vector<std::string>& header,
+template <class = void>
+[[nodiscard]] history_format detect_history_format(const std::vector<std::string>& header,
                                                           const history_options& opt = {}) {
     const detail::csv_header h(header);
     if (detail::maps(opt, "exited") || detail::maps(opt, "entered")) return history_format::visits;
@@ -162,7 +168,8 @@ namespace detail {
 namespace detail {
 
 /// Salesforce OpportunityHistory: stage changes with Salesforce's column names.
-[[nodiscard]] inline visit_log read_salesforce_history(std::istream& in, const history_options& opt, import_result& res) {
+template <class = void>
+[[nodiscard]] visit_log read_salesforce_history(std::istream& in, const history_options& opt, import_result& res) {
     history_reader r(in, opt);
     const std::size_t c_id = r.required({"deal_id", "opportunityid", "opportunity id", "opportunity: id", "deal", "id"});
     const std::size_t c_stage = r.required({"stage", "stagename", "stage name", "to stage"});
@@ -208,7 +215,8 @@ namespace detail {
 }
 
 /// HubSpot deals export: the stage changes rebuilt from the `Date entered` columns.
-[[nodiscard]] inline visit_log read_hubspot_deals(std::istream& in, const history_options& opt, import_result& res) {
+template <class = void>
+[[nodiscard]] visit_log read_hubspot_deals(std::istream& in, const history_options& opt, import_result& res) {
     history_reader r(in, opt);
     const std::size_t c_id = r.required({"deal_id", "record id", "deal id", "hs_object_id", "id"});
     const std::size_t c_stage = r.required({"stage", "deal stage", "dealstage"});
@@ -292,7 +300,8 @@ namespace detail {
 }
 
 /// Opportunity table: created -> Prospecting, engaged -> Engaging, closed -> the outcome.
-[[nodiscard]] inline visit_log read_opportunity_table(std::istream& in, const history_options& opt, import_result& res) {
+template <class = void>
+[[nodiscard]] visit_log read_opportunity_table(std::istream& in, const history_options& opt, import_result& res) {
     history_reader r(in, opt);
     const std::size_t c_id = r.required({"deal_id", "opportunity_id", "opportunity id", "id", "deal"});
     const std::size_t c_stage = r.required({"stage", "deal_stage", "deal stage", "status"});
@@ -358,7 +367,8 @@ namespace detail {
 /// Reads a history from UTF-8 text in the given (or detected) format.
 /// @throws parse_error naming source:line:column, the field and the value (at most 80
 ///   characters) for anything the format's reader refuses; argument_error for bad options.
-[[nodiscard]] inline import_result import_history_text(const std::string& text, const import_options& opt) {
+template <class = void>
+[[nodiscard]] import_result import_history_text(const std::string& text, const import_options& opt) {
     import_result res;
     res.encoding = opt.encoding;
     std::istringstream head(text);
@@ -394,7 +404,8 @@ namespace detail {
 /// @throws error if the path is missing, a directory or unreadable; parse_error for bytes
 ///   invalid in the encoding (line and byte column) and as import_history_text.
 /// Example: `auto r = import_history("export.csv", {}); fit_history(r.log, {});`
-[[nodiscard]] inline import_result import_history(const std::string& path, import_options opt) {
+template <class = void>
+[[nodiscard]] import_result import_history(const std::string& path, import_options opt) {
     opt.history.source = path;
     std::string text = detail::to_utf8(detail::read_file_bytes(path, "history file"), opt.encoding, path);
     return import_history_text(text, opt);
@@ -402,7 +413,8 @@ namespace detail {
 
 /// The outcomes of a log that count as wins under the options (by name, --won, --lost):
 /// the list to give fit_options::won so that 赢单 or a custom name is a win.
-[[nodiscard]] inline std::vector<std::string> won_outcomes(const visit_log& log, const history_options& opt) {
+template <class = void>
+[[nodiscard]] std::vector<std::string> won_outcomes(const visit_log& log, const history_options& opt) {
     std::vector<std::string> out;
     for (std::size_t s = 0; s < log.stage_names.size(); ++s)
         if (!log.stage_open[s] && outcome_of(log.stage_names[s], opt) == outcome_kind::won) out.push_back(log.stage_names[s]);

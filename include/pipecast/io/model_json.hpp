@@ -38,7 +38,8 @@ inline constexpr std::size_t json_max_depth = 64;
 /// A JSON value for an error message, never longer than about 80 characters and never a
 /// recursive dump: a scalar as written (a string clipped, control bytes escaped), an array
 /// or object of scalars as written when short, else its kind and size.
-[[nodiscard]] inline std::string json_brief(const nlohmann::json& v) {
+template <class = void>
+[[nodiscard]] std::string json_brief(const nlohmann::json& v) {
     if (v.is_string()) return detail::message("\"", clip(v.get_ref<const std::string&>()), "\"");
     if (!v.is_structured()) return v.dump();
     const bool flat = v.size() <= 8 && std::none_of(v.begin(), v.end(), [](const nlohmann::json& e) {
@@ -52,7 +53,8 @@ inline constexpr std::size_t json_max_depth = 64;
 }
 
 /// One JSON path segment for a key (JSON pointer escaping, long keys clipped).
-[[nodiscard]] inline std::string json_path_key(const std::string& key) {
+template <class = void>
+[[nodiscard]] std::string json_path_key(const std::string& key) {
     std::string out;
     for (char c : key) {
         if (c == '~') out += "~0";
@@ -169,7 +171,8 @@ private:
 /// Byte offset (0-based) in valid-so-far JSON text of the bracket that opens nesting level
 /// `depth` + 1 (kind = 0), or of the n-th object key (kind = 1): strings are skipped as
 /// tokens, so brackets and colons inside them do not count.
-[[nodiscard]] inline std::size_t json_locate(std::string_view text, int kind, std::size_t n) {
+template <class = void>
+[[nodiscard]] std::size_t json_locate(std::string_view text, int kind, std::size_t n) {
     std::size_t depth = 0, keys = 0;
     for (std::size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
@@ -194,7 +197,8 @@ private:
 /// Parses JSON text strictly: duplicate keys, nesting deeper than json_max_depth, numbers
 /// beyond the range of a double, NUL bytes, UTF-16 and trailing text are errors.
 /// @throws parse_error naming source:line:column (and the JSON path of a duplicate key).
-[[nodiscard]] inline nlohmann::json parse_json(std::string_view text, const std::string& source) {
+template <class = void>
+[[nodiscard]] nlohmann::json parse_json(std::string_view text, const std::string& source) {
     auto fail_at = [&](std::size_t at, const std::string& what) {
         std::size_t line = 0, column = 0;
         line_and_column(text, at, line, column);
@@ -274,7 +278,8 @@ private:
 /// A dwell distribution from its JSON object at `path`; `stage` names the stage (and
 /// branch) in messages. Each parameter is checked where it is read, so that the message
 /// names the field as written (a gamma `scale`, not the mean derived from it).
-inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::json& j, const std::string& path,
+template <class = void>
+dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::json& j, const std::string& path,
                                           const std::string& stage = {}) {
     const std::string dist = r.string(j, path, "dist");
     const std::string at_stage = stage.empty() ? std::string() : stage + ": ";
@@ -326,7 +331,8 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
 } // namespace detail
 
 /// JSON form of a dwell distribution, in the mean-based parameterisation.
-[[nodiscard]] inline nlohmann::json to_json(const dwell_distribution& d) {
+template <class = void>
+[[nodiscard]] nlohmann::json to_json(const dwell_distribution& d) {
     nlohmann::json j;
     j["dist"] = std::string(to_string(d.family()));
     switch (d.family()) {
@@ -362,7 +368,8 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
 /// Builds a model from parsed JSON. @param source named in error messages.
 /// @throws parse_error naming the source and JSON path of the problem (invalid graphs
 ///   included: the graph's model_error message is kept).
-[[nodiscard]] inline model model_from_json(const nlohmann::json& j, const std::string& source = "<json>") {
+template <class = void>
+[[nodiscard]] model model_from_json(const nlohmann::json& j, const std::string& source = "<json>") {
     const detail::json_reader r(source);
     if (!j.is_object()) r.fail("", "a model must be a JSON object");
     const auto& js = r.member(j, "", "stages");
@@ -471,7 +478,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
                 const std::string to_path = from_path + detail::message("/", detail::json_path_key(to));
                 if (!p.is_number()) r.fail(to_path, detail::message("expected a probability, got ", detail::json_brief(p)));
                 if (!known(to)) r.fail(to_path, detail::message("stage '", detail::clip(from), "': unknown target stage '", detail::clip(to), "'"));
-                const double v = p.get<double>();
+                const double v = p.template get<double>();
                 if (!(v >= 0.0 && v <= 1.0))
                     r.fail(to_path, detail::message("stage '", detail::clip(from), "': transition probability to '", detail::clip(to),
                                                     "' must be in [0, 1], got ", v));
@@ -526,7 +533,7 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
                 const auto idx = m.graph.find(nm);
                 if (!idx || !m.graph.is_open(*idx)) r.fail(path, detail::message("'", detail::clip(nm), "' is not an open stage of the model"));
                 if (!v.is_number()) r.fail(path, detail::message("expected a number, got ", detail::json_brief(v)));
-                m.stage_overdispersion[*idx] = check(v.get<double>(), path);
+                m.stage_overdispersion[*idx] = check(v.template get<double>(), path);
             }
         }
         if (!jv.contains("sigma") && !jv.contains("stages"))
@@ -583,20 +590,23 @@ inline dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::
 /// Reads a model from a stream of JSON text, strictly (detail::parse_json): duplicate keys,
 /// nesting deeper than 64 levels, numbers beyond the range of a double and NUL bytes are
 /// errors. @throws parse_error (with line and column for malformed JSON) or as model_from_json.
-[[nodiscard]] inline model read_model(std::istream& in, const std::string& source = "<stream>") {
+template <class = void>
+[[nodiscard]] model read_model(std::istream& in, const std::string& source = "<stream>") {
     const std::string text(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>{});
     const nlohmann::json j = detail::parse_json(text, source);
     return model_from_json(j, source);
 }
 
 /// Loads a model from a JSON file. @throws error if the file cannot be opened.
-[[nodiscard]] inline model load_model(const std::string& path) {
+template <class = void>
+[[nodiscard]] model load_model(const std::string& path) {
     std::istringstream in(detail::read_file_bytes(path, "model file")); // a directory is an error, not a read failure
     return read_model(in, path);
 }
 
 /// The JSON form of a model (general form, with explicit transitions).
-[[nodiscard]] inline nlohmann::json to_json(const model& m) {
+template <class = void>
+[[nodiscard]] nlohmann::json to_json(const model& m) {
     const stage_graph& g = m.graph;
     nlohmann::json j;
     if (!m.name.empty()) j["name"] = m.name;
@@ -679,7 +689,8 @@ void to_json(Json& j, const dwell_distribution& d) {
 
 /// The model as indented JSON text. @throws error if a name is not valid UTF-8 (a model
 /// built in code; files read are checked).
-[[nodiscard]] inline std::string model_json_text(const model& m) {
+template <class = void>
+[[nodiscard]] std::string model_json_text(const model& m) {
     try {
         return to_json(m).dump(2) + '\n';
     } catch (const nlohmann::json::type_error& e) {
@@ -688,12 +699,14 @@ void to_json(Json& j, const dwell_distribution& d) {
 }
 
 /// Writes a model as indented JSON. @throws error as model_json_text (before writing anything).
-inline void write_model(std::ostream& out, const model& m) { out << model_json_text(m); }
+template <class = void>
+void write_model(std::ostream& out, const model& m) { out << model_json_text(m); }
 
 /// Saves a model to a JSON file, all or nothing (detail::write_file_atomic: a temporary file
 /// renamed over `path`, so an existing file is never left truncated).
 /// @throws error if the file cannot be written (the old file, if any, is kept).
-inline void save_model(const model& m, const std::string& path) {
+template <class = void>
+void save_model(const model& m, const std::string& path) {
     detail::write_file_atomic(path, model_json_text(m), "model file");
 }
 

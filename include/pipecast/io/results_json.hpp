@@ -52,7 +52,8 @@ namespace pipecast {
 namespace detail {
 
 /// 0.1 -> "p10", 0.975 -> "p97.5", 0.5 -> "p50": the key of a quantile level.
-[[nodiscard]] inline std::string quantile_key(double q) {
+template <class = void>
+[[nodiscard]] std::string quantile_key(double q) {
     std::ostringstream os;
     os.precision(10);
     os << 'p' << 100.0 * q;

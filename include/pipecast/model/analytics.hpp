@@ -52,13 +52,15 @@ inline constexpr std::size_t sparse_min_open = 256;
 /// open stages (32 MB) and left empty (0 x 0) above; expected_visits_row() works at any size.
 inline constexpr std::size_t full_visits_max_open = 2048;
 
-[[nodiscard]] inline bool use_sparse(solver_method method, std::size_t open) noexcept {
+template <class = void>
+[[nodiscard]] bool use_sparse(solver_method method, std::size_t open) noexcept {
     return method == solver_method::sparse || (method == solver_method::automatic && open >= sparse_min_open);
 }
 
 /// I - Q as a sparse matrix, from the graph's edges (Q(i,i) on the diagonal as 1 - Q(i,i),
 /// the same values the dense I - Q holds).
-[[nodiscard]] inline Eigen::SparseMatrix<double> sparse_i_minus_q(const stage_graph& g) {
+template <class = void>
+[[nodiscard]] Eigen::SparseMatrix<double> sparse_i_minus_q(const stage_graph& g) {
     const std::size_t m = g.open_count();
     std::vector<Eigen::Triplet<double>> t;
     t.reserve(m + g.edge_count());
@@ -78,7 +80,8 @@ inline constexpr std::size_t full_visits_max_open = 2048;
 }
 
 /// The open-to-open block Q as a sparse matrix.
-[[nodiscard]] inline Eigen::SparseMatrix<double> sparse_transient_block(const stage_graph& g) {
+template <class = void>
+[[nodiscard]] Eigen::SparseMatrix<double> sparse_transient_block(const stage_graph& g) {
     const std::size_t m = g.open_count();
     std::vector<Eigen::Triplet<double>> t;
     t.reserve(g.edge_count());
@@ -116,6 +119,7 @@ void for_each_win_conditioned_edge(const stage_graph& g, std::span<const double>
 /// rounding of 1) and reported as a model_error naming the step.
 struct sparse_lu {
     Eigen::SparseLU<Eigen::SparseMatrix<double>, Eigen::COLAMDOrdering<int>> lu;
+    template <class = void>
     explicit sparse_lu(const Eigen::SparseMatrix<double>& a, const char* what) {
         lu.analyzePattern(a);
         lu.factorize(a);
@@ -142,18 +146,21 @@ struct absorption_analysis {
     Eigen::VectorXd mean_time_to_win;     ///< E[T | i, won]; NaN where P(win | i) = 0
 };
 
-[[nodiscard]] inline absorption_analysis analyse(const stage_graph& g,
+template <class = void>
+[[nodiscard]] absorption_analysis analyse(const stage_graph& g,
                                                  solver_method method = solver_method::automatic);
 
 namespace detail {
 /// P(win | open stage) of an analysis as a span (for for_each_win_conditioned_edge).
-[[nodiscard]] inline std::span<const double> win_span(const absorption_analysis& a) noexcept {
+template <class = void>
+[[nodiscard]] std::span<const double> win_span(const absorption_analysis& a) noexcept {
     return {a.win_probability.data(), static_cast<std::size_t>(a.win_probability.size())};
 }
 
 /// P(win | open stage) from a.outcome_probability: the sum over the winning outcomes,
 /// clamped to [0, 1] (both solver paths of analyse()).
-inline void win_from_outcomes(const stage_graph& g, absorption_analysis& a) {
+template <class = void>
+void win_from_outcomes(const stage_graph& g, absorption_analysis& a) {
     a.win_probability = Eigen::VectorXd::Zero(a.outcome_probability.rows());
     for (std::size_t k = 0; k < g.outcome_count(); ++k)
         if (g.outcomes()[k].win) a.win_probability += a.outcome_probability.col(static_cast<Eigen::Index>(k));
@@ -161,7 +168,8 @@ inline void win_from_outcomes(const stage_graph& g, absorption_analysis& a) {
 }
 
 /// The open stages' dwell means μ and second moments E[D²] = sd² + μ².
-inline void dwell_moments(const stage_graph& g, Eigen::VectorXd& mu, Eigen::VectorXd& m2) {
+template <class = void>
+void dwell_moments(const stage_graph& g, Eigen::VectorXd& mu, Eigen::VectorXd& m2) {
     const auto m = static_cast<Eigen::Index>(g.open_count());
     mu.resize(m);
     m2.resize(m);
@@ -175,7 +183,8 @@ inline void dwell_moments(const stage_graph& g, Eigen::VectorXd& mu, Eigen::Vect
 /// Branched graphs: the time to close depends on the branch a deal leaves by, so the times
 /// (variance, time to a win) come from the latent graph, mixed over each stage's branches
 /// by π (a deal entering the stage takes branch k with probability π_k).
-inline void times_from_latent(const stage_graph& g, absorption_analysis& a, solver_method method) {
+template <class = void>
+void times_from_latent(const stage_graph& g, absorption_analysis& a, solver_method method) {
     const absorption_analysis la = analyse(g.latent(), method);
     for (std::size_t s = 0; s < g.open_count(); ++s) {
         double m1 = 0.0, m2 = 0.0, tw = 0.0, w = 0.0;
@@ -200,7 +209,8 @@ inline void times_from_latent(const stage_graph& g, absorption_analysis& a, solv
 
 namespace detail {
 /// analyse() by sparse LU: the same quantities as the dense path, from the edges.
-inline absorption_analysis analyse_sparse(const stage_graph& g) {
+template <class = void>
+absorption_analysis analyse_sparse(const stage_graph& g) {
     const std::size_t open = g.open_count();
     const auto m = static_cast<Eigen::Index>(open);
     const detail::sparse_lu lu(sparse_i_minus_q(g), "analyse");
@@ -257,7 +267,8 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
 /// Computes the absorption analysis of a graph: O(m³) for m open stages by dense LU, about
 /// O(edges + fill-in) by sparse LU (the default from detail::sparse_min_open stages on).
 /// Example: `auto a = analyse(g); double p = a.win_probability[g.index_of("Demo")];`
-[[nodiscard]] inline absorption_analysis analyse(const stage_graph& g, solver_method method) {
+template <class>
+[[nodiscard]] absorption_analysis analyse(const stage_graph& g, solver_method method) {
     if (detail::use_sparse(method, g.open_count())) {
         absorption_analysis a = detail::analyse_sparse(g);
         if (g.has_branches()) detail::times_from_latent(g, a, method);
@@ -304,7 +315,8 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
 /// Row i of the fundamental matrix N = (I - Q)^-1: E[visits to each open stage | start in
 /// open stage i], by one solve with (I - Q)ᵀ (no m x m matrix for large graphs).
 /// @throws argument_error for a stage that is not open.
-[[nodiscard]] inline Eigen::VectorXd expected_visits_row(const stage_graph& g, std::size_t i,
+template <class = void>
+[[nodiscard]] Eigen::VectorXd expected_visits_row(const stage_graph& g, std::size_t i,
                                                          solver_method method = solver_method::automatic) {
     if (!g.is_open(i)) throw argument_error(detail::message("expected_visits_row: stage index ", i, " is not open"));
     const auto m = static_cast<Eigen::Index>(g.open_count());
@@ -318,7 +330,8 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
 }
 
 /// Row i of N from an analysis of g: a's matrix where it holds one, else a solve.
-[[nodiscard]] inline Eigen::VectorXd expected_visits_row(const stage_graph& g, const absorption_analysis& a,
+template <class = void>
+[[nodiscard]] Eigen::VectorXd expected_visits_row(const stage_graph& g, const absorption_analysis& a,
                                                          std::size_t i) {
     if (a.expected_visits.rows() == static_cast<Eigen::Index>(g.open_count()) && g.is_open(i))
         return a.expected_visits.row(static_cast<Eigen::Index>(i)).transpose();
@@ -326,7 +339,8 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
 }
 
 /// P(eventually won | deal in open stage s). O(m³); call analyse() once for many stages.
-[[nodiscard]] inline double win_probability(const stage_graph& g, std::size_t s) {
+template <class = void>
+[[nodiscard]] double win_probability(const stage_graph& g, std::size_t s) {
     if (!g.is_open(s)) {
         if (g.is_outcome(s)) return g.is_win(s) ? 1.0 : 0.0;
         throw argument_error(detail::message("win_probability: stage index ", s, " out of range"));
@@ -335,14 +349,16 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
 }
 
 /// P(eventually won | stage) for every open stage.
-[[nodiscard]] inline Eigen::VectorXd win_probabilities(const stage_graph& g) { return analyse(g).win_probability; }
+template <class = void>
+[[nodiscard]] Eigen::VectorXd win_probabilities(const stage_graph& g) { return analyse(g).win_probability; }
 
 /// P(eventually won | deal in open stage s for `age` already): Σ_k P(branch k | age) ·
 /// P(win | target of k). Equal to win_probability(g, s) for a classic stage; for a branched
 /// stage it falls with age where wins come early and losses or stalls late.
 /// `w` = win_probabilities(g.latent()) (pass it when calling for many deals).
 /// @throws argument_error for a stage that is not open or a bad age.
-[[nodiscard]] inline double win_probability_at_age(const stage_graph& g, std::size_t s, double age,
+template <class = void>
+[[nodiscard]] double win_probability_at_age(const stage_graph& g, std::size_t s, double age,
                                                    const Eigen::VectorXd& w) {
     if (!g.is_open(s)) throw argument_error(detail::message("win_probability_at_age: stage index ", s, " is not open"));
     if (w.size() != static_cast<Eigen::Index>(g.latent().open_count()))
@@ -353,13 +369,15 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
     for (std::size_t k = 0; k < wt.size(); ++k) p += wt[k] * w(static_cast<Eigen::Index>(first + k));
     return std::clamp(p, 0.0, 1.0);
 }
-[[nodiscard]] inline double win_probability_at_age(const stage_graph& g, std::size_t s, double age) {
+template <class = void>
+[[nodiscard]] double win_probability_at_age(const stage_graph& g, std::size_t s, double age) {
     return win_probability_at_age(g, s, age, analyse(g.latent()).win_probability);
 }
 
 /// P(the deal is a stalled one | open stage s, age): the weight of the stalled branches.
 /// 0 for a classic stage. @throws argument_error for a stage that is not open or a bad age.
-[[nodiscard]] inline double stalled_probability(const stage_graph& g, std::size_t s, double age) {
+template <class = void>
+[[nodiscard]] double stalled_probability(const stage_graph& g, std::size_t s, double age) {
     if (!g.is_open(s)) throw argument_error(detail::message("stalled_probability: stage index ", s, " is not open"));
     std::vector<double> wt(g.latent_count(s));
     const std::size_t first = g.branch_weights(s, age, wt);
@@ -369,7 +387,8 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
 }
 
 /// True if every dwell is exponential, i.e. the model is a continuous-time Markov chain.
-[[nodiscard]] inline bool is_markov(const stage_graph& g) noexcept {
+template <class = void>
+[[nodiscard]] bool is_markov(const stage_graph& g) noexcept {
     if (g.has_branches()) return false; // the next stage depends on the time in stage
     for (const auto& s : g.stages())
         if (s.dwell.family() != dwell_family::exponential) return false;
@@ -378,7 +397,8 @@ inline absorption_analysis analyse_sparse(const stage_graph& g) {
 
 /// The CTMC generator over all stages (outcome rows are zero): G(i,j) = P(i,j)/μ_i for
 /// j != i, G(i,i) = -(1 - P(i,i))/μ_i. @throws argument_error unless is_markov(g).
-[[nodiscard]] inline Eigen::MatrixXd ctmc_generator(const stage_graph& g) {
+template <class = void>
+[[nodiscard]] Eigen::MatrixXd ctmc_generator(const stage_graph& g) {
     if (!is_markov(g))
         throw argument_error("ctmc_generator: every dwell must be exponential for the model to be Markov");
     const auto n = static_cast<Eigen::Index>(g.size());
@@ -402,14 +422,16 @@ inline constexpr double uniformization_max_work = 2e11;
 /// on pieces τ with Λτ <= 32 (so that e^{-Λτ} does not underflow). Every term is
 /// non-negative (no cancellation); the cost is about 2.7 Λt sparse products.
 /// `work` = that cost estimate in multiply-adds, for the caller's choice.
-[[nodiscard]] inline double uniformization_work(const stage_graph& g, double t) {
+template <class = void>
+[[nodiscard]] double uniformization_work(const stage_graph& g, double t) {
     double lambda = 0.0;
     for (std::size_t i = 0; i < g.open_count(); ++i) lambda = std::max(lambda, 1.0 / g.dwell(i).mean());
     const double products = 2.7 * lambda * t + 100.0;
     return products * static_cast<double>(g.edge_count() + 3 * g.open_count());
 }
 
-[[nodiscard]] inline Eigen::VectorXd won_by_uniformized(const stage_graph& g, double t) {
+template <class = void>
+[[nodiscard]] Eigen::VectorXd won_by_uniformized(const stage_graph& g, double t) {
     const std::size_t open = g.open_count();
     const auto m = static_cast<Eigen::Index>(open);
     Eigen::VectorXd rate(m), to_win = Eigen::VectorXd::Zero(m);
@@ -453,7 +475,8 @@ inline constexpr double uniformization_max_work = 2e11;
 /// @throws argument_error unless is_markov(g), if t is negative or not finite, or if the
 ///   sparse path would need more than detail::uniformization_max_work multiply-adds (a
 ///   stage far faster than the horizon; the renewal method of period_forecast then applies).
-[[nodiscard]] inline Eigen::VectorXd won_by_exact(const stage_graph& g, double t,
+template <class = void>
+[[nodiscard]] Eigen::VectorXd won_by_exact(const stage_graph& g, double t,
                                                   solver_method method = solver_method::automatic) {
     if (!(std::isfinite(t) && t >= 0.0))
         throw argument_error(detail::message("won_by_exact: t must be finite and >= 0, got ", t));

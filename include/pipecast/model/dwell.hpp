@@ -58,7 +58,8 @@ using boost_policy = boost::math::policies::policy<
     boost::math::policies::promote_double<false>,
     boost::math::policies::overflow_error<boost::math::policies::ignore_error>>;
 
-inline void require_positive(std::string_view what, std::string_view name, double v) {
+template <class = void>
+void require_positive(std::string_view what, std::string_view name, double v) {
     if (!(std::isfinite(v) && v > 0.0))
         throw model_error(message(what, ": ", name, " must be positive and finite, got ", v));
 }
@@ -301,16 +302,19 @@ decltype(auto) with_boost(const dwell_distribution& d, F&& f) {
     }
 }
 
-[[nodiscard]] inline bool is_continuous(const dwell_distribution& d) noexcept {
+template <class = void>
+[[nodiscard]] bool is_continuous(const dwell_distribution& d) noexcept {
     return d.family() != dwell_family::fixed && d.family() != dwell_family::empirical;
 }
 
-inline void require_probability(std::string_view fn, double p) {
+template <class = void>
+void require_probability(std::string_view fn, double p) {
     if (!(p >= 0.0 && p <= 1.0))
         throw argument_error(message(fn, ": probability must be in [0, 1], got ", p));
 }
 
-inline void require_time(std::string_view fn, std::string_view what, double t) {
+template <class = void>
+void require_time(std::string_view fn, std::string_view what, double t) {
     if (std::isnan(t)) throw argument_error(message(fn, ": ", what, " is NaN"));
 }
 
@@ -318,9 +322,11 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 /// at large x: Boost.Math below x = max(40, 2s + 10), else the continued fraction
 /// Γ(s, x) = e^{-x} x^s / (x + 1 - s - 1(1 - s)/(x + 3 - s - 2(2 - s)/(x + 5 - s - ...)))
 /// evaluated by the modified Lentz method (it converges fast for x > s + 1).
-[[nodiscard]] inline double upper_gamma_fraction(double s, double x);
+template <class = void>
+[[nodiscard]] double upper_gamma_fraction(double s, double x);
 
-[[nodiscard]] inline double scaled_upper_gamma(double s, double x) {
+template <class = void>
+[[nodiscard]] double scaled_upper_gamma(double s, double x) {
     if (x < std::max(40.0, 2.0 * s + 10.0))
         return std::exp(x) * boost::math::tgamma(s, x, boost_policy{});
     return std::pow(x, s) * upper_gamma_fraction(s, x);
@@ -328,7 +334,8 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 
 /// The continued fraction h(s, x) = 1/(x + 1 - s - 1(1 - s)/(x + 3 - s - ...)) with
 /// Γ(s, x) = e^{-x} x^s h(s, x) (modified Lentz; fast for x > s + 1).
-[[nodiscard]] inline double upper_gamma_fraction(double s, double x) {
+template <class>
+[[nodiscard]] double upper_gamma_fraction(double s, double x) {
     constexpr double tiny = 1e-300, eps = 1e-16;
     double b = x + 1.0 - s, c = 1.0 / tiny, d = 1.0 / b, h = d;
     for (int i = 1; i < 1000; ++i) {
@@ -349,7 +356,8 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 /// log Q(s, x) = log(Γ(s, x)/Γ(s)), finite where Q underflows: Boost.Math while
 /// Q >= 1e-280, else −x + s log x + log h(s, x) − log Γ(s) (Q that small needs x > s + 1,
 /// where the continued fraction converges fast).
-[[nodiscard]] inline double log_gamma_q(double s, double x) {
+template <class = void>
+[[nodiscard]] double log_gamma_q(double s, double x) {
     const double q = boost::math::gamma_q(s, x, boost_policy{});
     if (q >= 1e-280) return std::log(q);
     return -x + s * std::log(x) + std::log(upper_gamma_fraction(s, x)) - boost::math::lgamma(s, boost_policy{});
@@ -359,7 +367,8 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 /// >= 1e-296), beyond it the asymptotic series
 /// erfc(y) = e^{-y²}/(y √π) · (1 − 1/(2y²) + 1·3/(2y²)² − ...), whose terms fall below
 /// 1e-17 within ten at y > 26.
-[[nodiscard]] inline double log_half_erfc(double y) {
+template <class = void>
+[[nodiscard]] double log_half_erfc(double y) {
     if (y <= 26.0) return std::log(0.5 * std::erfc(y));
     const double r = 1.0 / (2.0 * y * y);
     double term = 1.0, sum = 1.0;
@@ -373,14 +382,16 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 /// E[T − a | T > a] / θ for a gamma(k, θ) at x = a/θ > k + 1: 1 + (k − 1)/D₁ with
 /// D_i = x + 2i + 1 − k − (i + 1)(i + 1 − k)/D_{i+1} (the tail of the continued fraction
 /// of Γ(k, x); no cancellation at large x, where it tends to 1: the exponential limit).
-[[nodiscard]] inline double gamma_residual_mean_ratio(double k, double x) {
+template <class = void>
+[[nodiscard]] double gamma_residual_mean_ratio(double k, double x) {
     double dd = x + 2.0 * 400.0 + 1.0 - k;
     for (int i = 399; i >= 1; --i) dd = x + 2.0 * i + 1.0 - k - (i + 1.0) * (i + 1.0 - k) / dd;
     return 1.0 + (k - 1.0) / dd;
 }
 
 /// Index of the first support point > t (empirical).
-[[nodiscard]] inline std::size_t first_above(const dwell_distribution& d, double t) noexcept {
+template <class = void>
+[[nodiscard]] std::size_t first_above(const dwell_distribution& d, double t) noexcept {
     const auto v = d.values();
     return static_cast<std::size_t>(std::upper_bound(v.begin(), v.end(), t) - v.begin());
 }
@@ -388,7 +399,8 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 } // namespace detail
 
 /// P(T <= t). @throws argument_error if t is NaN.
-[[nodiscard]] inline double cdf(const dwell_distribution& d, double t) {
+template <class = void>
+[[nodiscard]] double cdf(const dwell_distribution& d, double t) {
     detail::require_time("cdf", "t", t);
     if (t <= 0.0) return d.family() == dwell_family::empirical && t == 0.0 && d.values()[0] == 0.0
                              ? d.cumulative()[0]
@@ -407,7 +419,8 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 /// P(T > t). The parametric families compute it directly (Boost's complement, not 1 − cdf), to
 /// keep the far tail accurate; fixed and empirical distributions (finite support, atoms of at
 /// least 1/n) take 1 − cdf, which loses nothing there.
-[[nodiscard]] inline double survival(const dwell_distribution& d, double t) {
+template <class = void>
+[[nodiscard]] double survival(const dwell_distribution& d, double t) {
     detail::require_time("survival", "t", t);
     if (t < 0.0) return 1.0;
     if (std::isinf(t)) return 0.0;
@@ -422,7 +435,8 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 }
 
 /// Density at t (for fixed and empirical: the probability mass at exactly t).
-[[nodiscard]] inline double pdf(const dwell_distribution& d, double t) {
+template <class = void>
+[[nodiscard]] double pdf(const dwell_distribution& d, double t) {
     detail::require_time("pdf", "t", t);
     if (t < 0.0 || std::isinf(t)) return 0.0;
     switch (d.family()) {
@@ -440,7 +454,8 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 
 /// The smallest t with P(T <= t) >= p. quantile(d, 1) is +inf for unbounded families.
 /// @throws argument_error unless 0 <= p <= 1.
-[[nodiscard]] inline double quantile(const dwell_distribution& d, double p) {
+template <class = void>
+[[nodiscard]] double quantile(const dwell_distribution& d, double p) {
     detail::require_probability("quantile", p);
     switch (d.family()) {
     case dwell_family::fixed: return d.mean();
@@ -456,7 +471,8 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 }
 
 /// The t with P(T > t) = q (the complement quantile, accurate for small q).
-[[nodiscard]] inline double survival_quantile(const dwell_distribution& d, double q) {
+template <class = void>
+[[nodiscard]] double survival_quantile(const dwell_distribution& d, double q) {
     detail::require_probability("survival_quantile", q);
     if (!detail::is_continuous(d)) return quantile(d, 1.0 - q);
     if (q == 0.0) return std::numeric_limits<double>::infinity();
@@ -464,14 +480,17 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
         d, [q](const auto& b) { return boost::math::quantile(boost::math::complement(b, q)); });
 }
 
-[[nodiscard]] inline double mean(const dwell_distribution& d) noexcept { return d.mean(); }
-[[nodiscard]] inline double variance(const dwell_distribution& d) noexcept { return d.sd() * d.sd(); }
+template <class = void>
+[[nodiscard]] double mean(const dwell_distribution& d) noexcept { return d.mean(); }
+template <class = void>
+[[nodiscard]] double variance(const dwell_distribution& d) noexcept { return d.sd() * d.sd(); }
 
 /// log P(T > u), finite wherever T > u is possible: exact for the exponential and Weibull
 /// families, in log space for the gamma (Legendre's continued fraction of Γ(k, x)) and
 /// lognormal (the asymptotic series of erfc) families where the survival underflows;
 /// −inf past the end of a bounded support (fixed, empirical); 0 for u <= 0.
-[[nodiscard]] inline double log_survival(const dwell_distribution& d, double u) {
+template <class = void>
+[[nodiscard]] double log_survival(const dwell_distribution& d, double u) {
     if (!(u > 0.0)) return 0.0;
     switch (d.family()) {
     case dwell_family::exponential: return -u / d.mean();
@@ -491,7 +510,8 @@ inline void require_time(std::string_view fn, std::string_view what, double t) {
 
 namespace detail {
 /// log of the density of a gamma or lognormal at u > 0 (finite where the density underflows).
-[[nodiscard]] inline double log_pdf_far(const dwell_distribution& d, double u) {
+template <class = void>
+[[nodiscard]] double log_pdf_far(const dwell_distribution& d, double u) {
     if (d.family() == dwell_family::gamma) {
         const double k = d.shape(), th = d.scale(), x = u / th;
         return (k - 1.0) * std::log(x) - x - boost::math::lgamma(k, boost_policy{}) - std::log(th);
@@ -505,7 +525,8 @@ namespace detail {
 /// 1/(θ x h(k, x)), x = u/θ (Γ(k, x) = e^{-x} x^k h(k, x): no cancellation of the two
 /// e^{-x}, which would lose every digit at x ~ 1e19); lognormal: the log-density minus the
 /// log-survival (both about −z²/2, moderate at any double age).
-[[nodiscard]] inline double far_hazard(const dwell_distribution& d, double u) {
+template <class = void>
+[[nodiscard]] double far_hazard(const dwell_distribution& d, double u) {
     if (d.family() == dwell_family::gamma) {
         const double x = u / d.scale();
         return 1.0 / (d.scale() * x * upper_gamma_fraction(d.shape(), x));
@@ -515,7 +536,8 @@ namespace detail {
 
 /// log S(a + t) − log S(a) of a gamma or lognormal in its far tail, without cancellation
 /// for the gamma: −u + k log1p(u/x) + log(h(k, x + u)/h(k, x)), x = a/θ, u = t/θ.
-[[nodiscard]] inline double far_log_ratio(const dwell_distribution& d, double a, double t, double log_s_a) {
+template <class = void>
+[[nodiscard]] double far_log_ratio(const dwell_distribution& d, double a, double t, double log_s_a) {
     if (d.family() == dwell_family::gamma) {
         const double th = d.scale(), k = d.shape(), x = a / th, u = t / th;
         if (std::isinf(u)) return -std::numeric_limits<double>::infinity();
@@ -541,6 +563,7 @@ namespace detail {
 class residual_dwell {
 public:
     /// @throws argument_error if age is negative or not finite.
+    template <class = void>
     residual_dwell(const dwell_distribution& d, double age) : d_(&d), age_(age) {
         if (!(std::isfinite(age) && age >= 0.0))
             throw argument_error(detail::message("residual: age must be finite and >= 0, got ", age));
@@ -573,14 +596,16 @@ private:
 };
 
 /// Residual distribution of `d` at `age` (keeps a reference to d, which must outlive it).
-[[nodiscard]] inline residual_dwell residual(const dwell_distribution& d, double age) {
+template <class = void>
+[[nodiscard]] residual_dwell residual(const dwell_distribution& d, double age) {
     return residual_dwell(d, age);
 }
 /// Refused: the residual would keep a pointer to the temporary.
 residual_dwell residual(const dwell_distribution&& d, double age) = delete;
 
 /// P(T - a > t | T > a).
-[[nodiscard]] inline double survival(const residual_dwell& r, double t) {
+template <class = void>
+[[nodiscard]] double survival(const residual_dwell& r, double t) {
     detail::require_time("survival(residual)", "t", t);
     if (t < 0.0) return 1.0;
     const auto& d = r.base();
@@ -598,12 +623,14 @@ residual_dwell residual(const dwell_distribution&& d, double age) = delete;
 }
 
 /// P(T - a <= t | T > a).
-[[nodiscard]] inline double cdf(const residual_dwell& r, double t) {
+template <class = void>
+[[nodiscard]] double cdf(const residual_dwell& r, double t) {
     return t < 0.0 ? 0.0 : 1.0 - survival(r, t);
 }
 
 /// Residual density (mass for the discrete families).
-[[nodiscard]] inline double pdf(const residual_dwell& r, double t) {
+template <class = void>
+[[nodiscard]] double pdf(const residual_dwell& r, double t) {
     detail::require_time("pdf(residual)", "t", t);
     const auto& d = r.base();
     if (d.family() == dwell_family::exponential) return pdf(d, t);
@@ -624,7 +651,8 @@ residual_dwell residual(const dwell_distribution&& d, double age) = delete;
 namespace detail {
 /// The far-tail residual quantile: t >= 0 with log S(a + t) = log S(a) + log(1 − p), by
 /// Newton steps on the log survival (slope −hazard) inside a bracket kept by bisection.
-[[nodiscard]] inline double far_residual_quantile(const residual_dwell& r, double p) {
+template <class = void>
+[[nodiscard]] double far_residual_quantile(const residual_dwell& r, double p) {
     const auto& d = r.base();
     const double a = r.age(), target = std::log1p(-p), ls = r.log_survival_at_age();
     auto f = [&](double t) { return far_log_ratio(d, a, t, ls) - target; }; // decreasing in t
@@ -653,7 +681,8 @@ namespace detail {
 /// Quantile of the residual dwell: closed form for the exponential and Weibull families,
 /// the base distribution's complement quantile otherwise (no root finding of our own),
 /// except in the far tail of a gamma or lognormal (a log-space Newton solve).
-[[nodiscard]] inline double quantile(const residual_dwell& r, double p) {
+template <class = void>
+[[nodiscard]] double quantile(const residual_dwell& r, double p) {
     detail::require_probability("quantile(residual)", p);
     const auto& d = r.base();
     if (d.family() == dwell_family::exponential) return quantile(d, p);
@@ -695,7 +724,8 @@ namespace detail {
 /// Mean remaining dwell E[T - a | T > a]. Closed forms (incomplete gamma, normal tail) for
 /// every family; in the far tail of a gamma, the continued fraction of Γ(k, x) (the mean
 /// tends to θ), of a lognormal, the ratio of the normal tails in log space.
-[[nodiscard]] inline double mean(const residual_dwell& r) {
+template <class = void>
+[[nodiscard]] double mean(const residual_dwell& r) {
     const auto& d = r.base();
     const double a = r.age();
     if (d.family() == dwell_family::exponential || a == 0.0) return d.mean();

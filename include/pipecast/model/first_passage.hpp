@@ -55,7 +55,8 @@ struct win_time_table {
 
 namespace detail {
 /// Linear interpolation of column `col` of a grid table at time t (clamped to the grid).
-[[nodiscard]] inline double interpolate(const Eigen::MatrixXd& table, double step, Eigen::Index col, double t) {
+template <class = void>
+[[nodiscard]] double interpolate(const Eigen::MatrixXd& table, double step, Eigen::Index col, double t) {
     if (t <= 0.0) return table(0, col);
     const double x = t / step;
     const auto last = table.rows() - 1;
@@ -80,7 +81,8 @@ inline constexpr double table_max_work = 4e9;
 /// @throws argument_error if horizon is not positive and finite.
 /// For a branched graph (stage_graph::has_branches()) the table's columns are the states
 /// of g.latent(); won_by(g, ...) and won_within(g, ...) mix them per stage.
-[[nodiscard]] inline win_time_table win_time_distribution(const stage_graph& graph, double horizon, std::size_t steps = 0,
+template <class = void>
+[[nodiscard]] win_time_table win_time_distribution(const stage_graph& graph, double horizon, std::size_t steps = 0,
                                                           solver_method method = solver_method::automatic) {
     if (!(std::isfinite(horizon) && horizon > 0.0))
         throw argument_error(detail::message("win_time_distribution: horizon must be positive and finite, got ", horizon));
@@ -196,7 +198,8 @@ inline constexpr double table_max_work = 4e9;
 /// P(won by t | deal just entered stage), linearly interpolated from the table (t is
 /// clamped to the table's horizon). @throws argument_error for a stage outside the table or
 /// a NaN time.
-[[nodiscard]] inline double won_by(const win_time_table& tab, std::size_t stage, double t) {
+template <class = void>
+[[nodiscard]] double won_by(const win_time_table& tab, std::size_t stage, double t) {
     if (static_cast<Eigen::Index>(stage) >= tab.won_by.cols())
         throw argument_error(detail::message("won_by: stage index ", stage, " is not an open stage of the table (",
                                              tab.won_by.cols(), " stages)"));
@@ -206,7 +209,8 @@ inline constexpr double table_max_work = 4e9;
 
 /// P(won by t | deal just entered `stage` of g): for a branched stage the mixture of its
 /// latent states by π. @throws argument_error as won_by(tab, ...).
-[[nodiscard]] inline double won_by(const stage_graph& g, const win_time_table& tab, std::size_t stage, double t) {
+template <class = void>
+[[nodiscard]] double won_by(const stage_graph& g, const win_time_table& tab, std::size_t stage, double t) {
     if (!g.is_open(stage)) throw argument_error(detail::message("won_by: stage index ", stage, " is not open"));
     if (!g.branched(stage)) return won_by(tab, g.latent_first(stage), t);
     double p = 0.0;
@@ -217,14 +221,16 @@ inline constexpr double table_max_work = 4e9;
 
 namespace detail {
 /// won_within for a stage of a classic graph (the table is of that graph).
-[[nodiscard]] inline double won_within_classic(const stage_graph& g, const win_time_table& tab, std::size_t stage,
+template <class = void>
+[[nodiscard]] double won_within_classic(const stage_graph& g, const win_time_table& tab, std::size_t stage,
                                                double age, double h);
 } // namespace detail
 
 /// P(won within h | deal in `stage` for `age` already). h must not exceed the table's
 /// horizon. For a branched stage: Σ_k P(branch k | age) · P(won within h | latent k, age).
 /// @throws argument_error on a bad stage, age or horizon.
-[[nodiscard]] inline double won_within(const stage_graph& g, const win_time_table& tab, std::size_t stage, double age,
+template <class = void>
+[[nodiscard]] double won_within(const stage_graph& g, const win_time_table& tab, std::size_t stage, double age,
                                        double h) {
     if (!g.is_open(stage)) throw argument_error(detail::message("won_within: stage index ", stage, " is not open"));
     const stage_graph& lg = g.latent();
@@ -242,7 +248,8 @@ namespace detail {
     return std::clamp(p, 0.0, 1.0);
 }
 
-[[nodiscard]] inline double detail::won_within_classic(const stage_graph& g, const win_time_table& tab,
+template <class>
+[[nodiscard]] double detail::won_within_classic(const stage_graph& g, const win_time_table& tab,
                                                        std::size_t stage, double age, double h) {
     if (h == 0.0) return 0.0;
     const residual_dwell r(g.dwell(stage), age);
@@ -278,7 +285,8 @@ namespace detail {
 /// The q-quantile of the time to a win given a win, read off a table: the smallest t with
 /// P(won by t | stage) >= q · w, w = P(win | stage), linearly interpolated between grid
 /// points. Empty when the table is too short to reach that probability.
-[[nodiscard]] inline std::optional<double> win_time_quantile(const win_time_table& tab, std::size_t stage, double w,
+template <class = void>
+[[nodiscard]] std::optional<double> win_time_quantile(const win_time_table& tab, std::size_t stage, double w,
                                                              double q) {
     const auto col = static_cast<Eigen::Index>(stage);
     PIPECAST_ASSERT(col < tab.won_by.cols());
@@ -313,7 +321,8 @@ template <class Answered>
 /// The q-quantile of the time to a win given a win, from `stage`: the smallest t with
 /// P(won by t) >= q · P(win). Builds a table long enough (mean + 12 sd of the time to
 /// close). Returns NaN where the stage cannot win. @throws argument_error unless 0 < q < 1.
-[[nodiscard]] inline double win_time_quantile(const stage_graph& g, std::size_t stage, double q) {
+template <class = void>
+[[nodiscard]] double win_time_quantile(const stage_graph& g, std::size_t stage, double q) {
     if (!(q > 0.0 && q < 1.0)) throw argument_error(detail::message("win_time_quantile: q must be in (0, 1), got ", q));
     if (!g.is_open(stage)) throw argument_error(detail::message("win_time_quantile: stage index ", stage, " is not open"));
     const absorption_analysis a = analyse(g);

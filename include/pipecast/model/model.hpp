@@ -126,6 +126,7 @@ public:
     /// form the value i with cumulative_{i-1} <= p < cumulative_i (so quantile(u) for u
     /// uniform in [0, 1) resamples the values with their weights).
     /// @throws argument_error unless 0 <= p < 1.
+    template <class = void>
     [[nodiscard]] double quantile(double p) const {
         if (!(p >= 0.0 && p < 1.0))
             throw argument_error(detail::message("deal_size quantile: p must be in [0, 1), got ", p));
@@ -201,7 +202,8 @@ struct arrival_process {
 
 /// Length of one model time unit in days ("day", "week", "month", "quarter", "year", "hour").
 /// @throws model_error for another unit.
-[[nodiscard]] inline double days_per_unit(std::string_view unit) {
+template <class = void>
+[[nodiscard]] double days_per_unit(std::string_view unit) {
     if (unit == "day" || unit == "days") return 1.0;
     if (unit == "week" || unit == "weeks") return 7.0;
     if (unit == "month" || unit == "months") return 365.2425 / 12.0;

@@ -542,7 +542,8 @@ enum class funnel_rates {
 
 /// Stage-to-stage conversions from cumulative win rates: c_i = w_i / w_{i+1}, c_last = w_last.
 /// @throws model_error if a rate is outside [0,1] or the rates decrease along the funnel.
-[[nodiscard]] inline std::vector<double> win_rates_to_conversions(std::span<const double> w) {
+template <class = void>
+[[nodiscard]] std::vector<double> win_rates_to_conversions(std::span<const double> w) {
     std::vector<double> c(w.size());
     for (std::size_t i = 0; i < w.size(); ++i)
         if (!(std::isfinite(w[i]) && w[i] >= 0.0 && w[i] <= 1.0))
@@ -568,7 +569,8 @@ enum class funnel_rates {
 
 /// Cumulative win rates from stage-to-stage conversions: w_i = Π_{j>=i} c_j.
 /// @throws model_error if a conversion is outside [0,1].
-[[nodiscard]] inline std::vector<double> conversions_to_win_rates(std::span<const double> c) {
+template <class = void>
+[[nodiscard]] std::vector<double> conversions_to_win_rates(std::span<const double> c) {
     std::vector<double> w(c.size());
     double acc = 1.0;
     for (std::size_t k = c.size(); k-- > 0;) {
@@ -586,7 +588,8 @@ enum class funnel_rates {
 /// @param dwells one dwell distribution per stage
 /// @throws model_error on mismatched lengths or invalid rates.
 /// Example: `linear_funnel({"Lead","Demo","Proposal"}, {0.2, 0.5, 0.8}, {d1, d2, d3})`.
-[[nodiscard]] inline stage_graph linear_funnel(std::vector<std::string> names, std::vector<double> rates,
+template <class = void>
+[[nodiscard]] stage_graph linear_funnel(std::vector<std::string> names, std::vector<double> rates,
                                                std::vector<dwell_distribution> dwells,
                                                funnel_rates kind = funnel_rates::cumulative_win,
                                                std::string won = "Won", std::string lost = "Lost") {
@@ -614,7 +617,8 @@ enum class funnel_rates {
 }
 
 /// A straight-chain funnel with exponential dwell times of the given means (one line).
-[[nodiscard]] inline stage_graph linear_funnel(std::vector<std::string> names, std::vector<double> rates,
+template <class = void>
+[[nodiscard]] stage_graph linear_funnel(std::vector<std::string> names, std::vector<double> rates,
                                                const std::vector<double>& mean_durations,
                                                funnel_rates kind = funnel_rates::cumulative_win) {
     std::vector<dwell_distribution> d;

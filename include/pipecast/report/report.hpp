@@ -124,12 +124,14 @@ struct pipeline_report {
 namespace detail {
 
 /// Value of the deals won in (t0, t1] by the log: visits that left to a win outcome of g.
-[[nodiscard]] inline double won_between(const visit_log& log, const stage_graph& g, double t0, double t1) {
+template <class = void>
+[[nodiscard]] double won_between(const visit_log& log, const stage_graph& g, double t0, double t1) {
     return pipecast::won_between(log, g, t0, t1).total;
 }
 
 /// A grid of n + 1 points on [0, hi].
-[[nodiscard]] inline std::vector<double> grid(double hi, std::size_t n) {
+template <class = void>
+[[nodiscard]] std::vector<double> grid(double hi, std::size_t n) {
     std::vector<double> x(n + 1);
     for (std::size_t i = 0; i <= n; ++i) x[i] = hi * static_cast<double>(i) / static_cast<double>(n);
     return x;
@@ -137,7 +139,8 @@ namespace detail {
 
 /// The survival of stage s and the cumulative incidence of its exits on a grid up to about
 /// the 95th percentile of its time in stage.
-[[nodiscard]] inline stage_survival_curve survival_curve(const stage_graph& g, std::size_t s, std::size_t n) {
+template <class = void>
+[[nodiscard]] stage_survival_curve survival_curve(const stage_graph& g, std::size_t s, std::size_t n) {
     stage_survival_curve c;
     c.stage = g.name(s);
     const auto br = g.branches(s);
@@ -197,7 +200,8 @@ namespace detail {
 /// @throws argument_error for a quota that is not positive and finite, a period that does
 ///   not contain the as-of time, an as-of time outside the log, or as the functions called.
 /// Complexity: dominated by the simulation (paths × deals) and the backtest's refits.
-[[nodiscard]] inline pipeline_report make_report(const visit_log& log, const history_fit& fit, const model& m,
+template <class = void>
+[[nodiscard]] pipeline_report make_report(const visit_log& log, const history_fit& fit, const model& m,
                                                  const report_options& o, const book* deals = nullptr) {
     if (!(std::isfinite(o.quota) && o.quota > 0.0))
         throw argument_error(detail::message("--quota: must be positive and finite, got ", o.quota));

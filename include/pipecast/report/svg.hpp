@@ -30,7 +30,8 @@ namespace pipecast::svg {
 
 /// `text` escaped for XML/HTML text and attribute values (& < > " '); other bytes, UTF-8
 /// included, are kept. Control characters other than tab and newline become spaces.
-[[nodiscard]] inline std::string escape(std::string_view text) {
+template <class = void>
+[[nodiscard]] std::string escape(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (const char c : text) {
@@ -59,7 +60,8 @@ struct axis_ticks {
 /// axis range widened to whole steps. An empty range (lo == hi) is widened around the value.
 /// @throws argument_error when lo or hi is not finite or hi < lo, or target is 0.
 /// Example: `nice_ticks(0, 93, 5)` gives 0, 20, 40, 60, 80, 100.
-[[nodiscard]] inline axis_ticks nice_ticks(double lo, double hi, std::size_t target = 5) {
+template <class = void>
+[[nodiscard]] axis_ticks nice_ticks(double lo, double hi, std::size_t target = 5) {
     if (!(std::isfinite(lo) && std::isfinite(hi) && lo <= hi))
         throw argument_error(pipecast::detail::message("svg::nice_ticks: bad range [", lo, ", ", hi, "]"));
     if (target == 0) throw argument_error("svg::nice_ticks: target must be >= 1");
@@ -94,7 +96,8 @@ enum class axis_format { number, money, percent, date };
 
 /// A tick label: number ("2.5", "120"), money ("0", "250k", "1.5M", "2B"), percent of a
 /// probability ("40%") or an ISO date of a time in days since 1970-01-01 ("2025-07-14").
-[[nodiscard]] inline std::string tick_label(double v, axis_format f, double step = 0.0) {
+template <class = void>
+[[nodiscard]] std::string tick_label(double v, axis_format f, double step = 0.0) {
     char buf[64];
     auto trim = [](std::string s) {
         if (s.find('.') != std::string::npos) {
@@ -135,7 +138,8 @@ struct series {
 };
 
 /// A line series.
-[[nodiscard]] inline series line_series(std::string name, std::vector<double> x, std::vector<double> y, std::string color,
+template <class = void>
+[[nodiscard]] series line_series(std::string name, std::vector<double> x, std::vector<double> y, std::string color,
                                         bool dashed = false) {
     series s;
     s.name = std::move(name);
@@ -147,7 +151,8 @@ struct series {
 }
 
 /// A series of dots.
-[[nodiscard]] inline series dot_series(std::string name, std::vector<double> x, std::vector<double> y, std::string color,
+template <class = void>
+[[nodiscard]] series dot_series(std::string name, std::vector<double> x, std::vector<double> y, std::string color,
                                        double radius = 3.0) {
     series s = line_series(std::move(name), std::move(x), std::move(y), std::move(color));
     s.dots = true;
@@ -182,7 +187,8 @@ struct line_chart {
 
 namespace detail {
 
-inline std::string num(double v) {
+template <class = void>
+std::string num(double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.2f", v);
     return buf;
@@ -197,7 +203,8 @@ struct frame {
     [[nodiscard]] double py(double y) const { return h - bottom - (y - yt.lo) / (yt.hi - yt.lo) * (h - top - bottom); }
 };
 
-inline std::string open_svg(const std::string& title, double w, double h, std::string_view kind) {
+template <class = void>
+std::string open_svg(const std::string& title, double w, double h, std::string_view kind) {
     std::string s = "<svg class=\"chart\" data-kind=\"";
     s += kind;
     s += "\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + num(w) + " " + num(h) + "\" width=\"" + num(w) +
@@ -209,7 +216,8 @@ inline std::string open_svg(const std::string& title, double w, double h, std::s
     return s;
 }
 
-inline std::string axes(const frame& f, axis_format xf, axis_format yf, const std::string& xl, const std::string& yl,
+template <class = void>
+std::string axes(const frame& f, axis_format xf, axis_format yf, const std::string& xl, const std::string& yl,
                         bool x_ticks = true) {
     std::string s;
     const double x0 = f.left, x1 = f.w - f.right, y0 = f.h - f.bottom, y1 = f.top;
@@ -244,7 +252,8 @@ inline std::string axes(const frame& f, axis_format xf, axis_format yf, const st
 }
 
 /// Width in pixels of a label at font size 12 (a wide character, CJK, counts about twice).
-inline double text_width(std::string_view text) {
+template <class = void>
+double text_width(std::string_view text) {
     double chars = 0.0;
     for (std::size_t i = 0; i < text.size();) {
         const auto c = static_cast<unsigned char>(text[i]);
@@ -262,7 +271,8 @@ struct legend_layout {
     std::size_t rows = 0;
 };
 
-inline legend_layout layout_legend(const std::vector<std::pair<std::string, std::string>>& items, double w, double top) {
+template <class = void>
+legend_layout layout_legend(const std::vector<std::pair<std::string, std::string>>& items, double w, double top) {
     legend_layout l;
     if (items.empty()) return l;
     std::vector<double> widths;
@@ -292,7 +302,8 @@ inline legend_layout layout_legend(const std::vector<std::pair<std::string, std:
 }
 
 /// The legend: coloured swatches and names (layout_legend).
-inline std::string legend(const std::vector<std::pair<std::string, std::string>>& items, double w, double top) {
+template <class = void>
+std::string legend(const std::vector<std::pair<std::string, std::string>>& items, double w, double top) {
     const legend_layout l = layout_legend(items, w, top);
     std::string s;
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -303,7 +314,8 @@ inline std::string legend(const std::vector<std::pair<std::string, std::string>>
     return s;
 }
 
-inline void require_same_size(const char* what, std::size_t a, std::size_t b) {
+template <class = void>
+void require_same_size(const char* what, std::size_t a, std::size_t b) {
     if (a != b) throw argument_error(pipecast::detail::message("svg: ", what, ": ", a, " x values but ", b, " y values"));
 }
 
@@ -311,7 +323,8 @@ inline void require_same_size(const char* what, std::size_t a, std::size_t b) {
 
 /// Draws a line chart. Non-finite points are left out.
 /// @throws argument_error when a series' x and y (or a band's x, lo, hi) differ in length.
-[[nodiscard]] inline std::string render(const line_chart& c) {
+template <class = void>
+[[nodiscard]] std::string render(const line_chart& c) {
     double xlo = std::numeric_limits<double>::infinity(), xhi = -xlo, ylo = xlo, yhi = -xlo;
     auto see = [&](double x, double y) {
         if (!(std::isfinite(x) && std::isfinite(y))) return;
@@ -412,7 +425,8 @@ struct bar_chart {
 /// Draws grouped horizontal bars.
 /// @throws argument_error when a series has a different number of values than categories,
 ///   or a value is negative or not finite.
-[[nodiscard]] inline std::string render(const bar_chart& c) {
+template <class = void>
+[[nodiscard]] std::string render(const bar_chart& c) {
     double hi = 0.0;
     for (std::size_t k = 0; k < c.values.size(); ++k) {
         detail::require_same_size("bar_chart", c.categories.size(), c.values[k].size());
@@ -483,7 +497,8 @@ struct histogram_chart {
 
 /// Draws a histogram.
 /// @throws argument_error for a negative or non-finite share or bin width.
-[[nodiscard]] inline std::string render(const histogram_chart& c) {
+template <class = void>
+[[nodiscard]] std::string render(const histogram_chart& c) {
     if (!(std::isfinite(c.bin_width) && c.bin_width >= 0.0) || !std::isfinite(c.lower))
         throw argument_error(pipecast::detail::message("svg: histogram '", c.title, "': bad bins ", c.lower, ", ", c.bin_width));
     double top = 0.0;

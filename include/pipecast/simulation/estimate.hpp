@@ -36,7 +36,8 @@ inline constexpr std::uint32_t sim_override_domain = 3;
     return (domain << 24) | static_cast<std::uint32_t>((item >> 32) & 0xFFFFFFu);
 }
 
-inline void validate_options(const simulation_options& o, const stage_graph& g, bool have_deal_size) {
+template <class = void>
+void validate_options(const simulation_options& o, const stage_graph& g, bool have_deal_size) {
     if (o.paths == 0) throw argument_error("simulate: paths must be >= 1, got 0");
     if (o.paths > 0xFFFFFFFFull)
         throw argument_error(detail::message("simulate: paths must be < 2^32, got ", o.paths));
@@ -85,7 +86,8 @@ inline void validate_options(const simulation_options& o, const stage_graph& g, 
 /// Expected stage visits until absorption from each open state of `g` (no horizon): the row
 /// sums of N = (I − Q)⁻¹, i.e. the solution of (I − Q) v = 1, by sparse LU on the edges
 /// (+inf for every state when the system is singular: a closed loop without an exit).
-[[nodiscard]] inline std::vector<double> expected_visits_to_absorption(const stage_graph& g) {
+template <class = void>
+[[nodiscard]] std::vector<double> expected_visits_to_absorption(const stage_graph& g) {
     const std::size_t m = g.open_count();
     std::vector<Eigen::Triplet<double>> t;
     for (std::size_t i = 0; i < m; ++i) {
@@ -119,7 +121,8 @@ inline void validate_options(const simulation_options& o, const stage_graph& g, 
 /// the histograms, the per-deal data and counters and the per-thread counters and lanes.
 /// An estimate (within some 20% of the peak on b2b6); simulate() refuses runs above
 /// simulation_options::max_memory_bytes with it.
-[[nodiscard]] inline std::uint64_t simulation_memory_bytes(std::size_t paths, std::size_t deals,
+template <class = void>
+[[nodiscard]] std::uint64_t simulation_memory_bytes(std::size_t paths, std::size_t deals,
                                                            std::size_t sub_periods, std::size_t histogram_bins,
                                                            bool arrivals, unsigned threads, std::size_t branch_width = 1) {
     const double p = static_cast<double>(paths), n = static_cast<double>(deals), k = static_cast<double>(sub_periods);
@@ -136,7 +139,8 @@ inline void validate_options(const simulation_options& o, const stage_graph& g, 
 /// arrivals) of min(expected visits until absorption, 1 + h / the shortest mean dwell,
 /// max_path_visits). Cost: one sparse LU of the graph's open part.
 /// @throws argument_error on a book made for another graph.
-[[nodiscard]] inline simulation_estimate estimate_simulation(const stage_graph& g, const book& b,
+template <class = void>
+[[nodiscard]] simulation_estimate estimate_simulation(const stage_graph& g, const book& b,
                                                              const simulation_options& o) {
     if (!b.compatible_with(g))
         throw argument_error("simulate: the book was made for a model with other open stages");

@@ -86,7 +86,8 @@ enum class distribution_method {
 }
 
 /// Parses "auto", "exact" or "mc" (also "monte_carlo"). @throws argument_error otherwise.
-[[nodiscard]] inline distribution_method parse_distribution_method(std::string_view s) {
+template <class = void>
+[[nodiscard]] distribution_method parse_distribution_method(std::string_view s) {
     if (s == "auto" || s == "automatic") return distribution_method::automatic;
     if (s == "exact") return distribution_method::exact;
     if (s == "mc" || s == "monte_carlo" || s == "monte-carlo") return distribution_method::monte_carlo;
@@ -95,7 +96,8 @@ enum class distribution_method {
 
 /// True when exact_distribution() can answer these options: a finite horizon (the per-deal
 /// probabilities are P(won within h)).
-[[nodiscard]] inline bool exact_applicable(const simulation_options& o) noexcept { return std::isfinite(o.horizon); }
+template <class = void>
+[[nodiscard]] bool exact_applicable(const simulation_options& o) noexcept { return std::isfinite(o.horizon); }
 
 /// Tuning of exact_distribution (the defaults suit books from 1 to 10⁷ deals).
 struct exact_options {
@@ -182,7 +184,8 @@ struct lattice_size {
     double err_mean = 0.0, err_second = 0.0;       ///< E[e], E[e²] of the rounding error
 };
 
-[[nodiscard]] inline lattice_size discretise_size(const deal_size_distribution& d, double step, bool unit) {
+template <class = void>
+[[nodiscard]] lattice_size discretise_size(const deal_size_distribution& d, double step, bool unit) {
     lattice_size s;
     if (unit) {
         const auto c = static_cast<std::size_t>(std::llround(1.0 / step));
@@ -254,7 +257,8 @@ struct lattice {
 /// The lattice of a window [lo, hi]: Δ = 1 when `integers` and the window fits the largest
 /// grid, else Δ about unit / 256 (coarser when the window needs more than the largest grid);
 /// G a power of two (eo.grid_cells, or 2^12 .. 2^20), the window centred in the ring.
-[[nodiscard]] inline lattice make_lattice(double lo, double hi, double unit, bool integers, const exact_options& eo) {
+template <class = void>
+[[nodiscard]] lattice make_lattice(double lo, double hi, double unit, bool integers, const exact_options& eo) {
     const std::size_t gmax = eo.grid_cells ? eo.grid_cells : std::size_t{1} << 20;
     const std::size_t gmin = eo.grid_cells ? eo.grid_cells : std::size_t{1} << 12;
     const double width = std::max(hi - lo, 0.0);
@@ -279,7 +283,8 @@ struct lattice {
 }
 
 /// Checks the options exact results read: quantile levels, quotas, histogram bins.
-inline void validate_summary_options(const simulation_options& o, const char* where) {
+template <class = void>
+void validate_summary_options(const simulation_options& o, const char* where) {
     for (double q : o.quantiles)
         if (!(q >= 0.0 && q <= 1.0))
             throw argument_error(message(where, ": quantile level must be in [0, 1], got ", q));
@@ -296,7 +301,8 @@ struct terms_moments {
     bool unbounded = false;      ///< sizes enter (no finite upper end)
 };
 
-[[nodiscard]] inline terms_moments moments_of(const exact_terms& t, const lattice_size* size) {
+template <class = void>
+[[nodiscard]] terms_moments moments_of(const exact_terms& t, const lattice_size* size) {
     terms_moments m;
     double sure = 0.0;
     for (std::size_t i = 0; i < t.prob.size(); ++i) {
@@ -371,7 +377,8 @@ struct series_deal {
 };
 
 /// Deals grouped by cell (a stable counting sort). Returns the deals in that order.
-[[nodiscard]] inline std::vector<series_deal> series_cells(const std::vector<series_deal>& deals, std::size_t G) {
+template <class = void>
+[[nodiscard]] std::vector<series_deal> series_cells(const std::vector<series_deal>& deals, std::size_t G) {
     std::vector<std::uint32_t> start(G + 1, 0);
     for (const auto& x : deals) ++start[x.cell + 1];
     for (std::size_t c = 0; c < G; ++c) start[c + 1] += start[c];
@@ -383,7 +390,8 @@ struct series_deal {
 /// A run of r values reordered by the length of their series (classes of −ilogb(r) below ½
 /// and of −ilogb(1 − r) above, a stable counting sort): deals side by side then need series
 /// of similar length.
-inline void sort_by_series_length(std::span<const series_deal> run, std::vector<double>& out) {
+template <class = void>
+void sort_by_series_length(std::span<const series_deal> run, std::vector<double>& out) {
     constexpr unsigned classes = 64;
     auto cls = [](double r) -> unsigned {
         if (r < 0.5) return static_cast<unsigned>(std::min(r > 0.0 ? -std::ilogb(r) : 31, 31));
@@ -413,7 +421,8 @@ struct series_cell_sums {
 /// into fixed chunks of 8,192 (a cell may span two), processed by up to `threads` threads, each
 /// chunk's sums in a fixed order: the result does not depend on the thread count. Eight deals
 /// at a time (independent multiply chains the compiler vectorises), checked every eight terms.
-[[nodiscard]] inline std::vector<series_cell_sums> series_power_sums(const std::vector<series_deal>& deals,
+template <class = void>
+[[nodiscard]] std::vector<series_cell_sums> series_power_sums(const std::vector<series_deal>& deals,
                                                                      unsigned threads) {
     constexpr std::size_t chunk = 8192, L = 8, unroll = 8;
     constexpr double eps = 1e-17;
@@ -479,7 +488,8 @@ struct series_cell_sums {
 
 /// The lattice probabilities of one exact_terms on `lat`; returns the probability lost to
 /// the series truncation (added to the caller's probability error).
-inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattice_size* size, std::vector<double>& pmf,
+template <class = void>
+double lattice_pmf(const exact_terms& t, const lattice& lat, const lattice_size* size, std::vector<double>& pmf,
                           unsigned threads = 1) {
     const std::size_t G = lat.cells, H = G / 2 + 1;
     const std::uint64_t mask = G - 1;
@@ -604,7 +614,8 @@ inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattic
 }
 
 /// The lattice rounding error of one exact_terms: |Σ e_i p_i| + 4 sd(Σ e_i B_i) (+ sizes).
-[[nodiscard]] inline double rounding_error(const exact_terms& t, double step, const lattice_size* size) {
+template <class = void>
+[[nodiscard]] double rounding_error(const exact_terms& t, double step, const lattice_size* size) {
     double mean = 0.0, var = 0.0;
     for (std::size_t i = 0; i < t.prob.size(); ++i) {
         const double p = t.prob[i], a = t.amount[i];
@@ -625,7 +636,8 @@ inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattic
 }
 
 /// Summary of a lattice distribution.
-[[nodiscard]] inline exact_summary summarise_lattice(std::span<const double> pmf, const lattice& lat, double mean,
+template <class = void>
+[[nodiscard]] exact_summary summarise_lattice(std::span<const double> pmf, const lattice& lat, double mean,
                                                      double var, const simulation_options& o) {
     exact_summary s;
     s.mean = mean;
@@ -674,7 +686,8 @@ inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattic
 /// forward conversion (edges or branches to a winning outcome or a later open stage) gets
 /// odds × mult[i], f′ = f m / (1 − f + f m), forward entries scaled by f′/f, the others by
 /// (1 − f′)/(1 − f) (simulation.hpp, sim_engine::shock_row and apply_shock).
-[[nodiscard]] inline stage_graph shocked_graph(const stage_graph& g, std::span<const double> mult) {
+template <class = void>
+[[nodiscard]] stage_graph shocked_graph(const stage_graph& g, std::span<const double> mult) {
     const std::size_t m = g.open_count();
     std::vector<open_stage> st(g.stages().begin(), g.stages().end());
     Eigen::MatrixXd t = g.transitions();
@@ -708,10 +721,12 @@ inline double lattice_pmf(const exact_terms& t, const lattice& lat, const lattic
 }
 
 /// Φ(x), the standard normal distribution function (erfc: accurate in both tails).
-[[nodiscard]] inline double normal_cdf(double x) noexcept { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+template <class = void>
+[[nodiscard]] double normal_cdf(double x) noexcept { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 
 /// mix += w · pmf.
-inline void add_scaled(std::vector<double>& mix, const std::vector<double>& pmf, double w) {
+template <class = void>
+void add_scaled(std::vector<double>& mix, const std::vector<double>& pmf, double w) {
     for (std::size_t c = 0; c < mix.size(); ++c) mix[c] += w * pmf[c];
 }
 
@@ -733,7 +748,8 @@ inline void add_scaled(std::vector<double>& mix, const std::vector<double>& pmf,
 struct shock_mix_error {
     double shift = 0.0, probability = 0.0;
 };
-inline shock_mix_error mix_shock_interval(const std::vector<double>& a, const std::vector<double>& b, std::size_t k,
+template <class = void>
+shock_mix_error mix_shock_interval(const std::vector<double>& a, const std::vector<double>& b, std::size_t k,
                                  std::span<const double> zs, std::span<const double> node_mean,
                                  std::span<const double> node_sd, double step, std::vector<double>& mix) {
     const std::size_t G = mix.size(), n = zs.size();
@@ -832,7 +848,8 @@ struct node_probabilities {
     double forecast_error = 0.0;
 };
 
-[[nodiscard]] inline node_probabilities probabilities_on(const stage_graph& g, const book& b,
+template <class = void>
+[[nodiscard]] node_probabilities probabilities_on(const stage_graph& g, const book& b,
                                                          std::span<const double> ends, const simulation_options& o,
                                                          const exact_options& eo) {
     node_probabilities r;
@@ -901,7 +918,8 @@ struct node_probabilities {
 ///   memory O(n · nodes · (1 + sub-periods) + G).
 /// Example: `simulation_options o; o.horizon = 90; o.quotas = {1e6};
 ///           auto r = exact_distribution(m.graph, bk, o); r.won_value.p_quota[0];`
-[[nodiscard]] inline exact_result exact_distribution(const stage_graph& g, const book& b, const simulation_options& o,
+template <class = void>
+[[nodiscard]] exact_result exact_distribution(const stage_graph& g, const book& b, const simulation_options& o,
                                                      const std::optional<deal_size_distribution>& deal_size,
                                                      const exact_options& eo = {}) {
     const auto t_start = std::chrono::steady_clock::now();
@@ -1106,7 +1124,8 @@ struct node_probabilities {
 /// exact_distribution on a model: arrival amounts from the model's deal size and, with
 /// options.model_arrivals, the model's own arrival process (as simulate(model, ...)).
 /// @throws as the stage-graph overload.
-[[nodiscard]] inline exact_result exact_distribution(const model& m, const book& b, const simulation_options& o,
+template <class = void>
+[[nodiscard]] exact_result exact_distribution(const model& m, const book& b, const simulation_options& o,
                                                      const exact_options& eo = {}) {
     const simulation_options oo = detail::with_model_arrivals(m, o);
     return exact_distribution(m.graph, b, oo, oo.arrival_deal_size, eo);
@@ -1118,7 +1137,8 @@ struct node_probabilities {
 /// @throws argument_error on sizes that differ, an amount negative or infinite, a
 ///   probability outside [0, 1], a NaN amount without deal_size, or bad grid_cells.
 /// Example: `exact_sum({100, 250}, {0.5, 0.2}, o).quantiles`.
-[[nodiscard]] inline exact_summary exact_sum(std::span<const double> amounts, std::span<const double> probabilities,
+template <class = void>
+[[nodiscard]] exact_summary exact_sum(std::span<const double> amounts, std::span<const double> probabilities,
                                              const simulation_options& o = {},
                                              const std::optional<deal_size_distribution>& deal_size = std::nullopt,
                                              const exact_options& eo = {}, double* error_bound = nullptr) {

@@ -89,7 +89,8 @@ struct simulation_estimate {
 
 /// `n` equal sub-periods of a horizon: {h/n, 2h/n, ..., h}.
 /// @throws argument_error unless h is positive and finite and n >= 1.
-[[nodiscard]] inline std::vector<double> sub_periods(double horizon, std::size_t n) {
+template <class = void>
+[[nodiscard]] std::vector<double> sub_periods(double horizon, std::size_t n) {
     if (!(std::isfinite(horizon) && horizon > 0.0))
         throw argument_error(detail::message("sub_periods: horizon must be positive and finite, got ", horizon));
     if (n == 0) throw argument_error("sub_periods: the number of sub-periods must be >= 1, got 0");

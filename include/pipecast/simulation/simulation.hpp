@@ -119,11 +119,13 @@ public:
     /// Prepares the simulation of `b` on `g` (arrivals need options.arrival_deal_size);
     /// `threads` (0 = all cores) share the per-deal start data. Results do not depend on it.
     /// @throws argument_error on a book made for another graph.
+    template <class = void>
     simulation_engine(const stage_graph& g, const book& b, unsigned threads = 0)
         : engine_(std::make_unique<detail::sim_engine>(g, b, threads)) {}
     /// Prepares the simulation of `b` on the model: runs take arrival amounts from the
     /// model's deal size and, with options.model_arrivals, the model's arrival process (as
     /// simulate(model, ...)).
+    template <class = void>
     simulation_engine(const model& mdl, const book& b, unsigned threads = 0)
         : model_(&mdl), engine_(std::make_unique<detail::sim_engine>(mdl.graph, b, threads)) {}
 
@@ -131,6 +133,7 @@ public:
     /// (simulate(model, b, o) for a model engine), bit for bit, except elapsed_seconds,
     /// which here excludes the preparation.
     /// @throws argument_error as simulate().
+    template <class = void>
     [[nodiscard]] simulation_result run(const simulation_options& o = {}) const {
         const simulation_options oo = resolved(o);
         const simulation_paths out = run_range(oo, 0, oo.paths);
@@ -140,6 +143,7 @@ public:
     /// Runs only the paths [first, last) of `o` (0 <= first < last <= o.paths), for a run
     /// split across processes; combine() the pieces.
     /// @throws argument_error as simulate(), or on a bad range.
+    template <class = void>
     [[nodiscard]] simulation_paths run_paths(const simulation_options& o, std::size_t first, std::size_t last) const {
         const simulation_options oo = resolved(o);
         detail::check_path_range(oo, first, last);
@@ -150,6 +154,7 @@ public:
     /// without gaps: bit-identical to run(o) (elapsed_seconds: the pieces' sum). A cancelled
     /// piece contributes its completed paths, and the result is then cancelled.
     /// @throws argument_error if the pieces do not tile [0, o.paths) or are of another book.
+    template <class = void>
     [[nodiscard]] simulation_result combine(const simulation_options& o, std::span<const simulation_paths> parts) const {
         return detail::assemble(graph(), deals(), resolved(o), parts);
     }
@@ -158,9 +163,11 @@ public:
     [[nodiscard]] const book& deals() const noexcept { return engine_->deals(); }
 
 private:
+    template <class = void>
     [[nodiscard]] simulation_options resolved(const simulation_options& o) const {
         return model_ ? detail::with_model_arrivals(*model_, o) : o;
     }
+    template <class = void>
     [[nodiscard]] simulation_paths run_range(const simulation_options& o, std::size_t first, std::size_t last) const {
         detail::validate_options(o, graph(), o.arrival_deal_size.has_value());
         detail::check_estimate(estimate_simulation(graph(), deals(), o), o, deals().size());
@@ -184,13 +191,15 @@ private:
 /// O(deals · threads + paths).
 /// Example: `simulation_options o; o.horizon = 90; o.paths = 20000;
 ///           auto r = simulate(m, bk, o); r.won_value.mean; r.won_value.quantiles[1];`
-[[nodiscard]] inline simulation_result simulate(const stage_graph& g, const book& b, const simulation_options& o = {}) {
+template <class = void>
+[[nodiscard]] simulation_result simulate(const stage_graph& g, const book& b, const simulation_options& o = {}) {
     return detail::run_simulation(g, b, o, o.arrival_deal_size);
 }
 
 /// Simulates the book on a model: as above, with arrival amounts from the model's deal
 /// size and, when options.model_arrivals is set, the model's own arrival process.
-[[nodiscard]] inline simulation_result simulate(const model& mdl, const book& b, const simulation_options& o = {}) {
+template <class = void>
+[[nodiscard]] simulation_result simulate(const model& mdl, const book& b, const simulation_options& o = {}) {
     const simulation_options oo = detail::with_model_arrivals(mdl, o);
     return detail::run_simulation(mdl.graph, b, oo, oo.arrival_deal_size);
 }
@@ -202,7 +211,8 @@ private:
 /// @throws argument_error as simulate(). When either run is cancelled, each result keeps
 ///   its own status and completed paths, and `difference` is empty (no paths): a cancelled
 ///   run's completed paths are whichever work units finished, so they cannot be paired.
-[[nodiscard]] inline simulation_difference simulate_difference(const model& base, const model& variant, const book& b,
+template <class = void>
+[[nodiscard]] simulation_difference simulate_difference(const model& base, const model& variant, const book& b,
                                                                const simulation_options& o = {}) {
     simulation_difference r;
     std::vector<double> vb, vv;
@@ -226,7 +236,8 @@ private:
 }
 
 /// Same with two stage graphs (no arrivals from a model).
-[[nodiscard]] inline simulation_difference simulate_difference(const stage_graph& base, const stage_graph& variant,
+template <class = void>
+[[nodiscard]] simulation_difference simulate_difference(const stage_graph& base, const stage_graph& variant,
                                                                const book& b, const simulation_options& o = {}) {
     return simulate_difference(model{base, {}, {}, {}, {}, "day", {}}, model{variant, {}, {}, {}, {}, "day", {}}, b, o);
 }

@@ -77,17 +77,20 @@ struct scenario {
 namespace detail {
 
 /// "scenario 'faster'" (or "scenario 3" when it has no name yet).
-[[nodiscard]] inline std::string scenario_label(const scenario& s, std::size_t index) {
+template <class = void>
+[[nodiscard]] std::string scenario_label(const scenario& s, std::size_t index) {
     return s.name.empty() ? message("scenario ", index + 1) : message("scenario '", s.name, "'");
 }
 
-inline void check_scale(const std::string& who, std::string_view field, double v, bool zero_ok) {
+template <class = void>
+void check_scale(const std::string& who, std::string_view field, double v, bool zero_ok) {
     if (!(std::isfinite(v) && (zero_ok ? v >= 0.0 : v > 0.0)))
         throw argument_error(message(who, ": ", field, zero_ok ? " must be finite and >= 0, got " : " must be positive and finite, got ", v));
 }
 
 /// The odds of the forward share f times k: kf / (1 − f + kf) (f = 0 or 1 unchanged).
-[[nodiscard]] inline double scaled_forward(double f, double k) noexcept {
+template <class = void>
+[[nodiscard]] double scaled_forward(double f, double k) noexcept {
     if (!(f > 0.0 && f < 1.0) || k == 1.0) return f;
     const double odds = f / (1.0 - f) * k;
     return odds / (1.0 + odds);
@@ -100,7 +103,8 @@ inline void check_scale(const std::string& who, std::string_view field, double v
 /// same log-scale; fixed: value × c; empirical: support points × c, same weights).
 /// c = 1 returns d unchanged. @throws argument_error unless c is positive and finite;
 ///   model_error if the scaled parameters are out of range (e.g. an overflowing mean).
-[[nodiscard]] inline dwell_distribution scale_dwell(const dwell_distribution& d, double c) {
+template <class = void>
+[[nodiscard]] dwell_distribution scale_dwell(const dwell_distribution& d, double c) {
     detail::check_scale("scale_dwell", "scale", c, false);
     if (c == 1.0) return d;
     switch (d.family()) {
@@ -124,7 +128,8 @@ inline void check_scale(const std::string& who, std::string_view field, double v
 /// Checks a scenario's values and stage names against the model.
 /// @throws argument_error naming the scenario and the field: a scale out of range, a stage
 ///   that is not an open stage of the model, arrival_scale != 1 on a model without arrivals.
-inline void validate_scenario(const scenario& s, const model& m, std::size_t index = 0) {
+template <class = void>
+void validate_scenario(const scenario& s, const model& m, std::size_t index = 0) {
     const std::string who = detail::scenario_label(s, index);
     detail::check_scale(who, "dwell_scale", s.dwell_scale, false);
     detail::check_scale(who, "win_odds_scale", s.win_odds_scale, false);
@@ -147,7 +152,8 @@ inline void validate_scenario(const scenario& s, const model& m, std::size_t ind
 /// scenario leaves at 1 are copied unchanged, so a scenario without changes gives a model
 /// equal to `m`. @throws argument_error as validate_scenario(); model_error (naming the
 /// scenario) if a changed part is invalid (e.g. a scaled deal size above the amount bound).
-[[nodiscard]] inline model apply_scenario(const model& m, const scenario& s, std::size_t index = 0) {
+template <class = void>
+[[nodiscard]] model apply_scenario(const model& m, const scenario& s, std::size_t index = 0) {
     validate_scenario(s, m, index);
     const std::string who = detail::scenario_label(s, index);
     try {
@@ -215,7 +221,8 @@ inline void validate_scenario(const scenario& s, const model& m, std::size_t ind
 
 /// The book of a scenario: every amount × deal_size_scale (the same deals otherwise).
 /// @throws argument_error unless the scale is positive and finite, or if an amount overflows.
-[[nodiscard]] inline book scale_amounts(const book& b, const stage_graph& g, double c) {
+template <class = void>
+[[nodiscard]] book scale_amounts(const book& b, const stage_graph& g, double c) {
     detail::check_scale("scale_amounts", "scale", c, false);
     book out(g);
     out.reserve(b.size());
@@ -232,7 +239,8 @@ inline void validate_scenario(const scenario& s, const model& m, std::size_t ind
 /// "dwell_scale": 0.8}, {"name": "late", "stages": {"Negotiation": {"win_odds_scale": 1.5}}}]}.
 /// Each needs a unique non-empty name; values are JSON numbers; unknown keys are errors.
 /// @throws argument_error naming `source`, the scenario and the key or value.
-[[nodiscard]] inline std::vector<scenario> scenarios_from_json(const nlohmann::json& j, const std::string& source) {
+template <class = void>
+[[nodiscard]] std::vector<scenario> scenarios_from_json(const nlohmann::json& j, const std::string& source) {
     auto fail = [&](const std::string& what) { throw argument_error(detail::message(source, ": ", what)); };
     if (!j.is_object()) fail("expected a JSON object {\"scenarios\": [...]}");
     for (const auto& [key, value] : j.items())
@@ -303,7 +311,8 @@ inline void validate_scenario(const scenario& s, const model& m, std::size_t ind
 
 /// Reads a scenarios file (strict JSON: detail::parse_json). @throws parse_error (malformed
 /// JSON, with line and column) or argument_error as scenarios_from_json().
-[[nodiscard]] inline std::vector<scenario> load_scenarios(const std::string& path) {
+template <class = void>
+[[nodiscard]] std::vector<scenario> load_scenarios(const std::string& path) {
     const std::string text = detail::read_file_bytes(path, "scenarios file");
     return scenarios_from_json(detail::parse_json(text, path), path);
 }
@@ -341,7 +350,8 @@ struct sweep_work {
 /// (scenario-major, path-minor) split into `parts` contiguous ranges as even as possible
 /// (sizes differ by at most one path), cut into per-scenario pieces. Empty when parts
 /// exceed the items. @throws argument_error if parts is 0 or rank >= parts.
-[[nodiscard]] inline std::vector<sweep_work> sweep_share(std::size_t scenarios, std::size_t paths, std::size_t parts,
+template <class = void>
+[[nodiscard]] std::vector<sweep_work> sweep_share(std::size_t scenarios, std::size_t paths, std::size_t parts,
                                                          std::size_t rank) {
     if (parts == 0 || rank >= parts)
         throw argument_error(detail::message("sweep_share: rank ", rank, " of ", parts, " parts"));
@@ -389,6 +399,7 @@ class sweep {
 public:
     /// @throws argument_error / model_error naming the scenario (apply_scenario), on bad
     ///   options (as simulate()), or on a run refused by its estimate (max memory / visits).
+    template <class = void>
     sweep(const model& m, const book& b, std::vector<scenario> scenarios, sweep_options o)
         : book_(b), scenarios_(std::move(scenarios)), options_(std::move(o)) {
         if (scenarios_.empty()) throw argument_error("sweep: no scenarios");
@@ -409,6 +420,7 @@ public:
     [[nodiscard]] const sweep_options& options() const noexcept { return options_; }
 
     /// The simulation options of scenario i (the same seed for every scenario).
+    template <class = void>
     [[nodiscard]] simulation_options options_of(std::size_t i) const {
         const model& m = models_.at(i);
         simulation_options o;
@@ -427,6 +439,7 @@ public:
 
     /// Runs the paths [first, last) of scenario i.
     /// @throws argument_error on a bad scenario index or path range.
+    template <class = void>
     [[nodiscard]] sweep_piece run_piece(std::size_t i, std::size_t first, std::size_t last) const {
         if (i >= scenarios_.size())
             throw argument_error(detail::message("sweep: scenario ", i, " of ", scenarios_.size()));
@@ -446,11 +459,13 @@ public:
         out.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         return out;
     }
+    template <class = void>
     [[nodiscard]] sweep_piece run_piece(const sweep_work& w) const { return run_piece(w.scenario, w.first, w.last); }
 
     /// The sweep's result from pieces (any order) that cover every scenario's paths
     /// [0, paths) exactly once: bit-identical whatever the split.
     /// @throws argument_error on a gap, an overlap or a piece of the wrong size.
+    template <class = void>
     [[nodiscard]] sweep_result combine(std::span<const sweep_piece> pieces) const {
         const std::size_t n = scenarios_.size(), paths = options_.paths;
         std::vector<std::vector<double>> value(n), count(n);
@@ -510,6 +525,7 @@ public:
     }
 
     /// Runs every scenario's paths here (options.threads workers) and combines them.
+    template <class = void>
     [[nodiscard]] sweep_result run() const {
         std::vector<sweep_piece> pieces;
         pieces.reserve(scenarios_.size());

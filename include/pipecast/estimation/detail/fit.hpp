@@ -42,7 +42,8 @@ namespace pipecast {
 namespace detail {
 
 /// log f(t) of a fitted continuous dwell (the E-step's exit term), in log space throughout.
-[[nodiscard]] inline double log_pdf(const dwell_distribution& d, double t) {
+template <class = void>
+[[nodiscard]] double log_pdf(const dwell_distribution& d, double t) {
     constexpr double log_sqrt_2pi = 0.91893853320467274178;
     switch (d.family()) {
     case dwell_family::exponential: return -std::log(d.mean()) - t / d.mean();
@@ -67,7 +68,8 @@ namespace detail {
 
 /// log S(c) of a fitted dwell (the E-step's censored term), without underflow for the
 /// lognormal (normal tail series) and −inf only where the survival truly underflows.
-[[nodiscard]] inline double log_sf(const dwell_distribution& d, double c) {
+template <class = void>
+[[nodiscard]] double log_sf(const dwell_distribution& d, double c) {
     if (!(c > 0.0)) return 0.0;
     switch (d.family()) {
     case dwell_family::gamma: {
@@ -110,7 +112,8 @@ struct em_branch {
 
 /// Fits the dwell of one branch from its weighted exits and censored visits: the frozen
 /// family, or the least AIC among the families its events allow.
-inline void fit_branch_dwell(em_branch& b, const dwell_sample& s, const fit_options& opt) {
+template <class = void>
+void fit_branch_dwell(em_branch& b, const dwell_sample& s, const fit_options& opt) {
     auto fit_family = [&](int f) {
         switch (f) {
         case 0: return fit_exponential(s);
@@ -153,7 +156,8 @@ inline void fit_branch_dwell(em_branch& b, const dwell_sample& s, const fit_opti
 /// (a guard for a stall nobody ever cleaned up: mean = exposure / max(events, 1)).
 /// The clean-up is the slowest way out: the mean is at least `floor` (the longest mean of
 /// the other branches; the constrained MLE of the exponential is max(θ̂, floor)).
-inline void fit_stall_dwell(em_branch& b, const dwell_sample& s, double floor) {
+template <class = void>
+void fit_stall_dwell(em_branch& b, const dwell_sample& s, double floor) {
     const double events = std::max(s.n, 1.0);
     const double exposure = s.sum_t + s.sum_c;
     family_fit f;
@@ -174,7 +178,8 @@ inline void fit_stall_dwell(em_branch& b, const dwell_sample& s, double floor) {
 /// The EM fit of a branched stage (docs/estimation.md §3). `targets` are stage codes;
 /// `stall_target` indexes targets (the losing outcome the stalled branch closes to), −1
 /// without a stalled branch.
-[[nodiscard]] inline branched_estimate fit_branched_em_once(const stage_visits& v, const std::vector<std::string>& target_names,
+template <class = void>
+[[nodiscard]] branched_estimate fit_branched_em_once(const stage_visits& v, const std::vector<std::string>& target_names,
                                                             int stall_target, const fit_options& opt) {
     branched_estimate out;
     const std::size_t n = v.d.size();
@@ -455,7 +460,8 @@ inline void fit_stall_dwell(em_branch& b, const dwell_sample& s, double floor) {
 /// The EM fit with a stalled branch when the stage's mixture AIC supports it: fitted with
 /// and without, the stall kept if its AIC is lower (it costs two parameters, π and the
 /// clean-up mean), so a pipeline without stalled deals gets none.
-[[nodiscard]] inline branched_estimate fit_branched_em(const stage_visits& v, const std::vector<std::string>& target_names,
+template <class = void>
+[[nodiscard]] branched_estimate fit_branched_em(const stage_visits& v, const std::vector<std::string>& target_names,
                                                        int stall_target, const fit_options& opt) {
     branched_estimate with = fit_branched_em_once(v, target_names, stall_target, opt);
     if (stall_target < 0) return with;
@@ -478,7 +484,8 @@ namespace detail {
 
 /// Fits every family, picks the least AIC among the converged ones.
 /// Weights (recency) apply to the parametric fits; the Kaplan–Meier estimate is unweighted.
-inline void fit_stage_dwell(stage_estimate& st, std::span<const double> exits, std::span<const double> censored,
+template <class = void>
+void fit_stage_dwell(stage_estimate& st, std::span<const double> exits, std::span<const double> censored,
                             const fit_options& opt, std::span<const double> exit_weights = {},
                             std::span<const double> censored_weights = {}) {
     const dwell_sample s(exits, censored, opt.min_dwell, exit_weights, censored_weights);
@@ -524,7 +531,8 @@ inline void fit_stage_dwell(stage_estimate& st, std::span<const double> exits, s
 }
 
 /// Month and year of a day count since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
-inline void civil_from_days(long long z, long long& year, unsigned& month) noexcept {
+template <class = void>
+void civil_from_days(long long z, long long& year, unsigned& month) noexcept {
     z += 719468;
     const long long era = (z >= 0 ? z : z - 146096) / 146097;
     const auto doe = static_cast<unsigned>(z - era * 146097);
@@ -538,7 +546,8 @@ inline void civil_from_days(long long z, long long& year, unsigned& month) noexc
 /// The shock period of time t (model time unit; a dated log counts days since 1970-01-01):
 /// the calendar quarter, year · 4 + (quarter − 1), when `period` is NaN, else ⌊t / period⌋.
 /// One rule for the overdispersion estimate and the nowcast (nowcast.hpp).
-[[nodiscard]] inline long long shock_period_key(double t, double period, double days_unit) noexcept {
+template <class = void>
+[[nodiscard]] long long shock_period_key(double t, double period, double days_unit) noexcept {
     if (!std::isnan(period)) return static_cast<long long>(std::floor(t / period));
     long long y;
     unsigned m;
@@ -552,7 +561,8 @@ struct aalen_johansen {
     std::vector<std::vector<double>> time, mass; ///< per target
     double leftover = 1.0, last_event = 0.0;
 };
-[[nodiscard]] inline aalen_johansen fit_aalen_johansen(const stage_visits& v, std::size_t targets) {
+template <class = void>
+[[nodiscard]] aalen_johansen fit_aalen_johansen(const stage_visits& v, std::size_t targets) {
     aalen_johansen aj;
     aj.time.resize(targets);
     aj.mass.resize(targets);
@@ -596,7 +606,8 @@ struct aalen_johansen {
 /// F_j(τ) and the empirical dwell of its increments; the leftover S(τ) goes to the stalled
 /// branch, whose dwell is τ + the clean-up time (the EM's exponential, discretised at 64
 /// quantiles), so that a deal older than every exit is a stalled one, never a sure win.
-inline void use_aalen_johansen(branched_estimate& est, const stage_visits& v, const std::vector<std::string>& names,
+template <class = void>
+void use_aalen_johansen(branched_estimate& est, const stage_visits& v, const std::vector<std::string>& names,
                                const std::vector<char>& target_lost, int stall_target) {
     const aalen_johansen aj = fit_aalen_johansen(v, names.size());
     double w = 0.0, w2 = 0.0;
@@ -668,7 +679,8 @@ inline void use_aalen_johansen(branched_estimate& est, const stage_visits& v, co
 /// (a win, or an open stage later in the funnel), `target_lost` the losing outcomes. For a branched stage, losses at time t count as decisions with
 /// the probability that they are not stalled ones, and censored visits count by their
 /// branch weights (an imputation; periods more than 10% imputed are left out).
-inline std::optional<overdispersion_estimate> estimate_overdispersion(const stage_estimate& st, const stage_visits& v,
+template <class = void>
+std::optional<overdispersion_estimate> estimate_overdispersion(const stage_estimate& st, const stage_visits& v,
                                                                       const std::vector<double>& entered,
                                                                       const std::vector<std::string>& names,
                                                                       const std::vector<char>& target_won,
@@ -792,7 +804,8 @@ template <class Select>
 }
 
 /// The recency window of fit_options: visit i counts when it entered at or after end − window.
-[[nodiscard]] inline bool in_window(const visit_log& log, const fit_options& opt, std::size_t i) noexcept {
+template <class = void>
+[[nodiscard]] bool in_window(const visit_log& log, const fit_options& opt, std::size_t i) noexcept {
     return !(log.entered[i] < log.end_time - opt.window);
 }
 

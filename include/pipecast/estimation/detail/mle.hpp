@@ -97,7 +97,8 @@ struct local_quadratic {
 };
 
 /// 2x2 inverse of the negated Hessian (the covariance); nullopt unless positive definite.
-[[nodiscard]] inline std::optional<std::array<double, 4>> covariance(const std::array<double, 4>& h) {
+template <class = void>
+[[nodiscard]] std::optional<std::array<double, 4>> covariance(const std::array<double, 4>& h) {
     const double a = -h[0], b = -h[1], d = -h[3];
     const double det = a * d - b * b;
     if (!(a > 0.0 && det > 0.0 && std::isfinite(det))) return std::nullopt;
@@ -170,7 +171,8 @@ template <class F>
 }
 
 /// log Φc(z) = log P(Z > z) and the inverse Mills ratio h(z) = φ(z)/Φc(z), stable in both tails.
-inline void normal_tail(double z, double& log_sf, double& mills) {
+template <class = void>
+void normal_tail(double z, double& log_sf, double& mills) {
     constexpr double log_sqrt_2pi = 0.91893853320467274178;
     if (z < 30.0) {
         const double sf = 0.5 * boost::math::erfc(z / std::numbers::sqrt2, boost_policy{});
@@ -183,10 +185,12 @@ inline void normal_tail(double z, double& log_sf, double& mills) {
     }
 }
 
-inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_likelihood; }
+template <class = void>
+void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_likelihood; }
 
 /// Exponential: closed form θ = (Σt + Σc) / n.
-[[nodiscard]] inline family_fit fit_exponential(const dwell_sample& s) {
+template <class = void>
+[[nodiscard]] family_fit fit_exponential(const dwell_sample& s) {
     family_fit f;
     f.family = dwell_family::exponential;
     if (s.events < 1 || !(s.n > 0.0)) {
@@ -207,7 +211,8 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
 
 /// Weibull: profile likelihood in the shape k (the scale given k is closed form:
 /// λ^k = Σ_all x^k / n), solved by Newton's method on the monotone score with a bracket.
-[[nodiscard]] inline family_fit fit_weibull(const dwell_sample& s, std::size_t max_iter) {
+template <class = void>
+[[nodiscard]] family_fit fit_weibull(const dwell_sample& s, std::size_t max_iter) {
     family_fit f;
     f.family = dwell_family::weibull;
     if (s.events < 2 || !(s.var_log() > 0.0)) {
@@ -304,7 +309,8 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
 
 /// Gamma shape from s = log(mean) - mean(log) > 0 (the uncensored profile equation
 /// log k - ψ(k) = s), by Newton's method from the Minka/Thom approximation.
-[[nodiscard]] inline std::optional<double> gamma_shape(double s, std::size_t max_iter, std::size_t& used) {
+template <class = void>
+[[nodiscard]] std::optional<double> gamma_shape(double s, std::size_t max_iter, std::size_t& used) {
     if (!(s > 0.0) || !std::isfinite(s)) return std::nullopt;
     const double guess = (3.0 - s + std::sqrt((s - 3.0) * (s - 3.0) + 24.0 * s)) / (12.0 * s);
     auto eq = [s](double k) {
@@ -324,7 +330,8 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
 /// Gamma: closed-form scale and a 1-D shape equation without censoring; with censoring a
 /// 2-D Newton method in (log k, log θ) from that estimate, the censored terms log Q(k, c/θ)
 /// (Boost's regularised upper incomplete gamma) differentiated by central differences.
-[[nodiscard]] inline family_fit fit_gamma(const dwell_sample& s, std::size_t max_iter) {
+template <class = void>
+[[nodiscard]] family_fit fit_gamma(const dwell_sample& s, std::size_t max_iter) {
     family_fit f;
     f.family = dwell_family::gamma;
     if (s.events < 2 || !(s.var_log() > 0.0)) {
@@ -425,7 +432,8 @@ inline void set_aic(family_fit& f, double k) { f.aic = 2.0 * k - 2.0 * f.log_lik
 
 /// Lognormal: closed form without censoring (mean and variance of log t); with censoring a
 /// 2-D Newton method in (μ, log σ) with analytic derivatives of log Φc.
-[[nodiscard]] inline family_fit fit_lognormal(const dwell_sample& s, std::size_t max_iter) {
+template <class = void>
+[[nodiscard]] family_fit fit_lognormal(const dwell_sample& s, std::size_t max_iter) {
     family_fit f;
     f.family = dwell_family::lognormal;
     if (s.events < 2 || !(s.var_log() > 0.0)) {

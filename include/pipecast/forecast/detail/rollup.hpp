@@ -77,7 +77,8 @@ struct packed_cell {
 
 /// cond ? a : b without a branch (a mispredicted branch on the 5% of deals with an override
 /// costs more than the whole update): both operands are evaluated.
-[[nodiscard]] inline double select(bool cond, double a, double b) noexcept {
+template <class = void>
+[[nodiscard]] double select(bool cond, double a, double b) noexcept {
     const std::uint64_t mask = std::uint64_t{0} - static_cast<std::uint64_t>(cond);
     return std::bit_cast<double>((std::bit_cast<std::uint64_t>(a) & mask) | (std::bit_cast<std::uint64_t>(b) & ~mask));
 }
@@ -172,7 +173,8 @@ template <class Prob>
 }
 
 /// @throws argument_error unless the book was made for the graph's open stages.
-inline void require_compatible(std::string_view fn, const stage_graph& g, const book& b) {
+template <class = void>
+void require_compatible(std::string_view fn, const stage_graph& g, const book& b) {
     if (b.compatible_with(g)) return;
     std::string model_stages, book_stages;
     for (std::size_t i = 0; i < g.open_count(); ++i) model_stages += (i ? ", " : "") + g.name(i);
@@ -183,7 +185,8 @@ inline void require_compatible(std::string_view fn, const stage_graph& g, const 
 
 /// The book's single currency ("" if none is named). @throws argument_error if the book
 /// mixes currencies: their amounts cannot be added.
-[[nodiscard]] inline std::string book_currency(std::string_view fn, const book& b) {
+template <class = void>
+[[nodiscard]] std::string book_currency(std::string_view fn, const book& b) {
     std::string found;
     for (const auto& c : b.currency_names()) {
         if (c.empty()) continue;
@@ -196,7 +199,8 @@ inline void require_compatible(std::string_view fn, const stage_graph& g, const 
 }
 
 /// Validates a vector of per-stage win probabilities for a graph.
-inline void require_win_probabilities(std::string_view fn, const stage_graph& g, std::span<const double> w) {
+template <class = void>
+void require_win_probabilities(std::string_view fn, const stage_graph& g, std::span<const double> w) {
     if (w.size() != g.open_count())
         throw argument_error(message(fn, ": ", w.size(), " win probabilities for ", g.open_count(), " open stages"));
     for (std::size_t i = 0; i < w.size(); ++i)
@@ -205,7 +209,8 @@ inline void require_win_probabilities(std::string_view fn, const stage_graph& g,
 }
 
 /// Per-stage lists of deal indices (a counting sort of the stage column).
-[[nodiscard]] inline std::vector<std::vector<std::size_t>> deals_by_stage(const book& b) {
+template <class = void>
+[[nodiscard]] std::vector<std::vector<std::size_t>> deals_by_stage(const book& b) {
     std::vector<std::size_t> counts(b.stage_names().size(), 0);
     for (auto s : b.stages()) ++counts[s];
     std::vector<std::vector<std::size_t>> out(counts.size());
@@ -300,6 +305,7 @@ void interpolate_on_lattice(double d, std::span<const std::size_t> idx, std::spa
 /// `g` is a classic graph (a branched graph's latent()) and `stage` one of its open stages.
 class stage_period_evaluator {
 public:
+    template <class = void>
     stage_period_evaluator(const stage_graph& g, const win_time_table& tab, std::size_t stage, double h)
         : dwell_(g.dwell(stage)), h_(h) {
         cells_ = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(h / tab.step - 1e-9)));
@@ -321,6 +327,7 @@ public:
     [[nodiscard]] double spacing() const noexcept { return d_; }
 
     /// Fills prob[i] and err[i] for the deals `idx` (their ages in `ages`).
+    template <class = void>
     void evaluate(std::span<const std::size_t> idx, std::span<const double> ages, std::span<double> prob,
                   std::span<double> err) const {
         if (idx.empty()) return;
@@ -352,6 +359,7 @@ public:
     [[nodiscard]] bool continuous() const noexcept { return detail::is_continuous(dwell_); }
 
     /// P_j = P(win within h | age j d) for sorted lattice indices `nodes`; `lattice` is scratch space.
+    template <class = void>
     [[nodiscard]] std::vector<double> node_values(const std::vector<std::size_t>& nodes, std::vector<double>& lattice) const {
         std::vector<double> out(nodes.size());
         const double neg_inf = -std::numeric_limits<double>::infinity();
@@ -397,6 +405,7 @@ private:
     [[nodiscard]] double y(double t) const { return detail::interpolate(*after_exit_, step_, col_, t); }
 
     /// Fixed or empirical dwell: the residual is a set of atoms, summed exactly.
+    template <class = void>
     [[nodiscard]] double discrete_value(double a) const {
         if (dwell_.family() == dwell_family::fixed) {
             const double v = dwell_.mean();
@@ -432,6 +441,7 @@ public:
     /// where a + k d would round to a). log S(a + t) − log S(a) is taken in a form that keeps
     /// t ≪ a: for the Weibull, −(a/λ)^k · expm1(k · log1p(t/a)); for the gamma and lognormal
     /// (whose log survival stays finite, dwell.hpp) −t · hazard(a), exact to O(t/a) < 1e-15.
+    template <class = void>
     [[nodiscard]] double value_at_offset(double a) const {
         const double neg_inf = -std::numeric_limits<double>::infinity();
         const double la = log_survival(dwell_, a);
@@ -478,6 +488,7 @@ private:
 /// age: each P_k as its evaluator gives it, the weights exactly; err = Σ_k w_k err_k.
 class branched_period_evaluator {
 public:
+    template <class = void>
     branched_period_evaluator(const stage_graph& g, const win_time_table& tab, std::size_t stage, double h)
         : g_(g), stage_(stage), first_(g.latent_first(stage)) {
         const stage_graph& lg = g.latent();
@@ -492,6 +503,7 @@ public:
     [[nodiscard]] double spacing() const noexcept { return parts_.front().spacing(); }
 
     /// Fills prob[i] and err[i] for the deals `idx` (their ages in `ages`).
+    template <class = void>
     void evaluate(std::span<const std::size_t> idx, std::span<const double> ages, std::span<double> prob,
                   std::span<double> err) const {
         if (idx.empty()) return;
@@ -554,7 +566,8 @@ private:
 };
 
 /// Fills a weighted_forecast_result from rollup totals.
-inline void fill_lines(const book& b, const rollup_totals& t, std::span<const double> w, weighted_forecast_result& r) {
+template <class = void>
+void fill_lines(const book& b, const rollup_totals& t, std::span<const double> w, weighted_forecast_result& r) {
     r.count = static_cast<std::size_t>(t.total.count);
     r.total_amount = t.total.amount;
     r.weighted_total = t.total.weighted;

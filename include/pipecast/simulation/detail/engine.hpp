@@ -46,7 +46,8 @@ namespace pipecast {
 namespace detail {
 
 /// Refuses a run whose estimate exceeds the limits of `o` (argument_error naming the sizes).
-inline void check_estimate(const simulation_estimate& e, const simulation_options& o, std::size_t deals) {
+template <class = void>
+void check_estimate(const simulation_estimate& e, const simulation_options& o, std::size_t deals) {
     if (e.memory_bytes > o.max_memory_bytes)
         throw argument_error(detail::message(
             "simulate: the run needs about ", static_cast<double>(e.memory_bytes) / 1e9, " GB of memory (", o.paths,
@@ -62,7 +63,8 @@ inline void check_estimate(const simulation_estimate& e, const simulation_option
 }
 
 /// Summary of a per-path vector (sorted copy for the quantiles).
-[[nodiscard]] inline outcome_summary summarise(std::span<const double> x, const simulation_options& o) {
+template <class = void>
+[[nodiscard]] outcome_summary summarise(std::span<const double> x, const simulation_options& o) {
     outcome_summary s;
     const std::size_t n = x.size();
     s.quantile_levels = o.quantiles;
@@ -106,7 +108,8 @@ inline void check_estimate(const simulation_estimate& e, const simulation_option
 /// start data, branch-choice records, the override rows and the shock's row maps. Built
 /// once, immutable after construction; run() is const and may run on several threads at
 /// once (each call has its own run_state and worker scratch).
-class sim_engine {
+template <class = void>
+class basic_sim_engine {
 public:
     using path_outputs = simulation_paths;
 
@@ -114,7 +117,7 @@ public:
     /// kernel, the shock's σ per stage, the arrivals' intensity segments and amounts). Cheap
     /// to build (no table); the engine's tables are not touched.
     struct run_state {
-        run_state(const sim_engine& e, const simulation_options& opt, std::optional<deal_size_distribution> ds)
+        run_state(const basic_sim_engine& e, const simulation_options& opt, std::optional<deal_size_distribution> ds)
             : o(opt), key(opt.seed), isa(detail::philox_resolve(opt.philox_kernel)), horizon(opt.horizon),
               max_visits(static_cast<std::uint32_t>(opt.max_path_visits)), nsub(opt.sub_period_ends.size()),
               deal_size(std::move(ds)) {
@@ -169,7 +172,7 @@ public:
     };
 
     /// Prepares the tables; `threads` (0 = all cores) share the per-deal start data.
-    sim_engine(const stage_graph& g, const book& b, unsigned threads) : g_(g), lg_(g.latent()), b_(b) {
+    basic_sim_engine(const stage_graph& g, const book& b, unsigned threads) : g_(g), lg_(g.latent()), b_(b) {
         if (!b.compatible_with(g))
             throw argument_error("simulate: the book was made for a model with other open stages");
         // The engine runs on the latent graph: one state per branch of a branched stage (the
@@ -326,7 +329,7 @@ private:
 
     /// Per-thread scratch: the transition rows of the current path (with the shock).
     struct worker_state {
-        worker_state(const sim_engine& e, const run_state& r)
+        worker_state(const basic_sim_engine& e, const run_state& r)
             : run(r), rows(e.rows_), stage_mult(e.g_.open_count(), 1.0), lmult(e.m_, 1.0), lmult_off(e.m_, 1.0),
               pi(e.pi_) {
             for (auto* v : {&lanes.lane, &lanes.stage, &lanes.w0, &lanes.w1, &lanes.w2, &lanes.w3, &lanes.c2, &lanes.c3,
@@ -1497,8 +1500,13 @@ PIPECAST_AVX512_WARNINGS_ON
     std::vector<std::vector<shock_source>> shock_src_;
 };
 
+/// The engine: a class template only so that a translation unit compiles its members where
+/// it runs a simulation (docs/design.md, "Compiled where called").
+using sim_engine = basic_sim_engine<>;
+
 /// Validates a path range of a run of `o` on (g, b): first < last <= o.paths.
-inline void check_path_range(const simulation_options& o, std::size_t first, std::size_t last) {
+template <class = void>
+void check_path_range(const simulation_options& o, std::size_t first, std::size_t last) {
     if (!(first < last && last <= o.paths))
         throw argument_error(detail::message("simulate: the path range [", first, ", ", last,
                                              ") must be non-empty and within [0, paths = ", o.paths, ")"));
@@ -1506,7 +1514,8 @@ inline void check_path_range(const simulation_options& o, std::size_t first, std
 
 /// The result of a run from its pieces (in path order, covering [0, o.paths) without gaps);
 /// `values` receives the per-path won values of the completed paths, in path order.
-inline simulation_result assemble(const stage_graph& g, const book& b, const simulation_options& o,
+template <class = void>
+simulation_result assemble(const stage_graph& g, const book& b, const simulation_options& o,
                                   std::span<const simulation_paths> parts, std::vector<double>* values = nullptr) {
     std::size_t expect = 0;
     for (const simulation_paths& x : parts) {
@@ -1592,7 +1601,8 @@ inline simulation_result assemble(const stage_graph& g, const book& b, const sim
 }
 
 /// Runs the paths [first, last) of `o` on a prepared engine (options already validated).
-inline simulation_paths run_paths(const sim_engine& e, const simulation_options& o,
+template <class = void>
+simulation_paths run_paths(const sim_engine& e, const simulation_options& o,
                                   std::optional<deal_size_distribution> deal_size, std::size_t first, std::size_t last) {
     const auto start = std::chrono::steady_clock::now();
     const sim_engine::run_state R(e, o, std::move(deal_size));
@@ -1606,7 +1616,8 @@ inline simulation_paths run_paths(const sim_engine& e, const simulation_options&
 
 /// Validates, prepares an engine, runs every path and assembles the result (simulate()):
 /// `values` receives the per-path won values (of the completed paths, in path order).
-inline simulation_result run_simulation(const stage_graph& g, const book& b, const simulation_options& o,
+template <class = void>
+simulation_result run_simulation(const stage_graph& g, const book& b, const simulation_options& o,
                                         std::optional<deal_size_distribution> deal_size,
                                         std::vector<double>* values = nullptr) {
     validate_options(o, g, deal_size.has_value());
@@ -1620,7 +1631,8 @@ inline simulation_result run_simulation(const stage_graph& g, const book& b, con
     return r;
 }
 
-[[nodiscard]] inline simulation_options with_model_arrivals(const model& mdl, simulation_options o) {
+template <class = void>
+[[nodiscard]] simulation_options with_model_arrivals(const model& mdl, simulation_options o) {
     if (!o.arrivals && o.model_arrivals) o.arrivals = mdl.arrivals;
     if (!o.arrival_deal_size) o.arrival_deal_size = mdl.deal_size;
     return o;

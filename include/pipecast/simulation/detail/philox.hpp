@@ -50,7 +50,8 @@ inline constexpr std::uint32_t philox_w0 = 0x9E3779B9u;
 inline constexpr std::uint32_t philox_w1 = 0xBB67AE85u;
 
 /// Scalar Philox4x32-10 of counter (c0, c1, c2, c3) under key (k0, k1).
-inline void philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3, std::uint32_t k0,
+template <class = void>
+void philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3, std::uint32_t k0,
                           std::uint32_t k1, std::uint32_t out[4]) noexcept {
     for (int r = 0; r < 10; ++r) {
         const std::uint64_t p0 = std::uint64_t{philox_m0} * c0;
@@ -115,7 +116,8 @@ struct philox_schedule {
 /// True if the CPU running this process can execute `isa`'s kernel (`sse2` and `automatic`
 /// always; `avx2` on an x86-64 CPU with AVX2; `avx512` with AVX-512 F, DQ and VL; by
 /// __builtin_cpu_supports, cached).
-[[nodiscard]] inline bool philox_isa_available(philox_isa isa) noexcept {
+template <class = void>
+[[nodiscard]] bool philox_isa_available(philox_isa isa) noexcept {
 #if defined(PIPECAST_PHILOX_AVX2)
     static const bool avx2 = __builtin_cpu_supports("avx2") != 0;
     static const bool avx512 = __builtin_cpu_supports("avx512f") != 0 && __builtin_cpu_supports("avx512dq") != 0 &&
@@ -130,7 +132,8 @@ struct philox_schedule {
 
 /// The kernel `isa` resolves to on this CPU: `automatic` becomes the widest available;
 /// a kernel the CPU lacks falls back to the next narrower one (AVX-512 to AVX2 to SSE2).
-[[nodiscard]] inline philox_isa philox_resolve(philox_isa isa) noexcept {
+template <class = void>
+[[nodiscard]] philox_isa philox_resolve(philox_isa isa) noexcept {
     if (isa == philox_isa::automatic) isa = philox_isa::avx512;
     if (isa == philox_isa::avx512 && !philox_isa_available(isa)) isa = philox_isa::avx2;
     return philox_isa_available(isa) ? isa : philox_isa::sse2;
@@ -138,7 +141,8 @@ struct philox_schedule {
 
 /// Four Philox4x32-10 blocks: counters (c0, c1, c2[i], c3[i]) for i = 0..3, key = seed.
 /// Output word j of block i goes to out_j[i].
-inline void philox4x32_10_x4(const philox_schedule& key, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
+template <class = void>
+void philox4x32_10_x4(const philox_schedule& key, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
                              const std::uint32_t* c3, std::uint32_t* out0, std::uint32_t* out1, std::uint32_t* out2,
                              std::uint32_t* out3) noexcept {
 #if defined(__SSE2__)
@@ -298,7 +302,8 @@ inline constexpr std::size_t philox_lane_padding = 16;
 /// `isa` (as philox_resolve() maps it: never a kernel the CPU lacks); word j of block i goes to out_j[i]. Up to
 /// philox_lane_padding entries past `count` are read and written (pad the arrays). The
 /// output does not depend on `isa`.
-inline void philox4x32_10_lanes(const philox_schedule& key, std::uint32_t c0, std::uint32_t c1,
+template <class = void>
+void philox4x32_10_lanes(const philox_schedule& key, std::uint32_t c0, std::uint32_t c1,
                                 const std::uint32_t* c2, const std::uint32_t* c3, std::uint32_t* out0,
                                 std::uint32_t* out1, std::uint32_t* out2, std::uint32_t* out3, std::size_t count,
                                 philox_isa isa) noexcept {
@@ -316,7 +321,8 @@ inline void philox4x32_10_lanes(const philox_schedule& key, std::uint32_t c0, st
 }
 
 /// Same with the key given as a seed.
-inline void philox4x32_10_x4(std::uint64_t seed, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
+template <class = void>
+void philox4x32_10_x4(std::uint64_t seed, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
                              const std::uint32_t* c3, std::uint32_t* out0, std::uint32_t* out1, std::uint32_t* out2,
                              std::uint32_t* out3) noexcept {
     philox4x32_10_x4(philox_schedule(seed), c0, c1, c2, c3, out0, out1, out2, out3);

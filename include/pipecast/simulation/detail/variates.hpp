@@ -115,6 +115,7 @@ public:
     /// to the deepest cell (use upper_exponent_for() to size the table for a book).
     /// @throws argument_error if upper_min_exponent is out of range.
     /// Cost: (33 + |upper_min_exponent|)·16 Boost.Math quantile and pdf evaluations.
+    template <class = void>
     explicit dwell_sampler(const dwell_distribution& d, int upper_min_exponent = default_upper_min_exponent)
         : family_(d.family()), upper_min_exponent_(upper_min_exponent) {
         if (upper_min_exponent < deepest_exponent || upper_min_exponent > -35)
@@ -225,6 +226,7 @@ public:
     /// Largest relative error |T_table − T_exact| / T_exact at the quarter points of every
     /// table cell, against Boost.Math. 0 for empirical. Cost: three Boost.Math quantiles
     /// per cell.
+    template <class = void>
     [[nodiscard]] double max_relative_error(const dwell_distribution& d) const {
         if (!tabulated()) return 0.0;
         double worst = 0.0;
