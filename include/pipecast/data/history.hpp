@@ -300,6 +300,7 @@ struct visit_log {
     /// @throws parse_error for a non-finite time, an exit before the entry, an exit time
     ///   without next stage or the reverse; and for the problems between the visits of a deal
     ///   as the readers do (recorded instead with opt.skip_bad_rows).
+    template <class = void>
     void finish(const history_options& opt = {});
 
 private:
@@ -465,7 +466,8 @@ void finish_log(visit_log& log, const history_options& opt, std::optional<double
 
 } // namespace detail
 
-inline void visit_log::finish(const history_options& opt) {
+template <class>
+void visit_log::finish(const history_options& opt) {
     for (std::size_t i = 0; i < size(); ++i) {
         auto bad = [&](const std::string& what) {
             throw parse_error(source, line[i], 0,

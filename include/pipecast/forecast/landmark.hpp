@@ -115,6 +115,7 @@ struct landmark_table {
         return c.back().probability;
     }
     /// P(won within horizon | stage by name, age). @throws argument_error for an unknown stage.
+    template <class = void>
     [[nodiscard]] double probability(std::string_view stage, double age) const {
         const auto s = find(stage);
         if (!s) throw argument_error(detail::message("landmark_table: no stage '", stage, "'"));

@@ -231,22 +231,26 @@ public:
     [[noreturn]] void fail(const std::string& path, const std::string& what) const {
         throw parse_error(source_, 0, 0, path.empty() ? what : path + ": " + what);
     }
+    template <class = void>
     const nlohmann::json& member(const nlohmann::json& obj, const std::string& path, const char* key) const {
         if (!obj.is_object()) fail(path, "expected an object");
         const auto it = obj.find(key);
         if (it == obj.end()) fail(path, std::string("missing field '") + key + "'");
         return *it;
     }
+    template <class = void>
     double number(const nlohmann::json& obj, const std::string& path, const char* key) const {
         const auto& v = member(obj, path, key);
         if (!v.is_number()) fail(path + "/" + key, detail::message("expected a number, got ", json_brief(v)));
         return v.get<double>();
     }
+    template <class = void>
     std::string string(const nlohmann::json& obj, const std::string& path, const char* key) const {
         const auto& v = member(obj, path, key);
         if (!v.is_string()) fail(path + "/" + key, detail::message("expected a string, got ", json_brief(v)));
         return v.get<std::string>();
     }
+    template <class = void>
     std::vector<double> numbers(const nlohmann::json& obj, const std::string& path, const char* key) const {
         const auto& v = member(obj, path, key);
         if (!v.is_array()) fail(path + "/" + key, "expected an array of numbers");

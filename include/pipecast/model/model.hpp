@@ -53,6 +53,7 @@ public:
     /// @throws model_error on empty input, a size mismatch, a value not positive and finite,
     ///   a weight negative or not finite, or weights summing to 0.
     /// Example: `deal_size_distribution::empirical({1200, 3500, 8000}, {0.5, 0.3, 0.2})`.
+    template <class = void>
     static deal_size_distribution empirical(std::vector<double> values, std::vector<double> weights) {
         if (values.empty()) throw model_error("deal_size: an empirical distribution needs at least one value");
         if (values.size() != weights.size())

@@ -259,6 +259,7 @@ public:
     /// the deal is treated as stalled: the weight goes to the stalled branches (by π), or, with
     /// none, to the branches with a losing target; the oldest deals never become sure wins.
     /// @throws argument_error for a negative or non-finite age.
+    template <class = void>
     std::size_t branch_weights(std::size_t s, double age, std::span<double> out) const {
         PIPECAST_ASSERT(is_open(s) && out.size() >= latent_count(s));
         if (!(std::isfinite(age) && age >= 0.0))

@@ -428,6 +428,7 @@ private:
 
     /// Continuous non-exponential dwell: lattice nodes around every age, then linear
     /// interpolation with an error estimate.
+    template <class = void>
     void interpolate_ages(std::span<const std::size_t> idx, std::span<const double> ages, std::span<double> prob,
                           std::span<double> err) const {
         std::vector<double> lattice;
