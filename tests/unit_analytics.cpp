@@ -354,6 +354,9 @@ void check_same_analysis(const stage_graph& g) {
     check_close(d.expected_visits, s.expected_visits, 1e-12, 1e-15);
     check_close(d.outcome_probability, s.outcome_probability, 1e-12, 1e-15);
     check_close(d.win_probability, s.win_probability, 1e-12, 1e-15);
+    // win_probabilities solves only B, with the same LU as analyse: the same values, bit for bit
+    CHECK(pipecast::win_probabilities(g, pipecast::solver_method::dense) == d.win_probability);
+    CHECK(pipecast::win_probabilities(g, pipecast::solver_method::sparse) == s.win_probability);
     check_close(d.mean_time_to_close, s.mean_time_to_close, 1e-12, 0.0);
     check_close(d.time_to_close_variance, s.time_to_close_variance, 1e-12, 0.0);
     // E[T | win] where both solves see a stage that can win (noise of 1e-17 in P(win) of a
@@ -382,6 +385,7 @@ TEST_CASE("large graphs: sparse LU agrees with dense LU") {
             // automatic = sparse at this size (>= detail::sparse_min_open)
             const auto a = pipecast::analyse(g), s = pipecast::analyse(g, pipecast::solver_method::sparse);
             CHECK(a.win_probability == s.win_probability);
+            CHECK(pipecast::win_probabilities(g) == a.win_probability);
             CHECK(a.win_probability.maxCoeff() > 0.0);
             CHECK(a.win_probability.minCoeff() <= 1e-15); // the losing region
             // rows of N by one solve

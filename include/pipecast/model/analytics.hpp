@@ -93,6 +93,17 @@ template <class = void>
     return q;
 }
 
+/// The open-to-outcome block R (open x outcomes, dense), from the graph's edges.
+template <class = void>
+[[nodiscard]] Eigen::MatrixXd outcome_block(const stage_graph& g) {
+    const std::size_t open = g.open_count();
+    Eigen::MatrixXd r = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(open), static_cast<Eigen::Index>(g.outcome_count()));
+    for (std::size_t i = 0; i < open; ++i)
+        for (const auto& e : g.edges(i))
+            if (e.to >= open) r(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(e.to - open)) = e.probability;
+    return r;
+}
+
 /// The win-conditioned jump chain (Doob h-transform by w = P(win | ·)): calls
 /// f(i, j, p̃) for every edge i → j of an open stage i with w_i > 0 into a state j with
 /// w_j > 0, where p̃ = P(i→j) · w_j / w_i. `w` holds P(win | open stage) (open_count()
@@ -215,14 +226,10 @@ absorption_analysis analyse_sparse(const stage_graph& g) {
     const auto m = static_cast<Eigen::Index>(open);
     const detail::sparse_lu lu(sparse_i_minus_q(g), "analyse");
     const Eigen::SparseMatrix<double> q = sparse_transient_block(g);
-    Eigen::MatrixXd r = Eigen::MatrixXd::Zero(m, static_cast<Eigen::Index>(g.outcome_count()));
-    for (std::size_t i = 0; i < open; ++i)
-        for (const auto& e : g.edges(i))
-            if (e.to >= open) r(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(e.to - open)) = e.probability;
 
     absorption_analysis a;
     if (open <= full_visits_max_open) a.expected_visits = lu.solve(Eigen::MatrixXd::Identity(m, m));
-    a.outcome_probability = lu.solve(r);
+    a.outcome_probability = lu.solve(outcome_block(g));
     win_from_outcomes(g, a);
     Eigen::VectorXd mu, m2;
     dwell_moments(g, mu, m2);
@@ -348,9 +355,26 @@ template <class = void>
     return analyse(g).win_probability(static_cast<Eigen::Index>(s));
 }
 
-/// P(eventually won | stage) for every open stage.
+/// P(eventually won | stage) for every open stage: the winning columns of B = (I - Q)⁻¹ R,
+/// solved as analyse() solves them (the same LU, bit for bit the same values), without the
+/// fundamental matrix and the times, so a weighted forecast compiles and runs only this.
 template <class = void>
-[[nodiscard]] Eigen::VectorXd win_probabilities(const stage_graph& g) { return analyse(g).win_probability; }
+[[nodiscard]] Eigen::VectorXd win_probabilities(const stage_graph& g, solver_method method = solver_method::automatic) {
+    absorption_analysis a;
+    if (detail::use_sparse(method, g.open_count())) {
+        const detail::sparse_lu lu(detail::sparse_i_minus_q(g), "win_probabilities");
+        a.outcome_probability = lu.solve(detail::outcome_block(g));
+    } else {
+        const auto m = static_cast<Eigen::Index>(g.open_count());
+        const Eigen::MatrixXd q = g.transient_block();
+        const Eigen::MatrixXd r = g.absorbing_block();
+        const Eigen::MatrixXd i_minus_q = Eigen::MatrixXd::Identity(m, m) - q;
+        const Eigen::PartialPivLU<Eigen::MatrixXd> lu(i_minus_q);
+        a.outcome_probability = lu.solve(r);
+    }
+    detail::win_from_outcomes(g, a);
+    return std::move(a.win_probability);
+}
 
 /// P(eventually won | deal in open stage s for `age` already): Σ_k P(branch k | age) ·
 /// P(win | target of k). Equal to win_probability(g, s) for a classic stage; for a branched
