@@ -7,6 +7,9 @@ Compiles three small translation units, each several times, and prints the CPU s
   book        #include <pipecast/data/book.hpp>, a book of one deal        target < 0.7 s
   forecast    #include <pipecast/forecast/forecast.hpp>, a weighted forecast   target < 2 s
   umbrella    #include <pipecast/pipecast.hpp>, an empty main         target < 3.5 s
+and, to show where the time goes (no target):
+  forecast_w  the forecast unit with the win probabilities given: weighted_forecast(g, b, w)
+  headers     every standard and third-party header the library includes, an empty main
 
 Usage: python3 bench/compile_times.py [--cxx g++] [--repeat 3] [--flags "-std=c++20 -O2"]
 The targets are those of the issue on the machine of its figures; the script reports, it
@@ -15,6 +18,7 @@ does not fail on them (compile times depend on the machine and its load).
 import argparse
 import os
 import pathlib
+import re
 import resource
 import statistics
 import subprocess
@@ -22,6 +26,20 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# A one-stage graph and a book of one deal; `{forecast}` is the weighted forecast's call.
+FORECAST = """#include <pipecast/forecast/forecast.hpp>
+#include <pipecast/model/stage_graph.hpp>
+int main() {{
+    using namespace pipecast;
+    Eigen::MatrixXd t(1, 3);
+    t << 0.0, 0.3, 0.7;
+    const stage_graph g({{{{"Lead", dwell_distribution::exponential(10.0)}}}}, {{{{"Won", true}}, {{"Lost", false}}}}, t);
+    book b(g);
+    b.add("d1", 0, 1000.0, 0.0);
+    return {forecast}.weighted_total > 0.0 ? 0 : 1;
+}}
+"""
 
 UNITS = {
     "book": ("""#include <pipecast/data/book.hpp>
@@ -31,22 +49,24 @@ int main() {
     return static_cast<int>(d.id.size());
 }
 """, 0.7),
-    "forecast": ("""#include <pipecast/forecast/forecast.hpp>
-#include <pipecast/model/stage_graph.hpp>
-int main() {
-    using namespace pipecast;
-    Eigen::MatrixXd t(1, 3);
-    t << 0.0, 0.3, 0.7;
-    const stage_graph g({{"Lead", dwell_distribution::exponential(10.0)}}, {{"Won", true}, {"Lost", false}}, t);
-    book b(g);
-    b.add("d1", 0, 1000.0, 0.0);
-    return weighted_forecast(g, b).weighted_total > 0.0 ? 0 : 1;
-}
-""", 2.0),
+    "forecast": (FORECAST.format(forecast="weighted_forecast(g, b)"), 2.0),
     "umbrella": ("""#include <pipecast/pipecast.hpp>
 int main() { return 0; }
 """, 3.5),
+    "forecast_w": (FORECAST.format(forecast="weighted_forecast(g, b, std::vector<double>{0.3})"), None),
+    "headers": (None, None),  # third_party_headers()
 }
+
+
+def third_party_headers():
+    """A unit of every `#include <...>` of the library's headers that is not pipecast's own."""
+    found = set()
+    for header in sorted((ROOT / "include" / "pipecast").rglob("*.hpp")):
+        for line in header.read_text(encoding="utf-8").splitlines():
+            m = re.match(r"\s*#\s*include\s*<([^>]+)>", line)
+            if m and not m.group(1).startswith("pipecast/"):
+                found.add(m.group(1))
+    return "".join(f"#include <{h}>\n" for h in sorted(found)) + "int main() { return 0; }\n"
 
 
 def compile_once(cxx, flags, source, workdir):
@@ -78,9 +98,12 @@ def main():
             if name not in UNITS:
                 sys.exit(f"compile_times: unknown unit '{name}' (known: {', '.join(UNITS)})")
             source, target = UNITS[name]
+            if source is None:
+                source = third_party_headers()
             runs = [compile_once(args.cxx, flags, source, work) for _ in range(args.repeat)]
             cpu = [r[0] for r in runs]
-            print(f"{name:10} {statistics.median(cpu):15.2f} {min(cpu):7.2f}-{max(cpu):<7.2f} {target:8.1f}  "
+            shown = f"{target:8.1f}" if target is not None else f"{'-':>8}"
+            print(f"{name:10} {statistics.median(cpu):15.2f} {min(cpu):7.2f}-{max(cpu):<7.2f} {shown}  "
                   f"{max(r[1] for r in runs):.0f}")
 
 

@@ -155,8 +155,8 @@ struct kpi_options {
 /// Complexity: O(branches) per deal, then a sort of the stale ones.
 template <class = void>
 [[nodiscard]] std::vector<stale_deal> stale_deals(const stage_graph& g, std::vector<stale_deal> candidates,
-                                                         std::span<const double> longest_won_stay,
-                                                         double stalled_threshold = 0.5) {
+                                                  std::span<const double> longest_won_stay,
+                                                  double stalled_threshold = 0.5) {
     if (!(stalled_threshold > 0.0 && stalled_threshold <= 1.0))
         throw argument_error(detail::message("stale_deals: stalled_threshold must be in (0, 1], got ", stalled_threshold));
     if (longest_won_stay.size() != g.open_count())
@@ -201,7 +201,7 @@ template <class = void>
 /// Example: `auto k = compute_kpis(log, fit_history(log));`
 template <class = void>
 [[nodiscard]] kpi_report compute_kpis(const visit_log& log, const history_fit& fit, const kpi_options& opt = {},
-                                             const book* open_book = nullptr) {
+                                      const book* open_book = nullptr) {
     if (!(opt.stale_quantile > 0.0 && opt.stale_quantile < 1.0))
         throw argument_error(detail::message("compute_kpis: stale_quantile must be in (0, 1), got ", opt.stale_quantile));
     if (!(opt.stalled_threshold > 0.0 && opt.stalled_threshold <= 1.0))

@@ -450,7 +450,7 @@ void check_visit_chains(visit_log& log, const history_options& opt, chain_column
 /// columns `col`).
 template <class = void>
 void finish_log(visit_log& log, const history_options& opt, std::optional<double> as_of,
-                       chain_columns col = {}) {
+                chain_columns col = {}) {
     std::unordered_set<std::string> known_open(opt.stages.begin(), opt.stages.end());
     std::unordered_set<std::string> known_outcome(opt.outcomes.begin(), opt.outcomes.end());
     for (std::size_t s = 0; s < log.stage_names.size(); ++s) {
@@ -496,7 +496,7 @@ namespace detail {
 /// stage. @throws parse_error at the first visit that leads there (`column` of that stage).
 template <class = void>
 void check_final_stages(const visit_log& log, const history_options& opt, const std::vector<char>& left_or_visited,
-                               std::size_t column, const std::vector<std::size_t>& first_line = {}) {
+                        std::size_t column, const std::vector<std::size_t>& first_line = {}) {
     if (!opt.recognise_outcomes) return;
     for (std::size_t s = 0; s < log.stage_names.size(); ++s) {
         if (left_or_visited[s]) continue;
@@ -898,7 +898,7 @@ void chain_equal_times(std::vector<change_row>& rows) {
 /// named in the errors.
 template <class = void>
 [[nodiscard]] visit_log visits_from_changes(visit_log& log, std::vector<change_row> rows, const history_options& opt,
-                                                   std::optional<double> as_of, bool dates, std::size_t stage_column) {
+                                            std::optional<double> as_of, bool dates, std::size_t stage_column) {
     using change = change_row;
     const std::size_t c_stage = stage_column - 1;
     // The visits are built in a second log (dictionaries in visit order).
@@ -1021,7 +1021,7 @@ template <class = void>
 /// read_stage_changes, also giving the one currency of the amounts (when written).
 template <class>
 [[nodiscard]] visit_log detail::read_stage_changes_impl(std::istream& in, const history_options& opt,
-                                                               std::string* currency) {
+                                                        std::string* currency) {
     detail::history_reader r(in, opt);
     // Beside the English names, those of Chinese CRM exports and Excel sheets (商机编号, 阶段, ...).
     const std::size_t c_id = r.required({"deal_id", "id", "deal", "商机编号", "商机id", "商机号", "机会编号", "编号"});

@@ -46,7 +46,7 @@ namespace pipecast {
 /// Example: `parse_duration("60s") == 60.0 / 86400.0`.
 template <class = void>
 [[nodiscard]] double parse_duration(std::string_view text, double days_per_unit = 1.0,
-                                           std::string_view what = "duration") {
+                                    std::string_view what = "duration") {
     const std::string_view s = detail::trim(text);
     auto bad = [&](std::string_view why) -> double {
         throw argument_error(detail::message(what, ": bad duration '", s, "' (", why,
@@ -278,7 +278,7 @@ template <class = void>
 /// Example: `auto f = drop_after_the_fact(log, parse_duration("1d")); f.deals_dropped;`
 template <class = void>
 [[nodiscard]] filtered_view drop_after_the_fact(const visit_log& log, double max_time,
-                                                       const std::vector<std::string>& won = {}) {
+                                                const std::vector<std::string>& won = {}) {
     if (!(std::isfinite(max_time) && max_time > 0.0))
         throw argument_error(detail::message("drop_after_the_fact: max must be positive and finite, got ", max_time));
     filtered_view v{detail::empty_like(log), max_time};
@@ -330,7 +330,7 @@ struct artefact_scan {
 /// Complexity: O(n).
 template <class = void>
 [[nodiscard]] artefact_scan scan_artefacts(const visit_log& log, double min_dwell, double max_time,
-                                                  double days_per_unit = 1.0, const std::vector<std::string>& won = {}) {
+                                           double days_per_unit = 1.0, const std::vector<std::string>& won = {}) {
     for (const double x : {min_dwell, max_time, days_per_unit})
         if (!(std::isfinite(x) && x > 0.0))
             throw argument_error(detail::message("scan_artefacts: thresholds must be positive and finite, got ", x));

@@ -83,8 +83,8 @@ template <class = void>
 ///   separator (`1,2`: hint --decimal-comma), or anything else that is not an amount.
 template <class = void>
 [[nodiscard]] std::optional<amount_value> parse_amount(std::string_view text, bool decimal_comma,
-                                                              const std::string& source, std::size_t line,
-                                                              std::size_t column, std::string_view column_name) {
+                                                       const std::string& source, std::size_t line,
+                                                       std::size_t column, std::string_view column_name) {
     using namespace amounts_impl;
     const std::string_view s = trim(text);
     if (s.empty()) return std::nullopt;

@@ -319,8 +319,8 @@ private:
 /// @throws parse_error naming source:line:column and the column name.
 template <class = void>
 [[nodiscard]] std::optional<double> parse_number(std::string_view text, const std::string& source,
-                                                        std::size_t line, std::size_t column,
-                                                        std::string_view column_name) {
+                                                 std::size_t line, std::size_t column,
+                                                 std::string_view column_name) {
     const std::string_view s = trim(text);
     if (s.empty()) return std::nullopt;
     double v = 0.0;
@@ -393,8 +393,8 @@ template <class = void>
 /// @throws parse_error naming source:line:column for anything else.
 template <class = void>
 [[nodiscard]] std::optional<double> parse_time(std::string_view text, const std::string& source,
-                                                      std::size_t line, std::size_t column,
-                                                      std::string_view column_name, bool* is_date = nullptr) {
+                                               std::size_t line, std::size_t column,
+                                               std::string_view column_name, bool* is_date = nullptr) {
     const std::string_view s = trim(text);
     if (s.empty()) return std::nullopt;
     if (s.size() >= 10 && s[4] == '-') {

@@ -316,9 +316,9 @@ inline constexpr double max_abs_time = 1e15;
 ///   characters) for anything else.
 template <class = void>
 [[nodiscard]] std::optional<double> parse_time_field(std::string_view text, std::string_view pattern,
-                                                            const std::string& source, std::size_t line,
-                                                            std::size_t column, std::string_view column_name,
-                                                            bool* is_date = nullptr) {
+                                                     const std::string& source, std::size_t line,
+                                                     std::size_t column, std::string_view column_name,
+                                                     bool* is_date = nullptr) {
     const std::string_view s = trim(text);
     if (s.empty()) return std::nullopt;
     if (!pattern.empty()) {

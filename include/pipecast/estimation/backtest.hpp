@@ -181,8 +181,8 @@ template <class = void>
 /// Philox streams keyed by the seed, counters (path, deal, stream).
 template <class = void>
 void bernoulli_paths(std::span<const double> p, std::span<const double> amount, double sigma, std::size_t paths,
-                            std::uint64_t seed, std::uint32_t stream, std::vector<double>& value,
-                            std::vector<double>& count) {
+                     std::uint64_t seed, std::uint32_t stream, std::vector<double>& value,
+                     std::vector<double>& count) {
     const auto k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
     value.assign(paths, 0.0);
     count.assign(paths, 0.0);
@@ -244,7 +244,7 @@ template <class = void>
 /// Complexity: O(n log n).
 template <class = void>
 [[nodiscard]] std::vector<calibration_bin> calibration_deciles(const std::vector<double>& p,
-                                                                      const std::vector<char>& y) {
+                                                               const std::vector<char>& y) {
     std::vector<std::size_t> order(p.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return p[a] < p[b]; });
@@ -273,8 +273,8 @@ template <class = void>
 /// Errors of one forecast from per-cut predictions and per-deal probabilities.
 template <class = void>
 [[nodiscard]] backtest_errors errors_of(const std::vector<double>& pred, const std::vector<double>& pred_count,
-                                               const std::vector<backtest_cut>& cuts, const std::vector<double>& p,
-                                               const std::vector<char>& y) {
+                                        const std::vector<backtest_cut>& cuts, const std::vector<double>& p,
+                                        const std::vector<char>& y) {
     backtest_errors e;
     double ape = 0.0, cape = 0.0, bias = 0.0;
     std::size_t n = 0, nc = 0;
@@ -333,7 +333,7 @@ auto at_cut(const visit_log& log, double cut, double days_per_unit, F&& f) -> de
 /// Example: `auto cuts = calendar_cuts(log, 90.0, 3);`
 template <class = void>
 [[nodiscard]] std::vector<double> calendar_cuts(const visit_log& log, double horizon, unsigned months,
-                                                       double days_per_unit = 1.0) {
+                                                double days_per_unit = 1.0) {
     if (!(std::isfinite(horizon) && horizon > 0.0))
         throw argument_error(detail::message("backtest: horizon must be positive and finite, got ", horizon));
     if (months == 0 || 12 % months != 0)
@@ -403,8 +403,8 @@ namespace detail {
 /// is where the model carries no overdispersion or has no branched stage.
 template <class = void>
 [[nodiscard]] std::vector<double> nowcast_at_cut(const visit_log& log, const visit_log& known, double cut, double h,
-                                                        const model& m, const fit_options& fit, const book& b,
-                                                        std::vector<double> p) {
+                                                 const model& m, const fit_options& fit, const book& b,
+                                                 std::vector<double> p) {
     if (!m.overdispersed() || !m.graph.has_branches()) return p;
     nowcast_options no;
     no.period = fit.overdispersion_period;

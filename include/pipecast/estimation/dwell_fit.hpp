@@ -53,7 +53,7 @@ namespace pipecast {
 /// Example: `auto f = fit_dwell_family(dwell_family::gamma, exits, open_ages);`
 template <class = void>
 [[nodiscard]] family_fit fit_dwell_family(dwell_family family, std::span<const double> exits,
-                                                 std::span<const double> censored, const fit_options& opt = {}) {
+                                          std::span<const double> censored, const fit_options& opt = {}) {
     for (double x : exits)
         if (!std::isfinite(x)) throw argument_error(detail::message("fit_dwell_family: exit duration ", x, " is not finite"));
     for (double x : censored)
@@ -123,7 +123,7 @@ template <class = void>
 /// @throws argument_error if there are no exits, or km_tail::parametric without a distribution.
 template <class = void>
 [[nodiscard]] dwell_distribution to_dwell(const kaplan_meier& km, km_tail tail = km_tail::efron,
-                                                 const dwell_distribution* parametric = nullptr) {
+                                          const dwell_distribution* parametric = nullptr) {
     if (km.time.empty()) throw argument_error("kaplan_meier to_dwell: no exits, the survival never drops");
     std::vector<double> v, w;
     v.reserve(km.time.size() + 1);
@@ -156,9 +156,9 @@ template <class = void>
 /// @throws argument_error on mismatched lengths, negative counts or a bad level.
 template <class = void>
 [[nodiscard]] std::vector<transition_estimate> estimate_transitions(const std::vector<std::string>& targets,
-                                                                           std::span<const double> counts,
-                                                                           std::span<const double> prior,
-                                                                           double level = 0.95) {
+                                                                    std::span<const double> counts,
+                                                                    std::span<const double> prior,
+                                                                    double level = 0.95) {
     if (counts.size() != targets.size() || prior.size() != targets.size())
         throw argument_error("estimate_transitions: targets, counts and prior must have the same length");
     if (!(level > 0.0 && level < 1.0))

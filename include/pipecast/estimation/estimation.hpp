@@ -81,7 +81,7 @@ template <class = void>
 /// Example: `auto e = fit_dwell(exits, open_ages); auto d = *e.dwell;`
 template <class = void>
 [[nodiscard]] stage_estimate fit_dwell(std::span<const double> exits, std::span<const double> censored,
-                                              const fit_options& opt = {}) {
+                                       const fit_options& opt = {}) {
     for (double x : exits)
         if (!(std::isfinite(x) && x >= 0.0)) throw argument_error(detail::message("fit_dwell: exit duration ", x, " must be finite and >= 0"));
     for (double x : censored)
@@ -107,7 +107,7 @@ struct segment_fit {
 /// @throws argument_error if the column is not an extra column of the log.
 template <class = void>
 [[nodiscard]] std::vector<segment_fit> fit_segments(const visit_log& log, std::string_view column,
-                                                           fit_options opt = {}) {
+                                                    fit_options opt = {}) {
     const auto c = log.find_column(column);
     if (!c) {
         std::string cols;

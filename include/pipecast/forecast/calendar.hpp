@@ -81,7 +81,7 @@ struct calendar_period {
 /// Example: `period_of(20269.0, calendar_unit::quarter)` (2025-06-30) gives start 2025-06-30, end 2025-09-30.
 template <class = void>
 [[nodiscard]] calendar_period period_of(double t, calendar_unit unit, unsigned fiscal_start = 1,
-                                               double days_per_unit = 1.0) {
+                                        double days_per_unit = 1.0) {
     namespace chr = std::chrono;
     if (fiscal_start < 1 || fiscal_start > 12)
         throw argument_error(detail::message("--fiscal-year-start: expected a month 1..12, got ", fiscal_start));
@@ -120,7 +120,7 @@ template <class = void>
 /// the next ones. @throws argument_error for count 0 or more than 120, or as period_of.
 template <class = void>
 [[nodiscard]] std::vector<calendar_period> calendar_buckets(double as_of, calendar_unit unit, std::size_t count,
-                                                                   unsigned fiscal_start = 1, double days_per_unit = 1.0) {
+                                                            unsigned fiscal_start = 1, double days_per_unit = 1.0) {
     if (count == 0 || count > 120)
         throw argument_error(detail::message("--buckets: expected 1..120 calendar periods, got ", count));
     std::vector<calendar_period> out;
@@ -252,10 +252,10 @@ struct deal_forecast {
 /// @throws argument_error when a vector's length is not the book's.
 template <class = void>
 [[nodiscard]] std::vector<deal_forecast> deal_forecasts(const stage_graph& g, const book& b, double as_of,
-                                                               std::span<const double> p_win,
-                                                               std::span<const double> p_within,
-                                                               std::span<const double> close_time,
-                                                               std::span<const char> stale) {
+                                                        std::span<const double> p_win,
+                                                        std::span<const double> p_within,
+                                                        std::span<const double> close_time,
+                                                        std::span<const char> stale) {
     const std::size_t n = b.size();
     if (p_win.size() != n || p_within.size() != n || stale.size() != n || (!close_time.empty() && close_time.size() != n))
         throw argument_error(detail::message("deal_forecasts: per-deal vectors of ", p_win.size(), ", ", p_within.size(),

@@ -56,7 +56,7 @@ namespace pipecast {
 /// Example: `auto a = analyse(g); auto f = weighted_forecast(g, b, a.win_probability);`
 template <class = void>
 [[nodiscard]] weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b,
-                                                                std::span<const double> win_probability) {
+                                                         std::span<const double> win_probability) {
     detail::require_compatible("weighted_forecast", g, b);
     detail::require_win_probabilities("weighted_forecast", g, win_probability);
     weighted_forecast_result r;
@@ -71,7 +71,7 @@ template <class = void>
 /// @throws as the span overload.
 template <class = void>
 [[nodiscard]] weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b,
-                                                                const Eigen::VectorXd& win_probability) {
+                                                         const Eigen::VectorXd& win_probability) {
     return weighted_forecast(g, b, std::span<const double>(win_probability.data(), static_cast<std::size_t>(win_probability.size())));
 }
 
@@ -79,7 +79,7 @@ template <class = void>
 /// @throws as the span overload.
 template <class = void>
 [[nodiscard]] weighted_forecast_result weighted_forecast(const stage_graph& g, const book& b,
-                                                                const absorption_analysis& a) {
+                                                         const absorption_analysis& a) {
     return weighted_forecast(g, b, a.win_probability);
 }
 
@@ -121,7 +121,7 @@ template <class = void>
 /// Example: `auto f = age_aware_forecast(m.graph, b); f.age_weighted_total; f.likely_stalled;`
 template <class = void>
 [[nodiscard]] age_aware_forecast_result age_aware_forecast(const stage_graph& g, const book& b,
-                                                                  const age_aware_options& opt = {}) {
+                                                           const age_aware_options& opt = {}) {
     detail::require_compatible("age_aware_forecast", g, b);
     if (!(opt.stalled_threshold > 0.0 && opt.stalled_threshold <= 1.0))
         throw argument_error(detail::message("age_aware_forecast: stalled_threshold must be in (0, 1], got ",
@@ -232,7 +232,7 @@ namespace detail {
 /// Rolls per-deal within-horizon probabilities up into a period_forecast_result.
 template <class = void>
 void fill_period(const book& b, std::span<const double> p, std::span<const double> err,
-                        period_forecast_result& r, bool per_deal) {
+                 period_forecast_result& r, bool per_deal) {
     const double* pp = p.data();
     const auto t = rollup(b, [pp](std::size_t i, std::uint32_t, double) { return pp[i]; });
     r.count = static_cast<std::size_t>(t.total.count);
@@ -272,7 +272,7 @@ template <class = void>
 /// without its allocation, for loops over deals.
 template <class = void>
 [[nodiscard]] double win_at_age(const stage_graph& g, std::size_t s, double age, const Eigen::VectorXd& w_latent,
-                                       std::span<double> scratch) {
+                                std::span<double> scratch) {
     const std::size_t first = g.branch_weights(s, age, scratch);
     double p = 0.0;
     for (std::size_t k = 0; k < g.latent_count(s); ++k) p += scratch[k] * w_latent(static_cast<Eigen::Index>(first + k));
@@ -285,7 +285,7 @@ template <class = void>
 /// from the latent win probabilities `w_latent` (needed only when g has branches).
 template <class = void>
 void apply_overrides(const stage_graph& g, const book& b, std::span<const double> w,
-                            const Eigen::VectorXd* w_latent, std::span<double> p, std::span<double> err) {
+                     const Eigen::VectorXd* w_latent, std::span<double> p, std::span<double> err) {
     const auto ov = b.probability_overrides();
     const auto st = b.stages();
     const auto ages = b.ages();
@@ -328,8 +328,8 @@ void require_horizon(std::string_view fn, double h) {
 /// Complexity: O(lattice ages · K) table lookups, then one pass over the book.
 template <class = void>
 [[nodiscard]] period_forecast_result period_forecast(const stage_graph& g, const book& b, double horizon,
-                                                            const win_time_table& tab, const absorption_analysis& a,
-                                                            bool per_deal = false) {
+                                                     const win_time_table& tab, const absorption_analysis& a,
+                                                     bool per_deal = false) {
     detail::require_compatible("period_forecast", g, b);
     detail::require_horizon("period_forecast", horizon);
     const std::size_t columns = g.latent().open_count();
@@ -390,7 +390,7 @@ template <class = void>
 /// Example: `auto q = period_forecast(m.graph, b, 90.0); std::cout << q.expected;`
 template <class = void>
 [[nodiscard]] period_forecast_result period_forecast(const stage_graph& g, const book& b, double horizon,
-                                                            const period_forecast_options& opt = {}) {
+                                                     const period_forecast_options& opt = {}) {
     detail::require_compatible("period_forecast", g, b);
     detail::require_horizon("period_forecast", horizon);
     const bool markov = is_markov(g);
@@ -440,7 +440,7 @@ template <class = void>
 ///   progress 200,000 and share_of_quota 1/15.
 template <class = void>
 [[nodiscard]] sales_progress_result sales_progress(const week_position& last_week, const week_position& this_week,
-                                                          double quota, double weeks_in_period = 13.0) {
+                                                   double quota, double weeks_in_period = 13.0) {
     if (!(std::isfinite(quota) && quota > 0.0))
         throw argument_error(detail::message("sales_progress: quota must be positive and finite, got ", quota));
     if (!(std::isfinite(weeks_in_period) && weeks_in_period > 0.0))
@@ -469,10 +469,10 @@ template <class = void>
 /// @throws as the week_position overload.
 template <class = void>
 [[nodiscard]] sales_progress_result sales_progress(const weighted_forecast_result& last_week,
-                                                          double closed_won_last_week,
-                                                          const weighted_forecast_result& this_week,
-                                                          double closed_won_this_week, double quota,
-                                                          double weeks_in_period = 13.0) {
+                                                   double closed_won_last_week,
+                                                   const weighted_forecast_result& this_week,
+                                                   double closed_won_this_week, double quota,
+                                                   double weeks_in_period = 13.0) {
     return sales_progress({last_week.weighted_total, closed_won_last_week},
                           {this_week.weighted_total, closed_won_this_week}, quota, weeks_in_period);
 }
@@ -482,9 +482,9 @@ template <class = void>
 /// @throws argument_error as weighted_forecast and the week_position overload.
 template <class = void>
 [[nodiscard]] sales_progress_result sales_progress(const stage_graph& g, const book& last_week,
-                                                          double closed_won_last_week, const book& this_week,
-                                                          double closed_won_this_week, double quota,
-                                                          double weeks_in_period = 13.0) {
+                                                   double closed_won_last_week, const book& this_week,
+                                                   double closed_won_this_week, double quota,
+                                                   double weeks_in_period = 13.0) {
     const absorption_analysis a = analyse(g);
     return sales_progress(weighted_forecast(g, last_week, a), closed_won_last_week, weighted_forecast(g, this_week, a),
                           closed_won_this_week, quota, weeks_in_period);

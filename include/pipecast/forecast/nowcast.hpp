@@ -255,8 +255,8 @@ template <class = void>
 /// @throws argument_error when p_marginal does not have one entry per deal.
 template <class = void>
 [[nodiscard]] std::vector<double> nowcast_within(const model& m, const book& b, double as_of, double h,
-                                                       const shock_nowcast& s, const win_time_table& tab,
-                                                       std::span<const double> p_marginal) {
+                                                const shock_nowcast& s, const win_time_table& tab,
+                                                std::span<const double> p_marginal) {
     if (p_marginal.size() != b.size())
         throw argument_error(detail::message("nowcast_within: ", p_marginal.size(), " probabilities for ", b.size(), " deals"));
     std::vector<double> p(p_marginal.begin(), p_marginal.end());

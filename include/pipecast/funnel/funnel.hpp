@@ -157,7 +157,7 @@ struct velocity_terms {
 /// Example: `sales_velocity(200, 0.25, 10'000, 50).velocity == 10'000` (value per time unit).
 template <class = void>
 [[nodiscard]] velocity_terms sales_velocity(double open_opportunities, double win_rate, double deal_size,
-                                                   double cycle_length, double period = 1.0) {
+                                            double cycle_length, double period = 1.0) {
     auto require = [](const char* what, double v, bool ok) {
         if (!ok) throw argument_error(detail::message("sales_velocity: ", what, " must be ",
                                                       "finite and in range, got ", v));
@@ -182,8 +182,8 @@ template <class = void>
 /// @throws argument_error for an entry that is not an open stage, or as the terms overload.
 template <class = void>
 [[nodiscard]] velocity_terms sales_velocity(const stage_graph& g, const absorption_analysis& a,
-                                                   std::size_t entry, double open_opportunities, double deal_size,
-                                                   double period = 1.0) {
+                                            std::size_t entry, double open_opportunities, double deal_size,
+                                            double period = 1.0) {
     if (!g.is_open(entry))
         throw argument_error(detail::message("sales_velocity: entry stage index ", entry, " is not an open stage"));
     const auto e = static_cast<Eigen::Index>(entry);
@@ -357,7 +357,7 @@ void check_funnel_target(const stage_graph& g, const funnel_target& t, const boo
 /// @throws argument_error when the entry stage cannot win or the counts overflow.
 template <class = void>
 [[nodiscard]] ideal_funnel_result funnel_totals(const stage_graph& g, const funnel_target& t,
-                                                       const absorption_analysis& a) {
+                                                const absorption_analysis& a) {
     const std::size_t e = t.entry_stage.value_or(0);
     const auto ec = static_cast<Eigen::Index>(e);
     const double w_e = a.win_probability(ec);
@@ -405,7 +405,7 @@ struct funnel_tables {
 
 template <class = void>
 [[nodiscard]] funnel_tables make_funnel_tables(const stage_graph& g, const absorption_analysis& a,
-                                                      const funnel_target& t) {
+                                               const funnel_target& t) {
     const auto m = static_cast<Eigen::Index>(g.open_count());
     funnel_tables out;
     out.quantile_time.resize(static_cast<std::size_t>(m));
@@ -428,7 +428,7 @@ template <class = void>
 /// Step 3: the ideal funnel's stages (flow, stock, timing, what to hold now) and totals.
 template <class = void>
 void fill_funnel_stages(const stage_graph& g, const absorption_analysis& a, const funnel_target& t,
-                               const funnel_tables& tabs, ideal_funnel_result& f) {
+                        const funnel_tables& tabs, ideal_funnel_result& f) {
     const auto m = static_cast<Eigen::Index>(g.open_count());
     const double d = f.deal_size, r = f.remaining_time;
     const double entering_rate = f.new_deals_per_period / t.period; // new deals per time unit
@@ -477,7 +477,7 @@ void fill_funnel_stages(const stage_graph& g, const absorption_analysis& a, cons
 /// Step 4: coverage and the ideal funnel's velocity (= quota / period by Little's law).
 template <class = void>
 void fill_funnel_coverage(const stage_graph& g, const absorption_analysis& a, const funnel_target& t,
-                                 ideal_funnel_result& f) {
+                          ideal_funnel_result& f) {
     funnel_coverage& c = f.coverage;
     if (f.remaining_quota > 0.0) c.required = f.pipeline_value / f.remaining_quota;
     c.steady_state = f.pipeline_value / t.quota;
@@ -505,8 +505,8 @@ struct funnel_book_terms {
 /// the lattice's error bound (tests/unit_agreement.cpp).
 template <class = void>
 [[nodiscard]] funnel_book_terms hold_book(const stage_graph& g, const absorption_analysis& a,
-                                                 const funnel_target& t, const win_time_table& tab,
-                                                 const book& actual, ideal_funnel_result& f) {
+                                          const funnel_target& t, const win_time_table& tab,
+                                          const book& actual, ideal_funnel_result& f) {
     const auto m = static_cast<Eigen::Index>(g.open_count());
     const double r = f.remaining_time;
     funnel_book_terms out;
@@ -735,7 +735,7 @@ template <class = void>
 /// @endcode
 template <class = void>
 [[nodiscard]] ideal_funnel_result ideal_funnel(const stage_graph& g, const funnel_target& t,
-                                                      const book* actual = nullptr) {
+                                               const book* actual = nullptr) {
     detail::check_funnel_target(g, t, actual);
     const absorption_analysis a = analyse(g);
     ideal_funnel_result f = detail::funnel_totals(g, t, a);

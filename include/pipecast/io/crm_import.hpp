@@ -147,7 +147,7 @@ template <class = void>
 /// date, no change time), else a stage-change log.
 template <class = void>
 [[nodiscard]] history_format detect_history_format(const std::vector<std::string>& header,
-                                                          const history_options& opt = {}) {
+                                                   const history_options& opt = {}) {
     const detail::csv_header h(header);
     if (detail::maps(opt, "exited") || detail::maps(opt, "entered")) return history_format::visits;
     if (detail::maps(opt, "changed_at")) return history_format::changes;

@@ -284,7 +284,7 @@ private:
 /// names the field as written (a gamma `scale`, not the mean derived from it).
 template <class = void>
 dwell_distribution dwell_from_json(const json_reader& r, const nlohmann::json& j, const std::string& path,
-                                          const std::string& stage = {}) {
+                                   const std::string& stage = {}) {
     const std::string dist = r.string(j, path, "dist");
     const std::string at_stage = stage.empty() ? std::string() : stage + ": ";
     const std::string who = at_stage + clip(dist) + " dwell: ";

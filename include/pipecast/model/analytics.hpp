@@ -159,7 +159,7 @@ struct absorption_analysis {
 
 template <class = void>
 [[nodiscard]] absorption_analysis analyse(const stage_graph& g,
-                                                 solver_method method = solver_method::automatic);
+                                          solver_method method = solver_method::automatic);
 
 namespace detail {
 /// P(win | open stage) of an analysis as a span (for for_each_win_conditioned_edge).
@@ -324,7 +324,7 @@ template <class>
 /// @throws argument_error for a stage that is not open.
 template <class = void>
 [[nodiscard]] Eigen::VectorXd expected_visits_row(const stage_graph& g, std::size_t i,
-                                                         solver_method method = solver_method::automatic) {
+                                                  solver_method method = solver_method::automatic) {
     if (!g.is_open(i)) throw argument_error(detail::message("expected_visits_row: stage index ", i, " is not open"));
     const auto m = static_cast<Eigen::Index>(g.open_count());
     const Eigen::VectorXd e = Eigen::VectorXd::Unit(m, static_cast<Eigen::Index>(i));
@@ -339,7 +339,7 @@ template <class = void>
 /// Row i of N from an analysis of g: a's matrix where it holds one, else a solve.
 template <class = void>
 [[nodiscard]] Eigen::VectorXd expected_visits_row(const stage_graph& g, const absorption_analysis& a,
-                                                         std::size_t i) {
+                                                  std::size_t i) {
     if (a.expected_visits.rows() == static_cast<Eigen::Index>(g.open_count()) && g.is_open(i))
         return a.expected_visits.row(static_cast<Eigen::Index>(i)).transpose();
     return expected_visits_row(g, i);
@@ -383,7 +383,7 @@ template <class = void>
 /// @throws argument_error for a stage that is not open or a bad age.
 template <class = void>
 [[nodiscard]] double win_probability_at_age(const stage_graph& g, std::size_t s, double age,
-                                                   const Eigen::VectorXd& w) {
+                                            const Eigen::VectorXd& w) {
     if (!g.is_open(s)) throw argument_error(detail::message("win_probability_at_age: stage index ", s, " is not open"));
     if (w.size() != static_cast<Eigen::Index>(g.latent().open_count()))
         throw argument_error("win_probability_at_age: w must hold P(win) of every latent open state");
@@ -501,7 +501,7 @@ template <class = void>
 ///   stage far faster than the horizon; the renewal method of period_forecast then applies).
 template <class = void>
 [[nodiscard]] Eigen::VectorXd won_by_exact(const stage_graph& g, double t,
-                                                  solver_method method = solver_method::automatic) {
+                                           solver_method method = solver_method::automatic) {
     if (!(std::isfinite(t) && t >= 0.0))
         throw argument_error(detail::message("won_by_exact: t must be finite and >= 0, got ", t));
     if (!is_markov(g))

@@ -83,7 +83,7 @@ inline constexpr double table_max_work = 4e9;
 /// of g.latent(); won_by(g, ...) and won_within(g, ...) mix them per stage.
 template <class = void>
 [[nodiscard]] win_time_table win_time_distribution(const stage_graph& graph, double horizon, std::size_t steps = 0,
-                                                          solver_method method = solver_method::automatic) {
+                                                   solver_method method = solver_method::automatic) {
     if (!(std::isfinite(horizon) && horizon > 0.0))
         throw argument_error(detail::message("win_time_distribution: horizon must be positive and finite, got ", horizon));
     const stage_graph& g = graph.latent();
@@ -223,7 +223,7 @@ namespace detail {
 /// won_within for a stage of a classic graph (the table is of that graph).
 template <class = void>
 [[nodiscard]] double won_within_classic(const stage_graph& g, const win_time_table& tab, std::size_t stage,
-                                               double age, double h);
+                                        double age, double h);
 } // namespace detail
 
 /// P(won within h | deal in `stage` for `age` already). h must not exceed the table's
@@ -231,7 +231,7 @@ template <class = void>
 /// @throws argument_error on a bad stage, age or horizon.
 template <class = void>
 [[nodiscard]] double won_within(const stage_graph& g, const win_time_table& tab, std::size_t stage, double age,
-                                       double h) {
+                                double h) {
     if (!g.is_open(stage)) throw argument_error(detail::message("won_within: stage index ", stage, " is not open"));
     const stage_graph& lg = g.latent();
     if (tab.won_by.cols() != static_cast<Eigen::Index>(lg.open_count()))
@@ -250,7 +250,7 @@ template <class = void>
 
 template <class>
 [[nodiscard]] double detail::won_within_classic(const stage_graph& g, const win_time_table& tab,
-                                                       std::size_t stage, double age, double h) {
+                                                std::size_t stage, double age, double h) {
     if (h == 0.0) return 0.0;
     const residual_dwell r(g.dwell(stage), age);
     const auto col = static_cast<Eigen::Index>(stage);
@@ -287,7 +287,7 @@ template <class>
 /// points. Empty when the table is too short to reach that probability.
 template <class = void>
 [[nodiscard]] std::optional<double> win_time_quantile(const win_time_table& tab, std::size_t stage, double w,
-                                                             double q) {
+                                                      double q) {
     const auto col = static_cast<Eigen::Index>(stage);
     PIPECAST_ASSERT(col < tab.won_by.cols());
     const double target = q * w;

@@ -591,9 +591,9 @@ template <class = void>
 /// Example: `linear_funnel({"Lead","Demo","Proposal"}, {0.2, 0.5, 0.8}, {d1, d2, d3})`.
 template <class = void>
 [[nodiscard]] stage_graph linear_funnel(std::vector<std::string> names, std::vector<double> rates,
-                                               std::vector<dwell_distribution> dwells,
-                                               funnel_rates kind = funnel_rates::cumulative_win,
-                                               std::string won = "Won", std::string lost = "Lost") {
+                                        std::vector<dwell_distribution> dwells,
+                                        funnel_rates kind = funnel_rates::cumulative_win,
+                                        std::string won = "Won", std::string lost = "Lost") {
     const std::size_t m = names.size();
     if (rates.size() != m || dwells.size() != m)
         throw model_error(detail::message("linear funnel: ", m, " stages but ", rates.size(), " rates and ",
@@ -620,8 +620,8 @@ template <class = void>
 /// A straight-chain funnel with exponential dwell times of the given means (one line).
 template <class = void>
 [[nodiscard]] stage_graph linear_funnel(std::vector<std::string> names, std::vector<double> rates,
-                                               const std::vector<double>& mean_durations,
-                                               funnel_rates kind = funnel_rates::cumulative_win) {
+                                        const std::vector<double>& mean_durations,
+                                        funnel_rates kind = funnel_rates::cumulative_win) {
     std::vector<dwell_distribution> d;
     d.reserve(mean_durations.size());
     for (std::size_t i = 0; i < mean_durations.size(); ++i) {

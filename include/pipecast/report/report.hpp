@@ -202,7 +202,7 @@ template <class = void>
 /// Complexity: dominated by the simulation (paths × deals) and the backtest's refits.
 template <class = void>
 [[nodiscard]] pipeline_report make_report(const visit_log& log, const history_fit& fit, const model& m,
-                                                 const report_options& o, const book* deals = nullptr) {
+                                          const report_options& o, const book* deals = nullptr) {
     if (!(std::isfinite(o.quota) && o.quota > 0.0))
         throw argument_error(detail::message("--quota: must be positive and finite, got ", o.quota));
     if (!(o.period_start <= o.as_of && o.as_of < o.period_end && std::isfinite(o.period_end)))

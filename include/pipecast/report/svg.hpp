@@ -140,7 +140,7 @@ struct series {
 /// A line series.
 template <class = void>
 [[nodiscard]] series line_series(std::string name, std::vector<double> x, std::vector<double> y, std::string color,
-                                        bool dashed = false) {
+                                 bool dashed = false) {
     series s;
     s.name = std::move(name);
     s.x = std::move(x);
@@ -153,7 +153,7 @@ template <class = void>
 /// A series of dots.
 template <class = void>
 [[nodiscard]] series dot_series(std::string name, std::vector<double> x, std::vector<double> y, std::string color,
-                                       double radius = 3.0) {
+                                double radius = 3.0) {
     series s = line_series(std::move(name), std::move(x), std::move(y), std::move(color));
     s.dots = true;
     s.radius = radius;
@@ -218,7 +218,7 @@ std::string open_svg(const std::string& title, double w, double h, std::string_v
 
 template <class = void>
 std::string axes(const frame& f, axis_format xf, axis_format yf, const std::string& xl, const std::string& yl,
-                        bool x_ticks = true) {
+                 bool x_ticks = true) {
     std::string s;
     const double x0 = f.left, x1 = f.w - f.right, y0 = f.h - f.bottom, y1 = f.top;
     for (double v : f.yt.values) {

@@ -123,8 +123,8 @@ template <class = void>
 /// simulation_options::max_memory_bytes with it.
 template <class = void>
 [[nodiscard]] std::uint64_t simulation_memory_bytes(std::size_t paths, std::size_t deals,
-                                                           std::size_t sub_periods, std::size_t histogram_bins,
-                                                           bool arrivals, unsigned threads, std::size_t branch_width = 1) {
+                                                    std::size_t sub_periods, std::size_t histogram_bins,
+                                                    bool arrivals, unsigned threads, std::size_t branch_width = 1) {
     const double p = static_cast<double>(paths), n = static_cast<double>(deals), k = static_cast<double>(sub_periods);
     const double per_path = 8.0 * (2.0 + k + (arrivals ? 3.0 : 0.0)) + 8.0 * 3.0 + 1.0;
     const double histograms = 8.0 * static_cast<double>(histogram_bins) * (2.0 + k);
@@ -141,7 +141,7 @@ template <class = void>
 /// @throws argument_error on a book made for another graph.
 template <class = void>
 [[nodiscard]] simulation_estimate estimate_simulation(const stage_graph& g, const book& b,
-                                                             const simulation_options& o) {
+                                                      const simulation_options& o) {
     if (!b.compatible_with(g))
         throw argument_error("simulate: the book was made for a model with other open stages");
     simulation_estimate e;

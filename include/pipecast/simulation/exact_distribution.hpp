@@ -423,7 +423,7 @@ struct series_cell_sums {
 /// at a time (independent multiply chains the compiler vectorises), checked every eight terms.
 template <class = void>
 [[nodiscard]] std::vector<series_cell_sums> series_power_sums(const std::vector<series_deal>& deals,
-                                                                     unsigned threads) {
+                                                              unsigned threads) {
     constexpr std::size_t chunk = 8192, L = 8, unroll = 8;
     constexpr double eps = 1e-17;
     const std::size_t n = deals.size(), nchunks = (n + chunk - 1) / chunk;
@@ -490,7 +490,7 @@ template <class = void>
 /// the series truncation (added to the caller's probability error).
 template <class = void>
 double lattice_pmf(const exact_terms& t, const lattice& lat, const lattice_size* size, std::vector<double>& pmf,
-                          unsigned threads = 1) {
+                   unsigned threads = 1) {
     const std::size_t G = lat.cells, H = G / 2 + 1;
     const std::uint64_t mask = G - 1;
     constexpr double r_series = 1.0 - 1e-5; // above: direct product (the series needs > 3.7 million terms)
@@ -638,7 +638,7 @@ template <class = void>
 /// Summary of a lattice distribution.
 template <class = void>
 [[nodiscard]] exact_summary summarise_lattice(std::span<const double> pmf, const lattice& lat, double mean,
-                                                     double var, const simulation_options& o) {
+                                              double var, const simulation_options& o) {
     exact_summary s;
     s.mean = mean;
     s.sd = std::sqrt(std::max(var, 0.0));
@@ -750,8 +750,8 @@ struct shock_mix_error {
 };
 template <class = void>
 shock_mix_error mix_shock_interval(const std::vector<double>& a, const std::vector<double>& b, std::size_t k,
-                                 std::span<const double> zs, std::span<const double> node_mean,
-                                 std::span<const double> node_sd, double step, std::vector<double>& mix) {
+                          std::span<const double> zs, std::span<const double> node_mean,
+                          std::span<const double> node_sd, double step, std::vector<double>& mix) {
     const std::size_t G = mix.size(), n = zs.size();
     const double z0 = zs[k], z1 = zs[k + 1], h = z1 - z0;
     const double sd = std::max(std::min(node_sd[k], node_sd[k + 1]), step);
@@ -850,8 +850,8 @@ struct node_probabilities {
 
 template <class = void>
 [[nodiscard]] node_probabilities probabilities_on(const stage_graph& g, const book& b,
-                                                         std::span<const double> ends, const simulation_options& o,
-                                                         const exact_options& eo) {
+                                                  std::span<const double> ends, const simulation_options& o,
+                                                  const exact_options& eo) {
     node_probabilities r;
     const double H = ends.back();
     const bool markov = is_markov(g);
@@ -920,8 +920,8 @@ template <class = void>
 ///           auto r = exact_distribution(m.graph, bk, o); r.won_value.p_quota[0];`
 template <class = void>
 [[nodiscard]] exact_result exact_distribution(const stage_graph& g, const book& b, const simulation_options& o,
-                                                     const std::optional<deal_size_distribution>& deal_size,
-                                                     const exact_options& eo = {}) {
+                                              const std::optional<deal_size_distribution>& deal_size,
+                                              const exact_options& eo = {}) {
     const auto t_start = std::chrono::steady_clock::now();
     if (!std::isfinite(o.horizon))
         throw argument_error(detail::message("exact_distribution: the horizon must be finite (the exact method needs "
@@ -1126,7 +1126,7 @@ template <class = void>
 /// @throws as the stage-graph overload.
 template <class = void>
 [[nodiscard]] exact_result exact_distribution(const model& m, const book& b, const simulation_options& o,
-                                                     const exact_options& eo = {}) {
+                                              const exact_options& eo = {}) {
     const simulation_options oo = detail::with_model_arrivals(m, o);
     return exact_distribution(m.graph, b, oo, oo.arrival_deal_size, eo);
 }
@@ -1139,9 +1139,9 @@ template <class = void>
 /// Example: `exact_sum({100, 250}, {0.5, 0.2}, o).quantiles`.
 template <class = void>
 [[nodiscard]] exact_summary exact_sum(std::span<const double> amounts, std::span<const double> probabilities,
-                                             const simulation_options& o = {},
-                                             const std::optional<deal_size_distribution>& deal_size = std::nullopt,
-                                             const exact_options& eo = {}, double* error_bound = nullptr) {
+                                      const simulation_options& o = {},
+                                      const std::optional<deal_size_distribution>& deal_size = std::nullopt,
+                                      const exact_options& eo = {}, double* error_bound = nullptr) {
     if (amounts.size() != probabilities.size())
         throw argument_error(detail::message("exact_sum: ", amounts.size(), " amounts but ", probabilities.size(),
                                              " probabilities"));

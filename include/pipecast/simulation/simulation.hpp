@@ -213,7 +213,7 @@ template <class = void>
 ///   run's completed paths are whichever work units finished, so they cannot be paired.
 template <class = void>
 [[nodiscard]] simulation_difference simulate_difference(const model& base, const model& variant, const book& b,
-                                                               const simulation_options& o = {}) {
+                                                        const simulation_options& o = {}) {
     simulation_difference r;
     std::vector<double> vb, vv;
     const simulation_options ob = detail::with_model_arrivals(base, o);
@@ -238,7 +238,7 @@ template <class = void>
 /// Same with two stage graphs (no arrivals from a model).
 template <class = void>
 [[nodiscard]] simulation_difference simulate_difference(const stage_graph& base, const stage_graph& variant,
-                                                               const book& b, const simulation_options& o = {}) {
+                                                        const book& b, const simulation_options& o = {}) {
     return simulate_difference(model{base, {}, {}, {}, {}, "day", {}}, model{variant, {}, {}, {}, {}, "day", {}}, b, o);
 }
 

@@ -352,7 +352,7 @@ struct sweep_work {
 /// exceed the items. @throws argument_error if parts is 0 or rank >= parts.
 template <class = void>
 [[nodiscard]] std::vector<sweep_work> sweep_share(std::size_t scenarios, std::size_t paths, std::size_t parts,
-                                                         std::size_t rank) {
+                                                  std::size_t rank) {
     if (parts == 0 || rank >= parts)
         throw argument_error(detail::message("sweep_share: rank ", rank, " of ", parts, " parts"));
     const std::uint64_t total = static_cast<std::uint64_t>(scenarios) * paths;

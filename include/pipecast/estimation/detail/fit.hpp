@@ -180,7 +180,7 @@ void fit_stall_dwell(em_branch& b, const dwell_sample& s, double floor) {
 /// without a stalled branch.
 template <class = void>
 [[nodiscard]] branched_estimate fit_branched_em_once(const stage_visits& v, const std::vector<std::string>& target_names,
-                                                            int stall_target, const fit_options& opt) {
+                                                     int stall_target, const fit_options& opt) {
     branched_estimate out;
     const std::size_t n = v.d.size();
     const int nt = static_cast<int>(target_names.size());
@@ -462,7 +462,7 @@ template <class = void>
 /// clean-up mean), so a pipeline without stalled deals gets none.
 template <class = void>
 [[nodiscard]] branched_estimate fit_branched_em(const stage_visits& v, const std::vector<std::string>& target_names,
-                                                       int stall_target, const fit_options& opt) {
+                                                int stall_target, const fit_options& opt) {
     branched_estimate with = fit_branched_em_once(v, target_names, stall_target, opt);
     if (stall_target < 0) return with;
     branched_estimate without = fit_branched_em_once(v, target_names, -1, opt);
@@ -486,8 +486,8 @@ namespace detail {
 /// Weights (recency) apply to the parametric fits; the Kaplan–Meier estimate is unweighted.
 template <class = void>
 void fit_stage_dwell(stage_estimate& st, std::span<const double> exits, std::span<const double> censored,
-                            const fit_options& opt, std::span<const double> exit_weights = {},
-                            std::span<const double> censored_weights = {}) {
+                     const fit_options& opt, std::span<const double> exit_weights = {},
+                     std::span<const double> censored_weights = {}) {
     const dwell_sample s(exits, censored, opt.min_dwell, exit_weights, censored_weights);
     st.fits = {fit_exponential(s), fit_gamma(s, opt.max_iterations), fit_lognormal(s, opt.max_iterations),
                fit_weibull(s, opt.max_iterations)};
@@ -608,7 +608,7 @@ template <class = void>
 /// quantiles), so that a deal older than every exit is a stalled one, never a sure win.
 template <class = void>
 void use_aalen_johansen(branched_estimate& est, const stage_visits& v, const std::vector<std::string>& names,
-                               const std::vector<char>& target_lost, int stall_target) {
+                        const std::vector<char>& target_lost, int stall_target) {
     const aalen_johansen aj = fit_aalen_johansen(v, names.size());
     double w = 0.0, w2 = 0.0;
     for (double x : v.w) {
@@ -681,11 +681,11 @@ void use_aalen_johansen(branched_estimate& est, const stage_visits& v, const std
 /// branch weights (an imputation; periods more than 10% imputed are left out).
 template <class = void>
 std::optional<overdispersion_estimate> estimate_overdispersion(const stage_estimate& st, const stage_visits& v,
-                                                                      const std::vector<double>& entered,
-                                                                      const std::vector<std::string>& names,
-                                                                      const std::vector<char>& target_won,
-                                                                      const std::vector<char>& target_lost, double days_unit,
-                                                                      double period, std::size_t min_periods = 3) {
+                                                               const std::vector<double>& entered,
+                                                               const std::vector<std::string>& names,
+                                                               const std::vector<char>& target_won,
+                                                               const std::vector<char>& target_lost, double days_unit,
+                                                               double period, std::size_t min_periods = 3) {
     std::map<long long, std::array<double, 3>> q; // period -> {wins, losses, imputed}
     const auto* be = st.branched && st.branched->status != fit_status::failed ? &*st.branched : nullptr;
     for (std::size_t i = 0; i < v.d.size(); ++i) {

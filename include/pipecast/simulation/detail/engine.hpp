@@ -1516,7 +1516,7 @@ void check_path_range(const simulation_options& o, std::size_t first, std::size_
 /// `values` receives the per-path won values of the completed paths, in path order.
 template <class = void>
 simulation_result assemble(const stage_graph& g, const book& b, const simulation_options& o,
-                                  std::span<const simulation_paths> parts, std::vector<double>* values = nullptr) {
+                           std::span<const simulation_paths> parts, std::vector<double>* values = nullptr) {
     std::size_t expect = 0;
     for (const simulation_paths& x : parts) {
         if (x.first != expect || x.last <= x.first || x.value.size() != x.last - x.first ||
@@ -1603,7 +1603,7 @@ simulation_result assemble(const stage_graph& g, const book& b, const simulation
 /// Runs the paths [first, last) of `o` on a prepared engine (options already validated).
 template <class = void>
 simulation_paths run_paths(const sim_engine& e, const simulation_options& o,
-                                  std::optional<deal_size_distribution> deal_size, std::size_t first, std::size_t last) {
+                           std::optional<deal_size_distribution> deal_size, std::size_t first, std::size_t last) {
     const auto start = std::chrono::steady_clock::now();
     const sim_engine::run_state R(e, o, std::move(deal_size));
     simulation_paths out;
@@ -1618,8 +1618,8 @@ simulation_paths run_paths(const sim_engine& e, const simulation_options& o,
 /// `values` receives the per-path won values (of the completed paths, in path order).
 template <class = void>
 simulation_result run_simulation(const stage_graph& g, const book& b, const simulation_options& o,
-                                        std::optional<deal_size_distribution> deal_size,
-                                        std::vector<double>* values = nullptr) {
+                                 std::optional<deal_size_distribution> deal_size,
+                                 std::vector<double>* values = nullptr) {
     validate_options(o, g, deal_size.has_value());
     check_estimate(estimate_simulation(g, b, o), o, b.size());
     const auto start = std::chrono::steady_clock::now();

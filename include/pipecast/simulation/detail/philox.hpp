@@ -52,7 +52,7 @@ inline constexpr std::uint32_t philox_w1 = 0xBB67AE85u;
 /// Scalar Philox4x32-10 of counter (c0, c1, c2, c3) under key (k0, k1).
 template <class = void>
 void philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3, std::uint32_t k0,
-                          std::uint32_t k1, std::uint32_t out[4]) noexcept {
+                   std::uint32_t k1, std::uint32_t out[4]) noexcept {
     for (int r = 0; r < 10; ++r) {
         const std::uint64_t p0 = std::uint64_t{philox_m0} * c0;
         const std::uint64_t p1 = std::uint64_t{philox_m1} * c2;
@@ -143,8 +143,8 @@ template <class = void>
 /// Output word j of block i goes to out_j[i].
 template <class = void>
 void philox4x32_10_x4(const philox_schedule& key, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
-                             const std::uint32_t* c3, std::uint32_t* out0, std::uint32_t* out1, std::uint32_t* out2,
-                             std::uint32_t* out3) noexcept {
+                      const std::uint32_t* c3, std::uint32_t* out0, std::uint32_t* out1, std::uint32_t* out2,
+                      std::uint32_t* out3) noexcept {
 #if defined(__SSE2__)
     // Each word of the four blocks is held as two registers of 64-bit slots: "e" with the
     // blocks 0 and 2 in the low halves, "o" with the blocks 1 and 3. pmuludq multiplies the
@@ -304,9 +304,9 @@ inline constexpr std::size_t philox_lane_padding = 16;
 /// output does not depend on `isa`.
 template <class = void>
 void philox4x32_10_lanes(const philox_schedule& key, std::uint32_t c0, std::uint32_t c1,
-                                const std::uint32_t* c2, const std::uint32_t* c3, std::uint32_t* out0,
-                                std::uint32_t* out1, std::uint32_t* out2, std::uint32_t* out3, std::size_t count,
-                                philox_isa isa) noexcept {
+                         const std::uint32_t* c2, const std::uint32_t* c3, std::uint32_t* out0,
+                         std::uint32_t* out1, std::uint32_t* out2, std::uint32_t* out3, std::size_t count,
+                         philox_isa isa) noexcept {
 #if defined(PIPECAST_PHILOX_AVX2)
     switch (philox_resolve(isa)) {
     case philox_isa::avx512: philox4x32_10_x16_avx512(key, c0, c1, c2, c3, out0, out1, out2, out3, count); return;
@@ -323,8 +323,8 @@ void philox4x32_10_lanes(const philox_schedule& key, std::uint32_t c0, std::uint
 /// Same with the key given as a seed.
 template <class = void>
 void philox4x32_10_x4(std::uint64_t seed, std::uint32_t c0, std::uint32_t c1, const std::uint32_t* c2,
-                             const std::uint32_t* c3, std::uint32_t* out0, std::uint32_t* out1, std::uint32_t* out2,
-                             std::uint32_t* out3) noexcept {
+                      const std::uint32_t* c3, std::uint32_t* out0, std::uint32_t* out1, std::uint32_t* out2,
+                      std::uint32_t* out3) noexcept {
     philox4x32_10_x4(philox_schedule(seed), c0, c1, c2, c3, out0, out1, out2, out3);
 }
 
