@@ -259,6 +259,7 @@ public:
                     cv.notify_all();
                 });
             std::unique_lock lk(mu);
+            // NOLINTNEXTLINE(bugprone-infinite-loop): the workers above count finished_threads up under mu; clang-tidy 14 does not see the lambdas' writes in the class template's instantiation
             while (finished_threads < threads) {
                 cv.wait_for(lk, std::chrono::milliseconds(50));
                 if (finished_threads == threads) break;
