@@ -125,6 +125,13 @@ void for_each_win_conditioned_edge(const stage_graph& g, std::span<const double>
     }
 }
 
+/// Dense LU of I - Q, Q the open-to-open block `q` (analyse() and win_probabilities()).
+template <class = void>
+[[nodiscard]] Eigen::PartialPivLU<Eigen::MatrixXd> dense_i_minus_q_lu(const Eigen::MatrixXd& q) {
+    const Eigen::MatrixXd i_minus_q = Eigen::MatrixXd::Identity(q.rows(), q.cols()) - q;
+    return Eigen::PartialPivLU<Eigen::MatrixXd>(i_minus_q);
+}
+
 /// Sparse LU of a square matrix of the chain. A validated graph makes I - Q (and the
 /// h-transformed I - Q̃) non-singular; a failure here is numerical (a self-loop within
 /// rounding of 1) and reported as a model_error naming the step.
@@ -283,13 +290,11 @@ template <class>
     }
     const auto m = static_cast<Eigen::Index>(g.open_count());
     const Eigen::MatrixXd q = g.transient_block();
-    const Eigen::MatrixXd r = g.absorbing_block();
-    const Eigen::MatrixXd i_minus_q = Eigen::MatrixXd::Identity(m, m) - q;
-    const Eigen::PartialPivLU<Eigen::MatrixXd> lu(i_minus_q);
+    const auto lu = detail::dense_i_minus_q_lu(q);
 
     absorption_analysis a;
     a.expected_visits = lu.inverse();
-    a.outcome_probability = lu.solve(r);
+    a.outcome_probability = lu.solve(g.absorbing_block());
     detail::win_from_outcomes(g, a);
     Eigen::VectorXd mu, m2;
     detail::dwell_moments(g, mu, m2);
@@ -365,12 +370,7 @@ template <class = void>
         const detail::sparse_lu lu(detail::sparse_i_minus_q(g), "win_probabilities");
         a.outcome_probability = lu.solve(detail::outcome_block(g));
     } else {
-        const auto m = static_cast<Eigen::Index>(g.open_count());
-        const Eigen::MatrixXd q = g.transient_block();
-        const Eigen::MatrixXd r = g.absorbing_block();
-        const Eigen::MatrixXd i_minus_q = Eigen::MatrixXd::Identity(m, m) - q;
-        const Eigen::PartialPivLU<Eigen::MatrixXd> lu(i_minus_q);
-        a.outcome_probability = lu.solve(r);
+        a.outcome_probability = detail::dense_i_minus_q_lu(g.transient_block()).solve(g.absorbing_block());
     }
     detail::win_from_outcomes(g, a);
     return std::move(a.win_probability);
